@@ -1,0 +1,250 @@
+/* vkx: nibble's Vulkan host layer.
+ *
+ * Device choice and capability probe, buffers (split at the storage-range limit), upload and
+ * download, compute pipelines from embedded SPIR-V with specialization constants and an on-disk
+ * pipeline cache, command recording with push descriptors (or a descriptor-pool fallback), and
+ * GPU timestamps. It knows nothing about models.
+ *
+ * Errors: unexpected Vulkan failures abort through VKX_CHECK with file, line and the VkResult
+ * name, in every build type. Expected failures (no device, a missing feature, out of device
+ * memory, a pipeline the driver refuses) return -1 and write a one-line message into `err`.
+ *
+ * Threading: a vkx_ctx and everything created from it is used from one thread at a time.
+ */
+#ifndef NB_VKX_H
+#define NB_VKX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <volk.h>
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+const char *vkx_result_name(VkResult r);
+_Noreturn void vkx_fatal(const char *file, int line, const char *call, VkResult r);
+#define VKX_CHECK(call)                                                                            \
+    do {                                                                                           \
+        VkResult vkx_r_ = (call);                                                                  \
+        if (vkx_r_ != VK_SUCCESS) vkx_fatal(__FILE__, __LINE__, #call, vkx_r_);                    \
+    } while (0)
+
+static inline uint32_t vkx_ceil_div(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
+
+/* ---- device and capabilities -------------------------------------------------------------- */
+
+/* Features the engine can be told to ignore (NIBBLE_DISABLE=fp16,int8,subgroup,pushdesc). */
+enum vkx_feature {
+    VKX_FEAT_FP16 = 1u << 0,     /* shaderFloat16 arithmetic */
+    VKX_FEAT_INT8 = 1u << 1,     /* shaderInt8 arithmetic and integer dot product */
+    VKX_FEAT_SUBGROUP = 1u << 2, /* subgroup arithmetic/shuffle in compute */
+    VKX_FEAT_PUSHDESC = 1u << 3, /* VK_KHR_push_descriptor */
+};
+
+struct vkx_caps {
+    char name[256];             /* VkPhysicalDeviceProperties.deviceName */
+    VkPhysicalDeviceType type;
+    uint32_t vendor_id, device_id, api_version, driver_version;
+    VkDriverId driver_id;
+    char driver_name[256], driver_info[256];
+    uint8_t pipeline_uuid[VK_UUID_SIZE]; /* keys the on-disk pipeline cache */
+
+    /* subgroups (compute stage) */
+    uint32_t subgroup_size;              /* default size */
+    uint32_t subgroup_min, subgroup_max; /* with size control, else = subgroup_size */
+    bool subgroup_size_control;          /* can require a size per pipeline */
+    bool subgroup_basic, subgroup_vote, subgroup_arith, subgroup_ballot, subgroup_shuffle;
+
+    /* arithmetic and storage */
+    bool fp16, int8, int16, int64;
+    bool storage16, storage8;      /* 16/8-bit storage buffer access */
+    bool int_dot, int_dot_4x8_accel; /* VK_KHR_shader_integer_dot_product, 4x8 packed accelerated */
+    bool coopmat;                  /* VK_KHR_cooperative_matrix */
+    bool push_desc;                /* VK_KHR_push_descriptor */
+    bool timestamps;               /* compute queue supports timestamps */
+    float timestamp_period_ns;
+
+    /* limits */
+    uint32_t max_shared;           /* maxComputeSharedMemorySize, bytes */
+    uint32_t max_wg_invocations;
+    uint32_t max_wg_size[3], max_wg_count[3];
+    uint64_t max_storage_range;    /* maxStorageBufferRange, bytes */
+    uint64_t max_alloc;            /* maxMemoryAllocationSize, bytes */
+    uint32_t min_storage_align;    /* minStorageBufferOffsetAlignment */
+    uint32_t max_push_constants;
+    uint64_t device_local_bytes;   /* size of the largest DEVICE_LOCAL heap */
+    bool uma;                      /* a DEVICE_LOCAL|HOST_VISIBLE type on the device-local heap */
+
+    unsigned disabled;             /* enum vkx_feature bits forced off by NIBBLE_DISABLE */
+};
+
+struct vkx_opts {
+    int device_index;  /* -1: NIBBLE_DEVICE or default choice (discrete > integrated > CPU) */
+    bool validation;   /* enable VK_LAYER_KHRONOS_validation (also NIBBLE_VALIDATE=1) */
+    const char *disable; /* feature list like "fp16,subgroup"; NULL: read NIBBLE_DISABLE */
+    const char *pipeline_cache_dir; /* NULL: NIBBLE_CACHE_DIR or the platform cache folder;
+                                       "" disables the on-disk cache */
+};
+
+struct vkx_staging; /* opaque */
+
+struct vkx_ctx {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice phys;
+    VkDevice dev;
+    VkQueue queue;
+    uint32_t queue_family;
+    struct vkx_caps caps;
+    VkPipelineCache pipeline_cache;
+    char pipeline_cache_path[1024]; /* "" when the on-disk cache is off */
+    VkCommandPool cmd_pool;
+    struct vkx_staging *staging;
+    uint32_t mem_device, mem_host, mem_uma; /* memory type indices (UINT32_MAX: none) */
+    uint64_t allocated_bytes, peak_allocated_bytes; /* device memory held by vkx buffers */
+    uint32_t pipelines_compiled; /* pipelines created without a pipeline-cache hit */
+};
+
+/* Fills ctx; returns 0, or -1 with a one-line message (no Vulkan loader, no device, device lacks
+ * a required feature). Prints nothing. */
+int vkx_create(struct vkx_ctx *ctx, const struct vkx_opts *opts, char *err, size_t errlen);
+void vkx_destroy(struct vkx_ctx *ctx); /* writes the pipeline cache back to disk */
+
+/* One line like llama.cpp's: "NAME (DRIVER) | uma: 0 | fp16: 1 | ... | subgroup: 32 | ...". */
+void vkx_device_line(const struct vkx_ctx *ctx, char *buf, size_t n);
+/* The full capability list, one "key: value" per line. */
+void vkx_caps_print(const struct vkx_ctx *ctx, FILE *out);
+/* Lists every physical device (index, name, type); returns 0 or -1 with a message. */
+int vkx_list_devices(FILE *out, char *err, size_t errlen);
+/* True when the feature is present and not disabled. */
+bool vkx_has(const struct vkx_ctx *ctx, enum vkx_feature f);
+/* Number of validation warnings/errors reported since vkx_create (validation on only). */
+uint32_t vkx_validation_messages(void);
+
+/* ---- buffers ------------------------------------------------------------------------------ */
+
+enum vkx_mem {
+    VKX_MEM_DEVICE,   /* device-local; filled with vkx_upload or by shaders */
+    VKX_MEM_HOST,     /* host-visible, coherent, mapped: read-back and host-written inputs */
+};
+
+struct vkx_buffer {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    VkDeviceSize size;
+    void *map; /* mapped pointer when host-visible (always for VKX_MEM_HOST and on UMA) */
+};
+
+/* Creates a buffer of `size` bytes (<= caps.max_storage_range if used as one binding).
+ * Returns 0, or -1 with a message naming the size and the available memory. */
+int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize size,
+                      enum vkx_mem mem, char *err, size_t errlen);
+void vkx_buffer_destroy(struct vkx_ctx *ctx, struct vkx_buffer *b);
+
+/* Copies host memory into / out of a buffer: chunked through a small staging buffer, or a direct
+ * write/read when the buffer is mapped. Blocks until done. */
+void vkx_upload(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, const void *src,
+                size_t n);
+void vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, void *dst,
+                  size_t n);
+
+/* A tensor larger than the storage-buffer range: consecutive pieces of `piece` bytes (the last
+ * may be shorter), each its own buffer and binding. `unit` (a row's bytes) divides `piece` so no
+ * row straddles two pieces. */
+#define VKX_MAX_PIECES 64
+struct vkx_split {
+    uint32_t n;
+    VkDeviceSize size, piece, unit;
+    struct vkx_buffer b[VKX_MAX_PIECES];
+};
+/* max_piece 0 means caps.max_storage_range (rounded down to unit and to 256 bytes). */
+int vkx_split_create(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize size,
+                     VkDeviceSize unit, VkDeviceSize max_piece, enum vkx_mem mem, char *err,
+                     size_t errlen);
+void vkx_split_destroy(struct vkx_ctx *ctx, struct vkx_split *s);
+void vkx_split_upload(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, const void *src,
+                      size_t n);
+void vkx_split_download(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, void *dst,
+                        size_t n);
+
+/* A binding: a range of a buffer. size 0 means "to the end of the buffer". */
+struct vkx_view {
+    const struct vkx_buffer *buf;
+    VkDeviceSize off, size;
+};
+static inline struct vkx_view vkx_whole(const struct vkx_buffer *b)
+{
+    struct vkx_view v = {b, 0, 0};
+    return v;
+}
+
+/* ---- pipelines ---------------------------------------------------------------------------- */
+
+#define VKX_MAX_SPEC 16
+#define VKX_MAX_BINDINGS 16
+
+struct vkx_pipeline_desc {
+    const char *name;
+    const uint32_t *spv;
+    size_t spv_size;        /* bytes */
+    uint32_t n_bindings;    /* storage buffers 0..n-1, all in set 0 */
+    uint32_t push_size;     /* bytes of push constants (0..128) */
+    uint32_t n_spec;
+    uint32_t spec[VKX_MAX_SPEC]; /* constant_id i <- spec[i] (uint/int/float bits, 4 bytes each) */
+    uint32_t subgroup_size; /* 0: any; else require this size (needs size control) */
+};
+
+struct vkx_pipeline {
+    const char *name;
+    VkPipeline pipe;
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkDescriptorUpdateTemplate tmpl; /* push-descriptor template, when push descriptors are used */
+    uint32_t n_bindings, push_size;
+};
+
+/* Builds a compute pipeline through the pipeline cache. Returns 0, or -1 with a message when the
+ * driver refuses it (so the caller can fall back to a plainer variant). */
+int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
+                        const struct vkx_pipeline_desc *d, char *err, size_t errlen);
+void vkx_pipeline_destroy(struct vkx_ctx *ctx, struct vkx_pipeline *p);
+
+/* ---- command recording, submission, timestamps -------------------------------------------- */
+
+struct vkx_cmd {
+    VkCommandBuffer cb;
+    VkFence fence;
+    VkDescriptorPool pool;   /* fallback when push descriptors are off */
+    VkQueryPool queries;     /* timestamps, when enabled */
+    uint32_t max_dispatches; /* capacity for descriptor sets and timestamps */
+    uint32_t n_dispatches;
+    bool timestamps;
+    const char **labels;     /* [max_dispatches] label of each dispatch (pipeline name default) */
+    const char *next_label;
+};
+
+/* max_dispatches bounds the dispatches per recording; timestamps adds a query per dispatch. */
+void vkx_cmd_create(struct vkx_ctx *ctx, struct vkx_cmd *c, uint32_t max_dispatches,
+                    bool timestamps);
+void vkx_cmd_destroy(struct vkx_ctx *ctx, struct vkx_cmd *c);
+void vkx_cmd_begin(struct vkx_ctx *ctx, struct vkx_cmd *c); /* resets and starts recording */
+/* Names the next dispatch in timestamp reports (the string must outlive the recording). */
+void vkx_cmd_label(struct vkx_cmd *c, const char *label);
+/* Records one dispatch of `groups` workgroups with the given bindings (n == p->n_bindings) and
+ * push constants (push_size == p->push_size). */
+void vkx_cmd_dispatch(struct vkx_ctx *ctx, struct vkx_cmd *c, const struct vkx_pipeline *p,
+                      const struct vkx_view *binds, uint32_t n_binds, const void *push,
+                      uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz);
+/* Compute-to-compute memory barrier: later dispatches see earlier writes. */
+void vkx_cmd_barrier(struct vkx_cmd *c);
+/* Buffer copy and fill, with the barriers they need around them. */
+void vkx_cmd_copy(struct vkx_cmd *c, struct vkx_view dst, struct vkx_view src);
+void vkx_cmd_fill(struct vkx_cmd *c, struct vkx_view dst, uint32_t value);
+void vkx_cmd_end(struct vkx_ctx *ctx, struct vkx_cmd *c);
+/* Submits the recorded commands and waits. A recording may be submitted many times. */
+void vkx_cmd_submit_wait(struct vkx_ctx *ctx, struct vkx_cmd *c);
+/* After a submit with timestamps on: GPU nanoseconds of dispatch i (0 when unavailable). */
+uint32_t vkx_cmd_read_times(struct vkx_ctx *ctx, struct vkx_cmd *c, double *ns, uint32_t max);
+
+#endif

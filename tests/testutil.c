@@ -1,0 +1,101 @@
+/* testutil.c: see testutil.h. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *nb_test_file(const char *name)
+{
+    static char path[2048];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", NB_TEST_DATA, name);
+    if (stat(path, &st) == 0) return path;
+    snprintf(path, sizeof path, "%s/%s", NB_GOLDEN_DIR, name);
+    if (stat(path, &st) == 0) return path;
+    return NULL;
+}
+
+void *nb_test_read(const char *path, size_t *size)
+{
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *p = malloc(n > 0 ? (size_t)n : 1);
+    if (p && n > 0 && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    if (p && size) *size = (size_t)n;
+    return p;
+}
+
+static struct vkx_ctx vk;
+static int vk_state; /* 0 untried, 1 ok, -1 none */
+
+struct vkx_ctx *nb_test_vk(void)
+{
+    if (vk_state == 0) {
+        char err[512];
+        struct vkx_opts o = {.device_index = -1, .validation = true};
+        if (vkx_create(&vk, &o, err, sizeof err) != 0) {
+            fprintf(stderr, "no Vulkan device: %s\n", err);
+            vk_state = -1;
+        } else {
+            char line[1024];
+            vkx_device_line(&vk, line, sizeof line);
+            printf("# Vulkan device: %s\n", line);
+            vk_state = 1;
+        }
+    }
+    return vk_state == 1 ? &vk : NULL;
+}
+
+static uint32_t seen_msgs;
+
+void nb_test_check_validation(void)
+{
+    uint32_t n = vkx_validation_messages();
+    uint32_t new_msgs = n - seen_msgs;
+    seen_msgs = n;
+    if (new_msgs) fail_msg("%u validation message(s), see above", new_msgs);
+}
+
+void nb_test_vk_done(void)
+{
+    if (vk_state == 1) vkx_destroy(&vk);
+    vk_state = 0;
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+void nb_test_seed(uint64_t s) { rng = s * 0x9E3779B97F4A7C15ull + 1; }
+uint32_t nb_test_randu(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+float nb_test_randf(void) { return (float)(nb_test_randu() & 0xFFFFFF) / 8388608.0f - 1.0f; }
+
+size_t nb_test_compare(const char *what, const float *got, const float *ref, size_t n, float abs_tol,
+                       float rel_tol)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float t = abs_tol + rel_tol * fabsf(ref[i]);
+        if (!(fabsf(got[i] - ref[i]) <= t)) { /* also catches NaN */
+            if (bad < 10)
+                printf("# %s[%zu]: got %g, want %g (tol %g)\n", what, i, (double)got[i],
+                       (double)ref[i], (double)t);
+            bad++;
+        }
+    }
+    if (bad) printf("# %s: %zu of %zu values out of tolerance\n", what, bad, n);
+    return bad;
+}
