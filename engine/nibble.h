@@ -1,0 +1,109 @@
+/* nibble.h: the public C API of the nibble inference engine.
+ *
+ * Typical use:
+ *
+ *     char err[256];
+ *     struct nibble_model *m = nibble_model_load("model.gguf", NULL, err, sizeof err);
+ *     struct nibble_context *c = nibble_context_create(m, NULL, err, sizeof err);
+ *     int32_t ids[512];
+ *     int n = nibble_tokenize(m, "Hello", ids, 512, true);
+ *     nibble_eval(c, ids, n, false, err, sizeof err);          // prefill, logits of the last row
+ *     for (;;) {
+ *         int32_t t = nibble_sample(c, &sp);                   // on the device
+ *         if (nibble_token_is_eog(m, t)) break;
+ *         nibble_eval(c, &t, 1, false, err, sizeof err);       // one decode step (replayed)
+ *     }
+ *     nibble_context_destroy(c);
+ *     nibble_model_free(m);
+ *
+ * Ownership: every object is created and destroyed by the pair of functions named for it; a
+ * context must be destroyed before its model. Pointers returned by getters (logits, strings)
+ * stay valid until the next call on the same object.
+ *
+ * Threading: a model and its contexts share one Vulkan device and queue; use a model and all of
+ * its contexts from one thread at a time. Separate models may live in separate threads.
+ *
+ * Errors: functions that can fail take `err`/`errlen` and return NULL or a negative value with a
+ * one-line message there (bad file, unsupported model, no Vulkan device, out of device memory,
+ * prompt longer than the context). Unexpected Vulkan failures abort with file, line and VkResult.
+ */
+#ifndef NIBBLE_H
+#define NIBBLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct nibble_model;
+struct nibble_context;
+
+struct nibble_model_params {
+    int device_index;    /* -1: NIBBLE_DEVICE or the default choice */
+    const char *disable; /* NULL: NIBBLE_DISABLE; else e.g. "fp16,subgroup,int8" */
+    bool validation;     /* Khronos validation layer (also NIBBLE_VALIDATE=1) */
+};
+/* Defaults: device_index -1, disable NULL, validation false. */
+struct nibble_model_params nibble_model_default_params(void);
+
+/* Loads a GGUF model onto the Vulkan device. NULL on error (message in err). */
+struct nibble_model *nibble_model_load(const char *path, const struct nibble_model_params *p,
+                                       char *err, size_t errlen);
+void nibble_model_free(struct nibble_model *m);
+
+int nibble_n_vocab(const struct nibble_model *m);
+int nibble_n_ctx_train(const struct nibble_model *m);
+/* One line naming the Vulkan device and its capabilities. */
+const char *nibble_device_line(const struct nibble_model *m);
+/* Bytes of device memory held now and at most since load. */
+uint64_t nibble_device_bytes(const struct nibble_model *m, uint64_t *peak);
+
+/* Tokenizer: returns the number of ids (it may exceed max; then only max are written), or -1.
+ * add_bos adds BOS when the model asks for it; special tokens in text are always parsed. */
+int nibble_tokenize(const struct nibble_model *m, const char *text, int32_t *ids, int max,
+                    bool add_bos);
+/* The text of one token (byte-fallback tokens give their byte); returns its length, or -1. */
+int nibble_token_to_piece(const struct nibble_model *m, int32_t id, char *buf, int n);
+bool nibble_token_is_eog(const struct nibble_model *m, int32_t id);
+int32_t nibble_token_bos(const struct nibble_model *m);
+
+struct nibble_context_params {
+    uint32_t n_ctx;   /* context length in tokens; 0: min(model's, 4096) */
+    uint32_t n_batch; /* prefill chunk; 0: 512 */
+};
+struct nibble_context_params nibble_context_default_params(void);
+
+struct nibble_context *nibble_context_create(struct nibble_model *m,
+                                             const struct nibble_context_params *p, char *err,
+                                             size_t errlen);
+void nibble_context_destroy(struct nibble_context *c);
+uint32_t nibble_n_ctx(const struct nibble_context *c);
+uint32_t nibble_n_past(const struct nibble_context *c); /* tokens in the KV cache */
+
+/* Appends n tokens at positions n_past.. and computes logits: of every row when all_logits,
+ * else of the last row only. n == 1 replays the recorded decode step; larger n runs prefill in
+ * chunks of n_batch. Returns 0, or -1 (e.g. "prompt of 5000 tokens exceeds the context of 4096"). */
+int nibble_eval(struct nibble_context *c, const int32_t *ids, int n, bool all_logits, char *err,
+                size_t errlen);
+/* Logits (n_vocab floats) of row i of the last eval: i in [0, n) with all_logits, else i = -1 for
+ * the last row. Read back from the device on first access. */
+const float *nibble_logits(struct nibble_context *c, int i);
+
+struct nibble_sampler {
+    float temp;     /* 0: greedy (argmax) */
+    int top_k;      /* 0: off */
+    float top_p;    /* 1: off */
+    uint64_t seed;
+};
+/* Samples the next token from the last row's logits on the device. */
+int32_t nibble_sample(struct nibble_context *c, const struct nibble_sampler *s);
+/* Empties the KV cache (n_past = 0). */
+void nibble_reset(struct nibble_context *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
