@@ -1,0 +1,195 @@
+/* quant.c: fp16/bf16 conversion, row dequantization and reference quantizers (see quant.h).
+ *
+ * Each tensor type is one pair of functions over whole blocks, registered in `ops` below; a new
+ * type (Q4_1, Q5_0, Q4_K, ...) is one more dequant function and one table line. Inputs are read
+ * byte by byte, so rows may sit at any alignment inside a mapped file.
+ */
+#include "quant.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * fp16 / bf16
+ */
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    return b;
+}
+
+static float f32_from(uint32_t b)
+{
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+float nb_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0) { /* zero or subnormal: man * 2^-24, exact in f32 */
+        float v = (float)man * 0x1p-24f;
+        return sign ? -v : v;
+    }
+    if (exp == 31) return f32_from(sign | 0x7f800000u | man << 13); /* inf / NaN */
+    return f32_from(sign | (exp + 112) << 23 | man << 13);
+}
+
+/* Right shift of m by s (1..31) rounding to nearest, ties to even. */
+static uint32_t shr_rne(uint32_t m, uint32_t s)
+{
+    uint32_t q = m >> s, rem = m & ((1u << s) - 1), half = 1u << (s - 1);
+    return q + (rem > half || (rem == half && (q & 1)));
+}
+
+uint16_t nb_f32_to_f16(float f)
+{
+    uint32_t x = f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return sign | 0x7e00 | (uint16_t)((ax >> 13) & 0x3ff); /* NaN: quiet */
+    if (ax >= 0x477ff000u) return sign | 0x7c00; /* >= 65520 (or inf) rounds to inf */
+    if (ax >= 0x38800000u) /* normal fp16: rebias the exponent, round the mantissa; a carry out
+                            * of the mantissa correctly bumps the exponent */
+        return sign | (uint16_t)shr_rne(ax - (112u << 23), 13);
+    if (ax < 0x33000000u) return sign; /* below 2^-25: rounds to zero */
+    /* Subnormal fp16: value = m * 2^(e-150) with the implicit bit; in units of 2^-24 that is
+     * m >> (126 - e), for e in 102..112. The result may round up to the smallest normal. */
+    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+    return sign | (uint16_t)shr_rne(m, 126 - e);
+}
+
+float nb_bf16_to_f32(uint16_t h)
+{
+    return f32_from((uint32_t)h << 16);
+}
+
+uint16_t nb_f32_to_bf16(float f)
+{
+    uint32_t x = f32_bits(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40); /* quiet NaN */
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Per-type block functions: `nb` blocks from src to dst
+ */
+
+static uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static void st16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
+
+static void dq_f32(const uint8_t *s, float *y, uint64_t nb) { memcpy(y, s, nb * 4); }
+static void dq_f16(const uint8_t *s, float *y, uint64_t nb)
+{
+    for (uint64_t i = 0; i < nb; i++) y[i] = nb_f16_to_f32(ld16(s + 2 * i));
+}
+static void dq_bf16(const uint8_t *s, float *y, uint64_t nb)
+{
+    for (uint64_t i = 0; i < nb; i++) y[i] = nb_bf16_to_f32(ld16(s + 2 * i));
+}
+
+/* Q4_0 block: fp16 d, then 16 bytes; byte j = element j (low nibble) | element j+16 (high). */
+static void dq_q4_0(const uint8_t *s, float *y, uint64_t nb)
+{
+    for (uint64_t b = 0; b < nb; b++, s += 18, y += 32) {
+        float d = nb_f16_to_f32(ld16(s));
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)((s[2 + j] & 0x0f) - 8) * d;
+            y[j + 16] = (float)((s[2 + j] >> 4) - 8) * d;
+        }
+    }
+}
+
+/* Q8_0 block: fp16 d, then 32 signed bytes. */
+static void dq_q8_0(const uint8_t *s, float *y, uint64_t nb)
+{
+    for (uint64_t b = 0; b < nb; b++, s += 34, y += 32) {
+        float d = nb_f16_to_f32(ld16(s));
+        for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)s[2 + j] * d;
+    }
+}
+
+static void q_f32(const float *x, uint8_t *d, uint64_t nb) { memcpy(d, x, nb * 4); }
+static void q_f16(const float *x, uint8_t *d, uint64_t nb)
+{
+    for (uint64_t i = 0; i < nb; i++) st16(d + 2 * i, nb_f32_to_f16(x[i]));
+}
+static void q_bf16(const float *x, uint8_t *d, uint64_t nb)
+{
+    for (uint64_t i = 0; i < nb; i++) st16(d + 2 * i, nb_f32_to_bf16(x[i]));
+}
+
+/* ggml's reference Q4_0 rounding: the signed value of largest magnitude maps to -8. */
+static void q_q4_0(const float *x, uint8_t *o, uint64_t nb)
+{
+    for (uint64_t b = 0; b < nb; b++, x += 32, o += 18) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(x[j])) amax = fabsf(x[j]), max = x[j];
+        float d = max / -8, id = d != 0 ? 1.0f / d : 0.0f;
+        st16(o, nb_f32_to_f16(d));
+        for (int j = 0; j < 16; j++) {
+            float t0 = x[j] * id + 8.5f, t1 = x[j + 16] * id + 8.5f;
+            /* Finite input keeps t in [0.5, 16.5]; the clamps only guard inf/NaN input. */
+            int q0 = t0 >= 0 ? (t0 < 15 ? (int)t0 : 15) : 0;
+            int q1 = t1 >= 0 ? (t1 < 15 ? (int)t1 : 15) : 0;
+            o[2 + j] = (uint8_t)(q0 | q1 << 4);
+        }
+    }
+}
+
+static void q_q8_0(const float *x, uint8_t *o, uint64_t nb)
+{
+    for (uint64_t b = 0; b < nb; b++, x += 32, o += 34) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(x[j])) amax = fabsf(x[j]);
+        float d = amax / 127, id = d != 0 ? 1.0f / d : 0.0f;
+        st16(o, nb_f32_to_f16(d));
+        for (int j = 0; j < 32; j++) {
+            float q = roundf(x[j] * id);
+            q = q >= -127 ? (q <= 127 ? q : 127) : (q == q ? -127 : 0); /* NaN -> 0 */
+            o[2 + j] = (uint8_t)(int8_t)q;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Dispatch table
+ */
+
+typedef void (*dequant_fn)(const uint8_t *src, float *dst, uint64_t nblocks);
+typedef void (*quant_fn)(const float *src, uint8_t *dst, uint64_t nblocks);
+
+static const struct {
+    dequant_fn dq;
+    quant_fn q;
+} ops[GGML_TYPE_MAX] = {
+    [GGML_F32] = {dq_f32, q_f32},
+    [GGML_F16] = {dq_f16, q_f16},
+    [GGML_BF16] = {dq_bf16, q_bf16},
+    [GGML_Q4_0] = {dq_q4_0, q_q4_0},
+    [GGML_Q8_0] = {dq_q8_0, q_q8_0},
+};
+
+static bool known(enum ggml_type t) { return (unsigned)t < GGML_TYPE_MAX && ggml_blck_size(t); }
+
+bool nb_dequant_supported(enum ggml_type t) { return known(t) && ops[t].dq; }
+bool nb_quant_supported(enum ggml_type t) { return known(t) && ops[t].q; }
+
+int nb_dequant_row(enum ggml_type t, const void *src, float *dst, uint64_t n)
+{
+    if (!nb_dequant_supported(t) || n % ggml_blck_size(t)) return -1;
+    ops[t].dq(src, dst, n / ggml_blck_size(t));
+    return 0;
+}
+
+int nb_quant_row(enum ggml_type t, const float *src, void *dst, uint64_t n)
+{
+    if (!nb_quant_supported(t) || n % ggml_blck_size(t)) return -1;
+    ops[t].q(src, dst, n / ggml_blck_size(t));
+    return 0;
+}
