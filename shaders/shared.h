@@ -32,4 +32,37 @@ NB_STRUCT(nb_push_test_fill) {
 };
 NB_STATIC_SIZE(nb_push_test_fill, 16)
 
+/* attn.comp: attention over the KV cache, see engine/op_attn.h. */
+NB_STRUCT(nb_push_attn) {
+    NB_U32 n_tokens;  /* query tokens T */
+    NB_U32 n_head;    /* query heads */
+    NB_U32 group;     /* query heads per KV head (GQA) */
+    NB_U32 head_dim;  /* multiple of 32, <= 512 */
+    NB_U32 n_slots;   /* cache positions per KV head (ring size on sliding layers) */
+    NB_U32 window;    /* sliding window in positions; 0: full causal attention */
+    NB_F32 scale;     /* applied to q (1.0 for Gemma 4) */
+    NB_U32 n_split;   /* key chunks (split-K); 1: write the normalised output directly */
+};
+NB_STATIC_SIZE(nb_push_attn, 32)
+
+/* attn_combine.comp: merges the split-K partial results of attn.comp. */
+NB_STRUCT(nb_push_attn_combine) {
+    NB_U32 n_rows;    /* T * n_head */
+    NB_U32 head_dim;
+    NB_U32 n_split;
+    NB_U32 pad;
+};
+NB_STATIC_SIZE(nb_push_attn_combine, 16)
+
+/* kv_store.comp: writes K and V of a batch into the cache. */
+NB_STRUCT(nb_push_kv_store) {
+    NB_U32 n_tokens;
+    NB_U32 width;     /* n_kv_head * head_dim */
+    NB_U32 head_dim;
+    NB_U32 n_slots;   /* positions per KV head in the cache */
+    NB_U32 ring;      /* 1: slot = pos % n_slots (sliding layer); 0: slot = pos, pos < n_slots */
+    NB_U32 pad0, pad1, pad2;
+};
+NB_STATIC_SIZE(nb_push_kv_store, 32)
+
 #endif

@@ -1,0 +1,188 @@
+/* op_attn: KV-cache store and attention, see op_attn.h and shaders/attn.comp. */
+#include "op_attn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "nb_shaders.h"
+#include "shared.h"
+
+#define ATTN_BC 16                      /* keys per tile, = BC in attn.comp */
+static const uint32_t attn_rows[2] = {4, 16};             /* query rows per workgroup */
+static const uint32_t attn_hd_max[NB_ATTN_NQ_BUCKETS] = {128, 256, 512};
+
+static int make_pipe(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
+                     uint32_t n_bindings, uint32_t push_size, const uint32_t *spec,
+                     uint32_t n_spec, char *err, size_t errlen)
+{
+    struct vkx_pipeline_desc d = {
+        .name = nb_spv[id].name,
+        .spv = nb_spv[id].code,
+        .spv_size = *nb_spv[id].size,
+        .n_bindings = n_bindings,
+        .push_size = push_size,
+        .n_spec = n_spec,
+    };
+    memcpy(d.spec, spec, n_spec * sizeof *spec);
+    return vkx_pipeline_create(vk, p, &d, err, errlen);
+}
+
+static int make_attn(struct nb_op_attn *o, struct vkx_ctx *vk, enum nb_spv_id id, char *err,
+                     size_t errlen)
+{
+    for (int b = 0; b < 2; b++)
+        for (int h = 0; h < NB_ATTN_NQ_BUCKETS; h++) {
+            uint32_t spec[4] = {attn_rows[b] * o->ds, attn_rows[b], o->ds,
+                                attn_hd_max[h] / 4 / o->ds};
+            if (make_pipe(vk, &o->attn[b][h], id, 7, sizeof(struct nb_push_attn), spec, 4, err,
+                          errlen))
+                return -1;
+        }
+    return 0;
+}
+
+static void destroy_attn(struct nb_op_attn *o, struct vkx_ctx *vk)
+{
+    for (int b = 0; b < 2; b++)
+        for (int h = 0; h < NB_ATTN_NQ_BUCKETS; h++)
+            if (o->attn[b][h].pipe) vkx_pipeline_destroy(vk, &o->attn[b][h]);
+    memset(o->attn, 0, sizeof o->attn);
+}
+
+int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    o->ds = 8; /* 8 threads share a query row: head_dim 32..512 is 1..16 quads per thread */
+    o->subgroup = vkx_has(vk, VKX_FEAT_SUBGROUP) && vk->caps.subgroup_shuffle &&
+                  vk->caps.subgroup_size >= o->ds;
+    if (o->subgroup && make_attn(o, vk, NB_SPV_ATTN_SG, err, errlen)) {
+        fprintf(stderr, "nibble: attn: subgroup variant refused (%s), using the plain one\n", err);
+        destroy_attn(o, vk);
+        o->subgroup = false;
+    }
+    if (!o->subgroup && make_attn(o, vk, NB_SPV_ATTN, err, errlen)) goto fail;
+    uint32_t wg = 64;
+    if (make_pipe(vk, &o->combine, NB_SPV_ATTN_COMBINE, 3, sizeof(struct nb_push_attn_combine),
+                  &wg, 1, err, errlen))
+        goto fail;
+    if (make_pipe(vk, &o->store, NB_SPV_KV_STORE, 5, sizeof(struct nb_push_kv_store), &wg, 1, err,
+                  errlen))
+        goto fail;
+    /* A CPU device runs a few workgroups at a time; a GPU wants hundreds in flight. */
+    o->target_wgs = vk->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 16 : 256;
+    o->min_chunk = 128;
+    o->max_split = 32;
+    return 0;
+fail:
+    nb_op_attn_destroy(o, vk);
+    return -1;
+}
+
+void nb_op_attn_destroy(struct nb_op_attn *o, struct vkx_ctx *vk)
+{
+    destroy_attn(o, vk);
+    if (o->combine.pipe) vkx_pipeline_destroy(vk, &o->combine);
+    if (o->store.pipe) vkx_pipeline_destroy(vk, &o->store);
+    memset(o, 0, sizeof *o);
+}
+
+static size_t split_o_bytes(uint32_t n_split, uint32_t n_rows, uint32_t head_dim)
+{
+    return ((size_t)n_split * n_rows * head_dim * 4 + 255) & ~(size_t)255;
+}
+
+size_t nb_op_attn_scratch_bytes(const struct nb_op_attn *o, uint32_t n_tokens, uint32_t n_head,
+                                uint32_t head_dim)
+{
+    uint32_t rows = n_tokens * n_head;
+    return split_o_bytes(o->max_split, rows, head_dim) + (size_t)o->max_split * rows * 8;
+}
+
+static VkDeviceSize view_size(struct vkx_view v)
+{
+    if (!v.buf) return 0;
+    return v.size ? v.size : v.buf->size - v.off;
+}
+
+void nb_op_kv_store(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                    const struct nb_kvcache *kv, uint32_t layer, struct vkx_view k,
+                    struct vkx_view v, struct vkx_view pos, uint32_t n_tokens)
+{
+    const struct nb_kv_layer *L = &kv->layers[layer];
+    if (L->d.src != layer) {
+        fprintf(stderr, "nibble: kv_store: layer %u shares layer %u's cache, nothing stored\n",
+                layer, L->d.src);
+        return;
+    }
+    struct nb_push_kv_store p = {
+        .n_tokens = n_tokens,
+        .width = L->d.n_kv_head * L->d.head_dim,
+        .head_dim = L->d.head_dim,
+        .n_slots = L->n_slots,
+        .ring = L->d.is_swa,
+    };
+    struct vkx_view b[5] = {k, v, pos, vkx_whole(&L->k), vkx_whole(&L->v)};
+    vkx_cmd_dispatch(vk, c, &o->store, b, 5, &p, sizeof p, vkx_ceil_div(p.width / 4, 64),
+                     n_tokens, 1);
+}
+
+void nb_op_attn(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                const struct nb_kvcache *kv, uint32_t layer, struct vkx_view q,
+                struct vkx_view out, struct vkx_view pos, uint32_t n_tokens, uint32_t n_head,
+                float scale, struct vkx_view scratch)
+{
+    const struct nb_kv_layer *L = &kv->layers[layer];
+    const struct nb_kv_layer *S = nb_kvcache_src(kv, layer);
+    const uint32_t n_kv = L->d.n_kv_head, hd = L->d.head_dim;
+    if (n_tokens == 0) return;
+    if (n_head % n_kv) {
+        fprintf(stderr, "nibble: attn: layer %u: %u query heads for %u KV heads\n", layer,
+                n_head, n_kv);
+        return;
+    }
+    const uint32_t group = n_head / n_kv, rows = n_tokens * group;
+    const int b = rows >= attn_rows[1] ? 1 : 0;
+    int hb = 0;
+    while (hd > attn_hd_max[hb]) hb++;
+    const uint32_t row_groups = vkx_ceil_div(rows, attn_rows[b]);
+
+    /* Splits: enough workgroups for the device, chunks of at least min_chunk keys over the
+     * longest key range this layer can have, as many as the scratch holds. Fixed at record
+     * time; the shader divides the actual key range (from pos) among them. */
+    uint64_t span = L->d.is_swa ? (uint64_t)kv->window + n_tokens - 1 : S->n_slots;
+    if (span > S->n_slots) span = S->n_slots;
+    uint32_t n_split = vkx_ceil_div(o->target_wgs, (uint64_t)row_groups * n_kv);
+    uint32_t cap = (uint32_t)(span / (o->min_chunk > ATTN_BC ? o->min_chunk : ATTN_BC));
+    if (n_split > cap) n_split = cap;
+    if (n_split > o->max_split) n_split = o->max_split;
+    const uint32_t orows = n_tokens * n_head;
+    while (n_split > 1 && split_o_bytes(n_split, orows, hd) + (size_t)n_split * orows * 8 >
+                              view_size(scratch))
+        n_split--;
+    if (n_split < 1) n_split = 1;
+
+    struct nb_push_attn p = {
+        .n_tokens = n_tokens,
+        .n_head = n_head,
+        .group = group,
+        .head_dim = hd,
+        .n_slots = S->n_slots,
+        .window = L->d.is_swa ? kv->window : 0,
+        .scale = scale,
+        .n_split = n_split,
+    };
+    struct vkx_view po = out, pml = out; /* unused when not split */
+    if (n_split > 1) {
+        size_t ob = split_o_bytes(n_split, orows, hd);
+        po = (struct vkx_view){scratch.buf, scratch.off, ob};
+        pml = (struct vkx_view){scratch.buf, scratch.off + ob, (VkDeviceSize)n_split * orows * 8};
+    }
+    struct vkx_view bind[7] = {q, vkx_whole(&S->k), vkx_whole(&S->v), pos, out, po, pml};
+    vkx_cmd_dispatch(vk, c, &o->attn[b][hb], bind, 7, &p, sizeof p, n_split, row_groups, n_kv);
+    if (n_split == 1) return;
+
+    vkx_cmd_barrier(c); /* the partials are complete before the merge reads them */
+    struct nb_push_attn_combine pc = {.n_rows = orows, .head_dim = hd, .n_split = n_split};
+    struct vkx_view cb[3] = {po, pml, out};
+    vkx_cmd_dispatch(vk, c, &o->combine, cb, 3, &pc, sizeof pc, orows, 1, 1);
+}

@@ -1,0 +1,65 @@
+/* op_attn: KV-cache store and attention (GQA, causal, sliding window, f32 softmax).
+ *
+ * Record functions record dispatches only, with no barrier before or after (the caller puts
+ * vkx_cmd_barrier() between a dispatch and the ones that read its output, e.g. kv_store -> attn).
+ * nb_op_attn records its own internal barrier when it splits the keys (attn -> combine).
+ *
+ * Replay: both ops read the token positions from a device buffer at run time, and the key range
+ * of each query comes from its position, so a recorded decode step stays valid as the context
+ * grows: only the pos buffer (and the inputs) change between submissions.
+ */
+#ifndef NB_OP_ATTN_H
+#define NB_OP_ATTN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvcache.h"
+#include "vkx.h"
+
+#define NB_ATTN_NQ_BUCKETS 3 /* head_dim <= 128, <= 256, <= 512 */
+
+struct nb_op_attn {
+    struct vkx_pipeline attn[2][NB_ATTN_NQ_BUCKETS]; /* [4 | 16 query rows per workgroup][hd] */
+    struct vkx_pipeline combine;                       /* split-K merge */
+    struct vkx_pipeline store;                         /* kv_store */
+    bool subgroup;       /* attn uses subgroup shuffles (else a shared-memory reduction) */
+    uint32_t ds;         /* threads per query row */
+    /* Tuning, set by _create from the device, may be changed before recording: */
+    uint32_t target_wgs; /* split the keys until about this many workgroups run */
+    uint32_t min_chunk;  /* fewest keys per split */
+    uint32_t max_split;  /* most splits (sizes the scratch) */
+};
+
+int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen);
+void nb_op_attn_destroy(struct nb_op_attn *o, struct vkx_ctx *vk);
+
+/* Scratch bytes nb_op_attn needs to split the keys of n_tokens queries of n_head heads of
+ * head_dim (size it for the largest layer and batch; less scratch means fewer splits). */
+size_t nb_op_attn_scratch_bytes(const struct nb_op_attn *o, uint32_t n_tokens, uint32_t n_head,
+                                uint32_t head_dim);
+
+/* Writes the K and V of n_tokens tokens into layer's cache (the layer must own its cache),
+ * converting to f16; token t goes to position pos[t] (slot pos[t] % n_slots on sliding layers).
+ *   k, v: f32 [n_tokens][n_kv_head * head_dim] (K already normed and roped)
+ *   pos:  uint32 [n_tokens]                                                              */
+void nb_op_kv_store(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                    const struct nb_kvcache *kv, uint32_t layer, struct vkx_view k,
+                    struct vkx_view v, struct vkx_view pos, uint32_t n_tokens);
+
+/* Attention of n_tokens queries at positions pos[t] over layer's cache (its source's on a
+ * KV-sharing layer), which must already hold every key position up to max(pos): keys kp with
+ * kp <= qp (and qp - kp < window on sliding layers) are visible.
+ *   q:   f32 [n_tokens][n_head * head_dim], multiplied by `scale` (1.0 for Gemma 4)
+ *   out: f32 [n_tokens][n_head * head_dim]
+ *   pos: uint32 [n_tokens]
+ *   scratch: split-K partials, nb_op_attn_scratch_bytes() for the most splits; its offset a
+ *     multiple of 256; size 0 / NULL buffer: no split (one pass over all keys).
+ * n_head must be a multiple of the layer's n_kv_head. */
+void nb_op_attn(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                const struct nb_kvcache *kv, uint32_t layer, struct vkx_view q,
+                struct vkx_view out, struct vkx_view pos, uint32_t n_tokens, uint32_t n_head,
+                float scale, struct vkx_view scratch);
+
+#endif
