@@ -457,7 +457,9 @@ static int read_tensor_info(struct rd *r, struct gguf_full *f, uint64_t k, uint6
     if (t->ne[0] % ti->blck)
         return fail(r, dat, "tensor '%s': ne[0] = %" PRIu64 " is not a multiple of the %s block size %u",
                     name, t->ne[0], ti->name, ti->blck);
-    uint64_t nb = t->ne[0] / ti->blck * ti->size; /* <= ne0 * 18 / 32 or ne0 * 8 */
+    if (t->ne[0] / ti->blck > (uint64_t)INT64_MAX / ti->size)
+        return fail(r, dat, "tensor '%s' byte size overflows", name);
+    uint64_t nb = t->ne[0] / ti->blck * ti->size;
     for (uint32_t d = 1; d < nd; d++) {
         if (t->ne[d] > (uint64_t)INT64_MAX / nb)
             return fail(r, dat, "tensor '%s' byte size overflows", name);
