@@ -40,6 +40,8 @@ enum vkx_feature {
     VKX_FEAT_INT8 = 1u << 1,     /* shaderInt8 arithmetic and integer dot product */
     VKX_FEAT_SUBGROUP = 1u << 2, /* subgroup arithmetic/shuffle in compute */
     VKX_FEAT_PUSHDESC = 1u << 3, /* VK_KHR_push_descriptor */
+    VKX_FEAT_UMA = 1u << 4,      /* map device-local memory on UMA devices ("uma": tests the
+                                    staging path on a UMA device) */
 };
 
 struct vkx_caps {
@@ -104,6 +106,14 @@ struct vkx_ctx {
     uint32_t mem_device, mem_host, mem_uma; /* memory type indices (UINT32_MAX: none) */
     uint64_t allocated_bytes, peak_allocated_bytes; /* device memory held by vkx buffers */
     uint32_t pipelines_compiled; /* pipelines created without a pipeline-cache hit */
+
+    /* set by vkx_create, read by the other vkx files */
+    uint32_t api_version;     /* Vulkan version in use: min(instance, device, 1.3) */
+    uint32_t timestamp_bits;  /* timestampValidBits of the queue family (0: no timestamps) */
+    bool creation_feedback;   /* VK_EXT_pipeline_creation_feedback (or 1.3) is usable */
+    bool full_subgroups;      /* computeFullSubgroups is enabled */
+    bool pcache_loaded;       /* the on-disk pipeline cache held data at vkx_create */
+    uint64_t pcache_sum;      /* checksum of the cache data loaded (skips rewriting it) */
 };
 
 /* Fills ctx; returns 0, or -1 with a one-line message (no Vulkan loader, no device, device lacks
@@ -193,6 +203,8 @@ struct vkx_pipeline_desc {
     uint32_t n_spec;
     uint32_t spec[VKX_MAX_SPEC]; /* constant_id i <- spec[i] (uint/int/float bits, 4 bytes each) */
     uint32_t subgroup_size; /* 0: any; else require this size (needs size control) */
+    bool full_subgroups;    /* require full subgroups: local_size_x must be a multiple of the
+                               subgroup size (ignored when the device lacks computeFullSubgroups) */
 };
 
 struct vkx_pipeline {
@@ -222,6 +234,8 @@ struct vkx_cmd {
     bool timestamps;
     const char **labels;     /* [max_dispatches] label of each dispatch (pipeline name default) */
     const char *next_label;
+    VkPipeline bound;        /* pipeline bound last in this recording */
+    bool push_desc;          /* push descriptors in use (else sets from `pool`) */
 };
 
 /* max_dispatches bounds the dispatches per recording; timestamps adds a query per dispatch. */

@@ -1,12 +1,57 @@
-/* nibble info: not implemented yet. */
+/* nibble info: the Vulkan device nibble would use (device line, then every capability),
+ * every device with --all, or a model file's contents with -m MODEL (no Vulkan needed). */
 #include <stdio.h>
+#include <string.h>
 
 #include "cmds.h"
+#include "info_model.h"
+#include "vkx.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: nibble info [--all] [-m MODEL]\n"
+               "  (no option)  the Vulkan device nibble uses and its capabilities\n"
+               "  --all        list every Vulkan device (NIBBLE_DEVICE=N picks one)\n"
+               "  -m MODEL     the model's architecture, configuration and tensors\n");
+}
 
 int cmd_info(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "nibble info: not implemented yet\n");
-    return 2;
+    bool all = false;
+    const char *model = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--all")) {
+            all = true;
+        } else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
+            model = argv[++i];
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "nibble info: unknown option '%s' (try nibble info --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (model) return nb_info_model(model);
+
+    char err[512];
+    if (all) {
+        if (vkx_list_devices(stdout, err, sizeof err) != 0) {
+            fprintf(stderr, "nibble info: %s\n", err);
+            return 1;
+        }
+        return 0;
+    }
+    struct vkx_ctx ctx;
+    struct vkx_opts opts = {.device_index = -1};
+    if (vkx_create(&ctx, &opts, err, sizeof err) != 0) {
+        fprintf(stderr, "nibble info: %s\n", err);
+        return 1;
+    }
+    char line[1024];
+    vkx_device_line(&ctx, line, sizeof line);
+    printf("%s\n\n", line);
+    vkx_caps_print(&ctx, stdout);
+    vkx_destroy(&ctx);
+    return 0;
 }

@@ -1,0 +1,201 @@
+/* vkx_cmd.c: command recording (push descriptors or a descriptor-pool fallback), barriers,
+ * copies and fills, submission, and per-dispatch GPU timestamps. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vkx_internal.h"
+
+#define STAGE_WORK (VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT)
+#define ACCESS_WRITES (VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT)
+#define ACCESS_ALL                                                                                 \
+    (ACCESS_WRITES | VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT)
+
+void vkx_cmd_create(struct vkx_ctx *ctx, struct vkx_cmd *c, uint32_t max_dispatches,
+                    bool timestamps)
+{
+    memset(c, 0, sizeof *c);
+    c->max_dispatches = max_dispatches ? max_dispatches : 1;
+    c->push_desc = vkx_has(ctx, VKX_FEAT_PUSHDESC);
+    c->timestamps = timestamps && ctx->caps.timestamps;
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = ctx->cmd_pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 1};
+    VKX_CHECK(vkAllocateCommandBuffers(ctx->dev, &ai, &c->cb));
+    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VKX_CHECK(vkCreateFence(ctx->dev, &fi, NULL, &c->fence));
+    if (!c->push_desc) { /* one set per dispatch, freed all at once by vkx_cmd_begin */
+        VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                   .descriptorCount = c->max_dispatches * VKX_MAX_BINDINGS};
+        VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                          .maxSets = c->max_dispatches,
+                                          .poolSizeCount = 1,
+                                          .pPoolSizes = &ps};
+        VKX_CHECK(vkCreateDescriptorPool(ctx->dev, &pci, NULL, &c->pool));
+    }
+    if (c->timestamps) { /* query 0 before the first dispatch, query i+1 after dispatch i */
+        VkQueryPoolCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                     .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                     .queryCount = c->max_dispatches + 1};
+        VKX_CHECK(vkCreateQueryPool(ctx->dev, &qci, NULL, &c->queries));
+    }
+    c->labels = calloc(c->max_dispatches, sizeof *c->labels);
+    if (!c->labels) vkx_die("out of host memory");
+}
+
+void vkx_cmd_destroy(struct vkx_ctx *ctx, struct vkx_cmd *c)
+{
+    if (c->cb) vkFreeCommandBuffers(ctx->dev, ctx->cmd_pool, 1, &c->cb);
+    if (c->fence) vkDestroyFence(ctx->dev, c->fence, NULL);
+    if (c->pool) vkDestroyDescriptorPool(ctx->dev, c->pool, NULL);
+    if (c->queries) vkDestroyQueryPool(ctx->dev, c->queries, NULL);
+    free(c->labels);
+    memset(c, 0, sizeof *c);
+}
+
+void vkx_cmd_begin(struct vkx_ctx *ctx, struct vkx_cmd *c)
+{
+    if (c->pool) VKX_CHECK(vkResetDescriptorPool(ctx->dev, c->pool, 0));
+    c->n_dispatches = 0;
+    c->next_label = NULL;
+    c->bound = VK_NULL_HANDLE;
+    /* no ONE_TIME_SUBMIT: a recording is replayed many times (one per decoded token) */
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    VKX_CHECK(vkBeginCommandBuffer(c->cb, &bi)); /* resets: the pool allows it */
+    if (c->timestamps) {
+        vkCmdResetQueryPool(c->cb, c->queries, 0, c->max_dispatches + 1);
+        vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, c->queries, 0);
+    }
+}
+
+void vkx_cmd_label(struct vkx_cmd *c, const char *label) { c->next_label = label; }
+
+void vkx_cmd_dispatch(struct vkx_ctx *ctx, struct vkx_cmd *c, const struct vkx_pipeline *p,
+                      const struct vkx_view *binds, uint32_t n_binds, const void *push,
+                      uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz)
+{
+    if (c->n_dispatches >= c->max_dispatches)
+        vkx_die("%s: more than %u dispatches in one recording", p->name, c->max_dispatches);
+    if (n_binds != p->n_bindings || push_size != p->push_size)
+        vkx_die("%s: dispatched with %u bindings and %u push bytes; the pipeline has %u and %u",
+                p->name, n_binds, push_size, p->n_bindings, p->push_size);
+    VkCommandBuffer cb = c->cb;
+    if (c->bound != p->pipe) {
+        vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipe);
+        c->bound = p->pipe;
+    }
+    VkDescriptorBufferInfo bi[VKX_MAX_BINDINGS];
+    for (uint32_t i = 0; i < n_binds; i++) {
+        const struct vkx_view *v = &binds[i];
+        bi[i].buffer = v->buf->buf;
+        bi[i].offset = v->off;
+        bi[i].range = v->size ? v->size : v->buf->size - v->off;
+    }
+    if (n_binds && c->push_desc) {
+        vkCmdPushDescriptorSetWithTemplateKHR(cb, p->tmpl, p->layout, 0, bi);
+    } else if (n_binds) {
+        VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                          .descriptorPool = c->pool,
+                                          .descriptorSetCount = 1,
+                                          .pSetLayouts = &p->dsl};
+        VkDescriptorSet set;
+        VKX_CHECK(vkAllocateDescriptorSets(ctx->dev, &ai, &set));
+        VkWriteDescriptorSet w[VKX_MAX_BINDINGS];
+        for (uint32_t i = 0; i < n_binds; i++)
+            w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                          .dstSet = set,
+                                          .dstBinding = i,
+                                          .descriptorCount = 1,
+                                          .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                          .pBufferInfo = &bi[i]};
+        vkUpdateDescriptorSets(ctx->dev, n_binds, w, 0, NULL);
+        vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0,
+                                NULL);
+    }
+    if (push_size)
+        vkCmdPushConstants(cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
+    vkCmdDispatch(cb, gx, gy, gz);
+    c->labels[c->n_dispatches] = c->next_label ? c->next_label : p->name;
+    c->next_label = NULL;
+    c->n_dispatches++;
+    if (c->timestamps)
+        vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->queries, c->n_dispatches);
+}
+
+static void barrier(VkCommandBuffer cb, VkPipelineStageFlags src, VkAccessFlags src_access,
+                    VkPipelineStageFlags dst, VkAccessFlags dst_access)
+{
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = src_access,
+                          .dstAccessMask = dst_access};
+    vkCmdPipelineBarrier(cb, src, dst, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+void vkx_cmd_barrier(struct vkx_cmd *c)
+{
+    /* compute -> compute: reads and writes after it see the writes before it (and a write
+     * after it waits for reads before it) */
+    barrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+            VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+}
+
+void vkx_cmd_copy(struct vkx_cmd *c, struct vkx_view dst, struct vkx_view src)
+{
+    VkDeviceSize n = src.size ? src.size : src.buf->size - src.off;
+    if (dst.off > dst.buf->size || n > dst.buf->size - dst.off || (dst.size && dst.size < n))
+        vkx_die("copy of %llu bytes does not fit the destination", (unsigned long long)n);
+    barrier(c->cb, STAGE_WORK, ACCESS_WRITES, VK_PIPELINE_STAGE_TRANSFER_BIT,
+            VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT);
+    VkBufferCopy r = {.srcOffset = src.off, .dstOffset = dst.off, .size = n};
+    vkCmdCopyBuffer(c->cb, src.buf->buf, dst.buf->buf, 1, &r);
+    barrier(c->cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, STAGE_WORK,
+            ACCESS_ALL);
+}
+
+void vkx_cmd_fill(struct vkx_cmd *c, struct vkx_view dst, uint32_t value)
+{
+    barrier(c->cb, STAGE_WORK, ACCESS_WRITES, VK_PIPELINE_STAGE_TRANSFER_BIT,
+            VK_ACCESS_TRANSFER_WRITE_BIT);
+    /* size 0: to the end of the buffer (VK_WHOLE_SIZE rounds down to a multiple of 4) */
+    vkCmdFillBuffer(c->cb, dst.buf->buf, dst.off, dst.size ? dst.size : VK_WHOLE_SIZE, value);
+    barrier(c->cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, STAGE_WORK,
+            ACCESS_ALL);
+}
+
+void vkx_cmd_end(struct vkx_ctx *ctx, struct vkx_cmd *c)
+{
+    (void)ctx;
+    /* the host reads mapped results after the fence */
+    barrier(c->cb, STAGE_WORK, ACCESS_WRITES, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
+    VKX_CHECK(vkEndCommandBuffer(c->cb));
+}
+
+void vkx_cmd_submit_wait(struct vkx_ctx *ctx, struct vkx_cmd *c)
+{
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+                       .commandBufferCount = 1,
+                       .pCommandBuffers = &c->cb};
+    VKX_CHECK(vkQueueSubmit(ctx->queue, 1, &si, c->fence));
+    VKX_CHECK(vkWaitForFences(ctx->dev, 1, &c->fence, VK_TRUE, UINT64_MAX));
+    VKX_CHECK(vkResetFences(ctx->dev, 1, &c->fence));
+}
+
+uint32_t vkx_cmd_read_times(struct vkx_ctx *ctx, struct vkx_cmd *c, double *ns, uint32_t max)
+{
+    uint32_t n = c->n_dispatches < max ? c->n_dispatches : max;
+    if (!c->timestamps || !n) {
+        for (uint32_t i = 0; i < n; i++) ns[i] = 0;
+        return n;
+    }
+    uint64_t *t = malloc((n + 1) * sizeof *t); /* profiling only: not on the hot path */
+    if (!t) vkx_die("out of host memory");
+    VKX_CHECK(vkGetQueryPoolResults(ctx->dev, c->queries, 0, n + 1, (n + 1) * sizeof *t, t,
+                                    sizeof *t,
+                                    VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
+    uint64_t mask = ctx->timestamp_bits >= 64 ? ~0ull : (1ull << ctx->timestamp_bits) - 1;
+    for (uint32_t i = 0; i < n; i++)
+        ns[i] = (double)((t[i + 1] - t[i]) & mask) * (double)ctx->caps.timestamp_period_ns;
+    free(t);
+    return n;
+}

@@ -1,0 +1,37 @@
+/* vkx_internal.h: what the vkx_*.c files share and nobody else needs. */
+#ifndef NB_VKX_INTERNAL_H
+#define NB_VKX_INTERNAL_H
+
+#include "vkx.h"
+
+/* The staging ring used by vkx_upload/vkx_download for buffers that are not mapped: two halves
+ * so the host fills (or drains) one while the GPU copies the other. */
+#define VKX_STAGING_BYTES (8u << 20) /* both halves together */
+struct vkx_staging {
+    struct vkx_buffer buf; /* (VKX_STAGING_BYTES) host-visible, mapped */
+    VkCommandBuffer cb[2];
+    VkFence fence[2];
+    bool busy[2]; /* half i has a submission in flight */
+};
+
+/* Formats a one-line message into err (which may be NULL). */
+void vkx_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Aborts with a message: for programming errors (wrong binding count, size out of range). */
+_Noreturn void vkx_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A memory type index among `bits` with all of `need`, preferring `want`, avoiding `avoid`
+ * where possible; UINT32_MAX if none has `need`. */
+uint32_t vkx_find_mem_type(const struct vkx_ctx *ctx, uint32_t bits, VkMemoryPropertyFlags need,
+                           VkMemoryPropertyFlags want, VkMemoryPropertyFlags avoid);
+
+/* Pipeline cache (vkx_pipeline.c): loads <dir>/pipelines-<uuid>.bin into ctx->pipeline_cache,
+ * and writes it back. */
+void vkx_pcache_open(struct vkx_ctx *ctx, const char *dir);
+void vkx_pcache_close(struct vkx_ctx *ctx);
+
+/* Staging (vkx_mem.c): frees ctx->staging. */
+void vkx_staging_destroy(struct vkx_ctx *ctx);
+
+#endif
