@@ -33,13 +33,18 @@ static int fail(struct loader *L, const char *fmt, ...)
 const char *nb_arch_name(enum nb_arch a)
 {
     switch (a) {
-    case NB_ARCH_GEMMA4: return "gemma4";
-    case NB_ARCH_GEMMA3: return "gemma3";
+    case NB_ARCH_GEMMA4:
+        return "gemma4";
+    case NB_ARCH_GEMMA3:
+        return "gemma3";
     }
     return "?";
 }
 
-bool nb_type_ok_vector(enum ggml_type t) { return t == GGML_F32 || t == GGML_F16 || t == GGML_BF16; }
+bool nb_type_ok_vector(enum ggml_type t)
+{
+    return t == GGML_F32 || t == GGML_F16 || t == GGML_BF16;
+}
 
 bool nb_type_ok_matrix(enum ggml_type t)
 {
@@ -103,8 +108,8 @@ static int key_layers_u32(struct loader *L, const char *suffix, uint32_t n, uint
         }
         for (uint32_t i = 0; i < n; i++)
             if (gguf_get_arr_u32(kv, i, &out[i]) != 0) {
-                fail(L, "key %s: entry %u is not an unsigned 32-bit integer (array of %s)", key,
-                     i, gguf_vtype_name(kv->arr_type));
+                fail(L, "key %s: entry %u is not an unsigned 32-bit integer (array of %s)", key, i,
+                     gguf_vtype_name(kv->arr_type));
                 return -1;
             }
         return 1;
@@ -115,7 +120,8 @@ static int key_layers_u32(struct loader *L, const char *suffix, uint32_t n, uint
              gguf_vtype_name(kv->type));
         return -1;
     }
-    for (uint32_t i = 0; i < n; i++) out[i] = v;
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = v;
     return 1;
 }
 
@@ -126,7 +132,8 @@ static int load_config(struct loader *L, struct nb_config *c)
     key_u32(L, "block_count", &n, true);
     key_u32(L, "attention.head_count", &c->n_head, true);
     if (L->failed) return -1;
-    if (c->n_embd == 0 || c->n_head == 0) return fail(L, "embedding_length and head_count must be > 0");
+    if (c->n_embd == 0 || c->n_head == 0)
+        return fail(L, "embedding_length and head_count must be > 0");
     if (n == 0 || n > NB_MAX_LAYERS)
         return fail(L, "%s.block_count %u: must be 1..%d", L->arch, n, NB_MAX_LAYERS);
     c->n_layer = n;
@@ -174,7 +181,8 @@ static int load_config(struct loader *L, struct nb_config *c)
     if (kv && kv->type != GGUF_ARRAY) {
         uint32_t p = 0;
         if (key_u32(L, "attention.sliding_window_pattern", &p, true) < 0) return -1;
-        for (uint32_t l = 0; l < n; l++) v[l] = p > 0 && l % p < p - 1;
+        for (uint32_t l = 0; l < n; l++)
+            v[l] = p > 0 && l % p < p - 1;
     } else if (key_layers_u32(L, "attention.sliding_window_pattern", n, v, true) < 0) {
         return -1;
     }
@@ -189,7 +197,8 @@ static int load_config(struct loader *L, struct nb_config *c)
         if (c->sliding_window == 0) return fail(L, "%s.attention.sliding_window is 0", L->arch);
     }
 
-    for (uint32_t l = 0; l < n; l++) v[l] = c->n_head;
+    for (uint32_t l = 0; l < n; l++)
+        v[l] = c->n_head;
     if (key_layers_u32(L, "attention.head_count_kv", n, v, false) < 0) return -1;
     for (uint32_t l = 0; l < n; l++) {
         if (v[l] == 0 || c->n_head % v[l])
@@ -215,8 +224,10 @@ static int load_config(struct loader *L, struct nb_config *c)
         key_u32(L, "expert_feed_forward_length", &c->n_ff_exp, true);
         if (L->failed) return -1;
         if (c->n_expert_used == 0 || c->n_expert_used > c->n_expert || c->n_ff_exp == 0)
-            return fail(L, "expert_used_count %u / expert_feed_forward_length %u invalid for %u "
-                           "experts", c->n_expert_used, c->n_ff_exp, c->n_expert);
+            return fail(L,
+                        "expert_used_count %u / expert_feed_forward_length %u invalid for %u "
+                        "experts",
+                        c->n_expert_used, c->n_ff_exp, c->n_expert);
     }
 
     /* Per-layer geometry and KV sharing: layers >= n - n_kv_shared read the cache of the last
@@ -285,7 +296,8 @@ static const struct gguf_tensor *tensor(struct loader *L, const char *name, enum
         return NULL;
     }
     uint64_t want[GGUF_MAX_DIMS] = {e0, e1, e2, 1};
-    for (uint32_t i = nd; i < GGUF_MAX_DIMS; i++) want[i] = 1;
+    for (uint32_t i = nd; i < GGUF_MAX_DIMS; i++)
+        want[i] = 1;
     for (uint32_t i = 0; i < GGUF_MAX_DIMS; i++)
         if (t->ne[i] != want[i]) {
             char a[96], b[96];
@@ -372,15 +384,18 @@ static int load_rope_factors(struct loader *L, struct nb_model *m)
     uint32_t n = c->n_rot / 2;
     c->rope_factors = malloc((n ? n : 1) * sizeof(float));
     if (!c->rope_factors) return fail(L, "out of memory");
-    for (uint32_t i = 0; i < n; i++) c->rope_factors[i] = 1.0f;
-    if (m->w.rope_freqs) nb_dequant_row(m->w.rope_freqs->type, m->w.rope_freqs->data, c->rope_factors, n);
+    for (uint32_t i = 0; i < n; i++)
+        c->rope_factors[i] = 1.0f;
+    if (m->w.rope_freqs)
+        nb_dequant_row(m->w.rope_freqs->type, m->w.rope_freqs->data, c->rope_factors, n);
     c->n_rope_pairs_full = 0;
     while (c->n_rope_pairs_full < n && c->rope_factors[c->n_rope_pairs_full] < NB_ROPE_FACTOR_OFF)
         c->n_rope_pairs_full++;
     c->rope_factors_simple = true;
     for (uint32_t i = 0; i < n; i++) {
         float f = c->rope_factors[i];
-        if (!(f > 0)) return fail(L, "rope_freqs.weight: factor %u is %g (must be > 0)", i, (double)f);
+        if (!(f > 0))
+            return fail(L, "rope_freqs.weight: factor %u is %g (must be > 0)", i, (double)f);
         if (i < c->n_rope_pairs_full ? f != 1.0f : f < NB_ROPE_FACTOR_OFF)
             c->rope_factors_simple = false;
     }
@@ -409,12 +424,15 @@ static int load_weights(struct loader *L, struct nb_model *m)
     w->output_norm = tensor(L, "output_norm.weight", T_VEC, true, 1, H, 1, 1);
     w->rope_freqs = tensor(L, "rope_freqs.weight", T_VEC, false, 1, c->n_rot / 2, 1, 1);
     if (c->n_embd_ple) {
-        w->per_layer_token_embd = tensor(L, "per_layer_token_embd.weight", T_MAT, true, 2, LP, V, 1);
-        w->per_layer_model_proj = tensor(L, "per_layer_model_proj.weight", T_MAT, true, 2, H, LP, 1);
-        w->per_layer_proj_norm = tensor(L, "per_layer_proj_norm.weight", T_VEC, true, 1,
-                                        c->n_embd_ple, 1, 1);
+        w->per_layer_token_embd =
+            tensor(L, "per_layer_token_embd.weight", T_MAT, true, 2, LP, V, 1);
+        w->per_layer_model_proj =
+            tensor(L, "per_layer_model_proj.weight", T_MAT, true, 2, H, LP, 1);
+        w->per_layer_proj_norm =
+            tensor(L, "per_layer_proj_norm.weight", T_VEC, true, 1, c->n_embd_ple, 1, 1);
     }
-    for (uint32_t l = 0; l < c->n_layer && !L->failed; l++) load_layer(L, c, &w->layer[l], l);
+    for (uint32_t l = 0; l < c->n_layer && !L->failed; l++)
+        load_layer(L, c, &w->layer[l], l);
     if (!L->failed) load_rope_factors(L, m);
     return L->failed ? -1 : 0;
 }
@@ -468,7 +486,8 @@ static void print_runs(FILE *f, const char *label, const uint32_t *v, uint32_t n
     fprintf(f, "  %-19s", label);
     for (uint32_t i = 0; i < n;) {
         uint32_t j = i;
-        while (j < n && v[j] == v[i]) j++;
+        while (j < n && v[j] == v[i])
+            j++;
         fprintf(f, "%s%u", i ? ", " : "", v[i]);
         if (j - i > 1) fprintf(f, " x%u", j - i);
         i = j;
@@ -485,12 +504,15 @@ void nb_config_print(const struct nb_config *c, FILE *f)
             c->n_embd, n, c->n_head);
     fprintf(f, "  n_vocab            %u\n  context_length     %u\n", c->n_vocab, c->n_ctx_train);
     fprintf(f, "  layer pattern      ");
-    for (uint32_t l = 0; l < n; l++) fputc(c->layer[l].is_swa ? 'S' : 'F', f);
+    for (uint32_t l = 0; l < n; l++)
+        fputc(c->layer[l].is_swa ? 'S' : 'F', f);
     fprintf(f, "  (S sliding, F full)\n");
     fprintf(f, "  head dim           %u full, %u sliding\n", c->head_dim, c->head_dim_swa);
-    for (uint32_t l = 0; l < n; l++) v[l] = c->layer[l].n_head_kv;
+    for (uint32_t l = 0; l < n; l++)
+        v[l] = c->layer[l].n_head_kv;
     print_runs(f, "n_head_kv", v, n);
-    for (uint32_t l = 0; l < n; l++) v[l] = c->layer[l].n_ff;
+    for (uint32_t l = 0; l < n; l++)
+        v[l] = c->layer[l].n_ff;
     print_runs(f, "n_ff", v, n);
     if (c->sliding_window) fprintf(f, "  sliding window     %u\n", c->sliding_window);
     fprintf(f, "  rope               base %g full, %g sliding; dims %u full, %u sliding\n",
@@ -506,7 +528,8 @@ void nb_config_print(const struct nb_config *c, FILE *f)
         fprintf(f, "\n");
     }
     bool kv_eq = false;
-    for (uint32_t l = 0; l < n; l++) kv_eq |= c->layer[l].has_kv && !c->layer[l].has_v;
+    for (uint32_t l = 0; l < n; l++)
+        kv_eq |= c->layer[l].has_kv && !c->layer[l].has_v;
     if (kv_eq) {
         fprintf(f, "  K=V (no attn_v)    layers");
         for (uint32_t l = 0; l < n; l++)
@@ -516,13 +539,16 @@ void nb_config_print(const struct nb_config *c, FILE *f)
     if (c->n_embd_ple) fprintf(f, "  per-layer embd     %u\n", c->n_embd_ple);
     if (c->n_expert) {
         uint32_t nm = 0;
-        for (uint32_t l = 0; l < n; l++) nm += c->layer[l].is_moe;
+        for (uint32_t l = 0; l < n; l++)
+            nm += c->layer[l].is_moe;
         fprintf(f, "  experts            %u, top %u, width %u, %s gate/up, on %u of %u layers\n",
-                c->n_expert, c->n_expert_used, c->n_ff_exp, c->moe_fused_gate_up ? "fused" : "split",
-                nm, n);
+                c->n_expert, c->n_expert_used, c->n_ff_exp,
+                c->moe_fused_gate_up ? "fused" : "split", nm, n);
     }
     fprintf(f, "  layer output scale %s\n", c->has_layer_scale ? "yes" : "no");
-    if (c->final_softcap > 0) fprintf(f, "  final softcap      %g\n", (double)c->final_softcap);
-    else fprintf(f, "  final softcap      none\n");
+    if (c->final_softcap > 0)
+        fprintf(f, "  final softcap      %g\n", (double)c->final_softcap);
+    else
+        fprintf(f, "  final softcap      none\n");
     fprintf(f, "  output             %s\n", c->tied_output ? "tied (token_embd)" : "output.weight");
 }

@@ -45,42 +45,42 @@ struct nb_layer_config {
 
 struct nb_config {
     enum nb_arch arch;
-    char name[96];            /* general.name, "" if absent */
-    uint32_t n_embd;          /* H */
-    uint32_t n_layer;         /* L */
-    uint32_t n_head;          /* nh (all layers) */
-    uint32_t n_vocab;         /* V = token_embd ne[1] */
-    uint32_t n_ctx_train;     /* context_length */
-    uint32_t head_dim;        /* key_length = value_length (full layers) */
-    uint32_t head_dim_swa;    /* key_length_swa = value_length_swa (sliding layers) */
-    uint32_t n_rot;           /* rope.dimension_count (full layers) */
-    uint32_t n_rot_swa;       /* rope.dimension_count_swa (sliding layers) */
-    float rope_base;          /* rope.freq_base (full layers) */
-    float rope_base_swa;      /* rope.freq_base_swa (sliding layers) */
+    char name[96];         /* general.name, "" if absent */
+    uint32_t n_embd;       /* H */
+    uint32_t n_layer;      /* L */
+    uint32_t n_head;       /* nh (all layers) */
+    uint32_t n_vocab;      /* V = token_embd ne[1] */
+    uint32_t n_ctx_train;  /* context_length */
+    uint32_t head_dim;     /* key_length = value_length (full layers) */
+    uint32_t head_dim_swa; /* key_length_swa = value_length_swa (sliding layers) */
+    uint32_t n_rot;        /* rope.dimension_count (full layers) */
+    uint32_t n_rot_swa;    /* rope.dimension_count_swa (sliding layers) */
+    float rope_base;       /* rope.freq_base (full layers) */
+    float rope_base_swa;   /* rope.freq_base_swa (sliding layers) */
     /* Per-pair frequency factors of full layers (rope_freqs tensor, [n_rot/2], always allocated;
      * all 1.0 when the tensor is absent): theta_i = pos * base^(-2i/n_rot) / factor_i. Sliding
      * layers use no factors. n_rope_pairs_full = how many leading pairs have a factor below
      * NB_ROPE_FACTOR_OFF (= n_rot/2 when every pair rotates); rope_factors_simple says the factors
      * are exactly [1.0] * n_rope_pairs_full + [off] * rest, so a GPU kernel may rotate only the
      * first n_rope_pairs_full pairs with plain frequencies. */
-    float *rope_factors;      /* [n_rot/2] */
+    float *rope_factors; /* [n_rot/2] */
     uint32_t n_rope_pairs_full;
     bool rope_factors_simple;
-    uint32_t sliding_window;  /* keys with q_pos - k_pos >= window are masked on sliding layers */
+    uint32_t sliding_window; /* keys with q_pos - k_pos >= window are masked on sliding layers */
     float rms_eps;
-    float attn_scale;         /* multiplies q.k; 1.0 for gemma4 (QK-norm replaces 1/sqrt(hd)) */
-    float embd_scale;         /* sqrt(H): token embeddings are multiplied by it */
-    uint32_t n_kv_shared;     /* attention.shared_kv_layers: the last n layers reuse K/V */
-    uint32_t n_embd_ple;      /* P: per-layer embedding width, 0 = no PLE */
-    uint32_t n_expert;        /* E, 0 = no MoE */
-    uint32_t n_expert_used;   /* top-k */
-    uint32_t n_ff_exp;        /* Fe */
-    bool moe_fused_gate_up;   /* ffn_gate_up_exps (gate rows first) instead of split gate/up */
-    float final_softcap;      /* logits = c * tanh(logits / c); 0 = none */
-    bool tied_output;         /* no output.weight: the output matrix is token_embd */
-    bool has_layer_scale;     /* layer_output_scale present (on every layer) */
-    uint32_t max_head_dim;    /* max over layers of hd (scratch sizing) */
-    uint32_t max_n_ff;        /* max over layers of F */
+    float attn_scale;       /* multiplies q.k; 1.0 for gemma4 (QK-norm replaces 1/sqrt(hd)) */
+    float embd_scale;       /* sqrt(H): token embeddings are multiplied by it */
+    uint32_t n_kv_shared;   /* attention.shared_kv_layers: the last n layers reuse K/V */
+    uint32_t n_embd_ple;    /* P: per-layer embedding width, 0 = no PLE */
+    uint32_t n_expert;      /* E, 0 = no MoE */
+    uint32_t n_expert_used; /* top-k */
+    uint32_t n_ff_exp;      /* Fe */
+    bool moe_fused_gate_up; /* ffn_gate_up_exps (gate rows first) instead of split gate/up */
+    float final_softcap;    /* logits = c * tanh(logits / c); 0 = none */
+    bool tied_output;       /* no output.weight: the output matrix is token_embd */
+    bool has_layer_scale;   /* layer_output_scale on some layer (others: 1) */
+    uint32_t max_head_dim;  /* max over layers of hd (scratch sizing) */
+    uint32_t max_n_ff;      /* max over layers of F */
     struct nb_layer_config layer[NB_MAX_LAYERS];
 };
 
@@ -100,19 +100,19 @@ struct nb_layer_weights {
     const struct gguf_tensor *post_ffw_norm;       /* {H} */
     const struct gguf_tensor *layer_output_scale;  /* {1}            NULL if absent */
     /* PLE (n_embd_ple > 0) */
-    const struct gguf_tensor *inp_gate;            /* {H, P} */
-    const struct gguf_tensor *proj;                /* {P, H} */
-    const struct gguf_tensor *post_norm;           /* {H} */
+    const struct gguf_tensor *inp_gate;  /* {H, P} */
+    const struct gguf_tensor *proj;      /* {P, H} */
+    const struct gguf_tensor *post_norm; /* {H} */
     /* MoE (is_moe) */
-    const struct gguf_tensor *ffn_gate_inp;        /* {H, E}   router */
-    const struct gguf_tensor *ffn_gate_inp_scale;  /* {H}      router input scale */
-    const struct gguf_tensor *pre_ffw_norm_2;      /* {H} */
-    const struct gguf_tensor *post_ffw_norm_1;     /* {H} */
-    const struct gguf_tensor *post_ffw_norm_2;     /* {H} */
-    const struct gguf_tensor *ffn_gate_up_exps;    /* {H, 2*Fe, E}  fused: gate rows, then up rows */
-    const struct gguf_tensor *ffn_gate_exps;       /* {H, Fe, E}    split form (when not fused) */
-    const struct gguf_tensor *ffn_up_exps;         /* {H, Fe, E} */
-    const struct gguf_tensor *ffn_down_exps;       /* {Fe, H, E} */
+    const struct gguf_tensor *ffn_gate_inp;       /* {H, E}   router */
+    const struct gguf_tensor *ffn_gate_inp_scale; /* {H}      router input scale */
+    const struct gguf_tensor *pre_ffw_norm_2;     /* {H} */
+    const struct gguf_tensor *post_ffw_norm_1;    /* {H} */
+    const struct gguf_tensor *post_ffw_norm_2;    /* {H} */
+    const struct gguf_tensor *ffn_gate_up_exps;   /* {H, 2*Fe, E}  fused: gate rows, then up rows */
+    const struct gguf_tensor *ffn_gate_exps;      /* {H, Fe, E}    split form (when not fused) */
+    const struct gguf_tensor *ffn_up_exps;        /* {H, Fe, E} */
+    const struct gguf_tensor *ffn_down_exps;      /* {Fe, H, E} */
     const struct gguf_tensor *ffn_down_exps_scale; /* {E}      per-expert scale, NULL = 1 */
 };
 

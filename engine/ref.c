@@ -15,31 +15,31 @@
 struct nb_ref {
     const struct nb_model *m;
     int n_ctx;
-    int n_past;                      /* positions [0, n_past) hold valid K/V */
+    int n_past; /* positions [0, n_past) hold valid K/V */
     struct nb_ref_hooks hooks;
-    float *k_cache[NB_MAX_LAYERS];   /* [n_ctx][nkv*hd] roped, normed K (has_kv layers only) */
-    float *v_cache[NB_MAX_LAYERS];   /* [n_ctx][nkv*hd] normed V */
+    float *k_cache[NB_MAX_LAYERS]; /* [n_ctx][nkv*hd] roped, normed K (has_kv layers only) */
+    float *v_cache[NB_MAX_LAYERS]; /* [n_ctx][nkv*hd] normed V */
     /* scratch for one chunk of T <= REF_CHUNK tokens */
-    float *h;        /* [T][H]  residual stream */
-    float *x;        /* [T][H]  normed input of a block */
-    float *o;        /* [T][H]  block output (attention, MLP, PLE) */
-    float *f2;       /* [T][H]  MoE branch output */
-    float *q;        /* [T][nh*hd_max] */
-    float *k;        /* [T][nkv*hd max] */
-    float *v;        /* [T][nkv*hd max] */
-    float *att;      /* [T][nh*hd_max]  attention output before attn_output */
-    float *gate;     /* [T][max(F, 2*Fe, P)] */
-    float *up;       /* [T][max(F, Fe)] */
-    float *ple;      /* [T][L*P]  per-layer inputs */
-    float *ple_tok;  /* [L*P]     per_layer_token_embd row */
-    float *row;      /* [max ne0]  one dequantized weight row */
-    float *wv;       /* [max(H, hd, P, E)]  a dequantized norm/scale vector */
-    float *scores;   /* [n_ctx]  attention scores of one head */
-    float *cs;       /* [hd_max/2][2]  cos/sin of one position */
-    float *probs;    /* [E]  router probabilities */
-    float *ez;       /* [H]  router input, then the expert input x2 (one token) */
-    float *ey;       /* [H]  one expert's output (one token) */
-    int *sel;        /* [E]  expert order for top-k */
+    float *h;       /* [T][H]  residual stream */
+    float *x;       /* [T][H]  normed input of a block */
+    float *o;       /* [T][H]  block output (attention, MLP, PLE) */
+    float *f2;      /* [T][H]  MoE branch output */
+    float *q;       /* [T][nh*hd_max] */
+    float *k;       /* [T][nkv*hd max] */
+    float *v;       /* [T][nkv*hd max] */
+    float *att;     /* [T][nh*hd_max]  attention output before attn_output */
+    float *gate;    /* [T][max(F, 2*Fe, P)] */
+    float *up;      /* [T][max(F, Fe)] */
+    float *ple;     /* [T][L*P]  per-layer inputs */
+    float *ple_tok; /* [L*P]     per_layer_token_embd row */
+    float *row;     /* [max ne0]  one dequantized weight row */
+    float *wv;      /* [max(H, hd, P, E)]  a dequantized norm/scale vector */
+    float *scores;  /* [n_ctx]  attention scores of one head */
+    float *cs;      /* [hd_max/2][2]  cos/sin of one position */
+    float *probs;   /* [E]  router probabilities */
+    float *ez;      /* [H]  router input, then the expert input x2 (one token) */
+    float *ey;      /* [H]  one expert's output (one token) */
+    int *sel;       /* [E]  expert order for top-k */
     size_t max_ne0;
 };
 
@@ -51,9 +51,11 @@ static float dot(const float *a, const float *b, size_t n)
     float s[8] = {0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+        for (int j = 0; j < 8; j++)
+            s[j] += a[i + j] * b[i + j];
     float r = 0;
-    for (; i < n; i++) r += a[i] * b[i];
+    for (; i < n; i++)
+        r += a[i] * b[i];
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + r;
 }
 
@@ -61,9 +63,11 @@ static float dot(const float *a, const float *b, size_t n)
 static void rmsnorm(float *y, const float *x, const float *w, size_t n, float eps)
 {
     double ss = 0;
-    for (size_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    for (size_t i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
     float s = (float)(1.0 / sqrt(ss / (double)n + eps));
-    for (size_t i = 0; i < n; i++) y[i] = x[i] * s * (w ? w[i] : 1.0f);
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] * s * (w ? w[i] : 1.0f);
 }
 
 /* GELU, tanh approximation: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))). */
@@ -117,15 +121,17 @@ static void matmul(struct nb_ref *r, const struct gguf_tensor *w, uint64_t row0,
     uint64_t rs = ggml_row_size(w->type, n_in);
     for (uint32_t j = 0; j < n_out; j++) {
         nb_dequant_row(w->type, w->data + (row0 + j) * rs, r->row, n_in);
-        for (int t = 0; t < T; t++) y[(size_t)t * ldy + j] = dot(r->row, x + (size_t)t * ldx, n_in);
+        for (int t = 0; t < T; t++)
+            y[(size_t)t * ldy + j] = dot(r->row, x + (size_t)t * ldx, n_in);
     }
 }
 
-static void hook(struct nb_ref *r, const char *step, int layer, int pos0, const float *x,
-                 size_t ld, int n, int T)
+static void hook(struct nb_ref *r, const char *step, int layer, int pos0, const float *x, size_t ld,
+                 int n, int T)
 {
     if (!r->hooks.on_step) return;
-    for (int t = 0; t < T; t++) r->hooks.on_step(r->hooks.user, step, layer, pos0 + t, x + (size_t)t * ld, n);
+    for (int t = 0; t < T; t++)
+        r->hooks.on_step(r->hooks.user, step, layer, pos0 + t, x + (size_t)t * ld, n);
 }
 
 /* ---- create / destroy ---------------------------------------------------------------------- */
@@ -137,7 +143,10 @@ static float *alloc_f(size_t n, bool *ok)
     return p;
 }
 
-static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
+static size_t max_z(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
 
 struct nb_ref *nb_ref_create(const struct nb_model *m, int n_ctx, char *err, size_t errlen)
 {
@@ -201,17 +210,21 @@ void nb_ref_destroy(struct nb_ref *r)
         free(r->k_cache[l]);
         free(r->v_cache[l]);
     }
-    float *bufs[] = {r->h, r->x, r->o, r->f2, r->q, r->k, r->v, r->att, r->gate, r->up,
-                     r->ple, r->ple_tok, r->row, r->wv, r->scores, r->cs, r->probs, r->ez, r->ey};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    float *bufs[] = {r->h,      r->x,    r->o,     r->f2,  r->q,       r->k,   r->v,
+                     r->att,    r->gate, r->up,    r->ple, r->ple_tok, r->row, r->wv,
+                     r->scores, r->cs,   r->probs, r->ez,  r->ey};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
     free(r->sel);
     free(r);
 }
 
 void nb_ref_set_hooks(struct nb_ref *r, const struct nb_ref_hooks *hooks)
 {
-    if (hooks) r->hooks = *hooks;
-    else memset(&r->hooks, 0, sizeof r->hooks);
+    if (hooks)
+        r->hooks = *hooks;
+    else
+        memset(&r->hooks, 0, sizeof r->hooks);
 }
 
 /* ---- forward steps ------------------------------------------------------------------------- */
@@ -232,7 +245,8 @@ static void ple_inputs(struct nb_ref *r, const int32_t *tok, int T, int pos0)
         float *p = r->ple + (size_t)t * LP;
         nb_dequant_row(te->type, te->data + (uint64_t)tok[t] * ggml_row_size(te->type, LP),
                        r->ple_tok, LP);
-        for (uint32_t i = 0; i < LP; i++) p[i] *= in_scale;
+        for (uint32_t i = 0; i < LP; i++)
+            p[i] *= in_scale;
         for (uint32_t l = 0; l < c->n_layer; l++) {
             rmsnorm(p + l * P, p + l * P, nw, P, c->rms_eps);
             for (uint32_t i = 0; i < P; i++)
@@ -272,8 +286,10 @@ static void attention_block(struct nb_ref *r, uint32_t l, int T, int pos0)
         /* attn_k, attn_v (K=V: V is the raw K projection), k_norm, v_norm (no weight), rope_k */
         matmul(r, w->attn_k, 0, kvd, r->x, H, r->k, kvd, T);
         hook(r, "attn_k", (int)l, pos0, r->k, kvd, (int)kvd, T);
-        if (lc->has_v) matmul(r, w->attn_v, 0, kvd, r->x, H, r->v, kvd, T);
-        else memcpy(r->v, r->k, (size_t)T * kvd * sizeof(float));
+        if (lc->has_v)
+            matmul(r, w->attn_v, 0, kvd, r->x, H, r->v, kvd, T);
+        else
+            memcpy(r->v, r->k, (size_t)T * kvd * sizeof(float));
         hook(r, "attn_v", (int)l, pos0, r->v, kvd, (int)kvd, T);
         const float *kn = vec(r, w->attn_k_norm);
         for (int t = 0; t < T; t++)
@@ -300,7 +316,9 @@ static void attention_block(struct nb_ref *r, uint32_t l, int T, int pos0)
     uint32_t group = nh / nkv;
     for (int t = 0; t < T; t++) {
         int pos = pos0 + t;
-        int lo = lc->is_swa && pos - (int)c->sliding_window + 1 > 0 ? pos - (int)c->sliding_window + 1 : 0;
+        int lo = lc->is_swa && pos - (int)c->sliding_window + 1 > 0
+                     ? pos - (int)c->sliding_window + 1
+                     : 0;
         for (uint32_t h = 0; h < nh; h++) {
             const float *qh = r->q + (size_t)t * nq + h * hd;
             size_t koff = (size_t)(h / group) * hd;
@@ -320,7 +338,8 @@ static void attention_block(struct nb_ref *r, uint32_t l, int T, int pos0)
             for (int j = lo; j <= pos; j++) {
                 float p = (float)(r->scores[j] / sum);
                 const float *vj = V + (size_t)j * kvd + koff;
-                for (uint32_t i = 0; i < hd; i++) out[i] += p * vj[i];
+                for (uint32_t i = 0; i < hd; i++)
+                    out[i] += p * vj[i];
             }
         }
     }
@@ -330,7 +349,8 @@ static void attention_block(struct nb_ref *r, uint32_t l, int T, int pos0)
     matmul(r, w->attn_output, 0, H, r->att, nq, r->o, H, T);
     hook(r, "attn_out", (int)l, pos0, r->o, H, (int)H, T);
     const float *pn = vec(r, w->post_attention_norm);
-    for (int t = 0; t < T; t++) rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
+    for (int t = 0; t < T; t++)
+        rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
     hook(r, "post_attn_norm", (int)l, pos0, r->o, H, (int)H, T);
 }
 
@@ -342,7 +362,8 @@ static void mlp(struct nb_ref *r, const struct nb_layer_weights *w, uint32_t F, 
     matmul(r, w->ffn_gate, 0, F, x, H, r->gate, F, T);
     matmul(r, w->ffn_up, 0, F, x, H, r->up, F, T);
     hook(r, "ffn_gate_up", layer, pos0, r->gate, F, (int)F, T);
-    for (size_t i = 0; i < (size_t)T * F; i++) r->gate[i] = gelu(r->gate[i]) * r->up[i];
+    for (size_t i = 0; i < (size_t)T * F; i++)
+        r->gate[i] = gelu(r->gate[i]) * r->up[i];
     hook(r, "geglu", layer, pos0, r->gate, F, (int)F, T);
     matmul(r, w->ffn_down, 0, H, r->gate, F, out, H, T);
     hook(r, "ffn_down", layer, pos0, out, H, (int)H, T);
@@ -361,15 +382,20 @@ static void moe_token(struct nb_ref *r, const struct nb_layer_weights *w, const 
     rmsnorm(z, h, NULL, H, c->rms_eps);
     const float *sc = vec(r, w->ffn_gate_inp_scale);
     float hs = 1.0f / sqrtf((float)H);
-    for (uint32_t i = 0; i < H; i++) z[i] = z[i] * sc[i] * hs;
+    for (uint32_t i = 0; i < H; i++)
+        z[i] = z[i] * sc[i] * hs;
     matmul(r, w->ffn_gate_inp, 0, E, z, H, r->probs, E, 1);
     float mx = -INFINITY;
-    for (uint32_t e = 0; e < E; e++) mx = r->probs[e] > mx ? r->probs[e] : mx;
+    for (uint32_t e = 0; e < E; e++)
+        mx = r->probs[e] > mx ? r->probs[e] : mx;
     double sum = 0;
-    for (uint32_t e = 0; e < E; e++) sum += r->probs[e] = expf(r->probs[e] - mx);
-    for (uint32_t e = 0; e < E; e++) r->probs[e] = (float)(r->probs[e] / sum);
+    for (uint32_t e = 0; e < E; e++)
+        sum += r->probs[e] = expf(r->probs[e] - mx);
+    for (uint32_t e = 0; e < E; e++)
+        r->probs[e] = (float)(r->probs[e] / sum);
     if (r->hooks.on_step) r->hooks.on_step(r->hooks.user, "router", layer, pos, r->probs, (int)E);
-    for (uint32_t e = 0; e < E; e++) r->sel[e] = (int)e;
+    for (uint32_t e = 0; e < E; e++)
+        r->sel[e] = (int)e;
     for (uint32_t k = 0; k < K; k++) /* partial selection sort: highest first, lowest id on ties */
         for (uint32_t e = k + 1; e < E; e++)
             if (r->probs[r->sel[e]] > r->probs[r->sel[k]]) {
@@ -378,7 +404,8 @@ static void moe_token(struct nb_ref *r, const struct nb_layer_weights *w, const 
                 r->sel[e] = s;
             }
     float wsum = 0;
-    for (uint32_t k = 0; k < K; k++) wsum += r->probs[r->sel[k]];
+    for (uint32_t k = 0; k < K; k++)
+        wsum += r->probs[r->sel[k]];
     if (wsum < 6.103515625e-5f) wsum = 6.103515625e-5f;
 
     /* moe_experts: x2 = RMSNorm(h, pre_ffw_norm_2) in z */
@@ -392,11 +419,13 @@ static void moe_token(struct nb_ref *r, const struct nb_layer_weights *w, const 
             matmul(r, w->ffn_gate_exps, (uint64_t)e * Fe, Fe, z, H, r->gate, Fe, 1);
             matmul(r, w->ffn_up_exps, (uint64_t)e * Fe, Fe, z, H, r->gate + Fe, Fe, 1);
         }
-        for (uint32_t i = 0; i < Fe; i++) r->up[i] = gelu(r->gate[i]) * r->gate[Fe + i];
+        for (uint32_t i = 0; i < Fe; i++)
+            r->up[i] = gelu(r->gate[i]) * r->gate[Fe + i];
         matmul(r, w->ffn_down_exps, (uint64_t)e * H, H, r->up, Fe, y, H, 1);
         float s = r->probs[e] / wsum;
         if (w->ffn_down_exps_scale) s *= vec(r, w->ffn_down_exps_scale)[e];
-        for (uint32_t i = 0; i < H; i++) out[i] += s * y[i];
+        for (uint32_t i = 0; i < H; i++)
+            out[i] += s * y[i];
     }
     if (r->hooks.on_step) r->hooks.on_step(r->hooks.user, "moe_experts", layer, pos, out, (int)H);
 }
@@ -411,7 +440,8 @@ static void ffn_block(struct nb_ref *r, uint32_t l, int T, int pos0)
 
     /* ffn_norm, then the dense MLP (ffn_gate_up, geglu, ffn_down) */
     const float *fn = vec(r, w->ffn_norm);
-    for (int t = 0; t < T; t++) rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, fn, H, c->rms_eps);
+    for (int t = 0; t < T; t++)
+        rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, fn, H, c->rms_eps);
     hook(r, "ffn_norm", (int)l, pos0, r->x, H, (int)H, T);
     mlp(r, w, lc->n_ff, r->x, r->o, T, (int)l, pos0);
 
@@ -419,19 +449,23 @@ static void ffn_block(struct nb_ref *r, uint32_t l, int T, int pos0)
         /* post_ffw_norm_1 on the dense branch; router + moe_experts + post_ffw_norm_2 on the
          * expert branch; the two are summed */
         const float *n1 = vec(r, w->post_ffw_norm_1);
-        for (int t = 0; t < T; t++) rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, n1, H, c->rms_eps);
+        for (int t = 0; t < T; t++)
+            rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, n1, H, c->rms_eps);
         hook(r, "post_ffw_norm_1", (int)l, pos0, r->o, H, (int)H, T);
         for (int t = 0; t < T; t++)
             moe_token(r, w, r->h + (size_t)t * H, r->f2 + (size_t)t * H, (int)l, pos0 + t);
         const float *n2 = vec(r, w->post_ffw_norm_2);
-        for (int t = 0; t < T; t++) rmsnorm(r->f2 + (size_t)t * H, r->f2 + (size_t)t * H, n2, H, c->rms_eps);
+        for (int t = 0; t < T; t++)
+            rmsnorm(r->f2 + (size_t)t * H, r->f2 + (size_t)t * H, n2, H, c->rms_eps);
         hook(r, "post_ffw_norm_2", (int)l, pos0, r->f2, H, (int)H, T);
-        for (size_t i = 0; i < (size_t)T * H; i++) r->o[i] += r->f2[i];
+        for (size_t i = 0; i < (size_t)T * H; i++)
+            r->o[i] += r->f2[i];
     }
 
     /* post_ffw_norm */
     const float *pn = vec(r, w->post_ffw_norm);
-    for (int t = 0; t < T; t++) rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
+    for (int t = 0; t < T; t++)
+        rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
     hook(r, "post_ffw_norm", (int)l, pos0, r->o, H, (int)H, T);
 }
 
@@ -454,16 +488,19 @@ static void ple_block(struct nb_ref *r, uint32_t l, int T, int pos0)
     matmul(r, w->proj, 0, H, r->gate, P, r->o, H, T);
     hook(r, "ple_proj", (int)l, pos0, r->o, H, (int)H, T);
     const float *pn = vec(r, w->post_norm);
-    for (int t = 0; t < T; t++) rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
+    for (int t = 0; t < T; t++)
+        rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
     hook(r, "post_norm", (int)l, pos0, r->o, H, (int)H, T);
-    for (size_t i = 0; i < (size_t)T * H; i++) r->h[i] += r->o[i];
+    for (size_t i = 0; i < (size_t)T * H; i++)
+        r->h[i] += r->o[i];
 }
 
 static void layer_hook(struct nb_ref *r, int layer, int pos0, int T)
 {
     if (!r->hooks.on_layer) return;
     uint32_t H = r->m->cfg.n_embd;
-    for (int t = 0; t < T; t++) r->hooks.on_layer(r->hooks.user, layer, pos0 + t, r->h + (size_t)t * H);
+    for (int t = 0; t < T; t++)
+        r->hooks.on_layer(r->hooks.user, layer, pos0 + t, r->h + (size_t)t * H);
 }
 
 /* One chunk: tokens tok[0..T) at positions pos0... Logits of token t go to logits + t*V for the
@@ -480,7 +517,8 @@ static void forward_chunk(struct nb_ref *r, const int32_t *tok, int T, int pos0,
     for (int t = 0; t < T; t++) {
         float *h = r->h + (size_t)t * H;
         nb_dequant_row(te->type, te->data + (uint64_t)tok[t] * ggml_row_size(te->type, H), h, H);
-        for (uint32_t i = 0; i < H; i++) h[i] *= c->embd_scale;
+        for (uint32_t i = 0; i < H; i++)
+            h[i] *= c->embd_scale;
     }
     hook(r, "embed", -1, pos0, r->h, H, (int)H, T);
     layer_hook(r, -1, pos0, T);
@@ -490,19 +528,23 @@ static void forward_chunk(struct nb_ref *r, const int32_t *tok, int T, int pos0,
         const struct nb_layer_weights *w = &m->w.layer[l];
         /* attn_norm */
         const float *an = vec(r, w->attn_norm);
-        for (int t = 0; t < T; t++) rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, an, H, c->rms_eps);
+        for (int t = 0; t < T; t++)
+            rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, an, H, c->rms_eps);
         hook(r, "attn_norm", (int)l, pos0, r->x, H, (int)H, T);
         attention_block(r, l, T, pos0);
         /* residual */
-        for (size_t i = 0; i < (size_t)T * H; i++) r->h[i] += r->o[i];
+        for (size_t i = 0; i < (size_t)T * H; i++)
+            r->h[i] += r->o[i];
         hook(r, "residual", (int)l, pos0, r->h, H, (int)H, T);
         ffn_block(r, l, T, pos0);
-        for (size_t i = 0; i < (size_t)T * H; i++) r->h[i] += r->o[i];
+        for (size_t i = 0; i < (size_t)T * H; i++)
+            r->h[i] += r->o[i];
         if (c->n_embd_ple) ple_block(r, l, T, pos0);
         /* layer_scale */
         if (w->layer_output_scale) {
             float s = vec(r, w->layer_output_scale)[0];
-            for (size_t i = 0; i < (size_t)T * H; i++) r->h[i] *= s;
+            for (size_t i = 0; i < (size_t)T * H; i++)
+                r->h[i] *= s;
         }
         hook(r, "layer_scale", (int)l, pos0, r->h, H, (int)H, T);
         layer_hook(r, (int)l, pos0, T);
@@ -510,7 +552,8 @@ static void forward_chunk(struct nb_ref *r, const int32_t *tok, int T, int pos0,
 
     /* output_norm */
     const float *on = vec(r, m->w.output_norm);
-    for (int t = 0; t < T; t++) rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, on, H, c->rms_eps);
+    for (int t = 0; t < T; t++)
+        rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, on, H, c->rms_eps);
     hook(r, "output_norm", -1, pos0, r->x, H, (int)H, T);
     if (r->hooks.on_layer)
         for (int t = 0; t < T; t++)
@@ -524,7 +567,8 @@ static void forward_chunk(struct nb_ref *r, const int32_t *tok, int T, int pos0,
     hook(r, "output", -1, pos0 + first_logit, out, V, (int)V, n);
     if (c->final_softcap > 0) {
         float cap = c->final_softcap;
-        for (size_t i = 0; i < (size_t)n * V; i++) out[i] = cap * tanhf(out[i] / cap);
+        for (size_t i = 0; i < (size_t)n * V; i++)
+            out[i] = cap * tanhf(out[i] / cap);
         hook(r, "softcap", -1, pos0 + first_logit, out, V, (int)V, n);
     }
 }
@@ -534,14 +578,17 @@ int nb_ref_eval(struct nb_ref *r, const int32_t *tokens, int n, int pos0, float 
 {
     const struct nb_config *c = &r->m->cfg;
     if (n <= 0 || pos0 < 0 || pos0 > r->n_past || n > r->n_ctx - pos0) {
-        snprintf(err, errlen, "reference forward: positions %d..%d do not fit (context %d, %d filled)",
-                 pos0, pos0 + n - 1, r->n_ctx, r->n_past);
+        snprintf(err, errlen,
+                 "reference forward: positions %d..%d do not fit (context %d, %d filled)", pos0,
+                 pos0 + n - 1, r->n_ctx, r->n_past);
         return -1;
     }
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= c->n_vocab) {
-            snprintf(err, errlen, "reference forward: token %d at index %d is outside the vocabulary "
-                                  "of %u", tokens[i], i, c->n_vocab);
+            snprintf(err, errlen,
+                     "reference forward: token %d at index %d is outside the vocabulary "
+                     "of %u",
+                     tokens[i], i, c->n_vocab);
             return -1;
         }
     for (int c0 = 0; c0 < n; c0 += REF_CHUNK) {

@@ -42,9 +42,9 @@ void nb_ref_set_hooks(struct nb_ref *r, const struct nb_ref_hooks *hooks);
 
 /* Runs tokens[0..n) at positions pos0..pos0+n-1 (pos0 <= the number of positions already in the
  * cache; later positions are overwritten, so pos0 = 0 restarts the sequence). Writes the logits
- * (after softcap) of every token, [n][n_vocab], or of the last token only when last_only, [n_vocab];
- * logits may be NULL. Returns 0, or -1 with a one-line message in err (bad token id, positions
- * outside the context). */
+ * (after softcap) of every token, [n][n_vocab], or of the last token only when last_only,
+ * [n_vocab]; logits may be NULL. Returns 0, or -1 with a one-line message in err (bad token id,
+ * positions outside the context). */
 int nb_ref_eval(struct nb_ref *r, const int32_t *tokens, int n, int pos0, float *logits,
                 bool last_only, char *err, size_t errlen);
 

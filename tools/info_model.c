@@ -11,8 +11,10 @@ int nb_info_model(const char *path)
     struct nb_model m;
     char err[512];
     if (nb_model_load(&m, path, err, sizeof err) != 0) {
-        if (strstr(err, path)) fprintf(stderr, "nibble info: %s\n", err);
-        else fprintf(stderr, "nibble info: %s: %s\n", path, err);
+        if (strstr(err, path))
+            fprintf(stderr, "nibble info: %s\n", err);
+        else
+            fprintf(stderr, "nibble info: %s: %s\n", path, err);
         return 1;
     }
     printf("model                %s\n", path);
@@ -23,7 +25,8 @@ int nb_info_model(const char *path)
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const struct gguf_tensor *t = &g->tensors[i];
         uint64_t n = 1;
-        for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) n *= t->ne[d];
+        for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++)
+            n *= t->ne[d];
         params += n;
         total += t->nbytes;
         if ((unsigned)t->type < GGML_TYPE_MAX) {
@@ -40,7 +43,8 @@ int nb_info_model(const char *path)
     }
     printf("tensor bytes         %llu (%.2f MiB)\n", (unsigned long long)total,
            (double)total / (1024.0 * 1024.0));
-    printf("parameters           %llu (%.3f M)\n", (unsigned long long)params, (double)params / 1e6);
+    printf("parameters           %llu (%.3f M)\n", (unsigned long long)params,
+           (double)params / 1e6);
     nb_model_free(&m);
     return 0;
 }
