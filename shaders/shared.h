@@ -32,6 +32,88 @@ NB_STRUCT(nb_push_test_fill) {
 };
 NB_STATIC_SIZE(nb_push_test_fill, 16)
 
+/* ---- "ops" helper: rmsnorm.comp, rope.comp, eltwise.comp, sample.comp, moe_router.comp ---- */
+
+/* rmsnorm.comp flags */
+#define NB_NORM_W 1u        /* multiply by w[n] */
+#define NB_NORM_ADD 2u      /* y += result (else y = result) */
+#define NB_NORM_SCALE 4u    /* then y *= s[0] (device scalar) */
+#define NB_NORM_ROPE 8u     /* NeoX RoPE on the normalised row before storing */
+#define NB_NORM_FACTORS 16u /* RoPE frequencies divided by factors[n_rot/2] */
+/* rmsnorm.comp: workgroup (h, t) normalises row x[x_off + t*x_stride + h*n .. +n) */
+NB_STRUCT(nb_push_rmsnorm) {
+    NB_U32 n;        /* row width */
+    NB_U32 x_off;    /* elements */
+    NB_U32 x_stride; /* elements between tokens */
+    NB_U32 y_off;
+    NB_U32 y_stride;
+    NB_U32 flags;    /* NB_NORM_* */
+    NB_F32 eps;
+    NB_F32 mul;      /* extra constant factor */
+    NB_U32 n_rot;    /* RoPE dims (even, <= n), 0 = none */
+    NB_F32 th_hi;    /* base^(-2/n_rot) as a double-float hi + lo */
+    NB_F32 th_lo;
+    NB_U32 pad;
+};
+NB_STATIC_SIZE(nb_push_rmsnorm, 48)
+
+/* rope.comp: in place on x[off + t*stride + h*hd + i], pairs (i, i + n_rot/2) */
+NB_STRUCT(nb_push_rope) {
+    NB_U32 n_heads;
+    NB_U32 hd;
+    NB_U32 off;
+    NB_U32 stride;
+    NB_U32 n_rot;
+    NB_U32 flags;   /* NB_NORM_FACTORS */
+    NB_F32 th_hi;
+    NB_F32 th_lo;
+};
+NB_STATIC_SIZE(nb_push_rope, 32)
+
+/* eltwise.comp ops: o[r][j] = f(a[r][j], b[r][j]) over rows r (dispatch y), columns j < n */
+#define NB_ELT_GEGLU 0u   /* gelu_tanh(a) * b */
+#define NB_ELT_GELU 1u    /* gelu_tanh(a) */
+#define NB_ELT_MUL 2u     /* a * b */
+#define NB_ELT_ADD 3u     /* a + b */
+#define NB_ELT_SCALE 4u   /* a * c */
+#define NB_ELT_SCALE_DEV 5u /* a * s[0] */
+#define NB_ELT_SOFTCAP 6u /* c * tanh(a / c) */
+NB_STRUCT(nb_push_eltwise) {
+    NB_U32 op;
+    NB_U32 n;
+    NB_U32 a_off;
+    NB_U32 a_stride;
+    NB_U32 b_off;
+    NB_U32 b_stride;
+    NB_U32 o_off;
+    NB_U32 o_stride;
+    NB_F32 c;
+    NB_U32 pad0, pad1, pad2;
+};
+NB_STATIC_SIZE(nb_push_eltwise, 48)
+
+/* sample.comp: pass 1 (local top-k of each chunk), pass 2 (merge, softmax, top-p, draw) */
+NB_STRUCT(nb_push_sample) {
+    NB_U32 n;        /* logits */
+    NB_U32 k;        /* candidates, 1..64 (1 = argmax) */
+    NB_U32 chunk;    /* logits per pass-1 workgroup */
+    NB_U32 n_groups; /* pass-1 workgroups */
+    NB_U32 seed;
+    NB_U32 out_off;  /* element of out[] written */
+    NB_F32 inv_temp; /* 1/temperature; 0 = greedy */
+    NB_F32 top_p;    /* 1 = off */
+};
+NB_STATIC_SIZE(nb_push_sample, 32)
+
+/* moe_router.comp: one workgroup per token; moe_combine: o[t] = sum_s w[t][s] * y[t][s] */
+NB_STRUCT(nb_push_moe) {
+    NB_U32 n;        /* router: experts E; combine: width H */
+    NB_U32 k;        /* experts per token */
+    NB_U32 flags;    /* router: 1 = multiply by per-expert scale */
+    NB_U32 y_stride; /* combine: elements between y rows [T*k][y_stride] */
+};
+NB_STATIC_SIZE(nb_push_moe, 16)
+
 /* attn.comp: attention over the KV cache, see engine/op_attn.h. */
 NB_STRUCT(nb_push_attn) {
     NB_U32 n_tokens;  /* query tokens T */

@@ -1,0 +1,112 @@
+#version 450
+// Token choice on the device from a row of n logits: greedy (k = 1) or top-k / temperature /
+// top-p sampling with a uniform draw from hash(seed, rng[0]) (rng: a device counter, e.g. the
+// decode position, so a recorded step replays with a fresh draw). Two passes:
+//   PASS 0: workgroup g takes logits [g*chunk, (g+1)*chunk) and writes its top k, best first,
+//           to part[g*k ..] (k rounds of "best element ranked below the previous pick").
+//   PASS 1: one workgroup merges the n_groups sorted lists (invocation g owns list g), then one
+//           invocation does softmax(v/T) over the k, the top-p cut and the draw, and writes the
+//           token id to out[out_off].
+// Order: larger value first, ties to the lower index; NaN counts as -inf.
+#extension GL_GOOGLE_include_directive : require
+#include "shared.h"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint PASS = 0;
+#include "best.glsl"
+
+layout(std430, binding = 0) readonly buffer L { float logits[]; };   // [n]
+layout(std430, binding = 1) buffer Part { uvec2 part[]; };           // [n_groups][k] (v bits, i)
+layout(std430, binding = 2) buffer Out { uint out_ids[]; };
+layout(std430, binding = 3) readonly buffer R { uint rng[]; };       // [1]
+layout(push_constant) uniform Push { nb_push_sample p; };
+
+const uint MAX_K = 64;
+const uint NONE = 0xFFFFFFFFu;
+shared float cand_v[MAX_K];
+shared uint cand_i[MAX_K];
+
+cand load_part(uint e)
+{
+    uvec2 q = part[e];
+    return cand(uintBitsToFloat(q.x), q.y);
+}
+
+uint hash32(uint x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+void main()
+{
+    const float NEG_INF = uintBitsToFloat(0xff800000u);
+    uint lid = gl_LocalInvocationID.x;
+    if (PASS == 0) {
+        uint g = gl_WorkGroupID.x;
+        uint start = g * p.chunk, end = min(start + p.chunk, p.n);
+        cand last = cand(NEG_INF, NONE);
+        for (uint k = 0; k < p.k; k++) {
+            cand best = cand(NEG_INF, NONE);
+            for (uint j = start + lid; j < end; j += gl_WorkGroupSize.x) {
+                float v = logits[j];
+                if (isnan(v)) v = NEG_INF;
+                if ((k == 0 || better(last.v, last.i, v, j)) && better(v, j, best.v, best.i))
+                    best = cand(v, j);
+            }
+            last = wg_best(best);
+            if (lid == 0) part[g * p.k + k] = uvec2(floatBitsToUint(last.v), last.i);
+        }
+        return;
+    }
+
+    // PASS 1: merge
+    uint head = 0;
+    cand cur = cand(NEG_INF, NONE);
+    if (lid < p.n_groups) cur = load_part(lid * p.k);
+    for (uint k = 0; k < p.k; k++) {
+        cand best = wg_best(cur);
+        if (lid < p.n_groups && best.i != NONE && cur.i == best.i) {
+            head++;
+            cur = head < p.k ? load_part(lid * p.k + head) : cand(NEG_INF, NONE);
+        }
+        if (lid == 0) {
+            cand_v[k] = best.v;
+            cand_i[k] = best.i;
+        }
+    }
+    barrier();
+    if (lid != 0) return;
+    uint id = cand_i[0];
+    if (p.k > 1 && p.inv_temp > 0.0 && cand_v[0] != NEG_INF) {
+        float pr[MAX_K];
+        float sum = 0.0;
+        for (uint k = 0; k < p.k; k++) {
+            pr[k] = cand_i[k] == NONE ? 0.0 : exp((cand_v[k] - cand_v[0]) * p.inv_temp);
+            sum += pr[k];
+        }
+        float cum = 0.0;
+        uint m = 0;
+        for (uint k = 0; k < p.k; k++) {
+            pr[k] /= sum;
+            cum += pr[k];
+            m = k + 1;
+            if (cum >= p.top_p) break;
+        }
+        float u = float(hash32(p.seed ^ hash32(rng[0] + 0x9e3779b9u)) >> 8) * (1.0 / 16777216.0);
+        float target = u * cum, acc = 0.0;
+        id = cand_i[m - 1];
+        for (uint k = 0; k < m; k++) {
+            acc += pr[k];
+            if (target < acc) {
+                id = cand_i[k];
+                break;
+            }
+        }
+    }
+    out_ids[p.out_off] = id;
+}
