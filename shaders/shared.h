@@ -114,6 +114,53 @@ NB_STRUCT(nb_push_moe) {
 };
 NB_STATIC_SIZE(nb_push_moe, 16)
 
+/* matvec.comp (matvec and the MoE matvec_id variant), see engine/op_matmul.h. */
+NB_STRUCT(nb_push_matvec) {
+    NB_U32 K;          /* elements per weight row */
+    NB_U32 nrows;      /* rows held by this piece */
+    NB_U32 row0;       /* matvec: global index of the piece's first row (column of y) */
+    NB_U32 ntok;       /* matvec: tokens in this dispatch (<= NTOK) */
+    NB_U32 x_stride;   /* elements between consecutive x vectors */
+    NB_U32 y_stride;   /* elements between consecutive y vectors */
+    NB_U32 accumulate; /* 1: y += W x, 0: y = W x */
+    NB_U32 dbase;      /* Q4_0/Q8_0: uint index of the scale plane in the piece */
+    NB_U32 n_slots;    /* matvec_id: experts per token (ids is [tokens][n_slots]) */
+    NB_U32 x_per_slot; /* matvec_id: 1: x is [tokens*n_slots][K], 0: x is [tokens][K] */
+    NB_U32 m_rows;     /* matvec_id: rows per expert */
+    NB_U32 e0;         /* matvec_id: experts [e0, e1) are held by this piece */
+    NB_U32 e1;
+    NB_U32 pair0;      /* matvec_id: first (token, slot) pair of this dispatch */
+    NB_U32 tok0;       /* matvec: first token of this dispatch */
+    NB_U32 pad1;
+};
+NB_STATIC_SIZE(nb_push_matvec, 64)
+
+/* matmul.comp: prefill matrix product, see engine/op_matmul.h. */
+NB_STRUCT(nb_push_matmul) {
+    NB_U32 K;          /* elements per weight row */
+    NB_U32 nrows;      /* rows held by this piece */
+    NB_U32 row0;       /* global index of the piece's first row (column of y) */
+    NB_U32 ntok;       /* tokens (rows of x and y) */
+    NB_U32 x_stride;   /* elements between tokens in x */
+    NB_U32 y_stride;   /* elements between tokens in y */
+    NB_U32 accumulate; /* 1: y += W x, 0: y = W x */
+    NB_U32 dbase;      /* Q4_0/Q8_0: uint index of the scale plane in the piece */
+};
+NB_STATIC_SIZE(nb_push_matmul, 32)
+
+/* embed.comp: embedding lookup, see engine/op_matmul.h. */
+NB_STRUCT(nb_push_embed) {
+    NB_U32 K;          /* elements per row */
+    NB_U32 nrows;      /* rows held by this piece */
+    NB_U32 row0;       /* global index of the piece's first row */
+    NB_U32 total_rows; /* rows of the whole table (ids past it give zeros) */
+    NB_U32 out_stride; /* elements between tokens in out */
+    NB_U32 dbase;      /* Q4_0/Q8_0: uint index of the scale plane in the piece */
+    NB_U32 tok0;       /* first token of this dispatch */
+    NB_F32 scale;
+};
+NB_STATIC_SIZE(nb_push_embed, 32)
+
 /* attn.comp: attention over the KV cache, see engine/op_attn.h. */
 NB_STRUCT(nb_push_attn) {
     NB_U32 n_tokens;  /* query tokens T */

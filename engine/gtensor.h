@@ -1,0 +1,54 @@
+/* gtensor: a GGUF weight tensor on the device.
+ *
+ * The data lives in a vkx_split whose pieces hold whole rows (whole experts for a 3-D tensor),
+ * so a tensor larger than maxStorageBufferRange (Gemma's 262144 x 2560 token embedding) becomes
+ * several buffers; the ops in op_matmul.h dispatch once per piece.
+ *
+ * Device layout, per piece (see shaders/quant.glsl):
+ *   F32, F16: the GGUF rows unchanged (F16 needs an even ne0).
+ *   Q4_0: a nibble plane [rows][nb][16 bytes] (every block 16-byte aligned, so the shaders load
+ *         it as uvec4) followed by a scale plane [rows][nb] f16; nb = ne0 / 32.
+ *   Q8_0: a quant plane [rows][nb][32 int8] followed by a scale plane [rows][nb] f16.
+ * When nb is odd each row carries 2 bytes of padding (at the end of the piece) so the scale
+ * plane can be read as whole 32-bit words.
+ */
+#ifndef NB_GTENSOR_H
+#define NB_GTENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+#include "vkx.h"
+
+struct nb_gtensor {
+    enum ggml_type type;
+    uint64_t ne[4];          /* ne[0] = K (contiguous), ne[1] = rows (per expert), ne[2] = experts */
+    uint64_t row_bytes;      /* device bytes per row (GGUF row size + padding, see above) */
+    uint64_t rows;           /* ne[1] * ne[2] * ne[3] */
+    uint64_t rows_per_piece; /* rows of every piece but the last (a multiple of ne[1] if 3-D) */
+    struct vkx_split data;   /* data.n pieces */
+};
+
+/* Uploads a tensor from the mapped file (t->data, t->nbytes), repacking quantized types in
+ * chunks (no full host copy). Types: F32, F16, Q4_0, Q8_0. Returns 0, or -1 with a one-line
+ * message naming the tensor. */
+int nb_gtensor_upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
+                      char *err, size_t errlen);
+/* Same with pieces of at most max_piece bytes (0: the device limit); tests force splits. */
+int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt,
+                            const struct gguf_tensor *t, uint64_t max_piece, char *err,
+                            size_t errlen);
+/* For tests: a tensor from host memory in GGUF layout (ggml_row_size(type, ne[0]) bytes per
+ * row); unused ne entries must be 1. */
+int nb_gtensor_from_host(struct vkx_ctx *vk, struct nb_gtensor *gt, enum ggml_type type,
+                         const uint64_t ne[4], const void *data, uint64_t max_piece, char *err,
+                         size_t errlen);
+void nb_gtensor_destroy(struct vkx_ctx *vk, struct nb_gtensor *gt);
+
+/* Rows held by piece i. */
+uint64_t nb_gtensor_piece_rows(const struct nb_gtensor *gt, uint32_t i);
+/* Q4_0/Q8_0: index (in 32-bit words) of the scale plane inside piece i; 0 for other types. */
+uint32_t nb_gtensor_dbase(const struct nb_gtensor *gt, uint32_t i);
+
+#endif

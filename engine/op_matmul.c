@@ -1,0 +1,296 @@
+/* op_matmul.c: pipelines and dispatch recording for the weight products (see op_matmul.h). */
+#include "op_matmul.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "nb_shaders.h"
+#include "shared.h"
+
+/* Type slots of the pipeline tables; the shaders take the ggml id as spec constant TYPE. */
+static const enum ggml_type slot_type[NB_MM_NTYPES] = {GGML_F32, GGML_F16, GGML_Q4_0,
+                                                       GGML_Q8_0};
+
+static int type_slot(enum ggml_type t)
+{
+    for (int i = 0; i < NB_MM_NTYPES; i++)
+        if (slot_type[i] == t) return i;
+    return -1;
+}
+
+bool nb_op_matmul_supports(enum ggml_type t) { return type_slot(t) >= 0; }
+
+static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, const char *name,
+                uint32_t n_bindings, uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
+                char *err, size_t errlen)
+{
+    struct vkx_pipeline_desc d;
+    memset(&d, 0, sizeof d);
+    d.name = name;
+    d.spv = nb_spv[id].code;
+    d.spv_size = *nb_spv[id].size;
+    d.n_bindings = n_bindings;
+    d.push_size = push_size;
+    d.n_spec = n_spec;
+    memcpy(d.spec, spec, n_spec * sizeof *spec);
+    return vkx_pipeline_create(vk, p, &d, err, errlen);
+}
+
+/* Pipeline names must outlive the pipelines (timestamp labels). */
+static const char *const mv_names[2][2][NB_MM_NTYPES] = {
+    {{"matvec_f32", "matvec_f16", "matvec_q4_0", "matvec_q8_0"},
+     {"matvec8_f32", "matvec8_f16", "matvec8_q4_0", "matvec8_q8_0"}},
+    {{"matvec_id_f32", "matvec_id_f16", "matvec_id_q4_0", "matvec_id_q8_0"},
+     {"", "", "", ""}}};
+static const char *const mm_names[NB_MM_NTYPES] = {"matmul_f32", "matmul_f16", "matmul_q4_0",
+                                                   "matmul_q8_0"};
+static const char *const embed_names[NB_MM_NTYPES] = {"embed_f32", "embed_f16", "embed_q4_0",
+                                                      "embed_q8_0"};
+
+/* The matvec family (matvec x2 token counts, matvec_id) with or without subgroups. */
+static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, char *err,
+                       size_t errlen)
+{
+    uint32_t nr = 2;
+    uint32_t wg = 64;
+    if (wg > vk->caps.max_wg_invocations) wg = vk->caps.max_wg_invocations;
+    uint32_t tpr = 32; /* fallback: threads per row group, a power of two <= wg */
+    while (tpr > wg) tpr /= 2;
+    uint32_t rows;
+    if (sg) {
+        uint32_t sgs = vk->caps.subgroup_size ? vk->caps.subgroup_size : 32;
+        uint32_t ngroups = wg / sgs ? wg / sgs : 1;
+        rows = ngroups * nr;
+    } else {
+        rows = wg / tpr * nr;
+    }
+    o->subgroup = sg;
+    o->mv_wg = wg;
+    o->mv_rows = rows;
+    for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
+        for (int k = 0; k < 2; k++) {
+            uint32_t spec[6] = {wg, (uint32_t)slot_type[ts], nr, k ? NB_MATVEC_MAX_TOKENS : 1,
+                                tpr, rows};
+            if (make(vk, &o->mv[ts][k], sg ? NB_SPV_MATVEC_SG : NB_SPV_MATVEC, mv_names[0][k][ts],
+                     3, sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0)
+                return -1;
+        }
+        uint32_t spec[6] = {wg, (uint32_t)slot_type[ts], nr, 1, tpr, rows};
+        if (make(vk, &o->mv_id[ts], sg ? NB_SPV_MATVEC_ID_SG : NB_SPV_MATVEC_ID,
+                 mv_names[1][0][ts], 4, sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void destroy_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk)
+{
+    for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
+        for (int k = 0; k < 2; k++)
+            if (o->mv[ts][k].pipe) vkx_pipeline_destroy(vk, &o->mv[ts][k]);
+        if (o->mv_id[ts].pipe) vkx_pipeline_destroy(vk, &o->mv_id[ts]);
+    }
+}
+
+int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    bool sg = vkx_has(vk, VKX_FEAT_SUBGROUP) && vk->caps.subgroup_arith;
+    if (make_matvec(o, vk, sg, err, errlen) != 0) {
+        destroy_matvec(o, vk);
+        if (!sg) return -1;
+        fprintf(stderr, "nibble: matvec with subgroups refused (%s); using shared memory\n", err);
+        if (make_matvec(o, vk, false, err, errlen) != 0) {
+            destroy_matvec(o, vk);
+            return -1;
+        }
+    }
+    /* matmul tile: 64 x 64 with 4 x 4 per thread (256 threads, 16.6 KB shared) or 8 x 8 per
+     * thread (64 threads) on devices with small workgroups. */
+    uint32_t bm = 64, bn = 64, tm = 4, tn = 4;
+    if (vk->caps.max_wg_invocations < 256) tm = tn = 8;
+    uint32_t shared = 32 * (bm + 1 + bn + 1) * 4;
+    if (shared > vk->caps.max_shared) {
+        bm = bn = 32;
+        tm = tn = 4;
+    }
+    o->mm_bm = bm;
+    o->mm_bn = bn;
+    o->embed_wg = 64;
+    for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
+        uint32_t spec[6] = {(bm / tm) * (bn / tn), (uint32_t)slot_type[ts], bm, bn, tm, tn};
+        uint32_t espec[2] = {o->embed_wg, (uint32_t)slot_type[ts]};
+        if (make(vk, &o->mm[ts], NB_SPV_MATMUL, mm_names[ts], 3, sizeof(struct nb_push_matmul),
+                 spec, 6, err, errlen) != 0 ||
+            make(vk, &o->embed[ts], NB_SPV_EMBED, embed_names[ts], 3,
+                 sizeof(struct nb_push_embed), espec, 2, err, errlen) != 0) {
+            nb_op_matmul_destroy(o, vk);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void nb_op_matmul_destroy(struct nb_op_matmul *o, struct vkx_ctx *vk)
+{
+    destroy_matvec(o, vk);
+    for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
+        if (o->mm[ts].pipe) vkx_pipeline_destroy(vk, &o->mm[ts]);
+        if (o->embed[ts].pipe) vkx_pipeline_destroy(vk, &o->embed[ts]);
+    }
+    memset(o, 0, sizeof *o);
+}
+
+/* Splits `groups` workgroups over x and y within the device's grid limits. */
+static void grid2(struct vkx_ctx *vk, uint32_t groups, uint32_t *gx, uint32_t *gy)
+{
+    uint32_t maxx = vk->caps.max_wg_count[0] ? vk->caps.max_wg_count[0] : 65535;
+    *gx = groups < maxx ? groups : maxx;
+    if (*gx == 0) *gx = 1;
+    *gy = vkx_ceil_div(groups, *gx);
+}
+
+static uint32_t max_z(struct vkx_ctx *vk)
+{
+    return vk->caps.max_wg_count[2] ? vk->caps.max_wg_count[2] : 65535;
+}
+
+static uint32_t max_y(struct vkx_ctx *vk)
+{
+    return vk->caps.max_wg_count[1] ? vk->caps.max_wg_count[1] : 65535;
+}
+
+void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                  const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+                  uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate)
+{
+    int ts = type_slot(w->type);
+    if (ts < 0 || n_tokens == 0) return;
+    uint32_t K = (uint32_t)w->ne[0], M = (uint32_t)w->rows;
+    for (uint32_t pi = 0; pi < w->data.n; pi++) {
+        uint32_t prow = (uint32_t)nb_gtensor_piece_rows(w, pi);
+        uint32_t gx, gy;
+        grid2(vk, vkx_ceil_div(prow, o->mv_rows), &gx, &gy);
+        struct vkx_view b[3] = {vkx_whole(&w->data.b[pi]), x, y};
+        for (uint32_t t0 = 0; t0 < n_tokens; t0 += NB_MATVEC_MAX_TOKENS) {
+            uint32_t nt = n_tokens - t0 < NB_MATVEC_MAX_TOKENS ? n_tokens - t0
+                                                               : NB_MATVEC_MAX_TOKENS;
+            struct nb_push_matvec p;
+            memset(&p, 0, sizeof p);
+            p.K = K;
+            p.nrows = prow;
+            p.row0 = pi * (uint32_t)w->rows_per_piece;
+            p.ntok = nt;
+            p.x_stride = x_stride ? x_stride : K;
+            p.y_stride = y_stride ? y_stride : M;
+            p.accumulate = accumulate;
+            p.dbase = nb_gtensor_dbase(w, pi);
+            p.tok0 = t0;
+            vkx_cmd_dispatch(vk, c, &o->mv[ts][nt > 1], b, 3, &p, sizeof p, gx, gy, 1);
+        }
+    }
+}
+
+void nb_op_matmul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                  const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+                  uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate)
+{
+    int ts = type_slot(w->type);
+    if (ts < 0 || n_tokens == 0) return;
+    uint32_t K = (uint32_t)w->ne[0], M = (uint32_t)w->rows;
+    uint32_t gy = vkx_ceil_div(n_tokens, o->mm_bn);
+    if (gy > max_y(vk)) { /* 4 million tokens at 64 per tile: far beyond any batch */
+        fprintf(stderr, "nibble: matmul of %u tokens exceeds the grid\n", n_tokens);
+        return;
+    }
+    for (uint32_t pi = 0; pi < w->data.n; pi++) {
+        uint32_t prow = (uint32_t)nb_gtensor_piece_rows(w, pi);
+        struct nb_push_matmul p;
+        memset(&p, 0, sizeof p);
+        p.K = K;
+        p.nrows = prow;
+        p.row0 = pi * (uint32_t)w->rows_per_piece;
+        p.ntok = n_tokens;
+        p.x_stride = x_stride ? x_stride : K;
+        p.y_stride = y_stride ? y_stride : M;
+        p.accumulate = accumulate;
+        p.dbase = nb_gtensor_dbase(w, pi);
+        struct vkx_view b[3] = {vkx_whole(&w->data.b[pi]), x, y};
+        vkx_cmd_dispatch(vk, c, &o->mm[ts], b, 3, &p, sizeof p, vkx_ceil_div(prow, o->mm_bm), gy,
+                         1);
+    }
+}
+
+void nb_op_mul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+               const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+               uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate)
+{
+    if (n_tokens <= NB_MATVEC_MAX_TOKENS)
+        nb_op_matvec(o, vk, c, w, x, y, n_tokens, x_stride, y_stride, accumulate);
+    else
+        nb_op_matmul(o, vk, c, w, x, y, n_tokens, x_stride, y_stride, accumulate);
+}
+
+void nb_op_embed(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                 const struct nb_gtensor *e, struct vkx_view ids, struct vkx_view out,
+                 uint32_t n_tokens, uint32_t out_stride, float scale)
+{
+    int ts = type_slot(e->type);
+    if (ts < 0 || n_tokens == 0) return;
+    uint32_t K = (uint32_t)e->ne[0];
+    uint32_t gx = vkx_ceil_div(K, o->embed_wg);
+    for (uint32_t pi = 0; pi < e->data.n; pi++) {
+        struct vkx_view b[3] = {vkx_whole(&e->data.b[pi]), ids, out};
+        for (uint32_t t0 = 0; t0 < n_tokens; t0 += max_y(vk)) {
+            uint32_t nt = n_tokens - t0 < max_y(vk) ? n_tokens - t0 : max_y(vk);
+            struct nb_push_embed p;
+            memset(&p, 0, sizeof p);
+            p.K = K;
+            p.nrows = (uint32_t)nb_gtensor_piece_rows(e, pi);
+            p.row0 = pi * (uint32_t)e->rows_per_piece;
+            p.total_rows = (uint32_t)e->rows;
+            p.out_stride = out_stride ? out_stride : K;
+            p.dbase = nb_gtensor_dbase(e, pi);
+            p.tok0 = t0;
+            p.scale = scale;
+            vkx_cmd_dispatch(vk, c, &o->embed[ts], b, 3, &p, sizeof p, gx, nt, 1);
+        }
+    }
+}
+
+void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                     const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+                     struct vkx_view ids, uint32_t n_tokens, uint32_t n_slots, bool x_per_slot,
+                     uint32_t x_stride, uint32_t y_stride, bool accumulate)
+{
+    int ts = type_slot(w->type);
+    if (ts < 0 || n_tokens == 0 || n_slots == 0) return;
+    uint32_t K = (uint32_t)w->ne[0], M = (uint32_t)w->ne[1];
+    uint32_t per_piece = (uint32_t)(w->rows_per_piece / M); /* experts per piece */
+    uint32_t n_exp = (uint32_t)(w->rows / M);
+    uint32_t pairs = n_tokens * n_slots;
+    uint32_t gx, gy;
+    grid2(vk, vkx_ceil_div(M, o->mv_rows), &gx, &gy);
+    for (uint32_t pi = 0; pi < w->data.n; pi++) {
+        struct vkx_view b[4] = {vkx_whole(&w->data.b[pi]), x, y, ids};
+        for (uint32_t p0 = 0; p0 < pairs; p0 += max_z(vk)) {
+            struct nb_push_matvec p;
+            memset(&p, 0, sizeof p);
+            p.K = K;
+            p.nrows = (uint32_t)nb_gtensor_piece_rows(w, pi);
+            p.ntok = 1;
+            p.x_stride = x_stride ? x_stride : K;
+            p.y_stride = y_stride ? y_stride : M;
+            p.accumulate = accumulate;
+            p.dbase = nb_gtensor_dbase(w, pi);
+            p.n_slots = n_slots;
+            p.x_per_slot = x_per_slot;
+            p.m_rows = M;
+            p.e0 = pi * per_piece;
+            p.e1 = p.e0 + per_piece < n_exp ? p.e0 + per_piece : n_exp;
+            p.pair0 = p0;
+            uint32_t nz = pairs - p0 < max_z(vk) ? pairs - p0 : max_z(vk);
+            vkx_cmd_dispatch(vk, c, &o->mv_id[ts], b, 4, &p, sizeof p, gx, gy, nz);
+        }
+    }
+}

@@ -1,0 +1,74 @@
+/* op_matmul: weight products on the GPU: decode matrix-vector (1..8 tokens per weight read),
+ * prefill matrix-matrix, embedding lookup and the MoE expert matrix-vector.
+ *
+ * Weights are nb_gtensor (F32, F16, Q4_0, Q8_0), activations f32 row-major [tokens][width].
+ * Every function records dispatches into c (one per weight piece, more when a grid needs
+ * chunking) and NO barrier before or after: the caller puts vkx_cmd_barrier() between a
+ * dispatch and the one that reads its output. `accumulate` adds into y instead of overwriting it
+ * (residual adds). Strides of 0 mean dense rows (x: K, y: M).
+ */
+#ifndef NB_OP_MATMUL_H
+#define NB_OP_MATMUL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gtensor.h"
+#include "vkx.h"
+
+#define NB_MATVEC_MAX_TOKENS 8 /* tokens sharing one weight read in nb_op_matvec */
+#define NB_MM_NTYPES 4         /* F32, F16, Q4_0, Q8_0 */
+
+struct nb_op_matmul {
+    struct vkx_pipeline mv[NB_MM_NTYPES][2]; /* matvec [type][0: 1 token, 1: up to 8] */
+    struct vkx_pipeline mv_id[NB_MM_NTYPES]; /* MoE matvec */
+    struct vkx_pipeline mm[NB_MM_NTYPES];    /* prefill matmul */
+    struct vkx_pipeline embed[NB_MM_NTYPES];
+    bool subgroup;     /* matvec reduces with subgroup arithmetic (else shared memory) */
+    uint32_t mv_wg;    /* matvec workgroup size */
+    uint32_t mv_rows;  /* matvec rows per workgroup */
+    uint32_t mm_bm, mm_bn; /* matmul tile: weight rows x tokens */
+    uint32_t embed_wg;
+};
+
+int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, size_t errlen);
+void nb_op_matmul_destroy(struct nb_op_matmul *o, struct vkx_ctx *vk);
+
+/* Whether the ops handle this weight type. */
+bool nb_op_matmul_supports(enum ggml_type t);
+
+/* y[t][m] (+)= sum_k W[m][k] x[t][k]; W {K, M}, x [n_tokens][x_stride], y [n_tokens][y_stride].
+ * Any n_tokens (groups of 8 share a weight read; prefer nb_op_matmul above 8). */
+void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                  const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+                  uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate);
+
+/* Same product, tiled for many tokens (prefill). Any n_tokens >= 1. */
+void nb_op_matmul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                  const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+                  uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate);
+
+/* Picks nb_op_matvec (n_tokens <= 8) or nb_op_matmul. */
+void nb_op_mul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+               const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+               uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate);
+
+/* out[t][k] = E[ids[t]][k] * scale, k < K; E {K, rows}; ids uint32 [n_tokens]; out
+ * [n_tokens][out_stride]. An id >= rows gives a row of zeros. */
+void nb_op_embed(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                 const struct nb_gtensor *e, struct vkx_view ids, struct vkx_view out,
+                 uint32_t n_tokens, uint32_t out_stride, float scale);
+
+/* MoE experts: W {K, M, E}; ids uint32 [n_tokens][n_slots] (expert per token and slot, on the
+ * device); x [n_tokens][x_stride] (x_per_slot false: gate/up, shared per token) or
+ * [n_tokens * n_slots][x_stride] (x_per_slot true: down); y [n_tokens * n_slots][y_stride]:
+ *   y[t*n_slots+s][m] (+)= sum_k W[ids[t][s]][m][k] x[t or t*n_slots+s][k].
+ * One weight read per (token, slot); routing weights, per-expert scales and the sum over slots
+ * are left to the caller. An id >= E leaves its y row untouched. Any n_tokens. */
+void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                     const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+                     struct vkx_view ids, uint32_t n_tokens, uint32_t n_slots, bool x_per_slot,
+                     uint32_t x_stride, uint32_t y_stride, bool accumulate);
+
+#endif

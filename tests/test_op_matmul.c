@@ -1,0 +1,502 @@
+/* test_op_matmul: GPU weight products (matvec, matmul, embed, MoE matvec_id) against CPU
+ * references, for every weight type, awkward shapes, forced weight splits, in the normal and the
+ * forced-fallback (NIBBLE_DISABLE=fp16,subgroup,int8) configuration. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gtensor.h"
+#include "nb_shaders.h"
+#include "op_matmul.h"
+
+struct cfg {
+    struct vkx_ctx *vk;
+    struct vkx_ctx own; /* the fallback context */
+    struct nb_op_matmul op;
+    bool have_own;
+};
+
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023, u;
+    if (e == 0 && m == 0) u = s;
+    else if (e == 31) u = s | 0x7F800000u | (m << 13);
+    else if (e == 0) { /* subnormal */
+        float f = ldexpf((float)m, -24);
+        return s ? -f : f;
+    } else u = s | ((e + 112) << 23) | (m << 13);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* A random normal half of magnitude [2^(e0-15), 2^(e0-10)) (the scale of a quant block). */
+static uint16_t rand_scale(uint32_t e0)
+{
+    return (uint16_t)(((nb_test_randu() & 1) << 15) | ((e0 + nb_test_randu() % 5) << 10) |
+                      (nb_test_randu() & 1023));
+}
+
+/* Random weights of `type` for rows x K in GGUF layout (*raw) and dequantized (*ref). */
+static void make_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **raw, float **ref)
+{
+    size_t rb = (size_t)ggml_row_size(type, K);
+    uint8_t *w = malloc(rb * rows);
+    float *f = malloc(sizeof(float) * K * rows);
+    assert_non_null(w);
+    assert_non_null(f);
+    for (uint64_t r = 0; r < rows; r++) {
+        uint8_t *row = w + r * rb;
+        float *fr = f + r * K;
+        if (type == GGML_F32) {
+            for (uint64_t k = 0; k < K; k++) fr[k] = nb_test_randf();
+            memcpy(row, fr, K * 4);
+        } else if (type == GGML_F16) {
+            for (uint64_t k = 0; k < K; k++) {
+                uint16_t h = (uint16_t)(nb_test_randu() & 0xBBFF); /* |h| < 1, no inf/NaN */
+                memcpy(row + k * 2, &h, 2);
+                fr[k] = f16_to_f32(h);
+            }
+        } else if (type == GGML_Q4_0) {
+            for (uint64_t b = 0; b < K / 32; b++) {
+                uint8_t *blk = row + b * 18;
+                uint16_t d = rand_scale(9);
+                memcpy(blk, &d, 2);
+                float df = f16_to_f32(d);
+                for (int j = 0; j < 16; j++) {
+                    uint8_t q = (uint8_t)nb_test_randu();
+                    blk[2 + j] = q;
+                    fr[b * 32 + j] = df * (float)((q & 15) - 8);
+                    fr[b * 32 + j + 16] = df * (float)((q >> 4) - 8);
+                }
+            }
+        } else { /* Q8_0 */
+            for (uint64_t b = 0; b < K / 32; b++) {
+                uint8_t *blk = row + b * 34;
+                uint16_t d = rand_scale(6);
+                memcpy(blk, &d, 2);
+                float df = f16_to_f32(d);
+                for (int j = 0; j < 32; j++) {
+                    int8_t q = (int8_t)nb_test_randu();
+                    blk[2 + j] = (uint8_t)q;
+                    fr[b * 32 + j] = df * (float)q;
+                }
+            }
+        }
+    }
+    *raw = w;
+    *ref = f;
+}
+
+static void rand_vec(float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) v[i] = nb_test_randf();
+}
+
+static void dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, const void *init)
+{
+    char err[256];
+    assert_int_equal(vkx_buffer_create(vk, b, bytes, VKX_MEM_DEVICE, err, sizeof err), 0);
+    if (init) vkx_upload(vk, b, 0, init, bytes);
+}
+
+enum which { MATVEC, MATMUL };
+
+/* y = W x (+ y0 when acc) for one configuration, checked against the CPU. */
+static void check_mul(struct cfg *g, enum which op, enum ggml_type type, uint32_t K, uint32_t M,
+                      uint32_t ntok, bool acc, uint64_t max_piece)
+{
+    struct vkx_ctx *vk = g->vk;
+    void *raw;
+    float *wref;
+    make_weights(type, K, M, &raw, &wref);
+    char err[256];
+    struct nb_gtensor w;
+    uint64_t ne[4] = {K, M, 1, 1};
+    int rc = nb_gtensor_from_host(vk, &w, type, ne, raw, max_piece, err, sizeof err);
+    if (rc) printf("# %s\n", err);
+    assert_int_equal(rc, 0);
+    if (max_piece) assert_true(w.data.n > 1);
+
+    float *x = malloc(sizeof(float) * K * ntok), *y0 = malloc(sizeof(float) * M * ntok);
+    float *ref = malloc(sizeof(float) * M * ntok), *got = malloc(sizeof(float) * M * ntok);
+    rand_vec(x, (size_t)K * ntok);
+    rand_vec(y0, (size_t)M * ntok);
+    for (uint32_t t = 0; t < ntok; t++)
+        for (uint32_t m = 0; m < M; m++) {
+            double s = acc ? y0[t * M + m] : 0.0;
+            for (uint32_t k = 0; k < K; k++) s += (double)wref[(size_t)m * K + k] * x[t * K + k];
+            ref[t * M + m] = (float)s;
+        }
+    struct vkx_buffer xb, yb;
+    dev_buf(vk, &xb, sizeof(float) * K * ntok, x);
+    dev_buf(vk, &yb, sizeof(float) * M * ntok, y0);
+    struct vkx_cmd c;
+    vkx_cmd_create(vk, &c, 64, false);
+    vkx_cmd_begin(vk, &c);
+    if (op == MATVEC)
+        nb_op_matvec(&g->op, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb), ntok, 0, 0, acc);
+    else
+        nb_op_matmul(&g->op, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb), ntok, 0, 0, acc);
+    vkx_cmd_end(vk, &c);
+    vkx_cmd_submit_wait(vk, &c);
+    vkx_download(vk, &yb, 0, got, sizeof(float) * M * ntok);
+    char what[128];
+    snprintf(what, sizeof what, "%s %s K=%u M=%u n=%u%s%s", op == MATVEC ? "matvec" : "matmul",
+             ggml_type_name(type), K, M, ntok, acc ? " acc" : "", w.data.n > 1 ? " split" : "");
+    size_t bad = nb_test_compare(what, got, ref, (size_t)M * ntok, 2e-4f * sqrtf((float)K), 1e-4f);
+    vkx_cmd_destroy(vk, &c);
+    vkx_buffer_destroy(vk, &xb);
+    vkx_buffer_destroy(vk, &yb);
+    nb_gtensor_destroy(vk, &w);
+    free(raw), free(wref), free(x), free(y0), free(ref), free(got);
+    nb_test_check_validation();
+    assert_int_equal(bad, 0);
+}
+
+static const enum ggml_type types[4] = {GGML_Q4_0, GGML_Q8_0, GGML_F16, GGML_F32};
+
+static void test_matvec(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    nb_test_seed(1);
+    for (int ti = 0; ti < 4; ti++) {
+        enum ggml_type t = types[ti];
+        bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
+        check_mul(g, MATVEC, t, q ? 32 : 2, 1, 1, false, 0);
+        check_mul(g, MATVEC, t, q ? 96 : 34, 31, 1, false, 0);
+        check_mul(g, MATVEC, t, q ? 320 : 66, 33, 3, false, 0);
+        check_mul(g, MATVEC, t, q ? 256 : 130, 67, 8, true, 0);
+        check_mul(g, MATVEC, t, q ? 160 : 62, 29, 11, false, 0); /* 8 + 3 tokens */
+        if (t == GGML_F32) {
+            check_mul(g, MATVEC, t, 1, 5, 2, false, 0);
+            check_mul(g, MATVEC, t, 33, 31, 1, false, 0);
+        }
+        /* forced split: pieces of a few rows */
+        uint64_t rb = ggml_row_size(t, q ? 96 : 34) + (q ? 2 : 0);
+        check_mul(g, MATVEC, t, q ? 96 : 34, 53, 2, false, rb * 16);
+    }
+}
+
+static void test_matmul(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    nb_test_seed(2);
+    for (int ti = 0; ti < 4; ti++) {
+        enum ggml_type t = types[ti];
+        bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
+        check_mul(g, MATMUL, t, q ? 32 : 2, 1, 1, false, 0);
+        check_mul(g, MATMUL, t, q ? 96 : 34, 33, 9, false, 0);
+        check_mul(g, MATMUL, t, q ? 64 : 30, 70, 31, true, 0);
+        check_mul(g, MATMUL, t, q ? 256 : 66, 130, 67, false, 0);
+        if (t == GGML_F32) check_mul(g, MATMUL, t, 33, 65, 65, false, 0);
+        uint64_t rb = ggml_row_size(t, q ? 96 : 34) + (q ? 2 : 0);
+        check_mul(g, MATMUL, t, q ? 96 : 34, 150, 17, false, rb * 64);
+    }
+}
+
+/* A 300000-row table: more row groups than maxComputeWorkGroupCount[0] on small devices. */
+static void test_matvec_big_rows(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    nb_test_seed(3);
+    check_mul(g, MATVEC, GGML_Q4_0, 32, 300000, 1, false, 0);
+}
+
+static void test_embed(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    struct vkx_ctx *vk = g->vk;
+    nb_test_seed(4);
+    for (int ti = 0; ti < 4; ti++) {
+        enum ggml_type t = types[ti];
+        bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
+        uint32_t K = q ? 96 : 66, rows = 37, ntok = 7;
+        for (int split = 0; split < 2; split++) {
+            void *raw;
+            float *wref;
+            make_weights(t, K, rows, &raw, &wref);
+            char err[256];
+            struct nb_gtensor e;
+            uint64_t ne[4] = {K, rows, 1, 1};
+            uint64_t mp = split ? (ggml_row_size(t, K) + (q ? 2 : 0)) * 8 : 0;
+            assert_int_equal(nb_gtensor_from_host(vk, &e, t, ne, raw, mp, err, sizeof err), 0);
+            uint32_t ids[7] = {0, 36, 5, 8, 36, 17, 1000}; /* 1000: past the table -> zeros */
+            uint32_t stride = K + 3;
+            float *ref = calloc((size_t)stride * ntok, sizeof(float));
+            float *got = malloc(sizeof(float) * stride * ntok);
+            for (uint32_t i = 0; i < ntok; i++)
+                for (uint32_t k = 0; k < K; k++)
+                    ref[i * stride + k] = ids[i] < rows ? wref[ids[i] * K + k] * 1.5f : 0.0f;
+            struct vkx_buffer ib, ob;
+            dev_buf(vk, &ib, sizeof ids, ids);
+            dev_buf(vk, &ob, sizeof(float) * stride * ntok, ref); /* gap columns keep ref */
+            struct vkx_cmd c;
+            vkx_cmd_create(vk, &c, 64, false);
+            vkx_cmd_begin(vk, &c);
+            nb_op_embed(&g->op, vk, &c, &e, vkx_whole(&ib), vkx_whole(&ob), ntok, stride, 1.5f);
+            vkx_cmd_end(vk, &c);
+            vkx_cmd_submit_wait(vk, &c);
+            vkx_download(vk, &ob, 0, got, sizeof(float) * stride * ntok);
+            size_t bad = nb_test_compare("embed", got, ref, (size_t)stride * ntok, 1e-6f, 1e-6f);
+            vkx_cmd_destroy(vk, &c);
+            vkx_buffer_destroy(vk, &ib);
+            vkx_buffer_destroy(vk, &ob);
+            nb_gtensor_destroy(vk, &e);
+            free(raw), free(wref), free(ref), free(got);
+            nb_test_check_validation();
+            assert_int_equal(bad, 0);
+        }
+    }
+}
+
+static void test_matvec_id(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    struct vkx_ctx *vk = g->vk;
+    nb_test_seed(5);
+    for (int ti = 0; ti < 4; ti++) {
+        enum ggml_type t = types[ti];
+        bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
+        uint32_t K = q ? 64 : 34, M = 33, E = 5, ntok = 3, ns = 2;
+        for (int mode = 0; mode < 4; mode++) { /* bit 0: x per slot, bit 1: split */
+            bool per_slot = mode & 1;
+            void *raw;
+            float *wref;
+            make_weights(t, K, (uint64_t)M * E, &raw, &wref);
+            char err[256];
+            struct nb_gtensor w;
+            uint64_t ne[4] = {K, M, E, 1};
+            uint64_t mp = (mode & 2) ? (ggml_row_size(t, K) + (q ? 2 : 0)) * M * 2 : 0;
+            assert_int_equal(nb_gtensor_from_host(vk, &w, t, ne, raw, mp, err, sizeof err), 0);
+            if (mode & 2) assert_int_equal(w.data.n, 3);
+            uint32_t ids[6] = {4, 0, 2, 2, 1, 3};
+            uint32_t nx = per_slot ? ntok * ns : ntok;
+            float *x = malloc(sizeof(float) * K * nx);
+            rand_vec(x, (size_t)K * nx);
+            float *ref = malloc(sizeof(float) * M * ntok * ns);
+            float *got = malloc(sizeof(float) * M * ntok * ns);
+            for (uint32_t pr = 0; pr < ntok * ns; pr++) {
+                const float *xv = x + (size_t)(per_slot ? pr : pr / ns) * K;
+                for (uint32_t m = 0; m < M; m++) {
+                    double s = 0;
+                    const float *wr = wref + ((size_t)ids[pr] * M + m) * K;
+                    for (uint32_t k = 0; k < K; k++) s += (double)wr[k] * xv[k];
+                    ref[pr * M + m] = (float)s;
+                }
+            }
+            struct vkx_buffer ib, xb, yb;
+            dev_buf(vk, &ib, sizeof ids, ids);
+            dev_buf(vk, &xb, sizeof(float) * K * nx, x);
+            dev_buf(vk, &yb, sizeof(float) * M * ntok * ns, NULL);
+            struct vkx_cmd c;
+            vkx_cmd_create(vk, &c, 64, false);
+            vkx_cmd_begin(vk, &c);
+            nb_op_matvec_id(&g->op, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb), vkx_whole(&ib),
+                            ntok, ns, per_slot, 0, 0, false);
+            vkx_cmd_end(vk, &c);
+            vkx_cmd_submit_wait(vk, &c);
+            vkx_download(vk, &yb, 0, got, sizeof(float) * M * ntok * ns);
+            char what[96];
+            snprintf(what, sizeof what, "matvec_id %s mode %d", ggml_type_name(t), mode);
+            size_t bad = nb_test_compare(what, got, ref, (size_t)M * ntok * ns, 2e-3f, 1e-4f);
+            vkx_cmd_destroy(vk, &c);
+            vkx_buffer_destroy(vk, &ib);
+            vkx_buffer_destroy(vk, &xb);
+            vkx_buffer_destroy(vk, &yb);
+            nb_gtensor_destroy(vk, &w);
+            free(raw), free(wref), free(x), free(ref), free(got);
+            nb_test_check_validation();
+            assert_int_equal(bad, 0);
+        }
+    }
+}
+
+static void test_bad_input(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    char err[256] = "";
+    struct nb_gtensor w;
+    uint8_t data[64] = {0};
+    uint64_t ne[4] = {48, 1, 1, 1}; /* Q4_0 rows must be multiples of 32 */
+    assert_int_equal(nb_gtensor_from_host(g->vk, &w, GGML_Q4_0, ne, data, 0, err, sizeof err), -1);
+    assert_true(strlen(err) > 0);
+    struct gguf_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name.p = "blk.0.x";
+    t.name.n = 7;
+    t.type = GGML_Q4_K;
+    t.ne[0] = 256;
+    t.ne[1] = t.ne[2] = t.ne[3] = 1;
+    t.data = data;
+    t.nbytes = 144;
+    assert_int_equal(nb_gtensor_upload(g->vk, &w, &t, err, sizeof err), -1);
+    printf("# expected error: %s\n", err);
+    t.type = GGML_F32;
+    t.ne[0] = 16;
+    t.nbytes = 60; /* short */
+    assert_int_equal(nb_gtensor_upload(g->vk, &w, &t, err, sizeof err), -1);
+    printf("# expected error: %s\n", err);
+}
+
+/* Best GPU time in ns of the single dispatch recorded in c over `reps` submits. */
+static double best_ns(struct vkx_ctx *vk, struct vkx_cmd *c, int reps)
+{
+    double best = 1e30;
+    for (int i = 0; i < reps; i++) {
+        vkx_cmd_submit_wait(vk, c);
+        double ns[64];
+        uint32_t n = vkx_cmd_read_times(vk, c, ns, 64);
+        double sum = 0;
+        for (uint32_t j = 0; j < n; j++) sum += ns[j];
+        if (n && sum < best) best = sum;
+    }
+    return best;
+}
+
+/* Bandwidth of a Q4_0 4096 x 4096 matvec against a plain copy (NIBBLE_BENCH=1 only). */
+static void test_bench(void **state)
+{
+    struct cfg *g = *state;
+    if (!g || !getenv("NIBBLE_BENCH")) skip();
+    struct vkx_ctx *vk = g->vk;
+    const char *env_k = getenv("NIBBLE_BENCH_K"), *env_m = getenv("NIBBLE_BENCH_M");
+    uint32_t K = env_k ? (uint32_t)atoi(env_k) : 4096, M = env_m ? (uint32_t)atoi(env_m) : 4096;
+    nb_test_seed(9);
+    char err[256];
+    struct vkx_cmd c;
+    vkx_cmd_create(vk, &c, 8, true);
+    /* copy yardstick: as many bytes as the weights */
+    size_t wbytes = (size_t)ggml_row_size(GGML_Q4_0, K) * M;
+    struct vkx_pipeline cp;
+    struct vkx_pipeline_desc d = {.name = "mm_copy", .spv = nb_spv[NB_SPV_MM_COPY].code,
+                                  .spv_size = *nb_spv[NB_SPV_MM_COPY].size, .n_bindings = 2,
+                                  .push_size = 4, .n_spec = 1, .spec = {64}};
+    assert_int_equal(vkx_pipeline_create(vk, &cp, &d, err, sizeof err), 0);
+    struct vkx_buffer a, b;
+    dev_buf(vk, &a, wbytes, NULL);
+    dev_buf(vk, &b, wbytes, NULL);
+    uint32_t n16 = (uint32_t)(wbytes / 16);
+    struct vkx_view cv[2] = {vkx_whole(&a), vkx_whole(&b)};
+    vkx_cmd_begin(vk, &c);
+    vkx_cmd_dispatch(vk, &c, &cp, cv, 2, &n16, 4, vkx_ceil_div(n16, 64 * 16), 1, 1);
+    vkx_cmd_end(vk, &c);
+    double cns = best_ns(vk, &c, 5);
+    printf("# copy %zu bytes: %.3f ms, %.2f GB/s read (%.2f GB/s read+write)\n", wbytes,
+           cns * 1e-6, wbytes / cns, 2.0 * wbytes / cns);
+    vkx_buffer_destroy(vk, &a);
+    vkx_buffer_destroy(vk, &b);
+    vkx_pipeline_destroy(vk, &cp);
+
+    void *raw;
+    float *wref;
+    make_weights(GGML_Q4_0, K, M, &raw, &wref);
+    struct nb_gtensor w;
+    uint64_t ne[4] = {K, M, 1, 1};
+    assert_int_equal(nb_gtensor_from_host(vk, &w, GGML_Q4_0, ne, raw, 0, err, sizeof err), 0);
+    struct vkx_buffer xb, yb;
+    uint32_t maxt = 64;
+    float *x = malloc(sizeof(float) * K * maxt);
+    rand_vec(x, (size_t)K * maxt);
+    dev_buf(vk, &xb, sizeof(float) * K * maxt, x);
+    dev_buf(vk, &yb, sizeof(float) * M * maxt, NULL);
+    uint32_t toks[4] = {1, 2, 8, 64};
+    for (int i = 0; i < 4; i++) {
+        vkx_cmd_begin(vk, &c);
+        nb_op_mul(&g->op, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb), toks[i], 0, 0, false);
+        vkx_cmd_end(vk, &c);
+        double ns = best_ns(vk, &c, 5);
+        printf("# q4_0 %s %ux%u, %u token(s): %.3f ms, %.2f GB/s weights (%.0f%% of copy read), "
+               "%.1f GFLOP/s\n", toks[i] <= NB_MATVEC_MAX_TOKENS ? "matvec" : "matmul", M, K,
+               toks[i], ns * 1e-6, wbytes / ns, 100.0 * cns / ns,
+               2.0 * K * M * toks[i] / ns);
+    }
+    vkx_cmd_destroy(vk, &c);
+    vkx_buffer_destroy(vk, &xb);
+    vkx_buffer_destroy(vk, &yb);
+    nb_gtensor_destroy(vk, &w);
+    free(raw), free(wref), free(x);
+    nb_test_check_validation();
+}
+
+static int setup_normal(void **state)
+{
+    static struct cfg g;
+    memset(&g, 0, sizeof g);
+    g.vk = nb_test_vk();
+    *state = NULL;
+    if (!g.vk) return 0;
+    char err[256];
+    if (nb_op_matmul_create(&g.op, g.vk, err, sizeof err) != 0) {
+        printf("# create: %s\n", err);
+        return -1;
+    }
+    printf("# normal: subgroup %d, matvec wg %u rows %u, matmul tile %ux%u\n", g.op.subgroup,
+           g.op.mv_wg, g.op.mv_rows, g.op.mm_bm, g.op.mm_bn);
+    *state = &g;
+    return 0;
+}
+
+static int setup_fallback(void **state)
+{
+    static struct cfg g;
+    memset(&g, 0, sizeof g);
+    *state = NULL;
+    if (!nb_test_vk()) return 0;
+    char err[256];
+    struct vkx_opts o = {.device_index = -1, .validation = true, .disable = "fp16,subgroup,int8"};
+    if (vkx_create(&g.own, &o, err, sizeof err) != 0) {
+        printf("# fallback ctx: %s\n", err);
+        return -1;
+    }
+    g.have_own = true;
+    g.vk = &g.own;
+    if (nb_op_matmul_create(&g.op, g.vk, err, sizeof err) != 0) {
+        printf("# create: %s\n", err);
+        return -1;
+    }
+    printf("# fallback: subgroup %d, matvec wg %u rows %u\n", g.op.subgroup, g.op.mv_wg,
+           g.op.mv_rows);
+    assert_false(g.op.subgroup);
+    *state = &g;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct cfg *g = *state;
+    if (g) {
+        nb_op_matmul_destroy(&g->op, g->vk);
+        if (g->have_own) vkx_destroy(&g->own);
+    }
+    nb_test_check_validation();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest normal[] = {
+        cmocka_unit_test(test_bad_input),  cmocka_unit_test(test_matvec),
+        cmocka_unit_test(test_matmul),     cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_matvec_id),  cmocka_unit_test(test_matvec_big_rows),
+        cmocka_unit_test(test_bench),
+    };
+    const struct CMUnitTest fallback[] = {
+        cmocka_unit_test(test_matvec),    cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_embed),     cmocka_unit_test(test_matvec_id),
+        cmocka_unit_test(test_matvec_big_rows), cmocka_unit_test(test_bench),
+    };
+    int rc = cmocka_run_group_tests_name("normal", normal, setup_normal, teardown);
+    rc |= cmocka_run_group_tests_name("fallback", fallback, setup_fallback, teardown);
+    nb_test_vk_done();
+    return rc;
+}
