@@ -503,8 +503,8 @@ static void layer_hook(struct nb_ref *r, int layer, int pos0, int T)
         r->hooks.on_layer(r->hooks.user, layer, pos0 + t, r->h + (size_t)t * H);
 }
 
-/* One chunk: tokens tok[0..T) at positions pos0... Logits of token t go to logits + t*V for the
- * tokens t >= first_logit (logits NULL: none). */
+/* One chunk: tokens tok[0..T) at positions pos0... The logits of tokens t >= first_logit go to
+ * row t - first_logit of `logits` (NULL: none). */
 static void forward_chunk(struct nb_ref *r, const int32_t *tok, int T, int pos0, float *logits,
                           int first_logit)
 {
@@ -562,7 +562,7 @@ static void forward_chunk(struct nb_ref *r, const int32_t *tok, int T, int pos0,
 
     /* output (tied: token_embd), softcap */
     int n = T - first_logit;
-    float *out = logits + (size_t)first_logit * V;
+    float *out = logits;
     matmul(r, m->w.output, 0, V, r->x + (size_t)first_logit * H, H, out, V, n);
     hook(r, "output", -1, pos0 + first_logit, out, V, (int)V, n);
     if (c->final_softcap > 0) {
@@ -598,7 +598,7 @@ int nb_ref_eval(struct nb_ref *r, const int32_t *tokens, int n, int pos0, float 
         if (logits && !last_only) {
             lg = logits + (size_t)c0 * c->n_vocab;
         } else if (logits && c0 + T == n) { /* last chunk: only its last token */
-            lg = logits - (size_t)(T - 1) * c->n_vocab;
+            lg = logits;
             first = T - 1;
         }
         forward_chunk(r, tokens + c0, T, pos0 + c0, lg, first);
