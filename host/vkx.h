@@ -112,7 +112,7 @@ struct vkx_ctx {
     uint32_t timestamp_bits;  /* timestampValidBits of the queue family (0: no timestamps) */
     bool creation_feedback;   /* VK_EXT_pipeline_creation_feedback (or 1.3) is usable */
     bool full_subgroups;      /* computeFullSubgroups is enabled */
-    bool pcache_loaded;       /* the on-disk pipeline cache held data at vkx_create */
+    bool pcache_loaded;       /* the on-disk pipeline cache held pipelines at vkx_create */
     uint64_t pcache_sum;      /* checksum of the cache data loaded (skips rewriting it) */
 };
 
@@ -221,6 +221,9 @@ struct vkx_pipeline {
 int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                         const struct vkx_pipeline_desc *d, char *err, size_t errlen);
 void vkx_pipeline_destroy(struct vkx_ctx *ctx, struct vkx_pipeline *p);
+/* True when the driver keeps pipelines in the pipeline cache (its data grew past the header
+ * after a pipeline was built). lavapipe keeps none: every start compiles again there. */
+bool vkx_pipeline_cache_effective(struct vkx_ctx *ctx);
 
 /* ---- command recording, submission, timestamps -------------------------------------------- */
 

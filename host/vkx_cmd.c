@@ -13,6 +13,7 @@
 void vkx_cmd_create(struct vkx_ctx *ctx, struct vkx_cmd *c, uint32_t max_dispatches,
                     bool timestamps)
 {
+    vkx_use(ctx);
     memset(c, 0, sizeof *c);
     c->max_dispatches = max_dispatches ? max_dispatches : 1;
     c->push_desc = vkx_has(ctx, VKX_FEAT_PUSHDESC);
@@ -45,6 +46,7 @@ void vkx_cmd_create(struct vkx_ctx *ctx, struct vkx_cmd *c, uint32_t max_dispatc
 
 void vkx_cmd_destroy(struct vkx_ctx *ctx, struct vkx_cmd *c)
 {
+    vkx_use(ctx);
     if (c->cb) vkFreeCommandBuffers(ctx->dev, ctx->cmd_pool, 1, &c->cb);
     if (c->fence) vkDestroyFence(ctx->dev, c->fence, NULL);
     if (c->pool) vkDestroyDescriptorPool(ctx->dev, c->pool, NULL);
@@ -55,6 +57,7 @@ void vkx_cmd_destroy(struct vkx_ctx *ctx, struct vkx_cmd *c)
 
 void vkx_cmd_begin(struct vkx_ctx *ctx, struct vkx_cmd *c)
 {
+    vkx_use(ctx);
     if (c->pool) VKX_CHECK(vkResetDescriptorPool(ctx->dev, c->pool, 0));
     c->n_dispatches = 0;
     c->next_label = NULL;
@@ -74,6 +77,7 @@ void vkx_cmd_dispatch(struct vkx_ctx *ctx, struct vkx_cmd *c, const struct vkx_p
                       const struct vkx_view *binds, uint32_t n_binds, const void *push,
                       uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz)
 {
+    vkx_use(ctx);
     if (c->n_dispatches >= c->max_dispatches)
         vkx_die("%s: more than %u dispatches in one recording", p->name, c->max_dispatches);
     if (n_binds != p->n_bindings || push_size != p->push_size)
@@ -165,7 +169,7 @@ void vkx_cmd_fill(struct vkx_cmd *c, struct vkx_view dst, uint32_t value)
 
 void vkx_cmd_end(struct vkx_ctx *ctx, struct vkx_cmd *c)
 {
-    (void)ctx;
+    vkx_use(ctx);
     /* the host reads mapped results after the fence */
     barrier(c->cb, STAGE_WORK, ACCESS_WRITES, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     VKX_CHECK(vkEndCommandBuffer(c->cb));
@@ -173,6 +177,7 @@ void vkx_cmd_end(struct vkx_ctx *ctx, struct vkx_cmd *c)
 
 void vkx_cmd_submit_wait(struct vkx_ctx *ctx, struct vkx_cmd *c)
 {
+    vkx_use(ctx);
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
                        .commandBufferCount = 1,
                        .pCommandBuffers = &c->cb};
@@ -183,6 +188,7 @@ void vkx_cmd_submit_wait(struct vkx_ctx *ctx, struct vkx_cmd *c)
 
 uint32_t vkx_cmd_read_times(struct vkx_ctx *ctx, struct vkx_cmd *c, double *ns, uint32_t max)
 {
+    vkx_use(ctx);
     uint32_t n = c->n_dispatches < max ? c->n_dispatches : max;
     if (!c->timestamps || !n) {
         for (uint32_t i = 0; i < n; i++) ns[i] = 0;

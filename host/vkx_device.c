@@ -16,6 +16,7 @@
 /* ---- validation messenger ------------------------------------------------------------------ */
 
 static atomic_uint val_msgs;
+VkDevice vkx_loaded_dev_;
 
 uint32_t vkx_validation_messages(void) { return atomic_load(&val_msgs); }
 
@@ -514,6 +515,7 @@ static int device_create(struct vkx_ctx *ctx, const struct devinfo *di, const st
         return -1;
     }
     volkLoadDevice(ctx->dev);
+    vkx_loaded_dev_ = ctx->dev;
     vkGetDeviceQueue(ctx->dev, ctx->queue_family, 0, &ctx->queue);
     return 0;
 }
@@ -614,11 +616,13 @@ fail:
 void vkx_destroy(struct vkx_ctx *ctx)
 {
     if (ctx->dev) {
+        vkx_use(ctx);
         VKX_CHECK(vkDeviceWaitIdle(ctx->dev));
         vkx_staging_destroy(ctx);
         vkx_pcache_close(ctx);
         if (ctx->cmd_pool) vkDestroyCommandPool(ctx->dev, ctx->cmd_pool, NULL);
         vkDestroyDevice(ctx->dev, NULL);
+        vkx_loaded_dev_ = VK_NULL_HANDLE;
     }
     instance_destroy(ctx->instance, ctx->messenger);
     memset(ctx, 0, sizeof *ctx);

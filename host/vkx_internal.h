@@ -14,6 +14,18 @@ struct vkx_staging {
     bool busy[2]; /* half i has a submission in flight */
 };
 
+/* volk keeps one set of device-level function pointers. With several contexts alive (tests make
+ * a second one with features disabled) each vkx call that reaches the device first makes sure the
+ * pointers are its own device's: a pointer compare when nothing changed. */
+extern VkDevice vkx_loaded_dev_;
+static inline void vkx_use(const struct vkx_ctx *ctx)
+{
+    if (vkx_loaded_dev_ != ctx->dev) {
+        volkLoadDevice(ctx->dev);
+        vkx_loaded_dev_ = ctx->dev;
+    }
+}
+
 /* Formats a one-line message into err (which may be NULL). */
 void vkx_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

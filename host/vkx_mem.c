@@ -35,6 +35,7 @@ uint32_t vkx_find_mem_type(const struct vkx_ctx *ctx, uint32_t bits, VkMemoryPro
 int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize size,
                       enum vkx_mem mem, char *err, size_t errlen)
 {
+    vkx_use(ctx);
     memset(b, 0, sizeof *b);
     if (size == 0) {
         vkx_errf(err, errlen, "cannot create a buffer of 0 bytes");
@@ -42,8 +43,9 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
     }
     if (size > ctx->caps.max_alloc) {
         vkx_errf(err, errlen,
-                 "buffer of %.1f MiB exceeds the device's maxMemoryAllocationSize (%.1f MiB)",
-                 MIB(size), MIB(ctx->caps.max_alloc));
+                 "buffer of %llu bytes (%.1f MiB) exceeds the device's maxMemoryAllocationSize "
+                 "(%llu bytes)",
+                 (unsigned long long)size, MIB(size), (unsigned long long)ctx->caps.max_alloc);
         return -1;
     }
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
@@ -112,6 +114,7 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
 
 void vkx_buffer_destroy(struct vkx_ctx *ctx, struct vkx_buffer *b)
 {
+    vkx_use(ctx);
     if (b->buf) vkDestroyBuffer(ctx->dev, b->buf, NULL);
     if (b->mem) vkFreeMemory(ctx->dev, b->mem, NULL); /* unmaps too */
     if (b->buf) ctx->allocated_bytes -= b->size;
@@ -217,6 +220,7 @@ static void check_range(const struct vkx_buffer *b, VkDeviceSize off, size_t n, 
 void vkx_upload(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, const void *src,
                 size_t n)
 {
+    vkx_use(ctx);
     check_range(b, off, n, "upload");
     if (!n) return;
     if (b->map) { /* host-visible and coherent: the next submission sees the write */
@@ -239,6 +243,7 @@ void vkx_upload(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, con
 void vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, void *dst,
                   size_t n)
 {
+    vkx_use(ctx);
     check_range(b, off, n, "download");
     if (!n) return;
     if (b->map) {

@@ -89,7 +89,9 @@ void vkx_pcache_open(struct vkx_ctx *ctx, const char *dir)
         r = vkCreatePipelineCache(ctx->dev, &ci, NULL, &ctx->pipeline_cache);
     }
     if (r != VK_SUCCESS) vkx_fatal(__FILE__, __LINE__, "vkCreatePipelineCache", r);
-    ctx->pcache_loaded = data != NULL;
+    /* "loaded" means pipelines were loaded: lavapipe, for one, keeps no pipelines in its cache
+     * and writes only Vulkan's header */
+    ctx->pcache_loaded = data != NULL && data_size > rd32(data);
     if (!data) ctx->pcache_sum = 0;
     plat_unmap(&m);
 }
@@ -135,6 +137,20 @@ static void pcache_save(struct vkx_ctx *ctx)
     free(buf);
 }
 
+bool vkx_pipeline_cache_effective(struct vkx_ctx *ctx)
+{
+    vkx_use(ctx);
+    size_t n = 0;
+    if (vkGetPipelineCacheData(ctx->dev, ctx->pipeline_cache, &n, NULL) != VK_SUCCESS || !n)
+        return false;
+    uint8_t *d = malloc(n);
+    if (!d) return false;
+    bool more = vkGetPipelineCacheData(ctx->dev, ctx->pipeline_cache, &n, d) == VK_SUCCESS &&
+                n >= 4 && n > rd32(d);
+    free(d);
+    return more;
+}
+
 void vkx_pcache_close(struct vkx_ctx *ctx)
 {
     if (!ctx->pipeline_cache) return;
@@ -148,6 +164,7 @@ void vkx_pcache_close(struct vkx_ctx *ctx)
 int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                         const struct vkx_pipeline_desc *d, char *err, size_t errlen)
 {
+    vkx_use(ctx);
     const struct vkx_caps *c = &ctx->caps;
     memset(p, 0, sizeof *p);
     const char *name = d->name ? d->name : "(unnamed)";
@@ -275,6 +292,7 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
 
 void vkx_pipeline_destroy(struct vkx_ctx *ctx, struct vkx_pipeline *p)
 {
+    vkx_use(ctx);
     if (p->tmpl) vkDestroyDescriptorUpdateTemplate(ctx->dev, p->tmpl, NULL);
     if (p->pipe) vkDestroyPipeline(ctx->dev, p->pipe, NULL);
     if (p->layout) vkDestroyPipelineLayout(ctx->dev, p->layout, NULL);
