@@ -1,0 +1,91 @@
+/* test_cli_info: runs the built `nibble info` (NB_CLI): without a Vulkan driver it prints one
+ * error line and exits non-zero (with the validation layer on or off); with one it prints the
+ * device line and the capability list. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+/* Runs `env NB_CLI args` with stdout and stderr in files; returns the exit status. */
+static int run_cli(const char *env, const char *args, char *out, size_t out_n, char *err,
+                   size_t err_n)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s '%s' %s > '%s/cli_info.out' 2> '%s/cli_info.err'", env, NB_CLI,
+             args, NB_TEST_TMP, NB_TEST_TMP);
+    int st = system(cmd);
+    assert_true(st != -1 && WIFEXITED(st));
+    char path[1024];
+    char *bufs[2] = {out, err};
+    size_t ns[2] = {out_n, err_n};
+    const char *names[2] = {"cli_info.out", "cli_info.err"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", NB_TEST_TMP, names[i]);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        size_t n = fread(bufs[i], 1, ns[i] - 1, f);
+        bufs[i][n] = 0;
+        fclose(f);
+    }
+    return WEXITSTATUS(st);
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static void no_driver(const char *validate)
+{
+    char env[256], out[8192], err[8192];
+    snprintf(env, sizeof env,
+             "VK_ICD_FILENAMES=/nonexistent VK_DRIVER_FILES=/nonexistent NIBBLE_VALIDATE=%s",
+             validate);
+    int rc = run_cli(env, "info", out, sizeof out, err, sizeof err);
+    printf("# NIBBLE_VALIDATE=%s: exit %d, stderr: %s", validate, rc, err);
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "no Vulkan device"));
+    assert_string_equal(out, "");
+}
+
+static void test_info_no_driver(void **state)
+{
+    (void)state;
+    no_driver("0");
+    no_driver("1");
+    nb_test_check_validation();
+}
+
+static void test_info_device(void **state)
+{
+    (void)state;
+    char out[16384], err[8192];
+    int rc = run_cli("", "info", out, sizeof out, err, sizeof err);
+    if (rc != 0 && strstr(err, "no Vulkan device")) skip();
+    printf("%s", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "subgroup:"));
+    assert_non_null(strstr(out, "\nmax storage buffer range: "));
+    assert_string_equal(err, "");
+    rc = run_cli("", "info --all", out, sizeof out, err, sizeof err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, " 0: "));
+    rc = run_cli("", "info --bogus", out, sizeof out, err, sizeof err);
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(count_lines(err), 1);
+    nb_test_check_validation();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_info_no_driver),
+        cmocka_unit_test(test_info_device),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
