@@ -303,35 +303,104 @@ static void test_config_moe(void **s)
     nb_model_free(&m);
 }
 
-/* ---- broken files -------------------------------------------------------------------------- */
+/* ---- tiny synthetic models ----------------------------------------------------------------- */
 
 /* A tiny valid gemma4 model (H=32, layers [sliding, full], 2 heads, 1 KV head, head dims 16/32,
- * F=64, vocab 64) with one thing changed. */
-enum breakage { B_NONE, B_ARCH, B_MISSING, B_SHAPE, B_TYPE, B_NORM_TYPE, B_KV_ARRAY };
+ * F=64, vocab 64, weights in every accepted type) with one thing changed: a breakage, or a
+ * variant that must give the same logits as the plain model (MoE split vs fused experts, layer
+ * pattern as a period). */
+enum tiny {
+    B_NONE,
+    B_ARCH,
+    B_MISSING,
+    B_SHAPE,
+    B_TYPE,
+    B_NORM_TYPE,
+    B_KV_ARRAY,
+    V_PERIOD,
+    V_MOE_FUSED,
+    V_MOE_SPLIT
+};
+#define TH 32  /* H */
+#define TE 4   /* experts */
+#define TFE 32 /* expert width */
 
-static const float *zeros_f(void)
+/* Deterministic weight value i of the tensor whose name hashes to seed, in [-0.5, 0.5). */
+static float wval(uint32_t seed, uint64_t i)
 {
-    static float z[64 * 64];
-    for (int i = 0; i < 64 * 64; i++)
-        z[i] = 0.01f * (float)((i * 37) % 17 - 8);
-    return z;
+    uint64_t x = (seed + 1) * 0x9E3779B97F4A7C15ull + i * 0xD1B54A32D192ED03ull;
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 32;
+    return (float)(x & 0xFFFFFF) / 16777216.0f - 0.5f;
+}
+
+static uint32_t hash_name(const char *s)
+{
+    uint32_t h = 2166136261u;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 16777619u;
+    return h;
+}
+
+/* Adds a tensor of nd dims {e0, e1, e2} filled from wval (norms and scales: 1 + 0.2 wval). */
+static void add_t3(struct gw *w, const char *name, enum ggml_type type, uint32_t nd, uint64_t e0,
+                   uint64_t e1, uint64_t e2)
+{
+    uint64_t ne[3] = {e0, e1, e2}, n = e0 * e1 * e2;
+    if (!nb_quant_supported(type)) {
+        gw_tensor(w, name, type, nd, ne, NULL); /* zeros in a type we do not take */
+        return;
+    }
+    float *v = malloc(n * sizeof(float));
+    assert_non_null(v);
+    uint32_t seed = hash_name(name);
+    for (uint64_t i = 0; i < n; i++)
+        v[i] = nd == 1 ? 1.0f + 0.2f * wval(seed, i) : 0.5f * wval(seed, i);
+    gw_tensor_f32(w, name, type, nd, ne, v);
+    free(v);
 }
 
 static void add_t(struct gw *w, const char *name, enum ggml_type type, uint32_t nd, uint64_t e0,
                   uint64_t e1)
 {
-    uint64_t ne[2] = {e0, e1};
-    if (nb_quant_supported(type))
-        gw_tensor_f32(w, name, type, nd, ne, zeros_f());
-    else
-        gw_tensor(w, name, type, nd, ne, NULL); /* zeros in a type we do not take */
+    add_t3(w, name, type, nd, e0, e1, 1);
 }
 
-static void *tiny_model(enum breakage b, size_t *size)
+/* Expert gate/up weights, the same numbers in the fused {H, 2Fe, E} and split {H, Fe, E} forms. */
+static void add_experts(struct gw *w, int l, bool fused)
+{
+    char n[64];
+    uint32_t sg = 1000u + (uint32_t)l, su = 2000u + (uint32_t)l;
+    float *v = malloc(sizeof(float) * TH * 2 * TFE * TE);
+    assert_non_null(v);
+    if (fused) {
+        for (int e = 0; e < TE; e++)
+            for (int r = 0; r < 2 * TFE; r++)
+                for (int c = 0; c < TH; c++)
+                    v[((size_t)e * 2 * TFE + r) * TH + c] =
+                        0.5f * wval(r < TFE ? sg : su, ((size_t)e * TFE + r % TFE) * TH + c);
+        uint64_t ne[3] = {TH, 2 * TFE, TE};
+        snprintf(n, sizeof n, "blk.%d.ffn_gate_up_exps.weight", l);
+        gw_tensor_f32(w, n, GGML_Q8_0, 3, ne, v);
+    } else {
+        uint64_t ne[3] = {TH, TFE, TE};
+        for (int k = 0; k < 2; k++) {
+            for (size_t i = 0; i < (size_t)TH * TFE * TE; i++)
+                v[i] = 0.5f * wval(k ? su : sg, i);
+            snprintf(n, sizeof n, "blk.%d.ffn_%s_exps.weight", l, k ? "up" : "gate");
+            gw_tensor_f32(w, n, GGML_Q8_0, 3, ne, v);
+        }
+    }
+    free(v);
+}
+
+static void *tiny_model(enum tiny b, size_t *size)
 {
     struct gw *w = gw_create();
+    bool moe = b == V_MOE_FUSED || b == V_MOE_SPLIT;
     gw_kv_str(w, "general.architecture", b == B_ARCH ? "llama" : "gemma4");
-    gw_kv_u32(w, "gemma4.embedding_length", 32);
+    gw_kv_u32(w, "gemma4.embedding_length", TH);
     gw_kv_u32(w, "gemma4.block_count", 2);
     gw_kv_u32(w, "gemma4.feed_forward_length", 64);
     gw_kv_u32(w, "gemma4.attention.head_count", 2);
@@ -344,14 +413,22 @@ static void *tiny_model(enum breakage b, size_t *size)
     gw_kv_f32(w, "gemma4.attention.layer_norm_rms_epsilon", 1e-6f);
     gw_kv_u32(w, "gemma4.attention.sliding_window", 4);
     uint8_t pat[2] = {1, 0};
-    gw_kv_arr(w, "gemma4.attention.sliding_window_pattern", GGUF_BOOL, pat, 2);
+    if (b == V_PERIOD)
+        gw_kv_u32(w, "gemma4.attention.sliding_window_pattern", 2);
+    else
+        gw_kv_arr(w, "gemma4.attention.sliding_window_pattern", GGUF_BOOL, pat, 2);
     gw_kv_f32(w, "gemma4.rope.freq_base", 1e6f);
     gw_kv_f32(w, "gemma4.rope.freq_base_swa", 1e4f);
     gw_kv_u32(w, "gemma4.rope.dimension_count", 32);
     gw_kv_u32(w, "gemma4.rope.dimension_count_swa", 16);
     gw_kv_f32(w, "gemma4.final_logit_softcapping", 30.0f);
-    add_t(w, "token_embd.weight", GGML_Q8_0, 2, 32, 64);
-    add_t(w, "output_norm.weight", GGML_F32, 1, 32, 1);
+    if (moe) {
+        gw_kv_u32(w, "gemma4.expert_count", TE);
+        gw_kv_u32(w, "gemma4.expert_used_count", 2);
+        gw_kv_u32(w, "gemma4.expert_feed_forward_length", TFE);
+    }
+    add_t(w, "token_embd.weight", GGML_Q8_0, 2, TH, 64);
+    add_t(w, "output_norm.weight", GGML_F32, 1, TH, 1);
     for (int l = 0; l < 2; l++) {
         char n[64];
         uint64_t hd = l == 0 ? 16 : 32;
@@ -360,21 +437,32 @@ static void *tiny_model(enum breakage b, size_t *size)
         snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                             \
         add_t(w, n, type, nd, e0, e1);                                                             \
     } while (0)
-        T("attn_norm.weight", b == B_NORM_TYPE && l == 1 ? GGML_Q8_0 : GGML_F32, 1, 32, 1);
-        T("attn_q.weight", GGML_Q8_0, 2, 32, 2 * hd);
-        T("attn_k.weight", b == B_TYPE && l == 0 ? GGML_Q4_1 : GGML_Q4_0, 2, 32,
+        T("attn_norm.weight", b == B_NORM_TYPE && l == 1 ? GGML_Q8_0 : GGML_F32, 1, TH, 1);
+        T("attn_q.weight", GGML_Q8_0, 2, TH, 2 * hd);
+        T("attn_k.weight", b == B_TYPE && l == 0 ? GGML_Q4_1 : GGML_Q4_0, 2, TH,
           b == B_SHAPE && l == 1 ? hd / 2 : hd);
-        T("attn_v.weight", GGML_F16, 2, 32, hd);
+        T("attn_v.weight", GGML_F16, 2, TH, hd);
         T("attn_q_norm.weight", GGML_F32, 1, hd, 1);
         T("attn_k_norm.weight", GGML_BF16, 1, hd, 1);
-        T("attn_output.weight", GGML_F32, 2, 2 * hd, 32);
-        T("post_attention_norm.weight", GGML_F32, 1, 32, 1);
-        T("ffn_norm.weight", GGML_F32, 1, 32, 1);
-        T("ffn_gate.weight", GGML_Q4_0, 2, 32, 64);
-        if (!(b == B_MISSING && l == 0)) T("ffn_up.weight", GGML_Q4_0, 2, 32, 64);
-        T("ffn_down.weight", GGML_Q4_0, 2, 64, 32);
-        T("post_ffw_norm.weight", GGML_F32, 1, 32, 1);
+        T("attn_output.weight", GGML_F32, 2, 2 * hd, TH);
+        T("post_attention_norm.weight", GGML_F16, 1, TH, 1);
+        T("ffn_norm.weight", GGML_F32, 1, TH, 1);
+        T("ffn_gate.weight", GGML_Q4_0, 2, TH, 64);
+        if (!(b == B_MISSING && l == 0)) T("ffn_up.weight", GGML_Q4_0, 2, TH, 64);
+        T("ffn_down.weight", GGML_BF16, 2, 64, TH);
+        T("post_ffw_norm.weight", GGML_F32, 1, TH, 1);
         T("layer_output_scale.weight", GGML_F32, 1, 1, 1);
+        if (moe) {
+            T("ffn_gate_inp.weight", GGML_F32, 2, TH, TE);
+            T("ffn_gate_inp.scale", GGML_F32, 1, TH, 1);
+            T("pre_ffw_norm_2.weight", GGML_F32, 1, TH, 1);
+            T("post_ffw_norm_1.weight", GGML_F32, 1, TH, 1);
+            T("post_ffw_norm_2.weight", GGML_F32, 1, TH, 1);
+            T("ffn_down_exps.scale", GGML_F32, 1, TE, 1);
+            snprintf(n, sizeof n, "blk.%d.ffn_down_exps.weight", l);
+            add_t3(w, n, GGML_Q8_0, 3, TFE, TH, TE);
+            add_experts(w, l, b == V_MOE_FUSED);
+        }
 #undef T
     }
     void *p = gw_serialize(w, size);
@@ -382,46 +470,58 @@ static void *tiny_model(enum breakage b, size_t *size)
     return p;
 }
 
-/* Loads a tiny model; returns 0 or -1 with the message in err. */
-static int load_tiny(enum breakage b, char *err, size_t errlen, struct nb_model *m)
+/* Loads a tiny model and, if it loads, runs 6 tokens through it (logits to lg[6][64] if not
+ * NULL). Returns 0 or -1 with the message in err. */
+static int load_tiny(enum tiny b, char *err, size_t errlen, float *lg_out)
 {
     size_t size = 0;
     void *bytes = tiny_model(b, &size);
     assert_non_null(bytes);
     struct gguf *g = gguf_open_memory(bytes, size, err, errlen);
     if (!g) fail_msg("tiny model not readable: %s", err);
-    int rc = nb_model_from_gguf(m, g, err, errlen); /* m owns g now, even on error */
+    struct nb_model m;
+    int rc = nb_model_from_gguf(&m, g, err, errlen); /* m owns g now, even on error */
     if (rc == 0) {
-        /* run two tokens through it so the reference copes with every weight type */
-        float lg[2 * 64];
-        int32_t ids[2] = {2, 17};
-        struct nb_ref *r = nb_ref_create(m, 8, err, errlen);
+        float lg[6 * 64];
+        int32_t ids[6] = {2, 17, 5, 63, 17, 40}; /* 6 > window 4: the sliding mask is crossed */
+        struct nb_ref *r = nb_ref_create(&m, 8, err, errlen);
         assert_non_null(r);
-        assert_int_equal(nb_ref_eval(r, ids, 2, 0, lg, false, err, errlen), 0);
-        for (int i = 0; i < 2 * 64; i++)
+        assert_int_equal(nb_ref_eval(r, ids, 6, 0, lg, false, err, errlen), 0);
+        for (int i = 0; i < 6 * 64; i++)
             assert_true(isfinite(lg[i]) && fabsf(lg[i]) <= 30.0f);
+        if (lg_out) memcpy(lg_out, lg, sizeof lg);
         nb_ref_destroy(r);
-        nb_model_free(m);
+        nb_model_free(&m);
     }
     free(bytes);
     return rc;
 }
 
-static void expect_error(enum breakage b, const char *want)
+static void expect_error(enum tiny b, const char *want)
 {
     char err[512] = "";
-    struct nb_model m;
-    assert_int_equal(load_tiny(b, err, sizeof err, &m), -1);
+    assert_int_equal(load_tiny(b, err, sizeof err, NULL), -1);
     printf("# error: %s\n", err);
     if (!strstr(err, want)) fail_msg("expected an error containing \"%s\", got \"%s\"", want, err);
 }
 
-static void test_tiny_ok(void **s)
+static void test_tiny_variants(void **s)
 {
     (void)s;
     char err[512] = "";
-    struct nb_model m;
-    if (load_tiny(B_NONE, err, sizeof err, &m) != 0) fail_msg("%s", err);
+    static float plain[6 * 64], period[6 * 64], fused[6 * 64], split[6 * 64];
+    if (load_tiny(B_NONE, err, sizeof err, plain) != 0) fail_msg("%s", err);
+    if (load_tiny(V_PERIOD, err, sizeof err, period) != 0) fail_msg("%s", err);
+    assert_memory_equal(plain, period, sizeof plain);
+    if (load_tiny(V_MOE_FUSED, err, sizeof err, fused) != 0) fail_msg("%s", err);
+    if (load_tiny(V_MOE_SPLIT, err, sizeof err, split) != 0) fail_msg("%s", err);
+    assert_memory_equal(fused, split, sizeof fused);
+    double d = 0; /* the experts must change something */
+    for (int i = 0; i < 6 * 64; i++)
+        d += fabs((double)fused[i] - plain[i]);
+    printf("# tiny: period == array, split == fused experts; moe vs dense mean diff %.4f\n",
+           d / (6 * 64));
+    assert_true(d > 0);
 }
 
 static void test_errors(void **s)
@@ -444,7 +544,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_dense),     cmocka_unit_test(test_config_ple),
-        cmocka_unit_test(test_config_moe),       cmocka_unit_test(test_tiny_ok),
+        cmocka_unit_test(test_config_moe),       cmocka_unit_test(test_tiny_variants),
         cmocka_unit_test(test_errors),           cmocka_unit_test(test_golden_dense),
         cmocka_unit_test(test_golden_dense_f32), cmocka_unit_test(test_golden_dense_q8),
         cmocka_unit_test(test_golden_moe),       cmocka_unit_test(test_golden_moe_f32),
