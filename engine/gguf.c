@@ -319,6 +319,7 @@ static int read_value(struct rd *r, struct gguf_full *f, struct gguf_kv *kv, uin
         return fail(r, at, "key '%s': array of %" PRIu64 " strings runs past end of file (%" PRIu64
                     " bytes remain)", key, n, left);
     if (n > strs_cap - *strs_used) return fail(r, at, "key '%s': internal string count mismatch", key);
+    if (n == 0) return 0; /* an empty string array: strs stays NULL */
     struct gguf_str *s = f->strs + *strs_used;
     *strs_used += n;
     kv->strs = s;

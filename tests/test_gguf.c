@@ -208,11 +208,15 @@ static void test_valid_edge_files(void **state)
     struct gw *w = gw_create();
     gw_set_version(w, 2);
     gw_kv_str(w, "general.architecture", "gemma4");
+    gw_kv_arr_str(w, "empty.strs", NULL, 0);
+    gw_kv_arr(w, "empty.u8s", GGUF_U8, NULL, 0);
     gw_tensor(w, "x", GGML_F16, 1, (uint64_t[]){3}, NULL);
     p = build(w, &n);
     g = open_copy(p, n, err, sizeof err, &copy);
     if (!g) fail_msg("%s", err);
     assert_int_equal(g->version, 2), assert_int_equal(g->tensors[0].nbytes, 6);
+    assert_int_equal(gguf_find(g, "empty.strs")->arr_n, 0);
+    assert_int_equal(gguf_find(g, "empty.u8s")->arr_n, 0);
     gguf_close(g), free(copy), free(p);
     /* Many tensors: lookup stays correct (and the hash handles collisions). */
     w = gw_create();
