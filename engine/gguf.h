@@ -76,7 +76,10 @@ struct gguf {
     void *map_;                 /* private: the platform mapping (NULL for gguf_open_memory) */
 };
 
-/* Opens and validates a file. NULL on error with a one-line message in err. */
+/* Opens and validates a file. NULL on error with a one-line message in err: "PATH: reason" when
+ * the file cannot be mapped, else "gguf: offset N: what is wrong" (without the path: callers add
+ * it). Tensors of every known ggml type are accepted here; which ones a model may use is the
+ * model loader's decision. */
 struct gguf *gguf_open(const char *path, char *err, size_t errlen);
 /* Same over a caller-owned buffer (must outlive the struct gguf). Used by the fuzzer. */
 struct gguf *gguf_open_memory(const void *data, size_t size, char *err, size_t errlen);
