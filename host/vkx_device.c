@@ -122,11 +122,17 @@ static unsigned parse_disable(const char *s)
 
 /* ---- instance ------------------------------------------------------------------------------ */
 
+/* "VK_DRIVER_FILES=..." or "VK_ICD_FILENAMES=..." (whichever the loader reads), for messages. */
 static const char *icd_env(void)
 {
-    const char *s = getenv("VK_DRIVER_FILES");
-    if (!s || !*s) s = getenv("VK_ICD_FILENAMES");
-    return s && *s ? s : "unset";
+    static char buf[600];
+    const char *s = getenv("VK_DRIVER_FILES"), *name = "VK_DRIVER_FILES";
+    if (!s || !*s) {
+        s = getenv("VK_ICD_FILENAMES");
+        name = "VK_ICD_FILENAMES";
+    }
+    snprintf(buf, sizeof buf, "%s=%s", name, s && *s ? s : "unset");
+    return buf;
 }
 
 /* Creates the instance (and the messenger when validation is on). Returns 0 or -1. */
@@ -207,7 +213,7 @@ static int instance_create(bool validation, VkInstance *inst, VkDebugUtilsMessen
     VkResult r = vkCreateInstance(&ci, NULL, inst);
     if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED) {
         vkx_errf(err, errlen,
-                 "no Vulkan device found (is a Vulkan driver installed? VK_ICD_FILENAMES=%s)",
+                 "no Vulkan device found (is a Vulkan driver installed? %s)",
                  icd_env());
         *inst = VK_NULL_HANDLE;
         return -1;
@@ -235,7 +241,7 @@ static VkPhysicalDevice *devices(VkInstance inst, uint32_t *n, char *err, size_t
     VkResult r = vkEnumeratePhysicalDevices(inst, n, NULL);
     if (r != VK_SUCCESS || *n == 0) {
         vkx_errf(err, errlen,
-                 "no Vulkan device found (is a Vulkan driver installed? VK_ICD_FILENAMES=%s)",
+                 "no Vulkan device found (is a Vulkan driver installed? %s)",
                  icd_env());
         return NULL;
     }
