@@ -3,9 +3,10 @@
  * Data built once in nb_tok_create:
  *   - all token texts back to back in one arena, with offsets;
  *   - a token text -> id hash table (open addressing, FNV-1a, linear probing);
- *   - a merge table keyed on the pair of token ids (left, right) -> (rank, merged id). Every
- *     merge of the real vocabulary has both parts and the result in the vocabulary, so BPE can
- *     run on ids alone; a merge that does not is dropped.
+ *   - the merge list as token ids (left, right, merged), rank = index, and a hash table from
+ *     the pair (left, right) to the merge. Every merge of the real vocabulary has both parts
+ *     and the result in the vocabulary, so BPE can run on ids alone; a merge that does not is
+ *     dropped (it could never apply).
  * Encoding allocates a few scratch arrays per call (sized by the text), never per token.
  */
 #include "tokenizer.h"
@@ -15,12 +16,10 @@
 #include <string.h>
 
 #define NB_TOK_MAX_EOG 16
-#define MERGE_EMPTY UINT64_MAX
 
-struct merge_slot {
-    uint64_t key;   /* (left id << 32) | right id; MERGE_EMPTY when free */
-    uint32_t rank;  /* position in tokenizer.ggml.merges */
-    int32_t result; /* id of the merged text */
+/* One merge of tokenizer.ggml.merges; its rank is its index. */
+struct merge {
+    int32_t left, right, result; /* token ids; left = -1 for a dropped merge */
 };
 
 struct nb_tok {
@@ -30,8 +29,9 @@ struct nb_tok {
     uint8_t *type;       /* [n_tokens] enum nb_tok_type */
     uint32_t *tok_slots; /* [tok_mask + 1] text -> id hash: id + 1, 0 = free */
     uint32_t tok_mask;
-    struct merge_slot *merges; /* [merge_mask + 1] */
-    uint64_t merge_mask;
+    struct merge *merges;  /* [n_merges] */
+    uint32_t *merge_slots; /* [merge_mask + 1] (left, right) -> merge index + 1, 0 = free */
+    uint32_t merge_mask;
     int32_t byte_id[256]; /* id of "<0xXX>", -1 when missing */
     int32_t *special;     /* [n_special] ids cut out of text first, longest text first */
     uint32_t n_special;
@@ -68,10 +68,15 @@ static uint64_t pow2_at_least(uint64_t n)
     return c;
 }
 
-/* Id of the token whose text is a[0..na) followed by b[0..nb), or -1. */
-static int32_t find2(const struct nb_tok *t, const char *a, size_t na, const char *b, size_t nb)
+static uint64_t hash2(const char *a, size_t na, const char *b, size_t nb)
 {
-    uint64_t h = mix64(fnv(fnv(FNV_SEED, a, na), b, nb));
+    return mix64(fnv(fnv(FNV_SEED, a, na), b, nb));
+}
+
+/* Id of the token whose text is a[0..na) followed by b[0..nb) (h = hash2 of them), or -1. */
+static int32_t find_h(const struct nb_tok *t, uint64_t h, const char *a, size_t na, const char *b,
+                      size_t nb)
+{
     for (uint32_t i = (uint32_t)h & t->tok_mask;; i = (i + 1) & t->tok_mask) {
         uint32_t s = t->tok_slots[i];
         if (!s) return -1;
@@ -80,6 +85,11 @@ static int32_t find2(const struct nb_tok *t, const char *a, size_t na, const cha
         if (t->off[id + 1] - t->off[id] == na + nb && !memcmp(p, a, na) && !memcmp(p + na, b, nb))
             return (int32_t)id;
     }
+}
+
+static int32_t find2(const struct nb_tok *t, const char *a, size_t na, const char *b, size_t nb)
+{
+    return find_h(t, hash2(a, na, b, nb), a, na, b, nb);
 }
 
 static int32_t find(const struct nb_tok *t, const char *s, size_t n)
@@ -91,7 +101,7 @@ static void tok_insert(struct nb_tok *t, uint32_t id)
 {
     const char *p = t->text + t->off[id];
     size_t n = t->off[id + 1] - t->off[id];
-    uint64_t h = mix64(fnv(FNV_SEED, p, n));
+    uint64_t h = hash2(p, n, "", 0);
     for (uint32_t i = (uint32_t)h & t->tok_mask;; i = (i + 1) & t->tok_mask) {
         uint32_t s = t->tok_slots[i];
         if (!s) {
@@ -103,26 +113,33 @@ static void tok_insert(struct nb_tok *t, uint32_t id)
     }
 }
 
-static const struct merge_slot *merge_find(const struct nb_tok *t, int32_t l, int32_t r)
+static uint32_t pair_hash(int32_t l, int32_t r)
 {
-    uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
-    for (uint64_t i = mix64(key) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
-        const struct merge_slot *m = &t->merges[i];
-        if (m->key == key) return m;
-        if (m->key == MERGE_EMPTY) return NULL;
+    return (uint32_t)mix64((uint64_t)(uint32_t)l << 32 | (uint32_t)r);
+}
+
+/* The merge of tokens l and r, or NULL. */
+static const struct merge *merge_find(const struct nb_tok *t, int32_t l, int32_t r)
+{
+    for (uint32_t i = pair_hash(l, r) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
+        uint32_t s = t->merge_slots[i];
+        if (!s) return NULL;
+        const struct merge *m = &t->merges[s - 1];
+        if (m->left == l && m->right == r) return m;
     }
 }
 
-static void merge_insert(struct nb_tok *t, int32_t l, int32_t r, uint32_t rank, int32_t result)
+static void merge_insert(struct nb_tok *t, uint32_t index)
 {
-    uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
-    for (uint64_t i = mix64(key) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
-        struct merge_slot *m = &t->merges[i];
-        if (m->key == key) return; /* a repeated pair keeps its lowest rank */
-        if (m->key == MERGE_EMPTY) {
-            *m = (struct merge_slot){key, rank, result};
+    const struct merge *m = &t->merges[index];
+    for (uint32_t i = pair_hash(m->left, m->right) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
+        uint32_t s = t->merge_slots[i];
+        if (!s) {
+            t->merge_slots[i] = index + 1;
             return;
         }
+        const struct merge *o = &t->merges[s - 1]; /* a repeated pair keeps its lowest rank */
+        if (o->left == m->left && o->right == m->right) return;
     }
 }
 
@@ -197,29 +214,75 @@ static int build_specials(struct nb_tok *t)
     return 0;
 }
 
+#ifdef __GNUC__
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+/* Reads the merge list into the merge table. 514,906 merges make 1.5 M random lookups in the
+ * token table, so they go in batches: hash a batch and prefetch the first slots, then the
+ * offsets and texts those slots name, then the merge table lines, and only then look up and
+ * insert, with the memory already on its way (about 3x faster than one merge at a time). */
 static int build_merges(struct nb_tok *t, const struct nb_tok_vocab *v, uint32_t *dropped)
 {
-    t->merge_mask = pow2_at_least((uint64_t)v->n_merges * 2) - 1;
-    t->merges = malloc(sizeof *t->merges * (t->merge_mask + 1));
-    if (!t->merges) return -1;
-    memset(t->merges, 0xff, sizeof *t->merges * (t->merge_mask + 1)); /* key = MERGE_EMPTY */
+    enum { BATCH = 64 };
+    t->merge_mask = (uint32_t)pow2_at_least((uint64_t)v->n_merges * 2) - 1;
+    t->merges = malloc(sizeof *t->merges * (v->n_merges ? v->n_merges : 1));
+    t->merge_slots = calloc((size_t)t->merge_mask + 1, sizeof *t->merge_slots);
+    if (!t->merges || !t->merge_slots) return -1;
     *dropped = 0;
-    for (uint32_t i = 0; i < v->n_merges; i++) {
-        const char *s = v->merges[i].p;
-        size_t n = v->merges[i].n;
-        /* "left right": split at the first space after the first byte, as llama.cpp does */
-        const char *sp = n >= 2 && s ? memchr(s + 1, ' ', n - 1) : NULL;
-        if (!sp) {
-            (*dropped)++;
-            continue;
+    struct {
+        const char *l, *r;  /* the two parts of "left right" */
+        size_t nl, nr;
+        uint64_t h[3];      /* hashes of left, right, left+right */
+    } b[BATCH];
+    for (uint32_t base = 0; base < v->n_merges; base += BATCH) {
+        uint32_t k = v->n_merges - base < BATCH ? v->n_merges - base : BATCH;
+        for (uint32_t j = 0; j < k; j++) {
+            const char *s = v->merges[base + j].p;
+            size_t n = v->merges[base + j].n;
+            /* split at the first space after the first byte, as llama.cpp does */
+            const char *sp = n >= 2 && s ? memchr(s + 1, ' ', n - 1) : NULL;
+            b[j].l = sp ? s : NULL;
+            if (!sp) continue;
+            b[j].nl = (size_t)(sp - s);
+            b[j].r = sp + 1;
+            b[j].nr = n - b[j].nl - 1;
+            b[j].h[0] = hash2(b[j].l, b[j].nl, "", 0);
+            b[j].h[1] = hash2(b[j].r, b[j].nr, "", 0);
+            b[j].h[2] = hash2(b[j].l, b[j].nl, b[j].r, b[j].nr);
+            for (int q = 0; q < 3; q++) PREFETCH(&t->tok_slots[(uint32_t)b[j].h[q] & t->tok_mask]);
         }
-        size_t nl = (size_t)(sp - s), nr = n - nl - 1;
-        int32_t l = find(t, s, nl), r = find(t, sp + 1, nr), m = find2(t, s, nl, sp + 1, nr);
-        if (l < 0 || r < 0 || m < 0) {
-            (*dropped)++;
-            continue;
+        for (uint32_t j = 0; j < k; j++)
+            for (int q = 0; b[j].l && q < 3; q++) {
+                uint32_t sl = t->tok_slots[(uint32_t)b[j].h[q] & t->tok_mask];
+                if (sl) PREFETCH(&t->off[sl - 1]);
+            }
+        for (uint32_t j = 0; j < k; j++)
+            for (int q = 0; b[j].l && q < 3; q++) {
+                uint32_t sl = t->tok_slots[(uint32_t)b[j].h[q] & t->tok_mask];
+                if (sl) PREFETCH(t->text + t->off[sl - 1]);
+            }
+        for (uint32_t j = 0; j < k; j++) {
+            struct merge *m = &t->merges[base + j];
+            *m = (struct merge){-1, -1, -1};
+            if (!b[j].l) continue;
+            m->left = find_h(t, b[j].h[0], b[j].l, b[j].nl, "", 0);
+            m->right = find_h(t, b[j].h[1], b[j].r, b[j].nr, "", 0);
+            m->result = find_h(t, b[j].h[2], b[j].l, b[j].nl, b[j].r, b[j].nr);
+            PREFETCH(&t->merge_slots[pair_hash(m->left, m->right) & t->merge_mask]);
         }
-        merge_insert(t, l, r, i, m);
+        for (uint32_t j = 0; j < k; j++) {
+            struct merge *m = &t->merges[base + j];
+            /* a merge whose parts or result are not tokens can never apply to ids: drop it */
+            if (m->left < 0 || m->right < 0 || m->result < 0) {
+                m->left = m->right = -1;
+                (*dropped)++;
+                continue;
+            }
+            merge_insert(t, base + j);
+        }
     }
     return 0;
 }
@@ -310,6 +373,7 @@ void nb_tok_destroy(struct nb_tok *t)
     free(t->type);
     free(t->tok_slots);
     free(t->merges);
+    free(t->merge_slots);
     free(t->special);
     free(t);
 }
@@ -389,8 +453,8 @@ static void try_pair(const struct nb_tok *t, struct scratch *s, int32_t l, int32
     if (l < 0 || r < 0) return;
     int32_t lid = s->sym[l].id, rid = s->sym[r].id;
     if (lid < 0 || rid < 0) return;
-    const struct merge_slot *m = merge_find(t, lid, rid);
-    if (m) heap_push(s, (struct bigram){m->rank, l, r, lid, rid, m->result});
+    const struct merge *m = merge_find(t, lid, rid);
+    if (m) heap_push(s, (struct bigram){(uint32_t)(m - t->merges), l, r, lid, rid, m->result});
 }
 
 /* Byte length of the UTF-8 sequence a lead byte starts (1 for stray continuation bytes). */
