@@ -133,7 +133,8 @@ static int load_config(struct loader *L, struct nb_config *c)
     key_u32(L, "attention.head_count", &c->n_head, true);
     if (L->failed) return -1;
     if (c->n_embd == 0 || c->n_head == 0)
-        return fail(L, "embedding_length and head_count must be > 0");
+        return fail(L, "%s.embedding_length %u, attention.head_count %u: must be > 0", L->arch,
+                    c->n_embd, c->n_head);
     if (n == 0 || n > NB_MAX_LAYERS)
         return fail(L, "%s.block_count %u: must be 1..%d", L->arch, n, NB_MAX_LAYERS);
     c->n_layer = n;
@@ -148,9 +149,12 @@ static int load_config(struct loader *L, struct nb_config *c)
     key_u32(L, "attention.value_length_swa", &vlen_swa, false);
     if (L->failed) return -1;
     if (vlen != c->head_dim || vlen_swa != c->head_dim_swa)
-        return fail(L, "value_length %u/%u differs from key_length %u/%u (not supported)", vlen,
-                    vlen_swa, c->head_dim, c->head_dim_swa);
-    if (c->head_dim == 0 || c->head_dim_swa == 0) return fail(L, "key_length must be > 0");
+        return fail(L,
+                    "%s.attention.value_length %u/%u (full/swa) differs from key_length %u/%u "
+                    "(not supported)",
+                    L->arch, vlen, vlen_swa, c->head_dim, c->head_dim_swa);
+    if (c->head_dim == 0 || c->head_dim_swa == 0)
+        return fail(L, "%s.attention.key_length must be > 0", L->arch);
 
     c->n_rot = c->head_dim;
     c->n_rot_swa = c->head_dim_swa;
@@ -159,8 +163,10 @@ static int load_config(struct loader *L, struct nb_config *c)
     if (L->failed) return -1;
     if (c->n_rot % 2 || c->n_rot > c->head_dim || c->n_rot_swa % 2 ||
         c->n_rot_swa > c->head_dim_swa)
-        return fail(L, "rope.dimension_count %u/%u: must be even and at most the head dim %u/%u",
-                    c->n_rot, c->n_rot_swa, c->head_dim, c->head_dim_swa);
+        return fail(L,
+                    "%s.rope.dimension_count %u/%u (full/swa): must be even and at most the head "
+                    "dim %u/%u",
+                    L->arch, c->n_rot, c->n_rot_swa, c->head_dim, c->head_dim_swa);
     c->rope_base = 10000.0f;
     c->rope_base_swa = 10000.0f;
     key_f32(L, "rope.freq_base", &c->rope_base, false);
@@ -168,9 +174,11 @@ static int load_config(struct loader *L, struct nb_config *c)
     key_f32(L, "attention.layer_norm_rms_epsilon", &c->rms_eps, true);
     key_f32(L, "final_logit_softcapping", &c->final_softcap, false);
     if (L->failed) return -1;
-    if (!(c->rope_base > 0 && c->rope_base_swa > 0)) return fail(L, "rope.freq_base must be > 0");
+    if (!(c->rope_base > 0 && c->rope_base_swa > 0))
+        return fail(L, "%s.rope.freq_base must be > 0", L->arch);
     if (!(c->rms_eps >= 0) || c->final_softcap < 0)
-        return fail(L, "layer_norm_rms_epsilon and final_logit_softcapping must be >= 0");
+        return fail(L, "%s: layer_norm_rms_epsilon and final_logit_softcapping must be >= 0",
+                    L->arch);
 
     /* Layer pattern: a bool array (true = sliding) or, as in gemma3 files, a period p (layer l
      * is sliding iff l % p < p - 1). */
@@ -202,13 +210,15 @@ static int load_config(struct loader *L, struct nb_config *c)
     if (key_layers_u32(L, "attention.head_count_kv", n, v, false) < 0) return -1;
     for (uint32_t l = 0; l < n; l++) {
         if (v[l] == 0 || c->n_head % v[l])
-            return fail(L, "layer %u: head_count_kv %u does not divide head_count %u", l, v[l],
-                        c->n_head);
+            return fail(
+                L,
+                "%s.attention.head_count_kv: layer %u has %u, which does not divide head_count %u",
+                L->arch, l, v[l], c->n_head);
         c->layer[l].n_head_kv = v[l];
     }
     if (key_layers_u32(L, "feed_forward_length", n, v, true) < 0) return -1;
     for (uint32_t l = 0; l < n; l++) {
-        if (v[l] == 0) return fail(L, "layer %u: feed_forward_length is 0", l);
+        if (v[l] == 0) return fail(L, "%s.feed_forward_length: layer %u has 0", L->arch, l);
         c->layer[l].n_ff = v[l];
         if (v[l] > c->max_n_ff) c->max_n_ff = v[l];
     }
@@ -218,7 +228,8 @@ static int load_config(struct loader *L, struct nb_config *c)
     key_u32(L, "expert_count", &c->n_expert, false);
     if (L->failed) return -1;
     if (c->n_kv_shared >= n)
-        return fail(L, "shared_kv_layers %u: must be less than block_count %u", c->n_kv_shared, n);
+        return fail(L, "%s.attention.shared_kv_layers %u: must be less than block_count %u",
+                    L->arch, c->n_kv_shared, n);
     if (c->n_expert > 0) {
         key_u32(L, "expert_used_count", &c->n_expert_used, true);
         key_u32(L, "expert_feed_forward_length", &c->n_ff_exp, true);

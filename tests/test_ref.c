@@ -395,37 +395,53 @@ static void add_experts(struct gw *w, int l, bool fused)
     free(v);
 }
 
+/* One metadata override for the next tiny_model: key (without "gemma4.") and its u32 value. */
+static const char *ov_key;
+static uint32_t ov_val;
+
+static void kv_u32(struct gw *w, const char *key, uint32_t v)
+{
+    char full[96];
+    snprintf(full, sizeof full, "gemma4.%s", key);
+    gw_kv_u32(w, full, ov_key && !strcmp(ov_key, key) ? ov_val : v);
+}
+
 static void *tiny_model(enum tiny b, size_t *size)
 {
     struct gw *w = gw_create();
     bool moe = b == V_MOE_FUSED || b == V_MOE_SPLIT;
     gw_kv_str(w, "general.architecture", b == B_ARCH ? "llama" : "gemma4");
-    gw_kv_u32(w, "gemma4.embedding_length", TH);
-    gw_kv_u32(w, "gemma4.block_count", 2);
-    gw_kv_u32(w, "gemma4.feed_forward_length", 64);
-    gw_kv_u32(w, "gemma4.attention.head_count", 2);
+    kv_u32(w, "embedding_length", TH);
+    kv_u32(w, "block_count", 2);
+    kv_u32(w, "feed_forward_length", 64);
+    kv_u32(w, "attention.head_count", 2);
     int32_t kv[3] = {1, 1, 1};
     gw_kv_arr(w, "gemma4.attention.head_count_kv", GGUF_I32, kv, b == B_KV_ARRAY ? 3 : 2);
-    gw_kv_u32(w, "gemma4.attention.key_length", 32);
-    gw_kv_u32(w, "gemma4.attention.value_length", 32);
-    gw_kv_u32(w, "gemma4.attention.key_length_swa", 16);
-    gw_kv_u32(w, "gemma4.attention.value_length_swa", 16);
+    kv_u32(w, "attention.key_length", 32);
+    kv_u32(w, "attention.value_length", 32);
+    kv_u32(w, "attention.key_length_swa", 16);
+    kv_u32(w, "attention.value_length_swa", 16);
     gw_kv_f32(w, "gemma4.attention.layer_norm_rms_epsilon", 1e-6f);
-    gw_kv_u32(w, "gemma4.attention.sliding_window", 4);
+    kv_u32(w, "attention.sliding_window", 4);
     uint8_t pat[2] = {1, 0};
     if (b == V_PERIOD)
-        gw_kv_u32(w, "gemma4.attention.sliding_window_pattern", 2);
+        kv_u32(w, "attention.sliding_window_pattern", 2);
     else
         gw_kv_arr(w, "gemma4.attention.sliding_window_pattern", GGUF_BOOL, pat, 2);
     gw_kv_f32(w, "gemma4.rope.freq_base", 1e6f);
     gw_kv_f32(w, "gemma4.rope.freq_base_swa", 1e4f);
-    gw_kv_u32(w, "gemma4.rope.dimension_count", 32);
-    gw_kv_u32(w, "gemma4.rope.dimension_count_swa", 16);
+    kv_u32(w, "rope.dimension_count", 32);
+    kv_u32(w, "rope.dimension_count_swa", 16);
     gw_kv_f32(w, "gemma4.final_logit_softcapping", 30.0f);
+    if (ov_key && !strcmp(ov_key, "embedding_length_per_layer_input"))
+        kv_u32(w, "embedding_length_per_layer_input", 0);
+    if (ov_key && !strcmp(ov_key, "attention.shared_kv_layers"))
+        kv_u32(w, "attention.shared_kv_layers", 0);
+    if (ov_key && !strcmp(ov_key, "expert_count")) kv_u32(w, "expert_count", 0);
     if (moe) {
-        gw_kv_u32(w, "gemma4.expert_count", TE);
-        gw_kv_u32(w, "gemma4.expert_used_count", 2);
-        gw_kv_u32(w, "gemma4.expert_feed_forward_length", TFE);
+        kv_u32(w, "expert_count", TE);
+        kv_u32(w, "expert_used_count", 2);
+        kv_u32(w, "expert_feed_forward_length", TFE);
     }
     add_t(w, "token_embd.weight", GGML_Q8_0, 2, TH, 64);
     add_t(w, "output_norm.weight", GGML_F32, 1, TH, 1);
@@ -540,15 +556,50 @@ static void test_errors(void **s)
     nb_model_free(&m); /* harmless after a failed load */
 }
 
+/* Bad metadata values give a one-line error, never a crash. */
+static void test_bad_metadata(void **s)
+{
+    (void)s;
+    static const struct {
+        const char *key;
+        uint32_t val;
+        const char *want;
+    } cases[] = {
+        {"block_count", 0, "block_count 0: must be 1..128"},
+        {"block_count", 1000, "block_count 1000: must be 1..128"},
+        {"block_count", 3, "array has 2 entries, expected 3 (one per layer)"},
+        {"attention.head_count", 0, "attention.head_count 0: must be > 0"},
+        {"attention.head_count", 3, "blk.0.attn_q.weight: expected shape {32, 48}, got {32, 32}"},
+        {"embedding_length", 64, "token_embd.weight: expected shape {64, 64}, got {32, 64}"},
+        {"attention.key_length", 0, "differs from key_length"},
+        {"rope.dimension_count", 31, "must be even"},
+        {"rope.dimension_count", 64, "must be even and at most the head dim"},
+        {"attention.shared_kv_layers", 2, "shared_kv_layers 2: must be less than block_count 2"},
+        {"attention.shared_kv_layers", 1, "layer 1 shares KV but no earlier full layer"},
+        {"attention.sliding_window", 0, "sliding_window is 0"},
+        {"feed_forward_length", 0, "gemma4.feed_forward_length: layer 0 has 0"},
+        {"expert_count", 4, "missing key gemma4.expert_used_count"},
+        {"embedding_length_per_layer_input", 8, "missing tensor per_layer_token_embd.weight"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ov_key = cases[i].key;
+        ov_val = cases[i].val;
+        printf("# %s = %u: ", ov_key, ov_val);
+        expect_error(B_NONE, cases[i].want);
+    }
+    ov_key = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_dense),     cmocka_unit_test(test_config_ple),
-        cmocka_unit_test(test_config_moe),       cmocka_unit_test(test_tiny_variants),
-        cmocka_unit_test(test_errors),           cmocka_unit_test(test_golden_dense),
-        cmocka_unit_test(test_golden_dense_f32), cmocka_unit_test(test_golden_dense_q8),
-        cmocka_unit_test(test_golden_moe),       cmocka_unit_test(test_golden_moe_f32),
-        cmocka_unit_test(test_golden_ple),       cmocka_unit_test(test_golden_ple_f32),
+        cmocka_unit_test(test_config_dense),    cmocka_unit_test(test_config_ple),
+        cmocka_unit_test(test_config_moe),      cmocka_unit_test(test_tiny_variants),
+        cmocka_unit_test(test_errors),          cmocka_unit_test(test_bad_metadata),
+        cmocka_unit_test(test_golden_dense),    cmocka_unit_test(test_golden_dense_f32),
+        cmocka_unit_test(test_golden_dense_q8), cmocka_unit_test(test_golden_moe),
+        cmocka_unit_test(test_golden_moe_f32),  cmocka_unit_test(test_golden_ple),
+        cmocka_unit_test(test_golden_ple_f32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
