@@ -132,8 +132,20 @@ class Tokenizer:
             ids = self.cache[u] = self._bpe(u)
         return ids
 
-    def encode(self, text, bos=True):
+    def encode(self, text, bos=True, special=False):
+        """Token ids of text; with special, control-token texts such as <|turn> become those tokens."""
         ids = [BOS] if bos else []
+        if special:
+            ctl = sorted((t for t, ty in zip(self.tokens, self.types) if ty == TYPE_CONTROL), key=len, reverse=True)
+            pos = 0
+            while pos < len(text):
+                hits = [(text.find(t, pos), -len(t), t) for t in ctl if text.find(t, pos) >= 0]
+                if not hits:
+                    return ids + self.encode(text[pos:], bos=False)
+                at, _, t = min(hits)
+                ids += self.encode(text[pos:at], bos=False) + [self.id[t]]
+                pos = at + len(t)
+            return ids
         pos = 0
         while pos < len(text):
             if text[pos] == "\n":

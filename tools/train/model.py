@@ -17,7 +17,7 @@ class Config:
     n_kv_full: int = 1           # KV heads on full-attention layers
     hd_swa: int = 64             # head dim, sliding layers
     hd_full: int = 128           # head dim, full layers
-    ffn: int = 768
+    ffn: int = 512
     window: int = 128            # sliding window (keys with q_pos - k_pos < window)
     ctx: int = 256               # training context
     theta_swa: float = 1e4

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Whole pipeline: corpus, tokenizer, training (base -> float, base -> qat), export. Usage: sh run_all.sh WORKDIR
-# Safe to re-run: finished phases are skipped, interrupted ones resume from their checkpoint.
+# Whole pipeline: corpus, tokenizer, training (base, then float and qat side by side), export.
+# Usage: sh run_all.sh WORKDIR. Safe to re-run: finished phases are skipped, interrupted ones resume.
 set -e
 W=${1:-/tmp/train}
 D=$(cd "$(dirname "$0")" && pwd)
@@ -10,6 +10,9 @@ mkdir -p "$W"
 [ -f "$W/kjv-train.txt" ] || $PY "$D/corpus.py" "$W"
 [ -f "$W/tokenizer.json" ] || $PY "$D/bpe.py" "$W/kjv-train.txt" "$W/tokenizer.json" 4096
 [ -f "$W/train.bin" ] || $PY "$D/train.py" prep "$W"
-for phase in base float qat; do
-    [ -f "$W/$phase.pt" ] || $PY "$D/train.py" $phase "$W"
-done
+[ -f "$W/base.pt" ] || $PY "$D/train.py" base "$W"
+# the two continuations are independent single-threaded runs from checkpoint A
+[ -f "$W/float.pt" ] || $PY "$D/train.py" float "$W" > "$W/float.log" 2>&1 &
+[ -f "$W/qat.pt" ] || $PY "$D/train.py" qat "$W" > "$W/qat.log" 2>&1 &
+wait
+[ -f "$W/float.pt" ] && [ -f "$W/qat.pt" ]

@@ -22,18 +22,21 @@ from bpe import BOS, Tokenizer  # noqa: E402
 from model import Config, Gemma4  # noqa: E402
 
 SEED = 1234
-BATCH = 6             # sequences per step
+BATCH = 4             # sequences per step
 CTX = 256             # tokens per sequence, the first one is always <bos>
-BASE_STEPS = 500      # plain training before the split (checkpoint A)
-TOTAL_STEPS = 700     # both continuations run BASE_STEPS..TOTAL_STEPS
+BASE_STEPS = 200      # plain training before the split (checkpoint A), constant LR after warm-up
+TOTAL_STEPS = 300     # both continuations run BASE_STEPS..TOTAL_STEPS, LR decaying to LR_MIN
 LR, LR_MIN, WARMUP = 3e-3, 3e-4, 30
 WEIGHT_DECAY = 0.1
 
 
 def lr_at(step):
+    """Warm-up, constant until checkpoint A, then a cosine decay inside each continuation."""
     if step < WARMUP:
         return LR * (step + 1) / WARMUP
-    t = (step - WARMUP) / max(1, TOTAL_STEPS - WARMUP)
+    if step < BASE_STEPS:
+        return LR
+    t = (step - BASE_STEPS) / max(1, TOTAL_STEPS - BASE_STEPS)
     return LR_MIN + 0.5 * (LR - LR_MIN) * (1 + math.cos(math.pi * min(1.0, t)))
 
 
