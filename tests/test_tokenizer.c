@@ -3,7 +3,8 @@
  *   tokenizer-cases.txt/.ids  the golden cases (escapes such as \n are literal text there);
  *   tokenizer-extra.txt/.ids  harder cases generated with the llama.cpp peer; in this file the
  *                             escapes \n \t \r \\ \xHH ARE decoded (runs of newlines, invalid
- *                             UTF-8), everything else is literal UTF-8.
+ *                             UTF-8), everything else is literal UTF-8;
+ *   tokenizer-dense.txt/.ids  the same for the 1024-token vocabulary of dense.gguf.
  * Plus round trips, every special token, NUL bytes, speed and a CLI smoke check. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,7 +320,7 @@ static bool round_trips(const char *s, size_t n)
 }
 
 /* Checks every line of NAME.txt against NAME.ids; returns the number of cases. */
-static size_t check_file(const char *name, bool escapes)
+static size_t check_file(const struct nb_tok *t, const char *name, bool escapes)
 {
     char path[512], tp[1024], ip[1024];
     snprintf(path, sizeof path, "%s.txt", name);
@@ -341,7 +342,7 @@ static size_t check_file(const char *name, bool escapes)
     for (size_t c = 0; c < nt; c++) {
         size_t len = escapes ? unescape(tl[c]) : strlen(tl[c]);
         size_t nw = parse_ids(il[c], want, 40000), n;
-        int32_t *ids = enc(g_tok, tl[c], len, ALL, &n);
+        int32_t *ids = enc(t, tl[c], len, ALL, &n);
         if (n != nw || memcmp(ids, want, n * sizeof *ids)) {
             fails++;
             fprintf(stderr, "%s line %zu: got %zu ids, want %zu:", name, c + 1, n, nw);
@@ -350,8 +351,8 @@ static size_t check_file(const char *name, bool escapes)
             fprintf(stderr, "\n");
         }
         /* decoding the ids after BOS gives the text back (specials rendered) */
-        if (round_trips(tl[c], len) && n > 0) expect_decode(g_tok, ids + 1, n - 1,
-                                                            NB_TOK_RENDER_SPECIAL, tl[c], len);
+        if (round_trips(tl[c], len) && n > 0)
+            expect_decode(t, ids + 1, n - 1, NB_TOK_RENDER_SPECIAL, tl[c], len);
         free(ids);
     }
     free(want);
@@ -365,7 +366,7 @@ static void test_golden_cases(void **state)
 {
     (void)state;
     if (!g_tok) skip();
-    size_t n = check_file("tokenizer-cases", false);
+    size_t n = check_file(g_tok, "tokenizer-cases", false);
     if (!n) skip();
     printf("tokenizer-cases: %zu cases match llama.cpp\n", n);
 }
@@ -374,9 +375,30 @@ static void test_extra_cases(void **state)
 {
     (void)state;
     if (!g_tok) skip();
-    size_t n = check_file("tokenizer-extra", true);
+    size_t n = check_file(g_tok, "tokenizer-extra", true);
     if (!n) skip();
     printf("tokenizer-extra: %zu cases match llama.cpp\n", n);
+}
+
+/* The 1024-token vocabulary of the small test models: UNKNOWN and UNUSED token types, the
+ * Gemma 4 chat tokens <|turn> and <turn|>, few merges, most text through byte fallback. */
+static void test_small_vocab(void **state)
+{
+    (void)state;
+    const char *path = nb_test_file("dense.gguf");
+    if (!path) skip();
+    char err[512];
+    struct gguf *g = gguf_open(path, err, sizeof err);
+    assert_non_null(g);
+    struct nb_tok *t = nb_tok_from_gguf(g, err, sizeof err);
+    gguf_close(g);
+    assert_non_null(t);
+    assert_true(nb_tok_is_eog(t, nb_tok_find(t, "<turn|>", 7)));
+    assert_int_equal(nb_tok_type(t, nb_tok_find(t, "<unused0>", 9)), NB_TOK_UNUSED);
+    size_t n = check_file(t, "tokenizer-dense", true);
+    nb_tok_destroy(t);
+    if (!n) skip();
+    printf("tokenizer-dense: %zu cases match llama.cpp\n", n);
 }
 
 static void test_real_specials_and_bytes(void **state)
@@ -522,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_bad_vocab),
         cmocka_unit_test(test_golden_cases),
         cmocka_unit_test(test_extra_cases),
+        cmocka_unit_test(test_small_vocab),
         cmocka_unit_test(test_real_specials_and_bytes),
         cmocka_unit_test(test_real_random_and_speed),
         cmocka_unit_test(test_cli),
