@@ -1,0 +1,477 @@
+/* forward.c: the Gemma 4 forward pass on the GPU, recorded one dispatch per line.
+ *
+ * nb_fwd_record() reads like engine/ref.c: the same steps, in the same order, with the same
+ * names. Every op records dispatches only; a vkx_cmd_barrier() stands before each step that reads
+ * what an earlier step wrote (steps that read the same input and write different outputs, such
+ * as q/k/v or gate/up, share one barrier). */
+#include "forward.h"
+#include "shared.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define F4 sizeof(float)
+
+static struct vkx_view W(const struct vkx_buffer *b) { return vkx_whole(b); }
+static struct vkx_view NONE(void)
+{
+    struct vkx_view v = {0};
+    return v;
+}
+/* A view of an optional vector buffer: absent when it was never created. */
+static struct vkx_view OPT(const struct vkx_buffer *b) { return b->buf ? vkx_whole(b) : NONE(); }
+
+static void label(struct vkx_cmd *c, const char *name) { vkx_cmd_label(c, name); }
+
+/* ---- one layer -------------------------------------------------------------------------------- */
+
+/* Attention block: f->h -> f->h + post_attn_norm(attn_out(attention(...))). */
+static void attention_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
+{
+    struct nb_gpu_model *g = f->g;
+    struct vkx_ctx *vk = &g->vk;
+    const struct nb_config *cf = &g->m.cfg;
+    const struct nb_layer_config *lc = &cf->layer[l];
+    struct nb_gpu_layer *w = &g->layer[l];
+    uint32_t H = cf->n_embd, nh = cf->n_head, hd = lc->head_dim, nkv = lc->n_head_kv;
+    struct vkx_view factors = lc->is_swa ? NONE() : OPT(&g->rope_factors);
+
+    /* attn_norm */
+    label(c, "attn_norm");
+    nb_op_norm(&g->mi, vk, c, W(&f->h), W(&w->attn_norm), W(&f->x), H, n, cf->rms_eps);
+    vkx_cmd_barrier(c);
+    /* attn_q, attn_k, attn_v (K=V: V is a copy of the raw K projection) */
+    label(c, "attn_q");
+    nb_op_mul(&g->mm, vk, c, &w->attn_q, W(&f->x), W(&f->q), n, 0, 0, false);
+    if (lc->has_kv) {
+        label(c, "attn_k");
+        nb_op_mul(&g->mm, vk, c, &w->attn_k, W(&f->x), W(&f->k), n, 0, 0, false);
+        if (lc->has_v) {
+            label(c, "attn_v");
+            nb_op_mul(&g->mm, vk, c, &w->attn_v, W(&f->x), W(&f->v), n, 0, 0, false);
+        }
+    }
+    vkx_cmd_barrier(c);
+    if (lc->has_kv && !lc->has_v) {
+        struct vkx_view dst = {&f->v, 0, (VkDeviceSize)n * nkv * hd * F4};
+        struct vkx_view src = {&f->k, 0, (VkDeviceSize)n * nkv * hd * F4};
+        vkx_cmd_copy(c, dst, src);
+    }
+    /* q_norm + rope_q, k_norm + rope_k, v_norm (per head, fused RoPE) */
+    struct nb_norm_args qa = {.n = hd, .n_heads = nh, .n_tokens = n, .x = W(&f->q), .y = W(&f->q),
+                              .w = W(&w->attn_q_norm), .eps = cf->rms_eps, .n_rot = lc->n_rot,
+                              .rope_base = lc->rope_base, .pos = W(&f->pos), .factors = factors};
+    label(c, "q_norm_rope");
+    nb_op_rmsnorm(&g->mi, vk, c, &qa);
+    if (lc->has_kv) {
+        struct nb_norm_args ka = qa;
+        ka.n_heads = nkv;
+        ka.x = ka.y = W(&f->k);
+        ka.w = W(&w->attn_k_norm);
+        label(c, "k_norm_rope");
+        nb_op_rmsnorm(&g->mi, vk, c, &ka);
+        struct nb_norm_args va = {.n = hd, .n_heads = nkv, .n_tokens = n, .x = W(&f->v),
+                                  .y = W(&f->v), .eps = cf->rms_eps};
+        label(c, "v_norm");
+        nb_op_rmsnorm(&g->mi, vk, c, &va);
+        vkx_cmd_barrier(c);
+        /* kv_store */
+        label(c, "kv_store");
+        nb_op_kv_store(&g->at, vk, c, &f->kv, l, W(&f->k), W(&f->v), W(&f->pos), n);
+    }
+    vkx_cmd_barrier(c);
+    /* attention (the cache of kv_source on KV-shared layers) */
+    label(c, "attention");
+    nb_op_attn(&g->at, vk, c, &f->kv, l, W(&f->q), W(&f->att), W(&f->pos), n, nh, cf->attn_scale,
+               W(&f->attn_scratch));
+    vkx_cmd_barrier(c);
+    /* attn_out */
+    label(c, "attn_out");
+    nb_op_mul(&g->mm, vk, c, &w->attn_output, W(&f->att), W(&f->o), n, 0, 0, false);
+    vkx_cmd_barrier(c);
+    /* post_attn_norm + residual */
+    label(c, "post_attn_norm");
+    nb_op_norm_add(&g->mi, vk, c, W(&f->o), W(&w->post_attention_norm), W(&f->h), H, n,
+                   cf->rms_eps, NONE());
+    vkx_cmd_barrier(c);
+}
+
+/* Dense GELU-tanh MLP: out = down(gelu(gate . x) * (up . x)). */
+static void mlp(struct nb_fwd *f, struct vkx_cmd *c, struct nb_gpu_layer *w, uint32_t F,
+                struct vkx_view x, struct vkx_view out, uint32_t n)
+{
+    struct nb_gpu_model *g = f->g;
+    struct vkx_ctx *vk = &g->vk;
+    /* ffn_gate_up */
+    label(c, "ffn_gate");
+    nb_op_mul(&g->mm, vk, c, &w->ffn_gate, x, W(&f->gate), n, 0, 0, false);
+    label(c, "ffn_up");
+    nb_op_mul(&g->mm, vk, c, &w->ffn_up, x, W(&f->up), n, 0, 0, false);
+    vkx_cmd_barrier(c);
+    /* geglu */
+    label(c, "geglu");
+    nb_op_geglu(&g->mi, vk, c, W(&f->gate), W(&f->up), W(&f->gate), F, n);
+    vkx_cmd_barrier(c);
+    /* ffn_down */
+    label(c, "ffn_down");
+    nb_op_mul(&g->mm, vk, c, &w->ffn_down, W(&f->gate), out, n, 0, 0, false);
+    vkx_cmd_barrier(c);
+}
+
+/* MoE branch: router on the residual h, experts on rmsnorm(h, pre_ffw_norm_2) -> f->f2. */
+static void moe(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
+{
+    struct nb_gpu_model *g = f->g;
+    struct vkx_ctx *vk = &g->vk;
+    const struct nb_config *cf = &g->m.cfg;
+    struct nb_gpu_layer *w = &g->layer[l];
+    uint32_t H = cf->n_embd, E = cf->n_expert, K = cf->n_expert_used, Fe = cf->n_ff_exp;
+
+    /* router: z = rmsnorm(h) * scale * H^-0.5 (into f2); logits = W_r z; top-k */
+    struct nb_norm_args ra = {.n = H, .n_tokens = n, .x = W(&f->h), .y = W(&f->f2),
+                              .w = W(&w->ffn_gate_inp_scale), .eps = cf->rms_eps,
+                              .mul = 1.0f / sqrtf((float)H)};
+    label(c, "router_norm");
+    nb_op_rmsnorm(&g->mi, vk, c, &ra);
+    vkx_cmd_barrier(c);
+    label(c, "router");
+    nb_op_mul(&g->mm, vk, c, &w->ffn_gate_inp, W(&f->f2), W(&f->rlogits), n, 0, 0, false);
+    vkx_cmd_barrier(c);
+    label(c, "router_topk");
+    nb_op_moe_router(&g->mi, vk, c, W(&f->rlogits), OPT(&w->ffn_down_exps_scale), W(&f->eids),
+                     W(&f->ew), E, K, n);
+    /* moe_experts: x2 = rmsnorm(h, pre_ffw_norm_2) (into f2 again, after the router read it) */
+    vkx_cmd_barrier(c);
+    label(c, "pre_ffw_norm_2");
+    nb_op_norm(&g->mi, vk, c, W(&f->h), W(&w->pre_ffw_norm_2), W(&f->f2), H, n, cf->rms_eps);
+    vkx_cmd_barrier(c);
+    if (w->ffn_gate_up_exps.data.n) {
+        label(c, "moe_gate_up");
+        nb_op_matvec_id(&g->mm, vk, c, &w->ffn_gate_up_exps, W(&f->f2), W(&f->egu), W(&f->eids),
+                        n, K, false, 0, 0, false);
+        vkx_cmd_barrier(c);
+        label(c, "moe_geglu");
+        nb_op_geglu(&g->mi, vk, c, W(&f->egu), NONE(), W(&f->eact), Fe, n * K);
+    } else {
+        label(c, "moe_gate");
+        nb_op_matvec_id(&g->mm, vk, c, &w->ffn_gate_exps, W(&f->f2), W(&f->egu), W(&f->eids), n,
+                        K, false, 0, 0, false);
+        label(c, "moe_up");
+        nb_op_matvec_id(&g->mm, vk, c, &w->ffn_up_exps, W(&f->f2), W(&f->eup), W(&f->eids), n, K,
+                        false, 0, 0, false);
+        vkx_cmd_barrier(c);
+        label(c, "moe_geglu");
+        nb_op_geglu(&g->mi, vk, c, W(&f->egu), W(&f->eup), W(&f->eact), Fe, n * K);
+    }
+    vkx_cmd_barrier(c);
+    label(c, "moe_down");
+    nb_op_matvec_id(&g->mm, vk, c, &w->ffn_down_exps, W(&f->eact), W(&f->edown), W(&f->eids), n,
+                    K, true, 0, 0, false);
+    vkx_cmd_barrier(c);
+    /* weighted sum of the k experts (routing weight x per-expert scale) */
+    label(c, "moe_combine");
+    nb_op_moe_combine(&g->mi, vk, c, W(&f->edown), W(&f->ew), W(&f->f2), H, K, n, 0);
+    vkx_cmd_barrier(c);
+    /* post_ffw_norm_2 */
+    label(c, "post_ffw_norm_2");
+    nb_op_norm(&g->mi, vk, c, W(&f->f2), W(&w->post_ffw_norm_2), W(&f->f2), H, n, cf->rms_eps);
+}
+
+/* FFN block: f->h -> f->h + post_ffw_norm(ffn(...)) [* layer scale when there is no PLE]. */
+static void ffn_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
+{
+    struct nb_gpu_model *g = f->g;
+    struct vkx_ctx *vk = &g->vk;
+    const struct nb_config *cf = &g->m.cfg;
+    const struct nb_layer_config *lc = &cf->layer[l];
+    struct nb_gpu_layer *w = &g->layer[l];
+    uint32_t H = cf->n_embd;
+
+    /* ffn_norm, dense MLP */
+    label(c, "ffn_norm");
+    nb_op_norm(&g->mi, vk, c, W(&f->h), W(&w->ffn_norm), W(&f->x), H, n, cf->rms_eps);
+    vkx_cmd_barrier(c);
+    mlp(f, c, w, lc->n_ff, W(&f->x), W(&f->o), n);
+    if (lc->is_moe) {
+        /* post_ffw_norm_1 on the dense branch, the expert branch, their sum */
+        label(c, "post_ffw_norm_1");
+        nb_op_norm(&g->mi, vk, c, W(&f->o), W(&w->post_ffw_norm_1), W(&f->o), H, n,
+                   cf->rms_eps);
+        moe(f, c, l, n);
+        vkx_cmd_barrier(c);
+        struct nb_elt_args add = {.op = NB_ELT_ADD, .n = H * n, .rows = 1, .a = W(&f->o),
+                                  .b = W(&f->f2), .o = W(&f->o)};
+        label(c, "moe_add");
+        nb_op_eltwise(&g->mi, vk, c, &add);
+        vkx_cmd_barrier(c);
+    }
+    /* post_ffw_norm + residual (+ layer_scale here when no PLE block follows) */
+    bool scale_here = cf->n_embd_ple == 0;
+    label(c, "post_ffw_norm");
+    nb_op_norm_add(&g->mi, vk, c, W(&f->o), W(&w->post_ffw_norm), W(&f->h), H, n, cf->rms_eps,
+                   scale_here ? OPT(&w->layer_output_scale) : NONE());
+    vkx_cmd_barrier(c);
+}
+
+/* PLE block: h = (h + post_norm(proj(gelu(inp_gate . h) * ple[l]))) * layer_scale. */
+static void ple_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
+{
+    struct nb_gpu_model *g = f->g;
+    struct vkx_ctx *vk = &g->vk;
+    const struct nb_config *cf = &g->m.cfg;
+    struct nb_gpu_layer *w = &g->layer[l];
+    uint32_t H = cf->n_embd, P = cf->n_embd_ple, LP = cf->n_layer * P;
+
+    /* ple_gate: g = gelu(inp_gate . h) * ple[:, l, :] */
+    label(c, "ple_gate");
+    nb_op_mul(&g->mm, vk, c, &w->inp_gate, W(&f->h), W(&f->gate), n, 0, 0, false);
+    vkx_cmd_barrier(c);
+    struct nb_elt_args ge = {.op = NB_ELT_GEGLU, .n = P, .rows = n, .a = W(&f->gate),
+                             .b = W(&f->ple), .b_off = l * P, .b_stride = LP, .o = W(&f->gate)};
+    label(c, "ple_geglu");
+    nb_op_eltwise(&g->mi, vk, c, &ge);
+    vkx_cmd_barrier(c);
+    /* ple_proj */
+    label(c, "ple_proj");
+    nb_op_mul(&g->mm, vk, c, &w->proj, W(&f->gate), W(&f->o), n, 0, 0, false);
+    vkx_cmd_barrier(c);
+    /* post_norm + residual + layer_scale */
+    label(c, "post_norm");
+    nb_op_norm_add(&g->mi, vk, c, W(&f->o), W(&w->post_norm), W(&f->h), H, n, cf->rms_eps,
+                   OPT(&w->layer_output_scale));
+    vkx_cmd_barrier(c);
+}
+
+/* ple_inputs: ple[t][l] = (rmsnorm(W_plmp . h0[t] / sqrt(H))[l] * proj_norm + E_ple[tok][l] *
+ * sqrt(P)) / sqrt(2), from the scaled embeddings h0 = f->h. */
+static void ple_inputs(struct nb_fwd *f, struct vkx_cmd *c, uint32_t n)
+{
+    struct nb_gpu_model *g = f->g;
+    struct vkx_ctx *vk = &g->vk;
+    const struct nb_config *cf = &g->m.cfg;
+    uint32_t P = cf->n_embd_ple, LP = cf->n_layer * P;
+
+    label(c, "ple_embed");
+    nb_op_embed(&g->mm, vk, c, &g->per_layer_token_embd, W(&f->ids), W(&f->ple_tok), n, 0,
+                sqrtf((float)P));
+    label(c, "ple_proj_in");
+    nb_op_mul(&g->mm, vk, c, &g->per_layer_model_proj, W(&f->h), W(&f->ple), n, 0, 0, false);
+    vkx_cmd_barrier(c);
+    struct nb_elt_args sc = {.op = NB_ELT_SCALE, .n = LP * n, .rows = 1, .a = W(&f->ple),
+                             .o = W(&f->ple), .c = 1.0f / sqrtf((float)cf->n_embd)};
+    label(c, "ple_scale");
+    nb_op_eltwise(&g->mi, vk, c, &sc);
+    vkx_cmd_barrier(c);
+    struct nb_norm_args na = {.n = P, .n_heads = cf->n_layer, .n_tokens = n, .x = W(&f->ple),
+                              .y = W(&f->ple), .w = W(&g->per_layer_proj_norm),
+                              .eps = cf->rms_eps};
+    label(c, "ple_norm");
+    nb_op_rmsnorm(&g->mi, vk, c, &na);
+    vkx_cmd_barrier(c);
+    struct nb_elt_args add = {.op = NB_ELT_ADD, .n = LP * n, .rows = 1, .a = W(&f->ple),
+                              .b = W(&f->ple_tok), .o = W(&f->ple)};
+    label(c, "ple_add");
+    nb_op_eltwise(&g->mi, vk, c, &add);
+    vkx_cmd_barrier(c);
+    sc.c = 0.70710678118654752440f; /* 1/sqrt(2) */
+    label(c, "ple_mix");
+    nb_op_eltwise(&g->mi, vk, c, &sc);
+    vkx_cmd_barrier(c);
+}
+
+static void capture(struct nb_fwd *f, struct vkx_cmd *c, int slot, uint32_t n)
+{
+    if (!f->capture) return;
+    VkDeviceSize row = (VkDeviceSize)f->g->m.cfg.n_embd * F4;
+    struct vkx_view dst = {&f->cap, (VkDeviceSize)slot * f->n_batch * row, n * row};
+    struct vkx_view src = {&f->h, 0, n * row};
+    vkx_cmd_copy(c, dst, src);
+}
+
+/* ---- the whole pass --------------------------------------------------------------------------- */
+
+void nb_fwd_record(struct nb_fwd *f, struct vkx_cmd *c, uint32_t n, bool all_logits)
+{
+    struct nb_gpu_model *g = f->g;
+    struct vkx_ctx *vk = &g->vk;
+    const struct nb_config *cf = &g->m.cfg;
+    uint32_t H = cf->n_embd, V = cf->n_vocab;
+
+    vkx_cmd_begin(vk, c);
+    /* embed: h = E[ids] * sqrt(H) */
+    label(c, "embed");
+    nb_op_embed(&g->mm, vk, c, &g->token_embd, W(&f->ids), W(&f->h), n, 0, cf->embd_scale);
+    vkx_cmd_barrier(c);
+    capture(f, c, 0, n);
+    /* ple_inputs */
+    if (cf->n_embd_ple) ple_inputs(f, c, n);
+
+    for (uint32_t l = 0; l < cf->n_layer; l++) {
+        attention_block(f, c, l, n);
+        ffn_block(f, c, l, n);
+        if (cf->n_embd_ple) ple_block(f, c, l, n);
+        capture(f, c, (int)l + 1, n);
+    }
+
+    /* output_norm (every row, or the last one) */
+    uint32_t rows = all_logits ? n : 1;
+    struct vkx_view xin = W(&f->x);
+    if (all_logits) {
+        label(c, "output_norm");
+        nb_op_norm(&g->mi, vk, c, W(&f->h), W(&g->output_norm), W(&f->x), H, n, cf->rms_eps);
+    } else {
+        struct nb_norm_args oa = {.n = H, .n_tokens = 1, .x = W(&f->h), .x_off = (n - 1) * H,
+                                  .y = W(&f->xlast), .w = W(&g->output_norm), .eps = cf->rms_eps};
+        label(c, "output_norm");
+        nb_op_rmsnorm(&g->mi, vk, c, &oa);
+        xin = W(&f->xlast);
+    }
+    vkx_cmd_barrier(c);
+    /* output (tied: token_embd), softcap */
+    label(c, "output");
+    nb_op_mul(&g->mm, vk, c, g->output_is_embd ? &g->token_embd : &g->output, xin, W(&f->logits),
+              rows, 0, 0, false);
+    if (cf->final_softcap > 0) {
+        vkx_cmd_barrier(c);
+        label(c, "softcap");
+        nb_op_softcap(&g->mi, vk, c, W(&f->logits), rows * V, cf->final_softcap);
+    }
+    vkx_cmd_end(vk, c);
+}
+
+/* ---- context ---------------------------------------------------------------------------------- */
+
+static uint32_t umax(uint32_t a, uint32_t b) { return a > b ? a : b; }
+
+int nb_fwd_create(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, uint32_t n_batch,
+                  bool capture_layers, bool timestamps, char *err, size_t errlen)
+{
+    memset(f, 0, sizeof *f);
+    f->g = g;
+    struct vkx_ctx *vk = &g->vk;
+    const struct nb_config *cf = &g->m.cfg;
+    uint32_t L = cf->n_layer, H = cf->n_embd, V = cf->n_vocab;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    if (n_batch == 0) n_batch = 1;
+    f->n_ctx = n_ctx;
+    f->n_batch = n_batch;
+    f->capture = capture_layers;
+
+    /* KV cache */
+    struct nb_kv_layer_desc *desc = calloc(L, sizeof *desc);
+    if (!desc) {
+        snprintf(err, errlen, "out of host memory");
+        return -1;
+    }
+    uint32_t kv_max = 0;
+    for (uint32_t l = 0; l < L; l++) {
+        const struct nb_layer_config *lc = &cf->layer[l];
+        desc[l] = (struct nb_kv_layer_desc){lc->n_head_kv, lc->head_dim, lc->is_swa,
+                                            (uint32_t)lc->kv_source};
+        kv_max = umax(kv_max, lc->n_head_kv * lc->head_dim);
+    }
+    int rc = nb_kvcache_create(vk, &f->kv, L, desc, n_ctx, cf->sliding_window, n_batch, err,
+                               errlen);
+    free(desc);
+    if (rc) return -1;
+
+    /* logits rows: every row of a batch when it fits one binding, else prefill with all_logits
+     * runs in smaller chunks (nb_fwd_run) */
+    uint64_t row_bytes = (uint64_t)V * F4;
+    uint64_t fit = vk->caps.max_storage_range / row_bytes;
+    f->n_logits = (uint32_t)(fit < n_batch ? (fit ? fit : 1) : n_batch);
+
+    uint64_t B = n_batch, nq = (uint64_t)cf->n_head * cf->max_head_dim;
+    uint64_t E = cf->n_expert, K = cf->n_expert_used, Fe = cf->n_ff_exp, P = cf->n_embd_ple;
+    uint64_t FF = umax(cf->max_n_ff, (uint32_t)P);
+    struct {
+        struct vkx_buffer *b;
+        uint64_t bytes;
+        enum vkx_mem mem;
+    } bufs[] = {
+        {&f->ids, B * 4, VKX_MEM_HOST},
+        {&f->pos, B * 4, VKX_MEM_HOST},
+        {&f->h, B * H * F4, VKX_MEM_DEVICE},
+        {&f->x, B * H * F4, VKX_MEM_DEVICE},
+        {&f->o, B * H * F4, VKX_MEM_DEVICE},
+        {&f->f2, B * H * F4, VKX_MEM_DEVICE},
+        {&f->q, B * nq * F4, VKX_MEM_DEVICE},
+        {&f->k, B * kv_max * F4, VKX_MEM_DEVICE},
+        {&f->v, B * kv_max * F4, VKX_MEM_DEVICE},
+        {&f->att, B * nq * F4, VKX_MEM_DEVICE},
+        {&f->gate, B * FF * F4, VKX_MEM_DEVICE},
+        {&f->up, B * FF * F4, VKX_MEM_DEVICE},
+        {&f->ple, P ? B * L * P * F4 : 4, VKX_MEM_DEVICE},
+        {&f->ple_tok, P ? B * L * P * F4 : 4, VKX_MEM_DEVICE},
+        {&f->attn_scratch, umax(256, (uint32_t)nb_op_attn_scratch_bytes(&g->at, (uint32_t)B,
+                                                                      cf->n_head,
+                                                                      cf->max_head_dim)),
+         VKX_MEM_DEVICE},
+        {&f->rlogits, E ? B * E * F4 : 4, VKX_MEM_DEVICE},
+        {&f->eids, K ? B * K * 4 : 4, VKX_MEM_DEVICE},
+        {&f->ew, K ? B * K * F4 : 4, VKX_MEM_DEVICE},
+        {&f->egu, K ? B * K * 2 * Fe * F4 : 4, VKX_MEM_DEVICE},
+        {&f->eup, K ? B * K * Fe * F4 : 4, VKX_MEM_DEVICE},
+        {&f->eact, K ? B * K * Fe * F4 : 4, VKX_MEM_DEVICE},
+        {&f->edown, K ? B * K * H * F4 : 4, VKX_MEM_DEVICE},
+        {&f->xlast, H * F4, VKX_MEM_DEVICE},
+        {&f->logits, f->n_logits * row_bytes, VKX_MEM_HOST},
+        {&f->sampled, 4, VKX_MEM_HOST},
+        {&f->cap, capture_layers ? (uint64_t)(L + 1) * B * H * F4 : 4, VKX_MEM_HOST},
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (vkx_buffer_create(vk, bufs[i].b, bufs[i].bytes, bufs[i].mem, err, errlen) != 0) {
+            nb_fwd_destroy(f);
+            return -1;
+        }
+
+    /* dispatches per recording: a generous bound from the layer count (pieces of split weights
+     * and split attention add a few) */
+    f->max_dispatches = 64 + L * 64;
+    vkx_cmd_create(vk, &f->cmd, f->max_dispatches, timestamps);
+    vkx_cmd_create(vk, &f->dec, f->max_dispatches, timestamps);
+    vkx_cmd_create(vk, &f->smp, 8, false);
+    return 0;
+}
+
+void nb_fwd_destroy(struct nb_fwd *f)
+{
+    if (!f->g) return;
+    struct vkx_ctx *vk = &f->g->vk;
+    vkDeviceWaitIdle(vk->dev);
+    if (f->cmd.cb) vkx_cmd_destroy(vk, &f->cmd);
+    if (f->dec.cb) vkx_cmd_destroy(vk, &f->dec);
+    if (f->smp.cb) vkx_cmd_destroy(vk, &f->smp);
+    struct vkx_buffer *bs[] = {&f->ids,   &f->pos,     &f->h,     &f->x,     &f->o,
+                               &f->f2,    &f->q,       &f->k,     &f->v,     &f->att,
+                               &f->gate,  &f->up,      &f->ple,   &f->ple_tok,
+                               &f->attn_scratch,       &f->rlogits, &f->eids, &f->ew,
+                               &f->egu,   &f->eup,     &f->eact,  &f->edown, &f->xlast,
+                               &f->logits, &f->sampled, &f->cap};
+    for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++)
+        if (bs[i]->buf) vkx_buffer_destroy(vk, bs[i]);
+    if (f->kv.layers) nb_kvcache_destroy(vk, &f->kv);
+    memset(f, 0, sizeof *f);
+}
+
+void nb_fwd_run(struct nb_fwd *f, const int32_t *ids, uint32_t n, uint32_t pos0, bool all_logits)
+{
+    uint32_t *pi = f->ids.map, *pp = f->pos.map;
+    for (uint32_t i = 0; i < n; i++) {
+        pi[i] = (uint32_t)ids[i];
+        pp[i] = pos0 + i;
+    }
+    struct vkx_ctx *vk = &f->g->vk;
+    if (n == 1 && !f->capture) {
+        if (!f->dec_recorded) {
+            nb_fwd_record(f, &f->dec, 1, false);
+            f->dec_recorded = true;
+        }
+        vkx_cmd_submit_wait(vk, &f->dec);
+        return;
+    }
+    nb_fwd_record(f, &f->cmd, n, all_logits);
+    vkx_cmd_submit_wait(vk, &f->cmd);
+}
