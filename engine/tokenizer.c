@@ -665,6 +665,7 @@ int64_t nb_tok_encode(const struct nb_tok *t, const char *text, size_t len, unsi
                       int32_t *ids, size_t cap)
 {
     struct out o = {ids, ids ? cap : 0, 0};
+    if (len > (1u << 30)) return -1; /* symbol offsets are 32-bit */
     if ((flags & NB_TOK_ADD_SPECIAL) && t->add_bos && t->bos >= 0) emit(&o, t->bos);
     if (!len || !text) return (int64_t)o.n;
 

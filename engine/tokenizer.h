@@ -76,8 +76,8 @@ void nb_tok_destroy(struct nb_tok *t);
 /* Upper bound on the ids nb_tok_encode makes from len bytes of text (BOS included). */
 size_t nb_tok_max_ids(size_t len);
 /* Tokenizes text[0..len). Returns the number of ids the text makes; writes the first
- * min(that, cap) into ids. -1 only when out of memory. Any bytes are accepted (invalid UTF-8
- * included); text may be NULL when len is 0. */
+ * min(that, cap) into ids. -1 only when out of memory or len > 1 GiB. Any bytes are accepted
+ * (invalid UTF-8 and NULs included); text may be NULL when len is 0. */
 int64_t nb_tok_encode(const struct nb_tok *t, const char *text, size_t len, unsigned flags,
                       int32_t *ids, size_t cap);
 

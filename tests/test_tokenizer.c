@@ -440,6 +440,15 @@ static void test_real_specials_and_bytes(void **state)
         if (b >= 0x80) assert_memory_equal(out, "\xef\xbf\xbd", 3);
         free(ids);
     }
+    /* inputs that make llama.cpp abort: a code point above U+10FFFF (here: four invalid bytes,
+     * four U+FFFD) and an overlong space (here: a raw space byte, not ▁) */
+    size_t m;
+    int32_t *big = enc(t, "\xf4\x90\x80\x80", 4, 0, &m);
+    expect_decode(t, big, m, 0, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", 12);
+    free(big);
+    big = enc(t, "a\xc0\xa0", 3, 0, &m);
+    expect_decode(t, big, m, 0, "a ", 2);
+    free(big);
     /* NUL bytes are text like any other */
     size_t n;
     int32_t *ids = enc(t, "a\0b\0\0c", 6, 0, &n);
