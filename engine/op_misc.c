@@ -45,7 +45,8 @@ int nb_op_misc_create(struct nb_op_misc *o, struct vkx_ctx *vk, char *err, size_
     o->norm_small_wg = pick_wg(vk, min_u32(max_u32(64, sg), 256));
     o->rope_wg = pick_wg(vk, 64);
     o->elt_wg = pick_wg(vk, 256);
-    o->sample_wg = pick_wg(vk, NB_SAMPLE_MAX_GROUPS);
+    o->sample_wg = pick_wg(vk, NB_SAMPLE_MAX_LISTS);
+    o->sample1_wg = pick_wg(vk, 64);
     o->router_wg = pick_wg(vk, 64);
     o->combine_wg = pick_wg(vk, 256);
 
@@ -77,18 +78,33 @@ int nb_op_misc_create(struct nb_op_misc *o, struct vkx_ctx *vk, char *err, size_
                errlen) != 0 ||
         mkpipe(vk, &o->elt, NB_SPV_ELTWISE, 4, sizeof(struct nb_push_eltwise), o->elt_wg, 0, err,
                errlen) != 0 ||
-        mkpipe(vk, &o->sample[0], NB_SPV_SAMPLE, 4, sizeof(struct nb_push_sample), o->sample_wg,
-               0, err, errlen) != 0 ||
-        mkpipe(vk, &o->sample[1], NB_SPV_SAMPLE, 4, sizeof(struct nb_push_sample), o->sample_wg,
-               1, err, errlen) != 0 ||
+        mkpipe(vk, &o->sample[0], NB_SPV_SAMPLE, 4, sizeof(struct nb_push_sample),
+               o->sample1_wg, 0, err, errlen) != 0 ||
         mkpipe(vk, &o->router, NB_SPV_MOE_ROUTER, 4, sizeof(struct nb_push_moe), o->router_wg, 0,
                err, errlen) != 0 ||
         mkpipe(vk, &o->combine, NB_SPV_MOE_COMBINE, 3, sizeof(struct nb_push_moe),
                o->combine_wg, 0, err, errlen) != 0)
         goto fail;
-    /* pass 1 writes (value, id) pairs [groups][k] */
+    /* the merge pass, with subgroup reductions when it can */
+    o->sample_subgroup = vkx_has(vk, VKX_FEAT_SUBGROUP) && vk->caps.subgroup_arith &&
+                         o->sample_wg % sg == 0;
+    if (o->sample_subgroup) {
+        char e2[256];
+        if (mkpipe(vk, &o->sample[1], NB_SPV_SAMPLE_SG, 4, sizeof(struct nb_push_sample),
+                   o->sample_wg, 1, e2, sizeof e2) != 0) {
+            fprintf(stderr, "nibble: sampling with subgroups refused (%s); using shared memory\n",
+                    e2);
+            memset(&o->sample[1], 0, sizeof o->sample[1]);
+            o->sample_subgroup = false;
+        }
+    }
+    if (!o->sample_subgroup && mkpipe(vk, &o->sample[1], NB_SPV_SAMPLE, 4,
+                                      sizeof(struct nb_push_sample), o->sample_wg, 1, err,
+                                      errlen) != 0)
+        goto fail;
+    /* pass 1 writes (value, id) pairs [lists][k] */
     if (vkx_buffer_create(vk, &o->sample_part,
-                          (VkDeviceSize)NB_SAMPLE_MAX_GROUPS * NB_SAMPLE_MAX_K * 8,
+                          (VkDeviceSize)NB_SAMPLE_MAX_LISTS * NB_SAMPLE_MAX_K * 8,
                           VKX_MEM_DEVICE, err, errlen) != 0)
         goto fail;
     return 0;
@@ -209,8 +225,20 @@ void nb_op_eltwise(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
     };
     if (a->n == 0 || a->rows == 0) return;
     struct vkx_view b[4] = {a->a, or_view(a->b, a->a), a->o, or_view(a->s, a->a)};
-    vkx_cmd_dispatch(vk, c, &o->elt, b, 4, &p, sizeof p, vkx_ceil_div(a->n, o->elt_wg), a->rows,
-                     1);
+    /* column and row blocks that fit the grid limits (one dispatch for the usual shapes) */
+    uint32_t max_cols = min_u32(vk->caps.max_wg_count[0], 65535) * o->elt_wg;
+    uint32_t max_rows = min_u32(vk->caps.max_wg_count[1], 65535);
+    for (uint32_t r0 = 0; r0 < a->rows; r0 += max_rows)
+        for (uint32_t c0 = 0; c0 < a->n; c0 += max_cols) {
+            struct nb_push_eltwise q = p;
+            uint32_t nr = min_u32(max_rows, a->rows - r0);
+            q.n = min_u32(max_cols, a->n - c0);
+            q.a_off += r0 * p.a_stride + c0;
+            q.b_off += r0 * p.b_stride + c0;
+            q.o_off += r0 * p.o_stride + c0;
+            vkx_cmd_dispatch(vk, c, &o->elt, b, 4, &q, sizeof q, vkx_ceil_div(q.n, o->elt_wg),
+                             nr, 1);
+        }
 }
 
 void nb_op_geglu(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c, struct vkx_view g,
@@ -227,41 +255,18 @@ void nb_op_geglu(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c, st
     nb_op_eltwise(o, vk, c, &a);
 }
 
-/* A flat vector of n elements as rows of elt_wg*256 columns plus a tail row, so the grid stays
- * within the device limits for any n. */
-static void flat(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
-                 struct nb_elt_args *a, uint32_t n)
-{
-    uint32_t w = o->elt_wg * 256; /* columns per row */
-    uint32_t rows = n / w, tail = n % w;
-    if (rows) {
-        a->n = w;
-        a->rows = rows;
-        a->a_stride = a->o_stride = w;
-        nb_op_eltwise(o, vk, c, a);
-    }
-    if (tail) {
-        a->n = tail;
-        a->rows = 1;
-        a->a_off += rows * w;
-        a->o_off += rows * w;
-        a->a_stride = a->o_stride = tail;
-        nb_op_eltwise(o, vk, c, a);
-    }
-}
-
 void nb_op_softcap(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c, struct vkx_view x,
                    uint32_t n, float cap)
 {
-    struct nb_elt_args a = {.op = NB_ELT_SOFTCAP, .a = x, .o = x, .c = cap};
-    flat(o, vk, c, &a, n);
+    struct nb_elt_args a = {.op = NB_ELT_SOFTCAP, .n = n, .rows = 1, .a = x, .o = x, .c = cap};
+    nb_op_eltwise(o, vk, c, &a);
 }
 
 void nb_op_scale_dev(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                      struct vkx_view x, struct vkx_view s, uint32_t n)
 {
-    struct nb_elt_args a = {.op = NB_ELT_SCALE_DEV, .a = x, .o = x, .s = s};
-    flat(o, vk, c, &a, n);
+    struct nb_elt_args a = {.op = NB_ELT_SCALE_DEV, .n = n, .rows = 1, .a = x, .o = x, .s = s};
+    nb_op_eltwise(o, vk, c, &a);
 }
 
 /* ---- MoE -------------------------------------------------------------------------------------- */

@@ -22,16 +22,17 @@
 #include "vkx.h"
 
 #define NB_SAMPLE_MAX_K 64      /* candidates of top-k sampling */
-#define NB_SAMPLE_MAX_GROUPS 256 /* pass-1 workgroups of sampling (scratch rows) */
+#define NB_SAMPLE_MAX_LISTS 1024 /* pass-1 invocations of sampling (scratch rows) */
 #define NB_MOE_MAX_K 32         /* experts per token in the router */
 
 struct nb_op_misc {
     struct vkx_pipeline norm;       /* rmsnorm, wide workgroup (rows > 1024) */
     struct vkx_pipeline norm_small; /* rmsnorm, narrow workgroup (heads, small rows) */
     struct vkx_pipeline rope, elt, sample[2], router, combine;
-    struct vkx_buffer sample_part;  /* [NB_SAMPLE_MAX_GROUPS][NB_SAMPLE_MAX_K] (f32 bits, u32) */
+    struct vkx_buffer sample_part;  /* [NB_SAMPLE_MAX_LISTS][NB_SAMPLE_MAX_K] (f32 bits, u32) */
     bool subgroup;                  /* rmsnorm reduces with subgroup arithmetic */
-    uint32_t norm_wg, norm_small_wg, rope_wg, elt_wg, sample_wg, router_wg, combine_wg;
+    bool sample_subgroup;           /* the sampling merge likewise */
+    uint32_t norm_wg, norm_small_wg, rope_wg, elt_wg, sample_wg, sample1_wg, router_wg, combine_wg;
 };
 
 int nb_op_misc_create(struct nb_op_misc *o, struct vkx_ctx *vk, char *err, size_t errlen);

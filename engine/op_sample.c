@@ -23,7 +23,7 @@ float nb_sample_uniform(uint32_t seed, uint32_t counter)
     return (float)(hash32(seed ^ hash32(counter + 0x9e3779b9u)) >> 8) * (1.0f / 16777216.0f);
 }
 
-/* Records pass 1 (local top k per chunk), a barrier, pass 2 (merge and choose). */
+/* Records pass 1 (top k of strided subsets), a barrier, pass 2 (merge and choose). */
 static void record(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                    struct vkx_view logits, uint32_t n, uint32_t k, float inv_temp, float top_p,
                    uint32_t seed, struct vkx_view rng, struct vkx_view out, uint32_t out_off)
@@ -32,24 +32,22 @@ static void record(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
     if (k < 1) k = 1;
     if (k > NB_SAMPLE_MAX_K) k = NB_SAMPLE_MAX_K;
     if (k > n) k = n;
-    /* enough workgroups to spread the row, at most one merge list per pass-2 invocation */
-    uint32_t groups = vkx_ceil_div(n, (uint64_t)o->sample_wg * 4);
-    if (groups > o->sample_wg) groups = o->sample_wg;
-    if (groups < 1) groups = 1;
-    uint32_t chunk = vkx_ceil_div(n, groups);
-    groups = vkx_ceil_div(n, chunk);
+    /* pass-1 invocations (= merge lists): about 512 logits each, at most one list per pass-2
+     * invocation */
+    uint32_t lists = vkx_ceil_div(n, 512);
+    if (lists > o->sample_wg) lists = o->sample_wg;
     struct nb_push_sample p = {
         .n = n,
         .k = k,
-        .chunk = chunk,
-        .n_groups = groups,
+        .n_lists = lists,
         .seed = seed,
         .out_off = out_off,
         .inv_temp = inv_temp,
         .top_p = top_p,
     };
     struct vkx_view b[4] = {logits, vkx_whole(&o->sample_part), out, rng.buf ? rng : out};
-    vkx_cmd_dispatch(vk, c, &o->sample[0], b, 4, &p, sizeof p, groups, 1, 1);
+    vkx_cmd_dispatch(vk, c, &o->sample[0], b, 4, &p, sizeof p, vkx_ceil_div(lists, o->sample1_wg),
+                     1, 1);
     vkx_cmd_barrier(c);
     vkx_cmd_dispatch(vk, c, &o->sample[1], b, 4, &p, sizeof p, 1, 1, 1);
 }

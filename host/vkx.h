@@ -264,4 +264,20 @@ void vkx_cmd_submit_wait(struct vkx_ctx *ctx, struct vkx_cmd *c);
 /* After a submit with timestamps on: GPU nanoseconds of dispatch i (0 when unavailable). */
 uint32_t vkx_cmd_read_times(struct vkx_ctx *ctx, struct vkx_cmd *c, double *ns, uint32_t max);
 
+/* ---- bandwidth probe ----------------------------------------------------------------------- */
+
+/* What a plain shader reaches on this device: the ceiling to compare kernels against. GB/s count
+ * every byte moved (a copy of n bytes moves 2n). Best of the repetitions. */
+struct vkx_bandwidth {
+    uint64_t bytes;   /* size of each buffer */
+    double copy_gbs;  /* shader copy, read + write */
+    double read_gbs;  /* shader that only reads */
+    double copy_ms, read_ms; /* best times */
+    bool gpu_timed;   /* GPU timestamps (else the host clock around each submission) */
+};
+/* Runs the probe on buffers of `bytes` (0: 64 MiB; clamped to the storage range), `reps` times
+ * each (0: 5). Returns 0, or -1 with a message (out of memory, pipeline refused). */
+int vkx_probe_bandwidth(struct vkx_ctx *ctx, uint64_t bytes, uint32_t reps,
+                        struct vkx_bandwidth *bw, char *err, size_t errlen);
+
 #endif

@@ -2,13 +2,17 @@
 // Token choice on the device from a row of n logits: greedy (k = 1) or top-k / temperature /
 // top-p sampling with a uniform draw from hash(seed, rng[0]) (rng: a device counter, e.g. the
 // decode position, so a recorded step replays with a fresh draw). Two passes:
-//   PASS 0: workgroup g takes logits [g*chunk, (g+1)*chunk) and writes its top k, best first,
-//           to part[g*k ..] (k rounds of "best element ranked below the previous pick").
-//   PASS 1: one workgroup merges the n_groups sorted lists (invocation g owns list g), then one
-//           invocation does softmax(v/T) over the k, the top-p cut and the draw, and writes the
-//           token id to out[out_off].
+//   PASS 0: n_lists invocations; invocation l keeps the top k of logits l, l + n_lists, ... in
+//           private arrays (insertion, no barriers) and writes them, best first, to part[l*k..].
+//   PASS 1: one workgroup merges the sorted lists (invocation l owns list l, n_lists <= WG), then
+//           one invocation does softmax(v/T) over the k, the top-p cut and the draw, and writes
+//           the token id to out[out_off].
 // Order: larger value first, ties to the lower index; NaN counts as -inf.
 #extension GL_GOOGLE_include_directive : require
+#ifdef SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 #include "shared.h"
 
 layout(local_size_x_id = 0) in;
@@ -16,7 +20,7 @@ layout(constant_id = 1) const uint PASS = 0;
 #include "best.glsl"
 
 layout(std430, binding = 0) readonly buffer L { float logits[]; };   // [n]
-layout(std430, binding = 1) buffer Part { uvec2 part[]; };           // [n_groups][k] (v bits, i)
+layout(std430, binding = 1) buffer Part { uvec2 part[]; };           // [n_lists][k] (v bits, i)
 layout(std430, binding = 2) buffer Out { uint out_ids[]; };
 layout(std430, binding = 3) readonly buffer R { uint rng[]; };       // [1]
 layout(push_constant) uniform Push { nb_push_sample p; };
@@ -47,30 +51,45 @@ void main()
     const float NEG_INF = uintBitsToFloat(0xff800000u);
     uint lid = gl_LocalInvocationID.x;
     if (PASS == 0) {
-        uint g = gl_WorkGroupID.x;
-        uint start = g * p.chunk, end = min(start + p.chunk, p.n);
-        cand last = cand(NEG_INF, NONE);
-        for (uint k = 0; k < p.k; k++) {
-            cand best = cand(NEG_INF, NONE);
-            for (uint j = start + lid; j < end; j += gl_WorkGroupSize.x) {
-                float v = logits[j];
-                if (isnan(v)) v = NEG_INF;
-                if ((k == 0 || better(last.v, last.i, v, j)) && better(v, j, best.v, best.i))
-                    best = cand(v, j);
+        // invocation l keeps the top k of logits l, l + L, l + 2L, ... (L = n_lists), sorted,
+        // in private arrays: no barriers, coalesced reads
+        uint l = gl_GlobalInvocationID.x;
+        if (l >= p.n_lists) return;
+        float lv[MAX_K];
+        uint li[MAX_K];
+        uint cnt = 0;
+        float tv = NEG_INF; // the last kept element once the list is full (else below all)
+        uint ti = NONE;
+        bool full = false;
+        for (uint j = l; j < p.n; j += p.n_lists) {
+            float v = logits[j];
+            if (isnan(v)) v = NEG_INF;
+            if (full && !better(v, j, tv, ti)) continue;
+            uint q = cnt < p.k ? cnt++ : p.k - 1;
+            while (q > 0 && better(v, j, lv[q - 1], li[q - 1])) {
+                lv[q] = lv[q - 1];
+                li[q] = li[q - 1];
+                q--;
             }
-            last = wg_best(best);
-            if (lid == 0) part[g * p.k + k] = uvec2(floatBitsToUint(last.v), last.i);
+            lv[q] = v;
+            li[q] = j;
+            full = cnt == p.k;
+            tv = lv[p.k - 1];
+            ti = li[p.k - 1];
         }
+        for (uint q = 0; q < p.k; q++)
+            part[l * p.k + q] = q < cnt ? uvec2(floatBitsToUint(lv[q]), li[q])
+                                        : uvec2(floatBitsToUint(NEG_INF), NONE);
         return;
     }
 
     // PASS 1: merge
     uint head = 0;
     cand cur = cand(NEG_INF, NONE);
-    if (lid < p.n_groups) cur = load_part(lid * p.k);
+    if (lid < p.n_lists) cur = load_part(lid * p.k);
     for (uint k = 0; k < p.k; k++) {
         cand best = wg_best(cur);
-        if (lid < p.n_groups && best.i != NONE && cur.i == best.i) {
+        if (lid < p.n_lists && best.i != NONE && cur.i == best.i) {
             head++;
             cur = head < p.k ? load_part(lid * p.k + head) : cand(NEG_INF, NONE);
         }

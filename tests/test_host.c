@@ -428,6 +428,22 @@ static void test_errors(void **state)
     nb_test_check_validation();
 }
 
+static void test_bandwidth(void **state)
+{
+    (void)state;
+    struct vkx_ctx *ctx = nb_test_vk();
+    if (!ctx) skip();
+    struct vkx_bandwidth bw;
+    char err[256];
+    assert_int_equal(vkx_probe_bandwidth(ctx, 16u << 20, 3, &bw, err, sizeof err), 0);
+    printf("# bandwidth (%llu MiB, %s): copy %.2f GB/s (%.3f ms), read %.2f GB/s (%.3f ms)\n",
+           (unsigned long long)(bw.bytes >> 20), bw.gpu_timed ? "GPU timestamps" : "host clock",
+           bw.copy_gbs, bw.copy_ms, bw.read_gbs, bw.read_ms);
+    assert_true(bw.copy_gbs > 0 && bw.read_gbs > 0);
+    assert_int_equal(bw.bytes, 16u << 20);
+    nb_test_check_validation();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_split_big),       cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_dispatch_disabled), cmocka_unit_test(test_subgroup_size),
         cmocka_unit_test(test_pipeline_cache),  cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_bandwidth),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nb_test_vk_done();

@@ -163,6 +163,39 @@ static void test_replay(void **state)
     free(l);
 }
 
+/* Timings of argmax and sampling over a vocabulary-sized row (printed, not checked). */
+static void test_bench(void **state)
+{
+    SKIP_IF_NO_GPU(g);
+    struct vkx_ctx *vk = g->vk;
+    nb_test_seed(13);
+    const uint32_t n = 262144;
+    float *l = make_logits(n, 0);
+    struct vkx_buffer bl, bo;
+    dev_buf(vk, &bl, (size_t)n * 4, l, VKX_MEM_DEVICE);
+    dev_buf(vk, &bo, 4, NULL, VKX_MEM_DEVICE);
+    static const uint32_t ks[] = {1, 8, 64};
+    for (size_t q = 0; q < 3; q++) {
+        struct vkx_cmd c;
+        vkx_cmd_create(vk, &c, 8, true);
+        vkx_cmd_begin(vk, &c);
+        nb_op_sample(&g->op, vk, &c, vkx_whole(&bl), n, ks[q], 1.0f, 1.0f, 5, vkx_whole(&bo),
+                     vkx_whole(&bo), 0);
+        vkx_cmd_end(vk, &c);
+        vkx_cmd_submit_wait(vk, &c);
+        vkx_cmd_submit_wait(vk, &c);
+        double ns[2] = {0};
+        vkx_cmd_read_times(vk, &c, ns, 2);
+        printf("# bench sample n=%u k=%u: pass1 %.1f us (%.2f GB/s), pass2 %.1f us\n", n, ks[q],
+               ns[0] / 1e3, n * 4.0 / ns[0], ns[1] / 1e3);
+        vkx_cmd_destroy(vk, &c);
+    }
+    nb_test_check_validation();
+    vkx_buffer_destroy(vk, &bl);
+    vkx_buffer_destroy(vk, &bo);
+    free(l);
+}
+
 static int setup_normal(void **state)
 {
     static struct cfg g;
@@ -217,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_bench),
     };
     int rc = cmocka_run_group_tests_name("normal", tests, setup_normal, teardown);
     rc |= cmocka_run_group_tests_name("fallback", tests, setup_fallback, teardown);

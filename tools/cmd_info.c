@@ -9,19 +9,22 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: nibble info [--all] [-m MODEL]\n"
+    fprintf(f, "usage: nibble info [--all] [--bandwidth] [-m MODEL]\n"
                "  (no option)  the Vulkan device nibble uses and its capabilities\n"
                "  --all        list every Vulkan device (NIBBLE_DEVICE=N picks one)\n"
+               "  --bandwidth  also measure copy and read bandwidth with plain shaders\n"
                "  -m MODEL     the model's architecture, configuration and tensors\n");
 }
 
 int cmd_info(int argc, char **argv)
 {
-    bool all = false;
+    bool all = false, bandwidth = false;
     const char *model = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--all")) {
             all = true;
+        } else if (!strcmp(argv[i], "--bandwidth")) {
+            bandwidth = true;
         } else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
             model = argv[++i];
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -52,6 +55,16 @@ int cmd_info(int argc, char **argv)
     vkx_device_line(&ctx, line, sizeof line);
     printf("%s\n\n", line);
     vkx_caps_print(&ctx, stdout);
+    int rc = 0;
+    struct vkx_bandwidth bw;
+    if (bandwidth && vkx_probe_bandwidth(&ctx, 0, 0, &bw, err, sizeof err) != 0) {
+        fprintf(stderr, "nibble info: %s\n", err);
+        rc = 1;
+    } else if (bandwidth) {
+        printf("bandwidth copy: %.2f GB/s (read + write, %llu MiB, %s)\n", bw.copy_gbs,
+               (unsigned long long)(bw.bytes >> 20), bw.gpu_timed ? "GPU timed" : "host timed");
+        printf("bandwidth read: %.2f GB/s\n", bw.read_gbs);
+    }
     vkx_destroy(&ctx);
-    return 0;
+    return rc;
 }
