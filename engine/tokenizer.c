@@ -11,6 +11,8 @@
  */
 #include "tokenizer.h"
 
+#include "gguf.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 struct gguf;
+struct gguf_str; /* { const char *p; uint64_t n; } from gguf.h: a string, not NUL-terminated */
 
 /* Token types, the values of tokenizer.ggml.token_type (llama.cpp's llama_token_type). */
 enum nb_tok_type {
@@ -41,21 +42,16 @@ enum nb_tok_type {
 /* Tokenizer algorithms. Only gemma4 today. */
 enum nb_tok_model { NB_TOK_MODEL_GEMMA4 = 0 };
 
-/* A string that need not be NUL-terminated. */
-struct nb_tok_str {
-    const char *p;
-    size_t n;
-};
-
-/* Everything the tokenizer is built from; all pointers are read during nb_tok_create only. */
+/* Everything the tokenizer is built from; all pointers are read during nb_tok_create only.
+ * Strings are struct gguf_str (gguf.h) so the arrays of a GGUF file pass without a copy. */
 struct nb_tok_vocab {
     enum nb_tok_model model;
     uint32_t n_tokens;
-    const struct nb_tok_str *tokens; /* [n_tokens] token text (▁ for spaces, "<0x0A>" bytes) */
+    const struct gguf_str *tokens;    /* [n_tokens] token text (▁ for spaces, "<0x0A>" bytes) */
     const float *scores;             /* [n_tokens] or NULL: not used by gemma4 BPE */
     const int32_t *types;            /* [n_tokens] enum nb_tok_type, or NULL: all NORMAL */
     uint32_t n_merges;
-    const struct nb_tok_str *merges; /* [n_merges] "left right"; rank = index, lowest first */
+    const struct gguf_str *merges;    /* [n_merges] "left right"; rank = index, lowest first */
     int32_t bos, eos, unk, pad;      /* ids, or -1 when the model has none */
     bool add_bos;                    /* forced true for gemma4, as llama.cpp does */
 };

@@ -5,17 +5,18 @@
 #include "gguf.h"
 #include "tokenizer.h"
 
-/* A string array key as nb_tok_str's; NULL (with err set) when absent or of the wrong type. */
-static struct nb_tok_str *str_array(const struct gguf *g, const char *key, uint32_t *n, bool need,
-                                    char *err, size_t errlen)
+/* The strings of a string array key; NULL (with err set) when absent or of the wrong type. */
+static const struct gguf_str *str_array(const struct gguf *g, const char *key, uint32_t *n,
+                                        char *err, size_t errlen)
 {
+    static const struct gguf_str none = {"", 0};
     const struct gguf_kv *kv = gguf_find(g, key);
     *n = 0;
     if (!kv) {
-        if (need) snprintf(err, errlen, "tokenizer: %s missing", key);
+        snprintf(err, errlen, "tokenizer: %s missing", key);
         return NULL;
     }
-    if (kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING || !kv->strs) {
+    if (kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING || (kv->arr_n && !kv->strs)) {
         snprintf(err, errlen, "tokenizer: %s is not an array of strings", key);
         return NULL;
     }
@@ -24,14 +25,8 @@ static struct nb_tok_str *str_array(const struct gguf *g, const char *key, uint3
                  (unsigned long long)kv->arr_n);
         return NULL;
     }
-    struct nb_tok_str *a = malloc(sizeof *a * (kv->arr_n ? kv->arr_n : 1));
-    if (!a) {
-        snprintf(err, errlen, "tokenizer: out of memory reading %s", key);
-        return NULL;
-    }
-    for (uint64_t i = 0; i < kv->arr_n; i++) a[i] = (struct nb_tok_str){kv->strs[i].p, kv->strs[i].n};
     *n = (uint32_t)kv->arr_n;
-    return a;
+    return kv->arr_n ? kv->strs : &none;
 }
 
 static int32_t token_id(const struct gguf *g, const char *key)
@@ -56,13 +51,12 @@ struct nb_tok *nb_tok_from_gguf(const struct gguf *g, char *err, size_t errlen)
     }
 
     struct nb_tok_vocab v = {.model = NB_TOK_MODEL_GEMMA4};
-    struct nb_tok_str *tokens = NULL, *merges = NULL;
     int32_t *types = NULL;
     struct nb_tok *t = NULL;
-    tokens = str_array(g, "tokenizer.ggml.tokens", &v.n_tokens, true, err, errlen);
-    if (!tokens) goto done;
-    merges = str_array(g, "tokenizer.ggml.merges", &v.n_merges, true, err, errlen);
-    if (!merges) goto done;
+    v.tokens = str_array(g, "tokenizer.ggml.tokens", &v.n_tokens, err, errlen);
+    if (!v.tokens) goto done;
+    v.merges = str_array(g, "tokenizer.ggml.merges", &v.n_merges, err, errlen);
+    if (!v.merges) goto done;
 
     const struct gguf_kv *tt = gguf_find(g, "tokenizer.ggml.token_type");
     if (tt) {
@@ -85,8 +79,6 @@ struct nb_tok *nb_tok_from_gguf(const struct gguf *g, char *err, size_t errlen)
                                                                            : NB_TOK_UNDEFINED;
         }
     }
-    v.tokens = tokens;
-    v.merges = merges;
     v.types = types;
     v.bos = token_id(g, "tokenizer.ggml.bos_token_id");
     v.eos = token_id(g, "tokenizer.ggml.eos_token_id");
@@ -95,8 +87,6 @@ struct nb_tok *nb_tok_from_gguf(const struct gguf *g, char *err, size_t errlen)
     v.add_bos = true; /* llama.cpp forces it for gemma4; tokenizer.ggml.add_bos_token says true */
     t = nb_tok_create(&v, err, errlen);
 done:
-    free(tokens);
-    free(merges);
     free(types);
     return t;
 }

@@ -79,25 +79,25 @@ static struct nb_tok *tiny(const char *const *extra, size_t n_extra, const char 
     static const char *const head[] = {"<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>",
                                        "<start>"};
     size_t n = 6 + 256 + n_extra;
-    struct nb_tok_str *tok = calloc(n, sizeof *tok);
+    struct gguf_str *tok = calloc(n, sizeof *tok);
     int32_t *types = calloc(n, sizeof *types);
-    struct nb_tok_str *mer = calloc(n_merges + 1, sizeof *mer);
+    struct gguf_str *mer = calloc(n_merges + 1, sizeof *mer);
     char(*bytes)[8] = calloc(256, 8);
     assert_true(tok && types && mer && bytes);
     for (int i = 0; i < 6; i++) {
-        tok[i] = (struct nb_tok_str){head[i], strlen(head[i])};
+        tok[i] = (struct gguf_str){head[i], strlen(head[i])};
         types[i] = i == 5 ? NB_TOK_USER_DEFINED : NB_TOK_CONTROL;
     }
     for (int b = 0; b < 256; b++) {
         snprintf(bytes[b], 8, "<0x%02X>", b);
-        tok[6 + b] = (struct nb_tok_str){bytes[b], 6};
+        tok[6 + b] = (struct gguf_str){bytes[b], 6};
         types[6 + b] = NB_TOK_BYTE;
     }
     for (size_t i = 0; i < n_extra; i++) {
-        tok[262 + i] = (struct nb_tok_str){extra[i], strlen(extra[i])};
+        tok[262 + i] = (struct gguf_str){extra[i], strlen(extra[i])};
         types[262 + i] = NB_TOK_NORMAL;
     }
-    for (size_t i = 0; i < n_merges; i++) mer[i] = (struct nb_tok_str){merges[i], strlen(merges[i])};
+    for (size_t i = 0; i < n_merges; i++) mer[i] = (struct gguf_str){merges[i], strlen(merges[i])};
     struct nb_tok_vocab v = {.model = NB_TOK_MODEL_GEMMA4, .n_tokens = (uint32_t)n, .tokens = tok,
                              .types = types, .n_merges = (uint32_t)n_merges, .merges = mer,
                              .bos = 2, .eos = 1, .unk = 3, .pad = 0, .add_bos = true};
@@ -202,8 +202,8 @@ static void test_bad_vocab(void **state)
     struct nb_tok_vocab v = {.model = NB_TOK_MODEL_GEMMA4};
     assert_null(nb_tok_create(&v, err, sizeof err));
     assert_true(strlen(err) > 0 && !strchr(err, '\n'));
-    struct nb_tok_str toks[3] = {{"a", 1}, {"b", 1}, {"a", 1}}; /* duplicate text: first id wins */
-    struct nb_tok_str merges[3] = {{"a b", 3}, {"nospace", 7}, {"x y", 3}}; /* bad ones dropped */
+    struct gguf_str toks[3] = {{"a", 1}, {"b", 1}, {"a", 1}}; /* duplicate text: first id wins */
+    struct gguf_str merges[3] = {{"a b", 3}, {"nospace", 7}, {"x y", 3}}; /* bad ones dropped */
     v = (struct nb_tok_vocab){.model = NB_TOK_MODEL_GEMMA4, .n_tokens = 3, .tokens = toks,
                               .n_merges = 3, .merges = merges, .bos = 7, .eos = -1, .unk = -1,
                               .pad = -1};
