@@ -101,12 +101,12 @@ NB_STRUCT(nb_push_eltwise) {
 };
 NB_STATIC_SIZE(nb_push_eltwise, 48)
 
-/* sample.comp: pass 1 (local top-k of each chunk), pass 2 (merge, softmax, top-p, draw) */
+/* sample.comp: pass 1 (top k of strided subsets), pass 2 (merge, softmax, top-p, draw) */
 NB_STRUCT(nb_push_sample) {
     NB_U32 n;        /* logits */
     NB_U32 k;        /* candidates, 1..64 (1 = argmax) */
-    NB_U32 chunk;    /* logits per pass-1 workgroup */
-    NB_U32 n_groups; /* pass-1 workgroups */
+    NB_U32 n_lists;  /* pass-1 invocations, each keeping the top k of a strided subset */
+    NB_U32 pad;
     NB_U32 seed;
     NB_U32 out_off;  /* element of out[] written */
     NB_F32 inv_temp; /* 1/temperature; 0 = greedy */
