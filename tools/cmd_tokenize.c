@@ -1,5 +1,7 @@
-/* nibble tokenize -m MODEL TEXT: prints the token ids of TEXT on one line, separated by single
- * spaces, as llama.cpp gives them (BOS as the model says, special tokens parsed). */
+/* nibble tokenize -m MODEL [--] TEXT: prints the token ids of TEXT on one line, separated by
+ * single spaces, as llama.cpp gives them (BOS as the model says, special tokens parsed). Without
+ * -m it reads the default model. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,21 +12,24 @@
 
 static int usage(const char *why)
 {
-    fprintf(stderr, "nibble tokenize: %s (usage: nibble tokenize -m MODEL TEXT)\n", why);
+    fprintf(stderr, "nibble tokenize: %s (usage: nibble tokenize -m MODEL [--] TEXT)\n", why);
     return 2;
 }
 
 int cmd_tokenize(int argc, char **argv)
 {
     const char *model = NULL, *text = NULL;
+    bool options = true; /* until "--": then a TEXT may start with '-' */
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
+        if (options && !strcmp(argv[i], "--")) {
+            options = false;
+        } else if (options && (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model"))) {
             if (++i >= argc) return usage("-m needs a file");
             model = argv[i];
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: nibble tokenize -m MODEL TEXT\n");
+        } else if (options && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))) {
+            printf("usage: nibble tokenize -m MODEL [--] TEXT\n");
             return 0;
-        } else if (argv[i][0] == '-' && argv[i][1] && !text) {
+        } else if (options && argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "nibble tokenize: unknown option '%s'\n", argv[i]);
             return 2;
         } else if (text) {
