@@ -234,11 +234,14 @@ static int load_config(struct loader *L, struct nb_config *c)
         key_u32(L, "expert_used_count", &c->n_expert_used, true);
         key_u32(L, "expert_feed_forward_length", &c->n_ff_exp, true);
         if (L->failed) return -1;
+        if (c->n_expert > NB_MAX_EXPERTS)
+            return fail(L, "%s.expert_count %u: at most %d supported", L->arch, c->n_expert,
+                        NB_MAX_EXPERTS);
         if (c->n_expert_used == 0 || c->n_expert_used > c->n_expert || c->n_ff_exp == 0)
             return fail(L,
-                        "expert_used_count %u / expert_feed_forward_length %u invalid for %u "
+                        "%s: expert_used_count %u / expert_feed_forward_length %u invalid for %u "
                         "experts",
-                        c->n_expert_used, c->n_ff_exp, c->n_expert);
+                        L->arch, c->n_expert_used, c->n_ff_exp, c->n_expert);
     }
 
     /* Per-layer geometry and KV sharing: layers >= n - n_kv_shared read the cache of the last

@@ -20,6 +20,7 @@
 #include "gguf.h"
 
 #define NB_MAX_LAYERS 128
+#define NB_MAX_EXPERTS 1024
 
 /* Model families. Only gemma4 loads today; gemma3 is the planned second one (its GGUFs already
  * have the norm "+1" baked in, so the forward is the same "multiply by the stored weight"; it
