@@ -156,7 +156,7 @@ void nb_op_rmsnorm(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
     };
     if (a->n_rot) {
         p.flags |= NB_NORM_ROPE | (a->factors.buf ? NB_NORM_FACTORS : 0);
-        p.n_rot = a->n_rot & ~1u;
+        p.n_rot = (a->n_rot < a->n ? a->n_rot : a->n) & ~1u;
         rope_theta(a->rope_base, p.n_rot, &p.th_hi, &p.th_lo);
     }
     struct vkx_view b[6] = {a->x,
@@ -197,7 +197,7 @@ void nb_op_rope(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c, str
         .hd = hd,
         .off = x_off,
         .stride = stride ? stride : n_heads * hd,
-        .n_rot = n_rot & ~1u,
+        .n_rot = (n_rot < hd ? n_rot : hd) & ~1u,
         .flags = factors.buf ? NB_NORM_FACTORS : 0,
     };
     if (p.n_rot == 0 || n_tokens == 0) return;

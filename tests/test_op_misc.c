@@ -498,6 +498,62 @@ static void test_moe_combine(void **state)
     }
 }
 
+/* ---- timings (printed, not checked) ------------------------------------------------------------ */
+
+static void test_bench(void **state)
+{
+    SKIP_IF_NO_GPU(g);
+    struct vkx_ctx *vk = g->vk;
+    const uint32_t H = 5376, T = 64, F = 21504, NH = 32, HD = 256;
+    size_t big = (size_t)F * 2 * 8; /* the largest buffer: gate_up of 8 tokens */
+    if ((size_t)H * T > big) big = (size_t)H * T;
+    struct vkx_buffer bx, by, bw, bp;
+    dev_buf(vk, &bx, big * 4, NULL);
+    dev_buf(vk, &by, big * 4, NULL);
+    dev_buf(vk, &bw, H * 4, NULL);
+    dev_buf(vk, &bp, T * 4, NULL);
+    struct vkx_cmd c;
+    vkx_cmd_create(vk, &c, 16, true);
+    vkx_cmd_begin(vk, &c);
+    vkx_cmd_fill(&c, vkx_whole(&bx), 0x3f800000u);
+    vkx_cmd_fill(&c, vkx_whole(&by), 0x3f000000u);
+    vkx_cmd_fill(&c, vkx_whole(&bw), 0x3f800000u);
+    vkx_cmd_fill(&c, vkx_whole(&bp), 100000u);
+    nb_op_norm(&g->op, vk, &c, vkx_whole(&bx), vkx_whole(&bw), vkx_whole(&by), H, 1, 1e-6f);
+    vkx_cmd_barrier(&c);
+    nb_op_norm(&g->op, vk, &c, vkx_whole(&bx), vkx_whole(&bw), vkx_whole(&by), H, T, 1e-6f);
+    vkx_cmd_barrier(&c);
+    nb_op_norm_add(&g->op, vk, &c, vkx_whole(&bx), vkx_whole(&bw), vkx_whole(&by), H, T, 1e-6f,
+                   vkx_whole(&bw));
+    struct nb_norm_args qa = {.n = HD, .n_heads = NH, .n_tokens = 8, .x = vkx_whole(&bx),
+                              .y = vkx_whole(&bx), .w = vkx_whole(&bw), .eps = 1e-6f,
+                              .n_rot = HD, .rope_base = 1e4, .pos = vkx_whole(&bp)};
+    nb_op_rmsnorm(&g->op, vk, &c, &qa);
+    vkx_cmd_barrier(&c);
+    struct vkx_view none = {0};
+    nb_op_rope(&g->op, vk, &c, vkx_whole(&bx), 0, 0, NH, HD, 8, HD, 1e4, vkx_whole(&bp), none);
+    vkx_cmd_barrier(&c);
+    nb_op_geglu(&g->op, vk, &c, vkx_whole(&bx), none, vkx_whole(&by), F, 8);
+    vkx_cmd_end(vk, &c);
+    vkx_cmd_submit_wait(vk, &c);
+    vkx_cmd_submit_wait(vk, &c);
+    double ns[16] = {0};
+    uint32_t nt = vkx_cmd_read_times(vk, &c, ns, 16);
+    static const char *names[] = {"norm H=5376 T=1", "norm H=5376 T=64", "norm_add+scale T=64",
+                                  "q_norm+rope 32x256 T=8", "rope 32x256 T=8", "geglu F=21504 T=8"};
+    const double bytes[] = {2.0 * H * 4, 2.0 * H * T * 4, 3.0 * H * T * 4, 2.0 * NH * HD * 8 * 4,
+                            2.0 * NH * HD * 8 * 4, 3.0 * F * 8 * 4};
+    for (uint32_t i = 0; i < 6 && i < nt; i++)
+        printf("# bench %-24s %9.1f us %7.2f GB/s\n", names[i], ns[i] / 1e3,
+               ns[i] > 0 ? bytes[i] / ns[i] : 0.0);
+    nb_test_check_validation();
+    vkx_cmd_destroy(vk, &c);
+    vkx_buffer_destroy(vk, &bx);
+    vkx_buffer_destroy(vk, &by);
+    vkx_buffer_destroy(vk, &bw);
+    vkx_buffer_destroy(vk, &bp);
+}
+
 /* ---- setup ------------------------------------------------------------------------------------ */
 
 static int setup_normal(void **state)
@@ -558,7 +614,7 @@ int main(void)
         cmocka_unit_test(test_norm),        cmocka_unit_test(test_norm_rope),
         cmocka_unit_test(test_rope),        cmocka_unit_test(test_eltwise),
         cmocka_unit_test(test_eltwise_wrappers), cmocka_unit_test(test_moe_router),
-        cmocka_unit_test(test_moe_combine),
+        cmocka_unit_test(test_moe_combine), cmocka_unit_test(test_bench),
     };
     int rc = cmocka_run_group_tests_name("normal", tests, setup_normal, teardown);
     rc |= cmocka_run_group_tests_name("fallback", tests, setup_fallback, teardown);
