@@ -72,7 +72,7 @@ int nb_kvcache_create(struct vkx_ctx *vk, struct nb_kvcache *kv, uint32_t n_laye
         if (bytes > vk->caps.max_storage_range) {
             snprintf(err, errlen, "kvcache: layer %u needs %llu MiB per K buffer, above the "
                      "device's %llu MiB storage range: use a context of at most %llu",
-                     l, (unsigned long long)(bytes >> 20),
+                     l, (unsigned long long)((bytes + (1u << 20) - 1) >> 20),
                      (unsigned long long)(vk->caps.max_storage_range >> 20),
                      (unsigned long long)(vk->caps.max_storage_range / row));
             rc = -1;

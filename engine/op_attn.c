@@ -7,7 +7,7 @@
 #include "nb_shaders.h"
 #include "shared.h"
 
-#define ATTN_BC 16                      /* keys per tile, = BC in attn.comp */
+#define ATTN_BC 16 /* keys per tile in attn.comp, at most */
 static const uint32_t attn_rows[2] = {4, 16};             /* query rows per workgroup */
 static const uint32_t attn_hd_max[NB_ATTN_NQ_BUCKETS] = {128, 256, 512};
 
@@ -32,9 +32,11 @@ static int make_attn(struct nb_op_attn *o, struct vkx_ctx *vk, enum nb_spv_id id
 {
     for (int b = 0; b < 2; b++)
         for (int h = 0; h < NB_ATTN_NQ_BUCKETS; h++) {
-            uint32_t spec[4] = {attn_rows[b] * o->ds, attn_rows[b], o->ds,
-                                attn_hd_max[h] / 4 / o->ds};
-            if (make_pipe(vk, &o->attn[b][h], id, 7, sizeof(struct nb_push_attn), spec, 4, err,
+            /* keys per tile: BC * NQ = 64 bounds the unrolled inner loops (registers, and the
+             * compile time on lavapipe), head_dim 128: 16 keys, 256: 8, 512: 4 */
+            uint32_t nq = attn_hd_max[h] / 4 / o->ds, bc = 64 / nq;
+            uint32_t spec[5] = {attn_rows[b] * o->ds, attn_rows[b], o->ds, nq, bc < 4 ? 4 : bc};
+            if (make_pipe(vk, &o->attn[b][h], id, 7, sizeof(struct nb_push_attn), spec, 5, err,
                           errlen))
                 return -1;
         }

@@ -26,7 +26,7 @@ layout(local_size_x_id = 0) in;             // BR * DS
 layout(constant_id = 1) const uint BR = 16; // query rows per workgroup
 layout(constant_id = 2) const uint DS = 8;  // threads per row, a power of two (<= subgroup size)
 layout(constant_id = 3) const uint NQ = 16; // quads per thread the registers hold (>= head_dim/4/DS)
-const uint BC = 16;                         // keys per tile
+layout(constant_id = 4) const uint BC = 4;  // keys per tile
 const float NEG_BIG = -1.0e30;              // "minus infinity" that keeps exp() and sums finite
 
 layout(std430, binding = 0) readonly buffer Q { vec4 q[]; };          // [T][n_head][hd/4] f32
@@ -94,8 +94,12 @@ void main()
         return;
     }
 
+    // Quads k >= nq (a head_dim below the pipeline's NQ) get q = 0 and re-read quad nq-1: no
+    // branches in the inner loops, and their o[k] is never stored.
     vec4 qv[NQ], o[NQ];
+    uint qoff[NQ];
     for (uint k = 0; k < NQ; k++) {
+        qoff[k] = min(k, nq - 1u) * DS;
         qv[k] = (k < nq && valid) ? q[orow * hd4 + k * DS + s] * p.scale : vec4(0.0);
         o[k] = vec4(0.0);
     }
@@ -112,8 +116,7 @@ void main()
             base[j] = head_base + (p.window != 0u ? kp % p.n_slots : kp) * hd4;
             if (j < nk)
                 for (uint k = 0; k < NQ; k++)
-                    if (k < nq)
-                        sc[j] += dot(qv[k], unpack4(kc[base[j] + k * DS]));
+                    sc[j] += dot(qv[k], unpack4(kc[base[j] + qoff[k]]));
         }
         // Sum the partial dot products over the DS threads of each row.
 #ifdef USE_SUBGROUP
@@ -132,26 +135,24 @@ void main()
             sc[j] = a;
         }
 #endif
-        // Online softmax for this row.
+        // Online softmax for this row (loops over all BC keys so sc[] stays in registers).
         float mt = m;
-        for (uint j = 0; j < nk; j++) {
+        bool vis[BC];
+        for (uint j = 0; j < BC; j++) {
             const int kp = kb + int(j);
-            if (kp >= lo_r && kp <= hi_r)
-                mt = max(mt, sc[j]);
+            vis[j] = j < nk && kp >= lo_r && kp <= hi_r;
+            mt = vis[j] ? max(mt, sc[j]) : mt;
         }
         const float alpha = exp(m - mt);
         l *= alpha;
         for (uint k = 0; k < NQ; k++)
             o[k] *= alpha;
-        for (uint j = 0; j < nk; j++) {
-            const int kp = kb + int(j);
-            if (kp >= lo_r && kp <= hi_r) {
-                const float pj = exp(sc[j] - mt);
-                l += pj;
+        for (uint j = 0; j < BC; j++) {
+            const float pj = vis[j] ? exp(sc[j] - mt) : 0.0;
+            l += pj;
+            if (j < nk) // uniform: keys past the range may lie past the buffer
                 for (uint k = 0; k < NQ; k++)
-                    if (k < nq)
-                        o[k] += pj * unpack4(vc[base[j] + k * DS]);
-            }
+                    o[k] += pj * unpack4(vc[base[j] + qoff[k]]);
         }
         m = mt;
     }

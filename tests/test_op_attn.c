@@ -1,0 +1,362 @@
+/* Tests of the KV cache and the attention op (engine/kvcache.h, engine/op_attn.h) against a CPU
+ * reference: f32 softmax attention with the same causal / sliding-window mask, reading K/V
+ * rounded through f16 like the cache. Each case is a "session": one attention layer (plus a
+ * second layer sharing its cache) fed chunks of tokens at growing positions, each chunk stored
+ * then attended; every case runs on the normal device and with NIBBLE_DISABLE=fp16,subgroup,int8.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "op_attn.h"
+#include "quant.h"
+#include "testutil.h"
+
+/* ---- contexts: normal and forced fallback ------------------------------------------------- */
+
+static struct vkx_ctx fb_vk;
+static int fb_state; /* 0 untried, 1 ok, -1 none */
+static struct nb_op_attn ops[2];
+static int op_state[2];
+
+static struct vkx_ctx *get_vk(int fallback)
+{
+    if (!fallback) return nb_test_vk();
+    if (fb_state == 0) {
+        char err[512];
+        struct vkx_opts o = {.device_index = -1, .validation = true,
+                             .disable = "fp16,subgroup,int8"};
+        fb_state = vkx_create(&fb_vk, &o, err, sizeof err) == 0 ? 1 : -1;
+        if (fb_state < 0) fprintf(stderr, "no Vulkan device: %s\n", err);
+    }
+    return fb_state == 1 ? &fb_vk : NULL;
+}
+
+static struct nb_op_attn *get_op(int fallback)
+{
+    struct vkx_ctx *vk = get_vk(fallback);
+    if (!vk) return NULL;
+    if (op_state[fallback] == 0) {
+        char err[512];
+        if (nb_op_attn_create(&ops[fallback], vk, err, sizeof err)) fail_msg("%s", err);
+        op_state[fallback] = 1;
+        printf("# attn (%s): %s reduction\n", fallback ? "fallback" : "normal",
+               ops[fallback].subgroup ? "subgroup" : "shared-memory");
+        if (fallback) assert_false(ops[fallback].subgroup);
+    }
+    return &ops[fallback];
+}
+
+/* ---- a session: one layer (and a second one sharing its cache) ---------------------------- */
+
+struct sess {
+    uint32_t n_head, n_kv, hd, window, n_ctx, max_batch;
+    float scale;
+    struct vkx_ctx *vk;
+    struct nb_op_attn *op;
+    struct nb_kvcache kv;
+    float *kh, *vh;  /* [n_ctx][n_kv*hd] every position's K/V so far, rounded through f16 */
+    uint32_t n_pos;  /* positions stored so far */
+    struct vkx_buffer q, k, v, out, pos, scratch;
+    float *hq, *hk, *hv, *hout, *ref; /* host copies, [max_batch][width] */
+    size_t bad;
+};
+
+static void sess_init(struct sess *s, int fallback, uint32_t n_head, uint32_t n_kv, uint32_t hd,
+                      uint32_t window, uint32_t n_ctx, uint32_t max_batch, float scale)
+{
+    memset(s, 0, sizeof *s);
+    s->vk = get_vk(fallback);
+    if (!s->vk) skip();
+    s->op = get_op(fallback);
+    s->n_head = n_head, s->n_kv = n_kv, s->hd = hd, s->window = window, s->n_ctx = n_ctx;
+    s->max_batch = max_batch, s->scale = scale;
+    /* layer 0 owns its cache, layer 1 reads layer 0's (KV sharing) */
+    struct nb_kv_layer_desc d[2] = {{n_kv, hd, window > 0, 0}, {n_kv, hd, window > 0, 0}};
+    char err[512];
+    if (nb_kvcache_create(s->vk, &s->kv, 2, d, n_ctx, window ? window : 1, max_batch, err,
+                          sizeof err))
+        fail_msg("%s", err);
+    const size_t qw = (size_t)n_head * hd, kw = (size_t)n_kv * hd;
+    s->kh = calloc((size_t)n_ctx * kw, sizeof(float));
+    s->vh = calloc((size_t)n_ctx * kw, sizeof(float));
+    s->hq = calloc(max_batch * qw, sizeof(float));
+    s->hout = calloc(max_batch * qw, sizeof(float));
+    s->ref = calloc(max_batch * qw, sizeof(float));
+    s->hk = calloc(max_batch * kw, sizeof(float));
+    s->hv = calloc(max_batch * kw, sizeof(float));
+    assert_non_null(s->kh && s->vh && s->hq && s->hout && s->ref && s->hk && s->hv ? s : NULL);
+    assert_int_equal(vkx_buffer_create(s->vk, &s->q, max_batch * qw * 4, VKX_MEM_HOST, err, sizeof err), 0);
+    assert_int_equal(vkx_buffer_create(s->vk, &s->out, max_batch * qw * 4, VKX_MEM_HOST, err, sizeof err), 0);
+    assert_int_equal(vkx_buffer_create(s->vk, &s->k, max_batch * kw * 4, VKX_MEM_HOST, err, sizeof err), 0);
+    assert_int_equal(vkx_buffer_create(s->vk, &s->v, max_batch * kw * 4, VKX_MEM_HOST, err, sizeof err), 0);
+    assert_int_equal(vkx_buffer_create(s->vk, &s->pos, max_batch * 4, VKX_MEM_HOST, err, sizeof err), 0);
+    size_t sb = nb_op_attn_scratch_bytes(s->op, max_batch, n_head, hd);
+    assert_int_equal(vkx_buffer_create(s->vk, &s->scratch, sb, VKX_MEM_DEVICE, err, sizeof err), 0);
+}
+
+static void sess_free(struct sess *s)
+{
+    struct vkx_buffer *b[] = {&s->q, &s->k, &s->v, &s->out, &s->pos, &s->scratch};
+    for (size_t i = 0; i < sizeof b / sizeof *b; i++) vkx_buffer_destroy(s->vk, b[i]);
+    nb_kvcache_destroy(s->vk, &s->kv);
+    free(s->kh), free(s->vh), free(s->hq), free(s->hout), free(s->ref), free(s->hk), free(s->hv);
+    nb_test_check_validation();
+}
+
+/* New random q, k, v for T tokens at positions n_pos.., uploaded; the history gets K/V. */
+static void sess_inputs(struct sess *s, uint32_t T)
+{
+    const size_t qw = (size_t)s->n_head * s->hd, kw = (size_t)s->n_kv * s->hd;
+    uint32_t pos[64];
+    assert_true(T <= s->max_batch && T <= 64 && s->n_pos + T <= s->n_ctx);
+    for (size_t i = 0; i < T * qw; i++) s->hq[i] = nb_test_randf();
+    for (size_t i = 0; i < T * kw; i++) {
+        s->hk[i] = nb_test_randf();
+        s->hv[i] = nb_test_randf();
+    }
+    for (uint32_t t = 0; t < T; t++) {
+        pos[t] = s->n_pos + t;
+        for (size_t i = 0; i < kw; i++) {
+            s->kh[(size_t)pos[t] * kw + i] = nb_f16_to_f32(nb_f32_to_f16(s->hk[t * kw + i]));
+            s->vh[(size_t)pos[t] * kw + i] = nb_f16_to_f32(nb_f32_to_f16(s->hv[t * kw + i]));
+        }
+    }
+    vkx_upload(s->vk, &s->q, 0, s->hq, T * qw * 4);
+    vkx_upload(s->vk, &s->k, 0, s->hk, T * kw * 4);
+    vkx_upload(s->vk, &s->v, 0, s->hv, T * kw * 4);
+    vkx_upload(s->vk, &s->pos, 0, pos, T * 4);
+}
+
+/* CPU reference for the T tokens at positions n_pos.. (history already holds them). */
+static void sess_ref(struct sess *s, uint32_t T)
+{
+    const size_t qw = (size_t)s->n_head * s->hd, kw = (size_t)s->n_kv * s->hd;
+    const uint32_t group = s->n_head / s->n_kv;
+    double *sc = malloc(s->n_ctx * sizeof(double));
+    for (uint32_t t = 0; t < T; t++) {
+        const int qp = (int)(s->n_pos + t);
+        const int lo = s->window ? (qp - (int)s->window + 1 > 0 ? qp - (int)s->window + 1 : 0) : 0;
+        for (uint32_t h = 0; h < s->n_head; h++) {
+            const float *q = &s->hq[t * qw + (size_t)h * s->hd];
+            const size_t koff = (size_t)(h / group) * s->hd;
+            double mx = -1e300, sum = 0;
+            for (int kp = lo; kp <= qp; kp++) {
+                const float *k = &s->kh[(size_t)kp * kw + koff];
+                double d = 0;
+                for (uint32_t i = 0; i < s->hd; i++) d += (double)(q[i] * s->scale) * k[i];
+                sc[kp] = d;
+                if (d > mx) mx = d;
+            }
+            for (int kp = lo; kp <= qp; kp++) sum += (sc[kp] = exp(sc[kp] - mx));
+            float *o = &s->ref[t * qw + (size_t)h * s->hd];
+            for (uint32_t i = 0; i < s->hd; i++) {
+                double a = 0;
+                for (int kp = lo; kp <= qp; kp++) a += sc[kp] * s->vh[(size_t)kp * kw + koff + i];
+                o[i] = (float)(a / sum);
+            }
+        }
+    }
+    free(sc);
+}
+
+static void sess_check(struct sess *s, uint32_t T, const char *what)
+{
+    const size_t qw = (size_t)s->n_head * s->hd;
+    vkx_download(s->vk, &s->out, 0, s->hout, T * qw * 4);
+    sess_ref(s, T);
+    char name[128];
+    snprintf(name, sizeof name, "%s pos %u+%u", what, s->n_pos, T);
+    s->bad += nb_test_compare(name, s->hout, s->ref, T * qw, 2e-4f, 2e-3f);
+    s->n_pos += T;
+}
+
+/* Records store + attention for T tokens (through layer `layer`: 0 owns, 1 shares). */
+static void sess_record(struct sess *s, struct vkx_cmd *c, uint32_t T, uint32_t layer)
+{
+    const size_t qw = (size_t)s->n_head * s->hd, kw = (size_t)s->n_kv * s->hd;
+    struct vkx_view q = {&s->q, 0, T * qw * 4}, out = {&s->out, 0, T * qw * 4};
+    struct vkx_view k = {&s->k, 0, T * kw * 4}, v = {&s->v, 0, T * kw * 4};
+    struct vkx_view pos = {&s->pos, 0, T * 4};
+    vkx_cmd_begin(s->vk, c);
+    nb_op_kv_store(s->op, s->vk, c, &s->kv, 0, k, v, pos, T);
+    vkx_cmd_barrier(c); /* the cache holds the chunk before it attends */
+    nb_op_attn(s->op, s->vk, c, &s->kv, layer, q, out, pos, T, s->n_head, s->scale,
+               vkx_whole(&s->scratch));
+    vkx_cmd_end(s->vk, c);
+}
+
+/* Runs chunks of the given sizes (0 ends the list). */
+static void sess_run(struct sess *s, const uint32_t *chunks, const char *what)
+{
+    struct vkx_cmd c;
+    vkx_cmd_create(s->vk, &c, 8, false);
+    for (uint32_t i = 0; chunks[i]; i++) {
+        sess_inputs(s, chunks[i]);
+        sess_record(s, &c, chunks[i], i % 2);
+        vkx_cmd_submit_wait(s->vk, &c);
+        sess_check(s, chunks[i], what);
+    }
+    vkx_cmd_destroy(s->vk, &c);
+    nb_test_check_validation();
+}
+
+/* ---- cases -------------------------------------------------------------------------------- */
+
+/* Decode, full attention, GQA 4:2, head_dim 64: contexts 1..40, split-K from 32 keys on. */
+static void decode_full(int fallback)
+{
+    struct sess s;
+    sess_init(&s, fallback, 4, 2, 64, 0, 64, 1, 0.125f);
+    uint32_t saved = s.op->min_chunk;
+    s.op->min_chunk = 16;
+    uint32_t chunks[41];
+    for (int i = 0; i < 40; i++) chunks[i] = 1;
+    chunks[40] = 0;
+    sess_run(&s, chunks, "decode_full");
+    s.op->min_chunk = saved;
+    assert_int_equal(s.bad, 0);
+    sess_free(&s);
+}
+
+/* Prefill chunks after earlier chunks, sliding window 16, GQA 4:1, head_dim 128: 112 positions
+ * through a ring of 56 slots. */
+static void prefill_swa(int fallback)
+{
+    struct sess s;
+    sess_init(&s, fallback, 4, 1, 128, 16, 256, 40, 1.0f / sqrtf(128.0f));
+    const uint32_t chunks[] = {31, 33, 1, 40, 7, 0};
+    sess_run(&s, chunks, "prefill_swa");
+    assert_int_equal(s.bad, 0);
+    sess_free(&s);
+}
+
+/* Decode with a sliding window, GQA 8:1, head_dim 256, Gemma's scale 1.0 (small q): 100+
+ * positions through a ring of 20 slots, single tokens and batches of 4, split-K on. */
+static void decode_swa(int fallback)
+{
+    struct sess s;
+    sess_init(&s, fallback, 8, 1, 256, 16, 512, 4, 1.0f / 16.0f);
+    uint32_t saved = s.op->min_chunk;
+    s.op->min_chunk = 16;
+    uint32_t chunks[80], n = 0;
+    for (int i = 0; i < 70; i++) chunks[n++] = 1;
+    for (int i = 0; i < 9; i++) chunks[n++] = i % 3 ? 4 : 3;
+    chunks[n] = 0;
+    sess_run(&s, chunks, "decode_swa");
+    s.op->min_chunk = saved;
+    assert_int_equal(s.bad, 0);
+    sess_free(&s);
+}
+
+/* head_dim 512 with few heads (2:1), full attention, scale 1.0: prefill, decode, prefill. */
+static void hd512(int fallback)
+{
+    struct sess s;
+    sess_init(&s, fallback, 2, 1, 512, 0, 128, 33, 1.0f / 32.0f);
+    const uint32_t chunks[] = {33, 1, 1, 1, 31, 1, 0};
+    sess_run(&s, chunks, "hd512");
+    assert_int_equal(s.bad, 0);
+    sess_free(&s);
+}
+
+/* A decode step recorded once and submitted 40 times; only the contents of the pos buffer and
+ * the inputs change. Sliding window 16 (the ring wraps), GQA 4:2, head_dim 128, split-K on. */
+static void replay(int fallback)
+{
+    struct sess s;
+    sess_init(&s, fallback, 4, 2, 128, 16, 64, 1, 1.0f / sqrtf(128.0f));
+    uint32_t saved = s.op->min_chunk;
+    s.op->min_chunk = 16;
+    struct vkx_cmd c;
+    vkx_cmd_create(s.vk, &c, 8, false);
+    sess_record(&s, &c, 1, 1);
+    for (int i = 0; i < 40; i++) {
+        sess_inputs(&s, 1);
+        vkx_cmd_submit_wait(s.vk, &c);
+        sess_check(&s, 1, "replay");
+    }
+    vkx_cmd_destroy(s.vk, &c);
+    s.op->min_chunk = saved;
+    assert_int_equal(s.bad, 0);
+    sess_free(&s);
+}
+
+static void test_decode_full(void **st) { (void)st; decode_full(0); }
+static void test_decode_full_fallback(void **st) { (void)st; decode_full(1); }
+static void test_prefill_swa(void **st) { (void)st; prefill_swa(0); }
+static void test_prefill_swa_fallback(void **st) { (void)st; prefill_swa(1); }
+static void test_decode_swa(void **st) { (void)st; decode_swa(0); }
+static void test_decode_swa_fallback(void **st) { (void)st; decode_swa(1); }
+static void test_hd512(void **st) { (void)st; hd512(0); }
+static void test_hd512_fallback(void **st) { (void)st; hd512(1); }
+static void test_replay(void **st) { (void)st; replay(0); }
+static void test_replay_fallback(void **st) { (void)st; replay(1); }
+
+/* Cache creation: sizes, ring slots, refusals with a message. */
+static void test_kvcache(void **st)
+{
+    (void)st;
+    struct vkx_ctx *vk = nb_test_vk();
+    if (!vk) skip();
+    char err[512];
+    struct nb_kvcache kv;
+    /* E2B-like: sliding, full, then two layers sharing them */
+    struct nb_kv_layer_desc d[4] = {{1, 256, true, 0}, {1, 512, false, 1}, {1, 256, true, 0},
+                                    {1, 512, false, 1}};
+    assert_int_equal(nb_kvcache_create(vk, &kv, 4, d, 1000, 512, 64, err, sizeof err), 0);
+    assert_int_equal(kv.layers[0].n_slots, 576);
+    assert_int_equal(kv.layers[1].n_slots, 1000);
+    assert_int_equal(nb_kvcache_bytes(&kv), 2ull * 2 * (576 * 256 + 1000 * 512));
+    assert_ptr_equal(nb_kvcache_src(&kv, 3), &kv.layers[1]);
+    nb_kvcache_destroy(vk, &kv);
+    /* a short context caps the ring */
+    assert_int_equal(nb_kvcache_create(vk, &kv, 4, d, 100, 512, 64, err, sizeof err), 0);
+    assert_int_equal(kv.layers[0].n_slots, 100);
+    nb_kvcache_destroy(vk, &kv);
+
+    struct nb_kv_layer_desc bad_hd[1] = {{2, 48, false, 0}};
+    assert_int_equal(nb_kvcache_create(vk, &kv, 1, bad_hd, 64, 0, 1, err, sizeof err), -1);
+    printf("# refused: %s\n", err);
+    struct nb_kv_layer_desc bad_share[2] = {{1, 256, true, 0}, {1, 512, false, 0}};
+    assert_int_equal(nb_kvcache_create(vk, &kv, 2, bad_share, 64, 16, 1, err, sizeof err), -1);
+    printf("# refused: %s\n", err);
+    uint64_t too_many = vk->caps.max_storage_range / (8 * 512 * 2) + 1;
+    struct nb_kv_layer_desc big[1] = {{8, 512, false, 0}};
+    if (too_many < 0xffffffffu) {
+        assert_int_equal(nb_kvcache_create(vk, &kv, 1, big, (uint32_t)too_many, 0, 1, err,
+                                           sizeof err), -1);
+        printf("# refused: %s\n", err);
+        assert_non_null(strstr(err, "storage range"));
+    }
+    nb_test_check_validation();
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    for (int f = 0; f < 2; f++)
+        if (op_state[f] == 1) nb_op_attn_destroy(&ops[f], get_vk(f));
+    if (fb_state == 1) vkx_destroy(&fb_vk);
+    nb_test_vk_done();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kvcache),
+        cmocka_unit_test(test_decode_full),
+        cmocka_unit_test(test_decode_full_fallback),
+        cmocka_unit_test(test_prefill_swa),
+        cmocka_unit_test(test_prefill_swa_fallback),
+        cmocka_unit_test(test_decode_swa),
+        cmocka_unit_test(test_decode_swa_fallback),
+        cmocka_unit_test(test_hd512),
+        cmocka_unit_test(test_hd512_fallback),
+        cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_replay_fallback),
+    };
+    return cmocka_run_group_tests(tests, NULL, teardown);
+}
