@@ -91,20 +91,27 @@ int nb_op_misc_create(struct nb_op_misc *o, struct vkx_ctx *vk, char *err, size_
     if (o->sample_subgroup) {
         char e2[256];
         if (mkpipe(vk, &o->sample[1], NB_SPV_SAMPLE_SG, 4, sizeof(struct nb_push_sample),
-                   o->sample_wg, 1, e2, sizeof e2) != 0) {
+                   o->sample_wg, 1, e2, sizeof e2) != 0 ||
+            mkpipe(vk, &o->sample[2], NB_SPV_SAMPLE_SG, 4, sizeof(struct nb_push_sample),
+                   o->sample_wg, 2, e2, sizeof e2) != 0) {
             fprintf(stderr, "nibble: sampling with subgroups refused (%s); using shared memory\n",
                     e2);
-            memset(&o->sample[1], 0, sizeof o->sample[1]);
+            for (int i = 1; i < 3; i++) {
+                if (o->sample[i].pipe) vkx_pipeline_destroy(vk, &o->sample[i]);
+                memset(&o->sample[i], 0, sizeof o->sample[i]);
+            }
             o->sample_subgroup = false;
         }
     }
-    if (!o->sample_subgroup && mkpipe(vk, &o->sample[1], NB_SPV_SAMPLE, 4,
-                                      sizeof(struct nb_push_sample), o->sample_wg, 1, err,
-                                      errlen) != 0)
+    if (!o->sample_subgroup &&
+        (mkpipe(vk, &o->sample[1], NB_SPV_SAMPLE, 4, sizeof(struct nb_push_sample), o->sample_wg,
+                1, err, errlen) != 0 ||
+         mkpipe(vk, &o->sample[2], NB_SPV_SAMPLE, 4, sizeof(struct nb_push_sample), o->sample_wg,
+                2, err, errlen) != 0))
         goto fail;
-    /* pass 1 writes (value, id) pairs [lists][k] */
+    /* pass 1 writes (value, id) pairs [lists][k], the threshold pass one more pair */
     if (vkx_buffer_create(vk, &o->sample_part,
-                          (VkDeviceSize)NB_SAMPLE_MAX_LISTS * NB_SAMPLE_MAX_K * 8,
+                          ((VkDeviceSize)NB_SAMPLE_MAX_LISTS * NB_SAMPLE_MAX_K + 1) * 8,
                           VKX_MEM_DEVICE, err, errlen) != 0)
         goto fail;
     return 0;
@@ -116,7 +123,8 @@ fail:
 void nb_op_misc_destroy(struct nb_op_misc *o, struct vkx_ctx *vk)
 {
     struct vkx_pipeline *ps[] = {&o->norm,      &o->norm_small, &o->rope,   &o->elt,
-                                 &o->sample[0], &o->sample[1],  &o->router, &o->combine};
+                                 &o->sample[0], &o->sample[1],  &o->sample[2], &o->router,
+                                 &o->combine};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (ps[i]->pipe) vkx_pipeline_destroy(vk, ps[i]);
     if (o->sample_part.buf) vkx_buffer_destroy(vk, &o->sample_part);

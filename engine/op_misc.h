@@ -28,8 +28,9 @@
 struct nb_op_misc {
     struct vkx_pipeline norm;       /* rmsnorm, wide workgroup (rows > 1024) */
     struct vkx_pipeline norm_small; /* rmsnorm, narrow workgroup (heads, small rows) */
-    struct vkx_pipeline rope, elt, sample[2], router, combine;
-    struct vkx_buffer sample_part;  /* [NB_SAMPLE_MAX_LISTS][NB_SAMPLE_MAX_K] (f32 bits, u32) */
+    struct vkx_pipeline rope, elt, router, combine;
+    struct vkx_pipeline sample[3];  /* sample.comp passes: collect, merge+choose, threshold */
+    struct vkx_buffer sample_part;  /* [NB_SAMPLE_MAX_LISTS * NB_SAMPLE_MAX_K + 1] (f32 bits, u32) */
     bool subgroup;                  /* rmsnorm reduces with subgroup arithmetic */
     bool sample_subgroup;           /* the sampling merge likewise */
     uint32_t norm_wg, norm_small_wg, rope_wg, elt_wg, sample_wg, sample1_wg, router_wg, combine_wg;
@@ -117,7 +118,8 @@ void nb_op_scale_dev(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c
 
 /* ---- token choice ----------------------------------------------------------------------------
  * Both write one uint32 token id into out[out_off] and use o->sample_part as scratch (so two
- * samplings in one recording need a barrier between them). Order: larger logit first, ties to
+ * samplings in one recording need a barrier between them). Argmax records 2 dispatches,
+ * sampling with k > 1 up to 4, with barriers between them. Order: larger logit first, ties to
  * the lower id, NaN counts as -inf. */
 /* Greedy: the id of the largest of logits[0..n). */
 void nb_op_argmax(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,

@@ -23,7 +23,8 @@ float nb_sample_uniform(uint32_t seed, uint32_t counter)
     return (float)(hash32(seed ^ hash32(counter + 0x9e3779b9u)) >> 8) * (1.0f / 16777216.0f);
 }
 
-/* Records pass 1 (top k of strided subsets), a barrier, pass 2 (merge and choose). */
+/* Records [list maxima, threshold,] pass 1 (top k of strided subsets), pass 2 (merge and choose),
+ * with barriers between them. */
 static void record(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                    struct vkx_view logits, uint32_t n, uint32_t k, float inv_temp, float top_p,
                    uint32_t seed, struct vkx_view rng, struct vkx_view out, uint32_t out_off)
@@ -46,8 +47,18 @@ static void record(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
         .top_p = top_p,
     };
     struct vkx_view b[4] = {logits, vkx_whole(&o->sample_part), out, rng.buf ? rng : out};
-    vkx_cmd_dispatch(vk, c, &o->sample[0], b, 4, &p, sizeof p, vkx_ceil_div(lists, o->sample1_wg),
-                     1, 1);
+    uint32_t g1 = vkx_ceil_div(lists, o->sample1_wg);
+    if (k > 1 && lists > k) {
+        /* list maxima, then their k-th best as a threshold for the collecting pass */
+        struct nb_push_sample p1 = p;
+        p1.k = 1;
+        vkx_cmd_dispatch(vk, c, &o->sample[0], b, 4, &p1, sizeof p1, g1, 1, 1);
+        vkx_cmd_barrier(c);
+        vkx_cmd_dispatch(vk, c, &o->sample[2], b, 4, &p, sizeof p, 1, 1, 1);
+        vkx_cmd_barrier(c);
+        p.flags = 1;
+    }
+    vkx_cmd_dispatch(vk, c, &o->sample[0], b, 4, &p, sizeof p, g1, 1, 1);
     vkx_cmd_barrier(c);
     vkx_cmd_dispatch(vk, c, &o->sample[1], b, 4, &p, sizeof p, 1, 1, 1);
 }

@@ -4,6 +4,9 @@
 // decode position, so a recorded step replays with a fresh draw). Two passes:
 //   PASS 0: n_lists invocations; invocation l keeps the top k of logits l, l + n_lists, ... in
 //           private arrays (insertion, no barriers) and writes them, best first, to part[l*k..].
+//   With k > 1 a cheaper PASS 0 runs first with k = 1 (the maximum of each list), PASS 2 (one
+//   workgroup) takes the k-th best of those maxima as a threshold, and the full PASS 0 skips
+//   everything ranked below it, so few elements reach the insertion sort.
 //   PASS 1: one workgroup merges the sorted lists (invocation l owns list l, n_lists <= WG), then
 //           one invocation does softmax(v/T) over the k, the top-p cut and the draw, and writes
 //           the token id to out[out_off].
@@ -20,7 +23,7 @@ layout(constant_id = 1) const uint PASS = 0;
 #include "best.glsl"
 
 layout(std430, binding = 0) readonly buffer L { float logits[]; };   // [n]
-layout(std430, binding = 1) buffer Part { uvec2 part[]; };           // [n_lists][k] (v bits, i)
+layout(std430, binding = 1) buffer Part { uvec2 part[]; };  // [n_lists][k] (v bits, i); threshold at [n_lists*64]
 layout(std430, binding = 2) buffer Out { uint out_ids[]; };
 layout(std430, binding = 3) readonly buffer R { uint rng[]; };       // [1]
 layout(push_constant) uniform Push { nb_push_sample p; };
@@ -57,6 +60,8 @@ void main()
         if (l >= p.n_lists) return;
         float lv[MAX_K];
         uint li[MAX_K];
+        // with flags & 1, elements ranked below the threshold element from PASS 2 are skipped
+        cand th = (p.flags & 1u) != 0u ? load_part(p.n_lists * MAX_K) : cand(NEG_INF, NONE);
         uint cnt = 0;
         float tv = NEG_INF; // the last kept element once the list is full (else below all)
         uint ti = NONE;
@@ -65,6 +70,7 @@ void main()
             float v = logits[j];
             if (isnan(v)) v = NEG_INF;
             if (full && !better(v, j, tv, ti)) continue;
+            if (better(th.v, th.i, v, j)) continue;
             uint q = cnt < p.k ? cnt++ : p.k - 1;
             while (q > 0 && better(v, j, lv[q - 1], li[q - 1])) {
                 lv[q] = lv[q - 1];
@@ -80,6 +86,20 @@ void main()
         for (uint q = 0; q < p.k; q++)
             part[l * p.k + q] = q < cnt ? uvec2(floatBitsToUint(lv[q]), li[q])
                                         : uvec2(floatBitsToUint(NEG_INF), NONE);
+        return;
+    }
+
+    if (PASS == 2) {
+        // the k-th best of the list maxima (part[l], from PASS 0 with k = 1): at least k
+        // elements rank at or above it, so the final top k does too
+        cand cur = cand(NEG_INF, NONE);
+        if (lid < p.n_lists) cur = load_part(lid);
+        cand kth = cand(NEG_INF, NONE);
+        for (uint k = 0; k < p.k; k++) {
+            kth = wg_best(cur);
+            if (lid < p.n_lists && kth.i != NONE && cur.i == kth.i) cur = cand(NEG_INF, NONE);
+        }
+        if (lid == 0) part[p.n_lists * MAX_K] = uvec2(floatBitsToUint(kth.v), kth.i);
         return;
     }
 

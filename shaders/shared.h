@@ -106,7 +106,7 @@ NB_STRUCT(nb_push_sample) {
     NB_U32 n;        /* logits */
     NB_U32 k;        /* candidates, 1..64 (1 = argmax) */
     NB_U32 n_lists;  /* pass-1 invocations, each keeping the top k of a strided subset */
-    NB_U32 pad;
+    NB_U32 flags;    /* pass 1: 1 = skip elements below the threshold from the threshold pass */
     NB_U32 seed;
     NB_U32 out_off;  /* element of out[] written */
     NB_F32 inv_temp; /* 1/temperature; 0 = greedy */
