@@ -250,13 +250,17 @@ static void decode_swa(int fallback)
     sess_free(&s);
 }
 
-/* head_dim 512 with few heads (2:1), full attention, scale 1.0: prefill, decode, prefill. */
+/* head_dim 512 with few heads (2:1), full attention: prefill, decode, prefill, all split-K
+ * (the prefill chunks over 16-row workgroups). */
 static void hd512(int fallback)
 {
     struct sess s;
     sess_init(&s, fallback, 2, 1, 512, 0, 128, 33, 1.0f / 32.0f);
+    uint32_t saved = s.op->min_chunk;
+    s.op->min_chunk = 16;
     const uint32_t chunks[] = {33, 1, 1, 1, 31, 1, 0};
     sess_run(&s, chunks, "hd512");
+    s.op->min_chunk = saved;
     assert_int_equal(s.bad, 0);
     sess_free(&s);
 }
