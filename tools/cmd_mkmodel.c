@@ -1,12 +1,524 @@
-/* nibble mkmodel: not implemented yet. */
+/* nibble mkmodel --preset NAME -o FILE [--seed S] [--type q4_0|q8_0|f16]
+ *
+ * Writes a Gemma 4 GGUF with seeded random weights and the real shapes of a published variant (or
+ * a cut-down one), so speed work needs no download. Every key and tensor llama.cpp reads is
+ * written (gemma4.md §3.2, §3.3), plus a minimal gemma4 BPE vocabulary of the right size
+ * (specials, 256 byte tokens, ASCII, a few merges, filler). Weights: matrices uniform with
+ * standard deviation 0.02, quantized row by row and streamed to the file (memory stays at one
+ * row); norms, router and expert scales and layer_output_scale are 1.0. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cmds.h"
+#include "gguf.h"
+#include "platform.h"
+#include "quant.h"
+
+/* ---- presets ---------------------------------------------------------------------------------- */
+
+struct preset {
+    const char *name, *what;
+    uint32_t H, L, nh;
+    uint32_t nkv_swa, nkv_full;  /* kv heads of sliding / full layers (array key when they differ) */
+    uint32_t hd_swa, hd_full;    /* head dims */
+    uint32_t ff, ff_shared;      /* dense MLP width; on KV-shared layers (0: same) */
+    uint32_t P;                  /* per-layer embedding width (PLE), 0: none */
+    uint32_t shared;             /* trailing KV-shared layers */
+    uint32_t period;             /* layer l is full when (l + 1) % period == 0 (and the last one) */
+    uint32_t window;             /* sliding window */
+    uint32_t E, K, Fe;           /* experts, used, expert width (0: dense) */
+    bool k_eq_v;                 /* full layers have no attn_v */
+    uint32_t V, ctx;
+};
+
+#define V262K 262144u
+static const struct preset presets[] = {
+    {"e2b", "Gemma 4 E2B", 1536, 35, 8, 1, 1, 256, 512, 6144, 12288, 256, 20, 5, 512, 0, 0, 0,
+     false, V262K, 131072},
+    {"e4b", "Gemma 4 E4B", 2560, 42, 8, 2, 2, 256, 512, 10240, 0, 256, 18, 6, 512, 0, 0, 0, false,
+     V262K, 131072},
+    {"12b", "Gemma 4 12B", 3840, 48, 16, 8, 1, 256, 512, 15360, 0, 0, 0, 6, 1024, 0, 0, 0, true,
+     V262K, 131072},
+    {"26b-a4b", "Gemma 4 26B-A4B (MoE)", 2816, 30, 16, 8, 2, 256, 512, 2112, 0, 0, 0, 6, 1024, 128,
+     8, 704, true, V262K, 262144},
+    {"31b", "Gemma 4 31B", 5376, 60, 32, 16, 4, 256, 512, 21504, 0, 0, 0, 6, 1024, 0, 0, 0, true,
+     V262K, 262144},
+    /* cut-down: the same layer shapes, fewer layers */
+    {"e2b-10l", "E2B shapes, 10 layers (5 KV-shared)", 1536, 10, 8, 1, 1, 256, 512, 6144, 12288,
+     256, 5, 5, 512, 0, 0, 0, false, V262K, 131072},
+    {"e4b-12l", "E4B shapes, 12 layers (6 KV-shared)", 2560, 12, 8, 2, 2, 256, 512, 10240, 0, 256,
+     6, 6, 512, 0, 0, 0, false, V262K, 131072},
+    {"12b-6l", "12B shapes, 6 layers", 3840, 6, 16, 8, 1, 256, 512, 15360, 0, 0, 0, 6, 1024, 0, 0,
+     0, true, V262K, 131072},
+    {"26b-a4b-2l", "26B-A4B shapes, 2 layers (sliding, full)", 2816, 2, 16, 8, 2, 256, 512, 2112,
+     0, 0, 0, 6, 1024, 128, 8, 704, true, V262K, 262144},
+    {"26b-a4b-6l", "26B-A4B shapes, 6 layers", 2816, 6, 16, 8, 2, 256, 512, 2112, 0, 0, 0, 6, 1024,
+     128, 8, 704, true, V262K, 262144},
+    {"31b-2l", "31B shapes, 2 layers (sliding, full)", 5376, 2, 32, 16, 4, 256, 512, 21504, 0, 0,
+     0, 6, 1024, 0, 0, 0, true, V262K, 262144},
+    /* small dense models */
+    {"1b", "Gemma-3-1B-sized dense Gemma 4", 1152, 26, 4, 1, 1, 256, 512, 6912, 0, 0, 0, 6, 512, 0,
+     0, 0, false, V262K, 32768},
+    {"tiny-h1024", "dense H=1024, 8 layers, 32k vocabulary (the lavapipe target)", 1024, 8, 8, 2, 1,
+     128, 256, 4096, 0, 0, 0, 4, 512, 0, 0, 0, false, 32768, 32768},
+    {"tiny-h256", "dense H=256, 2 layers, 4k vocabulary (tests)", 256, 2, 4, 2, 1, 64, 128, 512, 0,
+     0, 0, 2, 64, 0, 0, 0, false, 4096, 4096},
+    {"tiny-moe", "MoE H=256, 2 layers, 16 experts top-4, 4k vocabulary (tests)", 256, 2, 4, 2, 1,
+     64, 128, 256, 0, 0, 0, 2, 64, 16, 4, 64, true, 4096, 4096},
+};
+#define N_PRESETS (sizeof presets / sizeof presets[0])
+
+static bool layer_full(const struct preset *p, uint32_t l)
+{
+    return (l + 1) % p->period == 0 || l + 1 == p->L;
+}
+static bool layer_has_kv(const struct preset *p, uint32_t l) { return l < p->L - p->shared; }
+static uint32_t layer_ff(const struct preset *p, uint32_t l)
+{
+    return !layer_has_kv(p, l) && p->ff_shared ? p->ff_shared : p->ff;
+}
+
+/* ---- a streaming GGUF writer: header and tensor infos in memory, data row by row -------------- */
+
+struct buf {
+    uint8_t *p;
+    size_t n, cap;
+    bool oom;
+    uint64_t n_kv; /* keys written */
+};
+static void put(struct buf *b, const void *src, size_t n)
+{
+    if (b->oom) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1 << 16;
+        while (cap < b->n + n) cap *= 2;
+        uint8_t *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = true;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+static void put_u32(struct buf *b, uint32_t v) { put(b, &v, 4); }
+static void put_u64(struct buf *b, uint64_t v) { put(b, &v, 8); }
+static void put_str(struct buf *b, const char *s)
+{
+    put_u64(b, strlen(s));
+    put(b, s, strlen(s));
+}
+static void key(struct buf *b, const char *k, enum gguf_vtype t)
+{
+    put_str(b, k);
+    put_u32(b, (uint32_t)t);
+    b->n_kv++;
+}
+static void kv_u32(struct buf *b, const char *k, uint32_t v)
+{
+    key(b, k, GGUF_U32);
+    put_u32(b, v);
+}
+static void kv_f32(struct buf *b, const char *k, float v)
+{
+    key(b, k, GGUF_F32);
+    put(b, &v, 4);
+}
+static void kv_bool(struct buf *b, const char *k, bool v)
+{
+    key(b, k, GGUF_BOOL);
+    uint8_t x = v;
+    put(b, &x, 1);
+}
+static void kv_str(struct buf *b, const char *k, const char *v)
+{
+    key(b, k, GGUF_STRING);
+    put_str(b, v);
+}
+static void arr_head(struct buf *b, const char *k, enum gguf_vtype elem, uint64_t n)
+{
+    key(b, k, GGUF_ARRAY);
+    put_u32(b, (uint32_t)elem);
+    put_u64(b, n);
+}
+
+#define MAX_TENSORS 2048
+#define ALIGN 32
+enum fill { FILL_RAND, FILL_ONE, FILL_ROPE };
+struct tinfo {
+    char name[64];
+    uint32_t nd;
+    uint64_t ne[3];
+    enum ggml_type type;
+    enum fill fill;
+    uint64_t off, bytes;
+};
+struct writer {
+    struct tinfo t[MAX_TENSORS];
+    uint32_t n;
+    uint64_t data_size;
+    uint32_t n_rope_on; /* rope_freqs: pairs that rotate */
+};
+
+static void tensor(struct writer *w, const char *name, enum ggml_type type, enum fill fill,
+                   uint32_t nd, uint64_t ne0, uint64_t ne1, uint64_t ne2)
+{
+    if (w->n >= MAX_TENSORS) return;
+    struct tinfo *t = &w->t[w->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->nd = nd;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->ne[2] = ne2;
+    t->type = type;
+    t->fill = fill;
+    t->bytes = ggml_row_size(type, ne0) * ne1 * ne2;
+    t->off = w->data_size;
+    w->data_size = (t->off + t->bytes + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+/* The tensor table of a preset (gemma4.md §3.3), in llama.cpp's order. */
+static void tensors(struct writer *w, const struct preset *p, enum ggml_type mt)
+{
+    char nm[64];
+    uint32_t H = p->H, L = p->L;
+    tensor(w, "token_embd.weight", mt, FILL_RAND, 2, H, p->V, 1);
+    tensor(w, "output_norm.weight", GGML_F32, FILL_ONE, 1, H, 1, 1);
+    tensor(w, "rope_freqs.weight", GGML_F32, FILL_ROPE, 1, p->hd_full / 2, 1, 1);
+    w->n_rope_on = p->hd_full / 8; /* partial_rotary_factor 0.25 */
+    if (p->P) {
+        tensor(w, "per_layer_token_embd.weight", mt, FILL_RAND, 2, (uint64_t)L * p->P, p->V, 1);
+        tensor(w, "per_layer_model_proj.weight", mt, FILL_RAND, 2, H, (uint64_t)L * p->P, 1);
+        tensor(w, "per_layer_proj_norm.weight", GGML_F32, FILL_ONE, 1, p->P, 1, 1);
+    }
+#define T(suffix, type, fill, nd, a, b, c)                                                         \
+    do {                                                                                           \
+        snprintf(nm, sizeof nm, "blk.%u." suffix, l);                                              \
+        tensor(w, nm, type, fill, nd, a, b, c);                                                    \
+    } while (0)
+    for (uint32_t l = 0; l < L; l++) {
+        bool full = layer_full(p, l), kv = layer_has_kv(p, l);
+        uint32_t hd = full ? p->hd_full : p->hd_swa, nkv = full ? p->nkv_full : p->nkv_swa;
+        uint32_t F = layer_ff(p, l);
+        T("attn_norm.weight", GGML_F32, FILL_ONE, 1, H, 1, 1);
+        T("attn_q.weight", mt, FILL_RAND, 2, H, p->nh * hd, 1);       /* {H, nh*hd} */
+        if (kv) {
+            T("attn_k.weight", mt, FILL_RAND, 2, H, nkv * hd, 1);     /* {H, nkv*hd} */
+            if (!(full && p->k_eq_v)) T("attn_v.weight", mt, FILL_RAND, 2, H, nkv * hd, 1);
+            T("attn_k_norm.weight", GGML_F32, FILL_ONE, 1, hd, 1, 1);
+        }
+        T("attn_q_norm.weight", GGML_F32, FILL_ONE, 1, hd, 1, 1);
+        T("attn_output.weight", mt, FILL_RAND, 2, p->nh * hd, H, 1);  /* {nh*hd, H} */
+        T("post_attention_norm.weight", GGML_F32, FILL_ONE, 1, H, 1, 1);
+        T("ffn_norm.weight", GGML_F32, FILL_ONE, 1, H, 1, 1);
+        T("ffn_gate.weight", mt, FILL_RAND, 2, H, F, 1);              /* {H, F} */
+        T("ffn_up.weight", mt, FILL_RAND, 2, H, F, 1);                /* {H, F} */
+        T("ffn_down.weight", mt, FILL_RAND, 2, F, H, 1);              /* {F, H} */
+        T("post_ffw_norm.weight", GGML_F32, FILL_ONE, 1, H, 1, 1);
+        T("layer_output_scale.weight", GGML_F32, FILL_ONE, 1, 1, 1, 1);
+        if (p->E) {
+            T("ffn_gate_inp.weight", GGML_F32, FILL_RAND, 2, H, p->E, 1); /* {H, E} router */
+            T("ffn_gate_inp.scale", GGML_F32, FILL_ONE, 1, H, 1, 1);
+            T("pre_ffw_norm_2.weight", GGML_F32, FILL_ONE, 1, H, 1, 1);
+            T("post_ffw_norm_1.weight", GGML_F32, FILL_ONE, 1, H, 1, 1);
+            T("post_ffw_norm_2.weight", GGML_F32, FILL_ONE, 1, H, 1, 1);
+            T("ffn_gate_up_exps.weight", mt, FILL_RAND, 3, H, 2 * p->Fe, p->E); /* {H, 2Fe, E} */
+            T("ffn_down_exps.weight", mt, FILL_RAND, 3, p->Fe, H, p->E);       /* {Fe, H, E} */
+            T("ffn_down_exps.scale", GGML_F32, FILL_ONE, 1, p->E, 1, 1);
+        }
+        if (p->P) {
+            T("inp_gate.weight", mt, FILL_RAND, 2, H, p->P, 1);       /* {H, P} */
+            T("proj.weight", mt, FILL_RAND, 2, p->P, H, 1);           /* {P, H} */
+            T("post_norm.weight", GGML_F32, FILL_ONE, 1, H, 1, 1);
+        }
+    }
+#undef T
+}
+
+/* The gemma4 metadata (gemma4.md §3.2). */
+static void metadata(struct buf *b, const struct preset *p)
+{
+    char nm[96];
+    snprintf(nm, sizeof nm, "nibble-mkmodel-%s", p->name);
+    kv_str(b, "general.architecture", "gemma4");
+    kv_str(b, "general.name", nm);
+    kv_u32(b, "general.alignment", ALIGN);
+    kv_u32(b, "gemma4.context_length", p->ctx);
+    kv_u32(b, "gemma4.embedding_length", p->H);
+    kv_u32(b, "gemma4.block_count", p->L);
+    if (p->ff_shared && p->shared) {
+        arr_head(b, "gemma4.feed_forward_length", GGUF_I32, p->L);
+        for (uint32_t l = 0; l < p->L; l++) put_u32(b, layer_ff(p, l));
+    } else {
+        kv_u32(b, "gemma4.feed_forward_length", p->ff);
+    }
+    kv_u32(b, "gemma4.attention.head_count", p->nh);
+    if (p->nkv_swa != p->nkv_full) {
+        arr_head(b, "gemma4.attention.head_count_kv", GGUF_I32, p->L);
+        for (uint32_t l = 0; l < p->L; l++) put_u32(b, layer_full(p, l) ? p->nkv_full : p->nkv_swa);
+    } else {
+        kv_u32(b, "gemma4.attention.head_count_kv", p->nkv_swa);
+    }
+    kv_u32(b, "gemma4.attention.key_length", p->hd_full);
+    kv_u32(b, "gemma4.attention.value_length", p->hd_full);
+    kv_u32(b, "gemma4.attention.key_length_swa", p->hd_swa);
+    kv_u32(b, "gemma4.attention.value_length_swa", p->hd_swa);
+    kv_f32(b, "gemma4.attention.layer_norm_rms_epsilon", 1e-6f);
+    kv_u32(b, "gemma4.attention.sliding_window", p->window);
+    arr_head(b, "gemma4.attention.sliding_window_pattern", GGUF_BOOL, p->L);
+    for (uint32_t l = 0; l < p->L; l++) {
+        uint8_t s = !layer_full(p, l);
+        put(b, &s, 1);
+    }
+    kv_u32(b, "gemma4.attention.shared_kv_layers", p->shared);
+    kv_u32(b, "gemma4.embedding_length_per_layer_input", p->P);
+    kv_f32(b, "gemma4.rope.freq_base", 1e6f);
+    kv_f32(b, "gemma4.rope.freq_base_swa", 1e4f);
+    kv_u32(b, "gemma4.rope.dimension_count", p->hd_full);
+    kv_u32(b, "gemma4.rope.dimension_count_swa", p->hd_swa);
+    kv_f32(b, "gemma4.final_logit_softcapping", 30.0f);
+    if (p->E) {
+        kv_u32(b, "gemma4.expert_count", p->E);
+        kv_u32(b, "gemma4.expert_used_count", p->K);
+        kv_u32(b, "gemma4.expert_feed_forward_length", p->Fe);
+    }
+}
+
+/* A minimal gemma4 BPE vocabulary of V tokens: 7 specials, 256 byte tokens, '▁' and printable
+ * ASCII and '\n', a few merges and their results, then filler (a few <unusedN>, then plain
+ * tokens nothing produces). Token types: 1 normal, 2 unknown, 3 control, 5 user, 6 byte. */
+static const char *const merges[] = {"t h", "th e", "▁ the", "a n", "an d", "▁ and", "i n",
+                                     "in g", "▁ ing", "e r", "▁ er", "▁ th", "h e", "▁ he",
+                                     "▁ in", "▁ an", "r e", "▁ re", "o n", "▁ on"};
+#define N_MERGES (sizeof merges / sizeof merges[0])
+
+static void vocab_token(uint32_t i, char *s, size_t n, int32_t *type)
+{
+    static const char *const spec[] = {"<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<|turn>",
+                                       "<turn|>"};
+    static const int32_t spec_type[] = {3, 3, 3, 2, 1, 3, 3};
+    *type = 1;
+    if (i < 7) {
+        snprintf(s, n, "%s", spec[i]);
+        *type = spec_type[i];
+        return;
+    }
+    i -= 7;
+    if (i < 256) {
+        snprintf(s, n, "<0x%02X>", i);
+        *type = 6;
+        return;
+    }
+    i -= 256;
+    if (i == 0) {
+        snprintf(s, n, "\xe2\x96\x81"); /* U+2581, the space */
+        return;
+    }
+    if (i < 95) { /* 0x21..0x7e */
+        snprintf(s, n, "%c", (char)(0x20 + i));
+        return;
+    }
+    if (i == 95) {
+        snprintf(s, n, "\n");
+        return;
+    }
+    i -= 96;
+    if (i < N_MERGES) { /* the merge result: the pair without its space */
+        const char *m = merges[i], *sp = strchr(m, ' ');
+        snprintf(s, n, "%.*s%s", (int)(sp - m), m, sp + 1);
+        return;
+    }
+    i -= N_MERGES;
+    if (i < 64) {
+        snprintf(s, n, "<unused%u>", i);
+        *type = 5;
+        return;
+    }
+    snprintf(s, n, "<nb_filler_%u>", i - 64);
+}
+
+static void vocabulary(struct buf *b, uint32_t V)
+{
+    char s[64];
+    int32_t t;
+    kv_str(b, "tokenizer.ggml.model", "gemma4");
+    kv_str(b, "tokenizer.ggml.pre", "gemma4");
+    arr_head(b, "tokenizer.ggml.tokens", GGUF_STRING, V);
+    for (uint32_t i = 0; i < V; i++) {
+        vocab_token(i, s, sizeof s, &t);
+        put_str(b, s);
+    }
+    arr_head(b, "tokenizer.ggml.scores", GGUF_F32, V);
+    for (uint32_t i = 0; i < V; i++) {
+        float z = 0;
+        put(b, &z, 4);
+    }
+    arr_head(b, "tokenizer.ggml.token_type", GGUF_I32, V);
+    for (uint32_t i = 0; i < V; i++) {
+        vocab_token(i, s, sizeof s, &t);
+        put_u32(b, (uint32_t)t);
+    }
+    arr_head(b, "tokenizer.ggml.merges", GGUF_STRING, N_MERGES);
+    for (size_t i = 0; i < N_MERGES; i++) put_str(b, merges[i]);
+    kv_u32(b, "tokenizer.ggml.bos_token_id", 2);
+    kv_u32(b, "tokenizer.ggml.eos_token_id", 1);
+    kv_u32(b, "tokenizer.ggml.unknown_token_id", 3);
+    kv_u32(b, "tokenizer.ggml.padding_token_id", 0);
+    kv_bool(b, "tokenizer.ggml.add_bos_token", true);
+    kv_bool(b, "tokenizer.ggml.add_space_prefix", false);
+}
+
+/* ---- data ------------------------------------------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+/* Uniform in [-a, a] with a = 0.02 * sqrt(3): standard deviation 0.02. */
+static float rng_weight(uint64_t *s)
+{
+    return (float)((double)(rng_next(s) >> 40) / (double)(1u << 24) * 2.0 - 1.0) * 0.034641f;
+}
+
+static int write_tensor(FILE *f, const struct tinfo *t, uint32_t n_rope_on, uint64_t *rng,
+                        float *row, uint8_t *q)
+{
+    uint64_t rows = t->ne[1] * t->ne[2], n = t->ne[0];
+    size_t rb = (size_t)ggml_row_size(t->type, n);
+    for (uint64_t r = 0; r < rows; r++) {
+        for (uint64_t i = 0; i < n; i++)
+            row[i] = t->fill == FILL_RAND ? rng_weight(rng)
+                   : t->fill == FILL_ROPE ? (i < n_rope_on ? 1.0f : 1e30f)
+                                          : 1.0f;
+        if (nb_quant_row(t->type, row, q, n) != 0 || fwrite(q, 1, rb, f) != rb) return -1;
+    }
+    return 0;
+}
+
+static int usage(FILE *out)
+{
+    fprintf(out, "usage: nibble mkmodel --preset NAME -o FILE [--seed S] [--type q4_0|q8_0|f16]\n"
+                 "presets:\n");
+    for (size_t i = 0; i < N_PRESETS; i++)
+        fprintf(out, "  %-12s %s\n", presets[i].name, presets[i].what);
+    return out == stdout ? 0 : 2;
+}
 
 int cmd_mkmodel(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "nibble mkmodel: not implemented yet\n");
-    return 2;
+    const char *pname = NULL, *out = NULL, *tname = "q4_0";
+    uint64_t seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout);
+        if (!strcmp(a, "--preset") && v) pname = argv[++i];
+        else if (!strcmp(a, "-o") && v) out = argv[++i];
+        else if (!strcmp(a, "--type") && v) tname = argv[++i];
+        else if (!strcmp(a, "--seed") && v) {
+            char *end;
+            seed = strtoull(argv[++i], &end, 10);
+            if (*end || end == argv[i]) {
+                fprintf(stderr, "nibble mkmodel: bad seed '%s'\n", argv[i]);
+                return 2;
+            }
+        } else
+            return usage(stderr);
+    }
+    if (!pname || !out) return usage(stderr);
+    const struct preset *p = NULL;
+    for (size_t i = 0; i < N_PRESETS; i++)
+        if (!strcmp(presets[i].name, pname)) p = &presets[i];
+    if (!p) {
+        fprintf(stderr, "nibble mkmodel: unknown preset '%s' (nibble mkmodel --help lists them)\n",
+                pname);
+        return 2;
+    }
+    enum ggml_type mt = !strcmp(tname, "q4_0") ? GGML_Q4_0
+                      : !strcmp(tname, "q8_0") ? GGML_Q8_0
+                      : !strcmp(tname, "f16")  ? GGML_F16
+                                               : GGML_TYPE_MAX;
+    if (mt == GGML_TYPE_MAX) {
+        fprintf(stderr, "nibble mkmodel: unknown type '%s' (q4_0, q8_0 or f16)\n", tname);
+        return 2;
+    }
+
+    struct writer *w = calloc(1, sizeof *w);
+    struct buf kvb = {0}, hdr = {0};
+    float *row = NULL;
+    uint8_t *q = NULL;
+    FILE *f = NULL;
+    int rc = 1;
+    if (!w) goto oom;
+    tensors(w, p, mt);
+    metadata(&kvb, p);
+    vocabulary(&kvb, p->V);
+
+    put(&hdr, "GGUF", 4);
+    put_u32(&hdr, 3);
+    put_u64(&hdr, w->n);
+    put_u64(&hdr, kvb.n_kv);
+    put(&hdr, kvb.p, kvb.n);
+    uint64_t max_row = 0;
+    for (uint32_t i = 0; i < w->n; i++) {
+        const struct tinfo *t = &w->t[i];
+        put_str(&hdr, t->name);
+        put_u32(&hdr, t->nd);
+        for (uint32_t d = 0; d < t->nd; d++) put_u64(&hdr, t->ne[d]);
+        put_u32(&hdr, (uint32_t)t->type);
+        put_u64(&hdr, t->off);
+        if (t->ne[0] > max_row) max_row = t->ne[0];
+    }
+    static const uint8_t zeros[ALIGN];
+    put(&hdr, zeros, (ALIGN - hdr.n % ALIGN) % ALIGN);
+    row = malloc(max_row * sizeof *row);
+    q = malloc(max_row * sizeof *row);
+    if (kvb.oom || hdr.oom || !row || !q) goto oom;
+
+    f = fopen(out, "wb");
+    if (!f) {
+        fprintf(stderr, "nibble mkmodel: cannot write '%s'\n", out);
+        goto done;
+    }
+    uint64_t t0 = plat_now_ns(), params = 0, pos = 0;
+    if (fwrite(hdr.p, 1, hdr.n, f) != hdr.n) goto io;
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+    for (uint32_t i = 0; i < w->n; i++) {
+        const struct tinfo *t = &w->t[i];
+        if (pos < t->off && fwrite(zeros, 1, t->off - pos, f) != t->off - pos) goto io;
+        if (write_tensor(f, t, w->n_rope_on, &rng, row, q) != 0) goto io;
+        pos = t->off + t->bytes;
+        params += t->ne[0] * t->ne[1] * t->ne[2];
+    }
+    if (fclose(f) != 0) {
+        f = NULL;
+        goto io;
+    }
+    f = NULL;
+    fprintf(stderr, "nibble mkmodel: %s: %s, %u tensors, %.3f B parameters, %.1f MiB, %.1f s\n",
+            out, p->name, w->n, params / 1e9, (hdr.n + w->data_size) / 1048576.0,
+            (plat_now_ns() - t0) / 1e9);
+    rc = 0;
+    goto done;
+io:
+    fprintf(stderr, "nibble mkmodel: write error on '%s' (disk full?)\n", out);
+    goto done;
+oom:
+    fprintf(stderr, "nibble mkmodel: out of host memory\n");
+done:
+    if (f) fclose(f);
+    free(row);
+    free(q);
+    free(kvb.p);
+    free(hdr.p);
+    free(w);
+    return rc;
 }
