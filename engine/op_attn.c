@@ -8,7 +8,6 @@
 #include "shared.h"
 
 #define ATTN_BC 16 /* keys per tile in attn.comp, at most */
-static const uint32_t attn_rows[2] = {4, 16};             /* query rows per workgroup */
 static const uint32_t attn_hd_max[NB_ATTN_NQ_BUCKETS] = {128, 256, 512};
 
 static int make_pipe(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
@@ -35,7 +34,7 @@ static int make_attn(struct nb_op_attn *o, struct vkx_ctx *vk, enum nb_spv_id id
             /* keys per tile: BC * NQ = 64 bounds the unrolled inner loops (registers, and the
              * compile time on lavapipe), head_dim 128: 16 keys, 256: 8, 512: 4 */
             uint32_t nq = attn_hd_max[h] / 4 / o->ds, bc = 64 / nq;
-            uint32_t spec[5] = {attn_rows[b] * o->ds, attn_rows[b], o->ds, nq, bc < 4 ? 4 : bc};
+            uint32_t spec[5] = {o->rows[b] * o->ds, o->rows[b], o->ds, nq, bc < 4 ? 4 : bc};
             if (make_pipe(vk, &o->attn[b][h], id, 7, sizeof(struct nb_push_attn), spec, 5, err,
                           errlen))
                 return -1;
@@ -55,6 +54,12 @@ int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_
 {
     memset(o, 0, sizeof *o);
     o->ds = 8; /* 8 threads share a query row: head_dim 32..512 is 1..16 quads per thread */
+    /* rows per workgroup: 4 (decode) and 16 (prefill), at least one full subgroup */
+    uint32_t sg_rows = vk->caps.subgroup_size / o->ds;
+    o->rows[0] = sg_rows > 4 ? sg_rows : 4;
+    o->rows[1] = o->rows[0] > 16 ? o->rows[0] : 16;
+    while (o->rows[1] * o->ds > vk->caps.max_wg_invocations && o->rows[1] > 1) o->rows[1] /= 2;
+    while (o->rows[0] * o->ds > vk->caps.max_wg_invocations && o->rows[0] > 1) o->rows[0] /= 2;
     o->subgroup = vkx_has(vk, VKX_FEAT_SUBGROUP) && vk->caps.subgroup_shuffle &&
                   vk->caps.subgroup_size >= o->ds;
     if (o->subgroup && make_attn(o, vk, NB_SPV_ATTN_SG, err, errlen)) {
@@ -116,6 +121,11 @@ void nb_op_kv_store(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                 layer, L->d.src);
         return;
     }
+    if (L->d.is_swa && n_tokens > kv->max_batch) { /* the ring would lose keys still needed */
+        fprintf(stderr, "nibble: kv_store: %u tokens, the cache was made for batches of %u\n",
+                n_tokens, kv->max_batch);
+        return;
+    }
     struct nb_push_kv_store p = {
         .n_tokens = n_tokens,
         .width = L->d.n_kv_head * L->d.head_dim,
@@ -143,10 +153,10 @@ void nb_op_attn(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
         return;
     }
     const uint32_t group = n_head / n_kv, rows = n_tokens * group;
-    const int b = rows >= attn_rows[1] ? 1 : 0;
+    const int b = rows >= o->rows[1] ? 1 : 0;
     int hb = 0;
     while (hd > attn_hd_max[hb]) hb++;
-    const uint32_t row_groups = vkx_ceil_div(rows, attn_rows[b]);
+    const uint32_t row_groups = vkx_ceil_div(rows, o->rows[b]);
 
     /* Splits: enough workgroups for the device, chunks of at least min_chunk keys over the
      * longest key range this layer can have, as many as the scratch holds. Fixed at record

@@ -21,11 +21,12 @@
 #define NB_ATTN_NQ_BUCKETS 3 /* head_dim <= 128, <= 256, <= 512 */
 
 struct nb_op_attn {
-    struct vkx_pipeline attn[2][NB_ATTN_NQ_BUCKETS]; /* [4 | 16 query rows per workgroup][hd] */
+    struct vkx_pipeline attn[2][NB_ATTN_NQ_BUCKETS]; /* [rows[0] | rows[1] per workgroup][hd] */
     struct vkx_pipeline combine;                       /* split-K merge */
     struct vkx_pipeline store;                         /* kv_store */
     bool subgroup;       /* attn uses subgroup shuffles (else a shared-memory reduction) */
     uint32_t ds;         /* threads per query row */
+    uint32_t rows[2];    /* query rows per workgroup of attn[0] (decode) and attn[1] (prefill) */
     /* Tuning, set by _create from the device, may be changed before recording: */
     uint32_t target_wgs; /* split the keys until about this many workgroups run */
     uint32_t min_chunk;  /* fewest keys per split */
@@ -40,7 +41,8 @@ void nb_op_attn_destroy(struct nb_op_attn *o, struct vkx_ctx *vk);
 size_t nb_op_attn_scratch_bytes(const struct nb_op_attn *o, uint32_t n_tokens, uint32_t n_head,
                                 uint32_t head_dim);
 
-/* Writes the K and V of n_tokens tokens into layer's cache (the layer must own its cache),
+/* Writes the K and V of n_tokens tokens into layer's cache (the layer must own its cache, and
+ * n_tokens <= the cache's max_batch on sliding layers),
  * converting to f16; token t goes to position pos[t] (slot pos[t] % n_slots on sliding layers).
  *   k, v: f32 [n_tokens][n_kv_head * head_dim] (K already normed and roped)
  *   pos:  uint32 [n_tokens]                                                              */
