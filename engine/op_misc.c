@@ -151,6 +151,7 @@ void nb_op_rmsnorm(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                    const struct nb_norm_args *a)
 {
     uint32_t heads = a->n_heads ? a->n_heads : 1;
+    if (a->n == 0 || a->n_tokens == 0) return;
     struct nb_push_rmsnorm p = {
         .n = a->n,
         .x_off = a->x_off,
