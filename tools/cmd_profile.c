@@ -1,12 +1,210 @@
-/* nibble profile: not implemented yet. */
+/* nibble profile -m MODEL [-p N] [-n N] [--csv] [--probe-mb MIB] [--fresh-probe]
+ *
+ * GPU timestamps for every dispatch of a prefill of p tokens and of n decode steps (the recorded
+ * step, averaged), grouped by forward step and weight shape: count, total and mean µs, share of
+ * the pass, bytes moved, GB/s, % of the device's measured copy bandwidth, GFLOP/s. A summary line
+ * gives the matrix steps together (the Q4_0 matrix-vector share of the bandwidth in decode).
+ * --csv prints the raw rows (one per dispatch) instead. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "benchutil.h"
 #include "cmds.h"
+#include "forward.h"
+#include "platform.h"
+
+struct group {
+    const char *label;
+    char shape[48];
+    uint32_t count, dispatches;
+    double ns, bytes, flops;
+};
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: nibble profile -m MODEL [-p 128] [-n 16] [--csv] [--probe-mb 64]\n"
+                    "                      [--fresh-probe]\n");
+    return 2;
+}
+
+static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Groups dispatches by (label, shape) in order of first appearance. Returns the group count. */
+static uint32_t group(const struct bu_step *st, const double *ns, uint32_t n, struct group *g)
+{
+    uint32_t ng = 0;
+    const char *shape = "";
+    for (uint32_t i = 0; i < n; i++) {
+        if (st[i].first) shape = st[i].shape;
+        uint32_t k = 0;
+        while (k < ng && !(g[k].label == st[i].label && !strcmp(g[k].shape, shape))) k++;
+        if (k == ng) {
+            memset(&g[ng], 0, sizeof g[ng]);
+            g[ng].label = st[i].label;
+            snprintf(g[ng].shape, sizeof g[ng].shape, "%s", shape);
+            ng++;
+        }
+        g[k].count += st[i].first;
+        g[k].dispatches++;
+        g[k].ns += ns[i];
+        g[k].bytes += st[i].bytes;
+        g[k].flops += st[i].flops;
+    }
+    return ng;
+}
+
+static void table(const char *title, const struct bu_step *st, const double *ns, uint32_t n,
+                  double copy_gbs, struct group *g)
+{
+    uint32_t ng = group(st, ns, n, g);
+    double total = 0, mbytes = 0, mns = 0;
+    for (uint32_t i = 0; i < n; i++) total += ns[i];
+    for (uint32_t k = 0; k < ng; k++)
+        if (g[k].flops > 0) {
+            mbytes += g[k].bytes;
+            mns += g[k].ns;
+        }
+    printf("\n### %s: %.1f us GPU, %u dispatches\n\n", title, total / 1e3, n);
+    printf("| step | shape | count | total us | mean us | share | MB | GB/s | %% of copy bw | "
+           "GFLOP/s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (uint32_t k = 0; k < ng; k++) {
+        struct group *x = &g[k];
+        double gbs = x->ns > 0 ? x->bytes / x->ns : 0;
+        printf("| %s | %s | %u | %.1f | %.2f | %.1f%% | ", x->label, x->shape, x->count,
+               x->ns / 1e3, x->count ? x->ns / 1e3 / x->count : 0, 100 * x->ns / total);
+        if (x->bytes > 0)
+            printf("%.2f | %.2f | %.1f | ", x->bytes / 1e6, gbs,
+                   copy_gbs > 0 ? 100 * gbs / copy_gbs : 0);
+        else
+            printf("- | - | - | ");
+        if (x->flops > 0) printf("%.2f |\n", x->ns > 0 ? x->flops / x->ns : 0);
+        else printf("- |\n");
+    }
+    if (mns > 0)
+        printf("\nmatrix steps: %.1f%% of the time, %.2f MB at %.2f GB/s = %.1f%% of the copy "
+               "bandwidth (%.2f GB/s)\n",
+               100 * mns / total, mbytes / 1e6, mbytes / mns,
+               copy_gbs > 0 ? 100 * (mbytes / mns) / copy_gbs : 0, copy_gbs);
+}
+
+static void csv(const char *phase, const struct bu_step *st, const double *ns, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        printf("%s,%u,%s,%d,%s,%d,%.0f,%.0f,%.0f\n", phase, i, st[i].label, st[i].layer,
+               st[i].shape, st[i].first, ns[i], st[i].bytes, st[i].flops);
+}
 
 int cmd_profile(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "nibble profile: not implemented yet\n");
-    return 2;
+    const char *model = NULL;
+    uint32_t p = 128, n = 16, probe = 64;
+    bool as_csv = false, fresh = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "-m") && v) model = argv[++i];
+        else if (!strcmp(a, "-p") && v) bad = parse_u32(argv[++i], 0, 1 << 16, &p);
+        else if (!strcmp(a, "-n") && v) bad = parse_u32(argv[++i], 0, 1 << 16, &n);
+        else if (!strcmp(a, "--probe-mb") && v) bad = parse_u32(argv[++i], 0, 4096, &probe);
+        else if (!strcmp(a, "--csv")) as_csv = true;
+        else if (!strcmp(a, "--fresh-probe")) fresh = true;
+        else if (!strcmp(a, "--shaders")) {
+            fprintf(stderr, "nibble profile: --shaders is not implemented yet\n");
+            return 2;
+        } else return usage();
+        if (bad) {
+            fprintf(stderr, "nibble profile: bad value for %s: '%s'\n", a, argv[i]);
+            return 2;
+        }
+    }
+    if (!model || (p == 0 && n == 0)) return usage();
+
+    char err[512];
+    struct nb_gpu_model g;
+    struct vkx_opts vo = {.device_index = -1};
+    if (nb_gpu_model_load(&g, model, &vo, err, sizeof err) != 0) {
+        fprintf(stderr, "nibble profile: %s\n", err);
+        return 1;
+    }
+    int rc = 1;
+    struct nb_fwd f = {0};
+    double *ns = NULL, *acc = NULL;
+    struct bu_step *st = NULL;
+    struct group *gr = NULL;
+    int32_t *ids = NULL;
+    if (!g.vk.caps.timestamps) {
+        fprintf(stderr, "nibble profile: the device has no compute timestamps\n");
+        goto out;
+    }
+    struct vkx_bandwidth bw = {0};
+    if (probe && bu_bandwidth(&g.vk, probe, fresh, &bw, err, sizeof err) != 0)
+        fprintf(stderr, "nibble profile: bandwidth probe: %s\n", err);
+    uint32_t n_ctx = p + n + 1, V = g.m.cfg.n_vocab;
+    if (nb_fwd_create(&f, &g, n_ctx, p ? p : 1, false, true, err, sizeof err) != 0) {
+        fprintf(stderr, "nibble profile: %s\n", err);
+        goto out;
+    }
+    uint32_t maxd = f.max_dispatches;
+    ns = calloc(maxd, sizeof *ns);
+    acc = calloc(maxd, sizeof *acc);
+    st = calloc(maxd, sizeof *st);
+    gr = calloc(maxd, sizeof *gr);
+    ids = malloc(n_ctx * sizeof *ids);
+    if (!ns || !acc || !st || !gr || !ids) {
+        fprintf(stderr, "nibble profile: out of host memory\n");
+        goto out;
+    }
+    for (uint32_t i = 0; i < n_ctx; i++) ids[i] = (int32_t)((i * 2654435761u) % V);
+
+    char dev[1024];
+    vkx_device_line(&g.vk, dev, sizeof dev);
+    if (!as_csv) {
+        printf("device: %s\n", dev);
+        if (bw.copy_gbs > 0)
+            printf("bandwidth: copy %.2f GB/s, read %.2f GB/s\n", bw.copy_gbs, bw.read_gbs);
+    } else {
+        printf("phase,index,label,layer,shape,first,ns,bytes,flops\n");
+    }
+    if (p > 1) {
+        nb_fwd_run(&f, ids, p, 0, false); /* warm-up */
+        nb_fwd_run(&f, ids, p, 0, false);
+        uint32_t k = vkx_cmd_read_times(&g.vk, &f.cmd, ns, maxd);
+        uint32_t m = bu_steps(&g, &f.cmd, p, st, k);
+        char title[64];
+        snprintf(title, sizeof title, "prefill p%u", p);
+        if (as_csv) csv("prefill", st, ns, m);
+        else table(title, st, ns, m, bw.copy_gbs, gr);
+    }
+    if (n) {
+        uint32_t k = 0;
+        nb_fwd_run(&f, ids + p, 1, p, false); /* warm-up, records the step */
+        for (uint32_t s = 0; s < n; s++) {
+            nb_fwd_run(&f, ids + p + s, 1, p + s, false);
+            k = vkx_cmd_read_times(&g.vk, &f.dec, ns, maxd);
+            for (uint32_t i = 0; i < k; i++) acc[i] += ns[i] / n;
+        }
+        uint32_t m = bu_steps(&g, &f.dec, 1, st, k);
+        char title[64];
+        snprintf(title, sizeof title, "decode (mean of %u steps at depth %u)", n, p);
+        if (as_csv) csv("decode", st, acc, m);
+        else table(title, st, acc, m, bw.copy_gbs, gr);
+    }
+    rc = 0;
+out:
+    if (f.g) nb_fwd_destroy(&f);
+    free(ns);
+    free(acc);
+    free(st);
+    free(gr);
+    free(ids);
+    nb_gpu_model_free(&g);
+    return rc;
 }
