@@ -98,11 +98,38 @@ static size_t split_o_bytes(uint32_t n_split, uint32_t n_rows, uint32_t head_dim
     return ((size_t)n_split * n_rows * head_dim * 4 + 255) & ~(size_t)255;
 }
 
+static size_t split_bytes(uint32_t n_split, uint32_t n_rows, uint32_t head_dim)
+{
+    return split_o_bytes(n_split, n_rows, head_dim) + (size_t)n_split * n_rows * 8;
+}
+
+/* Splits for rows (token, query head) pairs over n_kv KV heads with keys spanning at most
+ * `span` positions: enough workgroups for the device, chunks of at least min_chunk keys, at most
+ * max_split. Fixed at record time; the shader divides the actual key range among them. */
+static uint32_t want_split(const struct nb_op_attn *o, uint32_t rows, uint32_t n_kv,
+                           uint64_t span)
+{
+    const uint32_t br = rows >= o->rows[1] ? o->rows[1] : o->rows[0];
+    uint32_t n = vkx_ceil_div(o->target_wgs, (uint64_t)vkx_ceil_div(rows, br) * n_kv);
+    uint64_t cap = span / (o->min_chunk > ATTN_BC ? o->min_chunk : ATTN_BC);
+    if (n > cap) n = (uint32_t)cap;
+    if (n > o->max_split) n = o->max_split;
+    return n ? n : 1;
+}
+
 size_t nb_op_attn_scratch_bytes(const struct nb_op_attn *o, uint32_t n_tokens, uint32_t n_head,
                                 uint32_t head_dim)
 {
-    uint32_t rows = n_tokens * n_head;
-    return split_o_bytes(o->max_split, rows, head_dim) + (size_t)o->max_split * rows * 8;
+    /* the most any batch up to n_tokens uses (one KV head: the most splits); more tokens mean
+     * more workgroups and fewer splits, so this stays small for big batches */
+    size_t most = 0;
+    for (uint32_t t = 1; t <= n_tokens; t++) {
+        uint32_t n = want_split(o, t * n_head, 1, UINT64_MAX);
+        size_t b = n > 1 ? split_bytes(n, t * n_head, head_dim) : 0;
+        if (b > most) most = b;
+        if (n == 1) break; /* larger batches split no more */
+    }
+    return most;
 }
 
 static VkDeviceSize view_size(struct vkx_view v)
@@ -158,20 +185,12 @@ void nb_op_attn(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
     while (hd > attn_hd_max[hb]) hb++;
     const uint32_t row_groups = vkx_ceil_div(rows, o->rows[b]);
 
-    /* Splits: enough workgroups for the device, chunks of at least min_chunk keys over the
-     * longest key range this layer can have, as many as the scratch holds. Fixed at record
-     * time; the shader divides the actual key range (from pos) among them. */
+    /* the longest key range this layer can have, then as many splits as the scratch holds */
     uint64_t span = L->d.is_swa ? (uint64_t)kv->window + n_tokens - 1 : S->n_slots;
     if (span > S->n_slots) span = S->n_slots;
-    uint32_t n_split = vkx_ceil_div(o->target_wgs, (uint64_t)row_groups * n_kv);
-    uint32_t cap = (uint32_t)(span / (o->min_chunk > ATTN_BC ? o->min_chunk : ATTN_BC));
-    if (n_split > cap) n_split = cap;
-    if (n_split > o->max_split) n_split = o->max_split;
+    uint32_t n_split = want_split(o, rows, n_kv, span);
     const uint32_t orows = n_tokens * n_head;
-    while (n_split > 1 && split_o_bytes(n_split, orows, hd) + (size_t)n_split * orows * 8 >
-                              view_size(scratch))
-        n_split--;
-    if (n_split < 1) n_split = 1;
+    while (n_split > 1 && split_bytes(n_split, orows, hd) > view_size(scratch)) n_split--;
 
     struct nb_push_attn p = {
         .n_tokens = n_tokens,

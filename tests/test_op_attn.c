@@ -61,6 +61,7 @@ struct sess {
     struct vkx_buffer q, k, v, out, pos, scratch;
     float *hq, *hk, *hv, *hout, *ref; /* host copies, [max_batch][width] */
     size_t bad;
+    uint32_t n_split_runs; /* recordings where attention split the keys (3 dispatches) */
 };
 
 static void sess_init(struct sess *s, int fallback, uint32_t n_head, uint32_t n_kv, uint32_t hd,
@@ -93,6 +94,7 @@ static void sess_init(struct sess *s, int fallback, uint32_t n_head, uint32_t n_
     assert_int_equal(vkx_buffer_create(s->vk, &s->v, max_batch * kw * 4, VKX_MEM_HOST, err, sizeof err), 0);
     assert_int_equal(vkx_buffer_create(s->vk, &s->pos, max_batch * 4, VKX_MEM_HOST, err, sizeof err), 0);
     size_t sb = nb_op_attn_scratch_bytes(s->op, max_batch, n_head, hd);
+    if (sb < 256) sb = 256;
     assert_int_equal(vkx_buffer_create(s->vk, &s->scratch, sb, VKX_MEM_DEVICE, err, sizeof err), 0);
 }
 
@@ -185,6 +187,7 @@ static void sess_record(struct sess *s, struct vkx_cmd *c, uint32_t T, uint32_t 
     nb_op_attn(s->op, s->vk, c, &s->kv, layer, q, out, pos, T, s->n_head, s->scale,
                vkx_whole(&s->scratch));
     vkx_cmd_end(s->vk, c);
+    s->n_split_runs += c->n_dispatches == 3;
 }
 
 /* Runs chunks of the given sizes (0 ends the list). */
@@ -215,6 +218,7 @@ static void decode_full(int fallback)
     for (int i = 0; i < 40; i++) chunks[i] = 1;
     chunks[40] = 0;
     sess_run(&s, chunks, "decode_full");
+    assert_true(s.n_split_runs > 0);
     s.op->min_chunk = saved;
     assert_int_equal(s.bad, 0);
     sess_free(&s);
@@ -232,20 +236,17 @@ static void prefill_swa(int fallback)
     sess_free(&s);
 }
 
-/* Decode with a sliding window, GQA 8:1, head_dim 256, Gemma's scale 1.0 (small q): 100+
- * positions through a ring of 20 slots, single tokens and batches of 4, split-K on. */
+/* Decode with a sliding window, GQA 8:1, head_dim 256: 100+ positions through a ring of 20
+ * slots, single tokens and batches of 4 (16 keys: no split). */
 static void decode_swa(int fallback)
 {
     struct sess s;
     sess_init(&s, fallback, 8, 1, 256, 16, 512, 4, 1.0f / 16.0f);
-    uint32_t saved = s.op->min_chunk;
-    s.op->min_chunk = 16;
     uint32_t chunks[80], n = 0;
     for (int i = 0; i < 70; i++) chunks[n++] = 1;
     for (int i = 0; i < 9; i++) chunks[n++] = i % 3 ? 4 : 3;
     chunks[n] = 0;
     sess_run(&s, chunks, "decode_swa");
-    s.op->min_chunk = saved;
     assert_int_equal(s.bad, 0);
     sess_free(&s);
 }
@@ -260,27 +261,30 @@ static void hd512(int fallback)
     s.op->min_chunk = 16;
     const uint32_t chunks[] = {33, 1, 1, 1, 31, 1, 0};
     sess_run(&s, chunks, "hd512");
+    assert_true(s.n_split_runs > 0);
     s.op->min_chunk = saved;
     assert_int_equal(s.bad, 0);
     sess_free(&s);
 }
 
-/* A decode step recorded once and submitted 40 times; only the contents of the pos buffer and
- * the inputs change. Sliding window 16 (the ring wraps), GQA 4:2, head_dim 128, split-K on. */
+/* A decode step recorded once and submitted 100 times; only the contents of the pos buffer and
+ * the inputs change. Sliding window 40 (a ring of 41 slots wraps twice), GQA 4:2, head_dim 128,
+ * keys split in two. */
 static void replay(int fallback)
 {
     struct sess s;
-    sess_init(&s, fallback, 4, 2, 128, 16, 64, 1, 1.0f / sqrtf(128.0f));
+    sess_init(&s, fallback, 4, 2, 128, 40, 128, 1, 1.0f / sqrtf(128.0f));
     uint32_t saved = s.op->min_chunk;
     s.op->min_chunk = 16;
     struct vkx_cmd c;
     vkx_cmd_create(s.vk, &c, 8, false);
     sess_record(&s, &c, 1, 1);
-    for (int i = 0; i < 40; i++) {
+    for (int i = 0; i < 100; i++) {
         sess_inputs(&s, 1);
         vkx_cmd_submit_wait(s.vk, &c);
         sess_check(&s, 1, "replay");
     }
+    assert_int_equal(s.n_split_runs, 1);
     vkx_cmd_destroy(s.vk, &c);
     s.op->min_chunk = saved;
     assert_int_equal(s.bad, 0);
