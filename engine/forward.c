@@ -120,7 +120,8 @@ static void mlp(struct nb_fwd *f, struct vkx_cmd *c, struct nb_gpu_layer *w, uin
     vkx_cmd_barrier(c);
 }
 
-/* MoE branch: router on the residual h, experts on rmsnorm(h, pre_ffw_norm_2) -> f->f2. */
+/* MoE branch: router on the residual h, experts on rmsnorm(h, pre_ffw_norm_2), added to the
+ * dense branch in f->o. */
 static void moe(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
 {
     struct nb_gpu_model *g = f->g;
@@ -174,9 +175,10 @@ static void moe(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
     label(c, "moe_combine");
     nb_op_moe_combine(&g->mi, vk, c, W(&f->edown), W(&f->ew), W(&f->f2), H, K, n, 0);
     vkx_cmd_barrier(c);
-    /* post_ffw_norm_2 */
+    /* post_ffw_norm_2, added to the dense branch: o += rmsnorm(f2) * post_ffw_norm_2 */
     label(c, "post_ffw_norm_2");
-    nb_op_norm(&g->mi, vk, c, W(&f->f2), W(&w->post_ffw_norm_2), W(&f->f2), H, n, cf->rms_eps);
+    nb_op_norm_add(&g->mi, vk, c, W(&f->f2), W(&w->post_ffw_norm_2), W(&f->o), H, n, cf->rms_eps,
+                   NONE());
 }
 
 /* FFN block: f->h -> f->h + post_ffw_norm(ffn(...)) [* layer scale when there is no PLE]. */
@@ -200,11 +202,6 @@ static void ffn_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t 
         nb_op_norm(&g->mi, vk, c, W(&f->o), W(&w->post_ffw_norm_1), W(&f->o), H, n,
                    cf->rms_eps);
         moe(f, c, l, n);
-        vkx_cmd_barrier(c);
-        struct nb_elt_args add = {.op = NB_ELT_ADD, .n = H * n, .rows = 1, .a = W(&f->o),
-                                  .b = W(&f->f2), .o = W(&f->o)};
-        label(c, "moe_add");
-        nb_op_eltwise(&g->mi, vk, c, &add);
         vkx_cmd_barrier(c);
     }
     /* post_ffw_norm + residual (+ layer_scale here when no PLE block follows) */
