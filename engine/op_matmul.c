@@ -37,48 +37,50 @@ static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, c
 }
 
 /* Pipeline names must outlive the pipelines (timestamp labels). */
-static const char *const mv_names[2][2][NB_MM_NTYPES] = {
-    {{"matvec_f32", "matvec_f16", "matvec_q4_0", "matvec_q8_0"},
-     {"matvec8_f32", "matvec8_f16", "matvec8_q4_0", "matvec8_q8_0"}},
-    {{"matvec_id_f32", "matvec_id_f16", "matvec_id_q4_0", "matvec_id_q8_0"},
-     {"", "", "", ""}}};
+static const char *const mv_names[NB_MV_VARIANTS + 1][NB_MM_NTYPES] = {
+    {"matvec_f32", "matvec_f16", "matvec_q4_0", "matvec_q8_0"},
+    {"matvec2_f32", "matvec2_f16", "matvec2_q4_0", "matvec2_q8_0"},
+    {"matvec4_f32", "matvec4_f16", "matvec4_q4_0", "matvec4_q8_0"},
+    {"matvec8_f32", "matvec8_f16", "matvec8_q4_0", "matvec8_q8_0"},
+    {"matvec_id_f32", "matvec_id_f16", "matvec_id_q4_0", "matvec_id_q8_0"}};
 static const char *const mm_names[NB_MM_NTYPES] = {"matmul_f32", "matmul_f16", "matmul_q4_0",
                                                    "matmul_q8_0"};
 static const char *const embed_names[NB_MM_NTYPES] = {"embed_f32", "embed_f16", "embed_q4_0",
                                                       "embed_q8_0"};
 
-/* The matvec family (matvec x2 token counts, matvec_id) with or without subgroups. */
+/* The matvec family (4 token counts, matvec_id) with or without subgroups.
+ * Tuning: on a CPU device (lavapipe) every load costs per lane and per 32-bit word, so each x
+ * vector loaded serves 4 rows, and without subgroups each thread takes whole rows (no
+ * shared-memory reduction); GPUs take 2 rows per group and reduce over 32 threads. */
 static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, char *err,
                        size_t errlen)
 {
-    uint32_t nr = 2;
-    uint32_t wg = 64;
+    bool cpu = vk->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    uint32_t wg = 128;
     if (wg > vk->caps.max_wg_invocations) wg = vk->caps.max_wg_invocations;
-    uint32_t tpr = 32; /* fallback: threads per row group, a power of two <= wg */
+    uint32_t tpr = cpu ? 1 : 32; /* fallback: threads per row group, a power of two <= wg */
     while (tpr > wg) tpr /= 2;
-    uint32_t rows;
-    if (sg) {
-        uint32_t sgs = vk->caps.subgroup_size ? vk->caps.subgroup_size : 32;
-        uint32_t ngroups = wg / sgs ? wg / sgs : 1;
-        rows = ngroups * nr;
-    } else {
-        rows = wg / tpr * nr;
-    }
+    uint32_t sgs = vk->caps.subgroup_size ? vk->caps.subgroup_size : 32;
     o->subgroup = sg;
     o->mv_wg = wg;
-    o->mv_rows = rows;
-    for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
-        for (int k = 0; k < 2; k++) {
-            uint32_t spec[6] = {wg, (uint32_t)slot_type[ts], nr, k ? NB_MATVEC_MAX_TOKENS : 1,
-                                tpr, rows};
-            if (make(vk, &o->mv[ts][k], sg ? NB_SPV_MATVEC_SG : NB_SPV_MATVEC, mv_names[0][k][ts],
-                     3, sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0)
+    /* lavapipe: 4 tokens per matvec dispatch beat both 8 and the tiled matmul for prefill */
+    o->mv_chunk = cpu ? 4 : NB_MATVEC_MAX_TOKENS;
+    o->prefill_matvec = cpu;
+    for (int k = 0; k <= NB_MV_VARIANTS; k++) {
+        uint32_t ntok = k < NB_MV_VARIANTS ? 1u << k : 1;
+        uint32_t nr = cpu ? 4 : 2;
+        uint32_t ngroups = sg ? (wg / sgs ? wg / sgs : 1) : wg / tpr;
+        uint32_t rows = ngroups * nr;
+        o->mv_rows[k] = rows;
+        for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
+            uint32_t spec[6] = {wg, (uint32_t)slot_type[ts], nr, ntok, tpr, rows};
+            struct vkx_pipeline *p = k < NB_MV_VARIANTS ? &o->mv[ts][k] : &o->mv_id[ts];
+            enum nb_spv_id id = k < NB_MV_VARIANTS ? (sg ? NB_SPV_MATVEC_SG : NB_SPV_MATVEC)
+                                                   : (sg ? NB_SPV_MATVEC_ID_SG : NB_SPV_MATVEC_ID);
+            if (make(vk, p, id, mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4,
+                     sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0)
                 return -1;
         }
-        uint32_t spec[6] = {wg, (uint32_t)slot_type[ts], nr, 1, tpr, rows};
-        if (make(vk, &o->mv_id[ts], sg ? NB_SPV_MATVEC_ID_SG : NB_SPV_MATVEC_ID,
-                 mv_names[1][0][ts], 4, sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0)
-            return -1;
     }
     return 0;
 }
@@ -86,7 +88,7 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, char
 static void destroy_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk)
 {
     for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < NB_MV_VARIANTS; k++)
             if (o->mv[ts][k].pipe) vkx_pipeline_destroy(vk, &o->mv[ts][k]);
         if (o->mv_id[ts].pipe) vkx_pipeline_destroy(vk, &o->mv_id[ts]);
     }
@@ -105,23 +107,19 @@ int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, s
             return -1;
         }
     }
-    /* matmul tile: 64 x 64 with 4 x 4 per thread (256 threads, 16.6 KB shared) or 8 x 8 per
-     * thread (64 threads) on devices with small workgroups. */
-    uint32_t bm = 64, bn = 64, tm = 4, tn = 4;
-    if (vk->caps.max_wg_invocations < 256) tm = tn = 8;
-    uint32_t shared = 32 * (bm + 1 + bn + 1) * 4;
-    if (shared > vk->caps.max_shared) {
+    /* matmul tile: BM x BN with 4 x 4 per thread: 64 x 64 (256 threads, 16.6 KB of shared
+     * memory) where the device allows, else 32 x 32 (64 threads, 8.4 KB). */
+    uint32_t bm = 64, bn = 64;
+    if (vk->caps.max_wg_invocations < 256 || 32 * (bm + 1 + bn + 1) * 4 > vk->caps.max_shared)
         bm = bn = 32;
-        tm = tn = 4;
-    }
     o->mm_bm = bm;
     o->mm_bn = bn;
     o->embed_wg = 64;
     for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
-        uint32_t spec[6] = {(bm / tm) * (bn / tn), (uint32_t)slot_type[ts], bm, bn, tm, tn};
+        uint32_t spec[4] = {(bm / 4) * (bn / 4), (uint32_t)slot_type[ts], bm, bn};
         uint32_t espec[2] = {o->embed_wg, (uint32_t)slot_type[ts]};
         if (make(vk, &o->mm[ts], NB_SPV_MATMUL, mm_names[ts], 3, sizeof(struct nb_push_matmul),
-                 spec, 6, err, errlen) != 0 ||
+                 spec, 4, err, errlen) != 0 ||
             make(vk, &o->embed[ts], NB_SPV_EMBED, embed_names[ts], 3,
                  sizeof(struct nb_push_embed), espec, 2, err, errlen) != 0) {
             nb_op_matmul_destroy(o, vk);
@@ -169,12 +167,12 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
     uint32_t K = (uint32_t)w->ne[0], M = (uint32_t)w->rows;
     for (uint32_t pi = 0; pi < w->data.n; pi++) {
         uint32_t prow = (uint32_t)nb_gtensor_piece_rows(w, pi);
-        uint32_t gx, gy;
-        grid2(vk, vkx_ceil_div(prow, o->mv_rows), &gx, &gy);
         struct vkx_view b[3] = {vkx_whole(&w->data.b[pi]), x, y};
-        for (uint32_t t0 = 0; t0 < n_tokens; t0 += NB_MATVEC_MAX_TOKENS) {
-            uint32_t nt = n_tokens - t0 < NB_MATVEC_MAX_TOKENS ? n_tokens - t0
-                                                               : NB_MATVEC_MAX_TOKENS;
+        for (uint32_t t0 = 0; t0 < n_tokens; t0 += o->mv_chunk) {
+            uint32_t nt = n_tokens - t0 < o->mv_chunk ? n_tokens - t0 : o->mv_chunk;
+            int k = nt == 1 ? 0 : nt == 2 ? 1 : nt <= 4 ? 2 : 3; /* variant of 2^k tokens */
+            uint32_t gx, gy;
+            grid2(vk, vkx_ceil_div(prow, o->mv_rows[k]), &gx, &gy);
             struct nb_push_matvec p;
             memset(&p, 0, sizeof p);
             p.K = K;
@@ -186,7 +184,7 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
             p.accumulate = accumulate;
             p.dbase = nb_gtensor_dbase(w, pi);
             p.tok0 = t0;
-            vkx_cmd_dispatch(vk, c, &o->mv[ts][nt > 1], b, 3, &p, sizeof p, gx, gy, 1);
+            vkx_cmd_dispatch(vk, c, &o->mv[ts][k], b, 3, &p, sizeof p, gx, gy, 1);
         }
     }
 }
@@ -225,7 +223,7 @@ void nb_op_mul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
                uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate)
 {
-    if (n_tokens <= NB_MATVEC_MAX_TOKENS)
+    if (n_tokens <= NB_MATVEC_MAX_TOKENS || o->prefill_matvec)
         nb_op_matvec(o, vk, c, w, x, y, n_tokens, x_stride, y_stride, accumulate);
     else
         nb_op_matmul(o, vk, c, w, x, y, n_tokens, x_stride, y_stride, accumulate);
@@ -270,7 +268,7 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
     uint32_t n_exp = (uint32_t)(w->rows / M);
     uint32_t pairs = n_tokens * n_slots;
     uint32_t gx, gy;
-    grid2(vk, vkx_ceil_div(M, o->mv_rows), &gx, &gy);
+    grid2(vk, vkx_ceil_div(M, o->mv_rows[NB_MV_VARIANTS]), &gx, &gy);
     for (uint32_t pi = 0; pi < w->data.n; pi++) {
         struct vkx_view b[4] = {vkx_whole(&w->data.b[pi]), x, y, ids};
         for (uint32_t p0 = 0; p0 < pairs; p0 += max_z(vk)) {

@@ -20,16 +20,20 @@
 #define NB_MATVEC_MAX_TOKENS 8 /* tokens sharing one weight read in nb_op_matvec */
 #define NB_MM_NTYPES 4         /* F32, F16, Q4_0, Q8_0 */
 
+#define NB_MV_VARIANTS 4         /* matvec pipelines for 1, 2, 4, 8 tokens */
+
 struct nb_op_matmul {
-    struct vkx_pipeline mv[NB_MM_NTYPES][2]; /* matvec [type][0: 1 token, 1: up to 8] */
+    struct vkx_pipeline mv[NB_MM_NTYPES][NB_MV_VARIANTS]; /* matvec [type][2^k tokens] */
     struct vkx_pipeline mv_id[NB_MM_NTYPES]; /* MoE matvec */
     struct vkx_pipeline mm[NB_MM_NTYPES];    /* prefill matmul */
     struct vkx_pipeline embed[NB_MM_NTYPES];
     bool subgroup;     /* matvec reduces with subgroup arithmetic (else shared memory) */
     uint32_t mv_wg;    /* matvec workgroup size */
-    uint32_t mv_rows;  /* matvec rows per workgroup */
+    uint32_t mv_rows[NB_MV_VARIANTS + 1]; /* rows per workgroup: matvec [k], matvec_id [4] */
     uint32_t mm_bm, mm_bn; /* matmul tile: weight rows x tokens */
     uint32_t embed_wg;
+    uint32_t mv_chunk;   /* tokens per matvec dispatch (8; 4 on CPU devices) */
+    bool prefill_matvec; /* nb_op_mul uses matvec chunks for any n_tokens (CPU devices) */
 };
 
 int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, size_t errlen);
@@ -39,7 +43,8 @@ void nb_op_matmul_destroy(struct nb_op_matmul *o, struct vkx_ctx *vk);
 bool nb_op_matmul_supports(enum ggml_type t);
 
 /* y[t][m] (+)= sum_k W[m][k] x[t][k]; W {K, M}, x [n_tokens][x_stride], y [n_tokens][y_stride].
- * Any n_tokens (groups of 8 share a weight read; prefer nb_op_matmul above 8). */
+ * Any n_tokens (groups of up to 8 share a weight read; prefer nb_op_mul, which switches to
+ * nb_op_matmul for prefill where that is faster). */
 void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                   const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
                   uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate);
@@ -49,7 +54,8 @@ void nb_op_matmul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                   const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
                   uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate);
 
-/* Picks nb_op_matvec (n_tokens <= 8) or nb_op_matmul. */
+/* Picks nb_op_matvec (n_tokens <= 8, or any count on CPU devices where it is faster) or
+ * nb_op_matmul. */
 void nb_op_mul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
                uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate);

@@ -13,8 +13,11 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint TYPE = NB_T_Q4_0;
 layout(constant_id = 2) const uint BM = 64;
 layout(constant_id = 3) const uint BN = 64;
-layout(constant_id = 4) const uint TM = 4; // WG = (BM / TM) * (BN / TN)
-layout(constant_id = 5) const uint TN = 4;
+// Each thread owns 4 weight rows (tx + i*MT) x 4 tokens (ty + j*NT): WG = (BM / 4) * (BN / 4).
+// Accumulators are 4 vec4 (one per token, rows as components), written out without arrays so
+// no register array is indexed at run time.
+#define TM 4u
+#define TN 4u
 
 #define BK 32u
 
@@ -35,8 +38,8 @@ void main()
     uint m_first = gl_WorkGroupID.x * BM;
     uint n_first = gl_WorkGroupID.y * BN;
 
-    float acc[TM * TN];
-    for (uint j = 0; j < TM * TN; j++) acc[j] = 0.0;
+    const uint NT = WG / MT; // threads along n
+    vec4 C0 = vec4(0.0), C1 = vec4(0.0), C2 = vec4(0.0), C3 = vec4(0.0);
 
     uint nb = p.K / 32u;
     uint nkt = (p.K + BK - 1u) / BK;
@@ -86,24 +89,28 @@ void main()
         }
         barrier();
         for (uint kk = 0; kk < BK; kk++) {
-            float a[TM], b[TN];
-            for (uint i = 0; i < TM; i++) a[i] = ws[kk * (BM + 1u) + tx + i * MT];
-            for (uint j = 0; j < TN; j++) b[j] = xs[kk * (BN + 1u) + ty + j * (WG / MT)];
-            for (uint i = 0; i < TM; i++)
-                for (uint j = 0; j < TN; j++) acc[i * TN + j] += a[i] * b[j];
+            uint wo = kk * (BM + 1u) + tx, xo = kk * (BN + 1u) + ty;
+            vec4 a = vec4(ws[wo], ws[wo + MT], ws[wo + 2u * MT], ws[wo + 3u * MT]);
+            C0 += a * xs[xo];
+            C1 += a * xs[xo + NT];
+            C2 += a * xs[xo + 2u * NT];
+            C3 += a * xs[xo + 3u * NT];
         }
         barrier();
     }
 
-    for (uint i = 0; i < TM; i++) {
-        uint m = m_first + tx + i * MT;
-        if (m >= p.nrows) continue;
-        for (uint j = 0; j < TN; j++) {
-            uint n = n_first + ty + j * (WG / MT);
-            if (n >= p.ntok) continue;
-            uint yi = n * p.y_stride + p.row0 + m;
-            float v = acc[i * TN + j];
-            y[yi] = p.accumulate != 0u ? y[yi] + v : v;
-        }
+#define PUT(j, C)                                                                                \
+    {                                                                                            \
+        uint n = n_first + ty + uint(j) * NT;                                                    \
+        if (n < p.ntok) {                                                                        \
+            for (uint i = 0; i < TM; i++) {                                                      \
+                uint m = m_first + tx + i * MT;                                                  \
+                if (m >= p.nrows) break;                                                         \
+                uint yi = n * p.y_stride + p.row0 + m;                                           \
+                float v = C[i];                                                                  \
+                y[yi] = p.accumulate != 0u ? y[yi] + v : v;                                      \
+            }                                                                                    \
+        }                                                                                        \
     }
+    PUT(0, C0) PUT(1, C1) PUT(2, C2) PUT(3, C3)
 }

@@ -17,8 +17,8 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint TYPE = NB_T_Q4_0;
-layout(constant_id = 2) const uint NR = 2;    // rows per group per pass
-layout(constant_id = 3) const uint NTOK = 1;  // tokens per dispatch at most
+layout(constant_id = 2) const uint NR = 2;    // rows per group per pass (1..4)
+layout(constant_id = 3) const uint NTOK = 1;  // tokens per dispatch (1 <= ntok <= NTOK <= 8)
 layout(constant_id = 4) const uint TPR = 32;  // threads per group (no-subgroup variant)
 layout(constant_id = 5) const uint ROWS = 8;  // rows per workgroup (fallback: WG / TPR * NR)
 
@@ -33,69 +33,93 @@ layout(std430, binding = 3) readonly buffer Ids { uint ids[]; };
 layout(push_constant) uniform Push { nb_push_matvec p; };
 
 #if !USE_SUBGROUP
-shared float red[gl_WorkGroupSize.x * NR * NTOK];
+shared vec4 red[gl_WorkGroupSize.x * NTOK];
 #endif
 
-float acc[NR * NTOK];
+// Accumulators: A<t>[i] = row i (< NR <= 4) of token t (< NTOK <= 8). Written out with macros
+// so no register array is indexed at run time (a CPU device would spill such an array to
+// memory); the conditions on the spec constants fold away when the pipeline is built.
+vec4 A0, A1, A2, A3, A4, A5, A6, A7;
 
-// Adds unit u of row r (piece-local) times x into acc[i*NTOK + t] for t < ntok.
-void accum(uint i, uint r, uint u, uint xbase, uint ntok)
+#define Q4DOT(q) (dot(q4_lo(q.x), v0) + dot(q4_lo(q.y), v1) + dot(q4_lo(q.z), v2) + \
+                  dot(q4_lo(q.w), v3) + dot(q4_hi(q.x), v4) + dot(q4_hi(q.y), v5) + \
+                  dot(q4_hi(q.z), v6) + dot(q4_hi(q.w), v7))
+#define Q8DOT(q, r) (dot(q8_vec(q.x), v0) + dot(q8_vec(q.y), v1) + dot(q8_vec(q.z), v2) + \
+                     dot(q8_vec(q.w), v3) + dot(q8_vec(r.x), v4) + dot(q8_vec(r.y), v5) + \
+                     dot(q8_vec(r.z), v6) + dot(q8_vec(r.w), v7))
+#define QDOT(i) (TYPE == NB_T_Q4_0 ? Q4DOT(qa##i) : Q8DOT(qa##i, qb##i))
+
+// One token of a quantized unit: x block -> v0..v7, then the NR row dots.
+#define QTOK(t)                                                                                  \
+    if (t < NTOK) {                                                                              \
+        uint xb = (xbase + min(uint(t), ntok - 1u) * p.x_stride + u * 32u) / 4u;                    \
+        vec4 v0 = x4[xb], v1 = x4[xb + 1u], v2 = x4[xb + 2u], v3 = x4[xb + 3u];                 \
+        vec4 v4 = x4[xb + 4u], v5 = x4[xb + 5u], v6 = x4[xb + 6u], v7 = x4[xb + 7u];            \
+        A##t += vec4(d0 * QDOT(0), NR > 1u ? d1 * QDOT(1) : 0.0, NR > 2u ? d2 * QDOT(2) : 0.0, \
+                     NR > 3u ? d3 * QDOT(3) : 0.0);                                              \
+    }
+
+#define QLOAD(i)                                                                                 \
+    if (i < NR) {                                                                                \
+        uint bi = min(r0 + uint(i), rend - 1u) * nb + u;                                            \
+        if (TYPE == NB_T_Q4_0) {                                                                 \
+            qa##i = w4[bi];                                                                      \
+        } else {                                                                                 \
+            qa##i = w4[bi * 2u];                                                                 \
+            qb##i = w4[bi * 2u + 1u];                                                            \
+        }                                                                                        \
+        d##i = half_of(w1[p.dbase + bi / 2u], bi);                                               \
+    }
+
+// F32/F16: 4 weights of row i at element e (nk of them valid).
+vec4 wload(uint e, uint nk)
 {
-    if (TYPE == NB_T_Q4_0) {
+    if (TYPE == NB_T_F32)
+        return vec4(uintBitsToFloat(w1[e]), nk > 1u ? uintBitsToFloat(w1[e + 1u]) : 0.0,
+                    nk > 2u ? uintBitsToFloat(w1[e + 2u]) : 0.0,
+                    nk > 3u ? uintBitsToFloat(w1[e + 3u]) : 0.0);
+    return vec4(half_of(w1[e / 2u], e), nk > 1u ? half_of(w1[(e + 1u) / 2u], e + 1u) : 0.0,
+                nk > 2u ? half_of(w1[(e + 2u) / 2u], e + 2u) : 0.0,
+                nk > 3u ? half_of(w1[(e + 3u) / 2u], e + 3u) : 0.0);
+}
+
+#define FLOAD(i)                                                                                 \
+    if (i < NR) wv##i = wload(min(r0 + uint(i), rend - 1u) * p.K + k0, nk);
+
+#define FTOK(t)                                                                                  \
+    if (t < NTOK) {                                                                              \
+        uint xb = xbase + min(uint(t), ntok - 1u) * p.x_stride + k0;                                \
+        vec4 xv = vec4(x1[xb], nk > 1u ? x1[xb + 1u] : 0.0, nk > 2u ? x1[xb + 2u] : 0.0,          \
+                       nk > 3u ? x1[xb + 3u] : 0.0);                                             \
+        A##t += vec4(dot(wv0, xv), NR > 1u ? dot(wv1, xv) : 0.0, NR > 2u ? dot(wv2, xv) : 0.0,   \
+                     NR > 3u ? dot(wv3, xv) : 0.0);                                              \
+    }
+
+// Adds unit u of rows r0 .. r0+NR-1 (piece-local, clamped below rend) times x. The weights of
+// the NR rows are loaded once, then each x vector once for all rows. Tokens past ntok repeat the
+// last one (computed, never written).
+void accum(uint r0, uint rend, uint u, uint xbase, uint ntok)
+{
+    if (TYPE == NB_T_Q4_0 || TYPE == NB_T_Q8_0) {
         uint nb = p.K / 32u;
-        uint bi = r * nb + u;
-        uvec4 q = w4[bi];
-        float d = half_of(w1[p.dbase + bi / 2u], bi);
-        vec4 l0 = q4_lo(q.x), l1 = q4_lo(q.y), l2 = q4_lo(q.z), l3 = q4_lo(q.w);
-        vec4 h0 = q4_hi(q.x), h1 = q4_hi(q.y), h2 = q4_hi(q.z), h3 = q4_hi(q.w);
-        for (uint t = 0; t < NTOK; t++) {
-            if (t < ntok) {
-                uint xb = (xbase + t * p.x_stride + u * 32u) / 4u;
-                float s = dot(l0, x4[xb]) + dot(l1, x4[xb + 1u]) + dot(l2, x4[xb + 2u]) +
-                          dot(l3, x4[xb + 3u]) + dot(h0, x4[xb + 4u]) + dot(h1, x4[xb + 5u]) +
-                          dot(h2, x4[xb + 6u]) + dot(h3, x4[xb + 7u]);
-                acc[i * NTOK + t] += d * s;
-            }
-        }
-    } else if (TYPE == NB_T_Q8_0) {
-        uint nb = p.K / 32u;
-        uint bi = r * nb + u;
-        uvec4 qa = w4[bi * 2u], qb = w4[bi * 2u + 1u];
-        float d = half_of(w1[p.dbase + bi / 2u], bi);
-        vec4 a0 = q8_vec(qa.x), a1 = q8_vec(qa.y), a2 = q8_vec(qa.z), a3 = q8_vec(qa.w);
-        vec4 b0 = q8_vec(qb.x), b1 = q8_vec(qb.y), b2 = q8_vec(qb.z), b3 = q8_vec(qb.w);
-        for (uint t = 0; t < NTOK; t++) {
-            if (t < ntok) {
-                uint xb = (xbase + t * p.x_stride + u * 32u) / 4u;
-                float s = dot(a0, x4[xb]) + dot(a1, x4[xb + 1u]) + dot(a2, x4[xb + 2u]) +
-                          dot(a3, x4[xb + 3u]) + dot(b0, x4[xb + 4u]) + dot(b1, x4[xb + 5u]) +
-                          dot(b2, x4[xb + 6u]) + dot(b3, x4[xb + 7u]);
-                acc[i * NTOK + t] += d * s;
-            }
-        }
+        uvec4 qa0 = uvec4(0), qa1 = qa0, qa2 = qa0, qa3 = qa0, qb0 = qa0, qb1 = qa0, qb2 = qa0, qb3 = qa0;
+        float d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0;
+        QLOAD(0) QLOAD(1) QLOAD(2) QLOAD(3)
+        QTOK(0) QTOK(1) QTOK(2) QTOK(3) QTOK(4) QTOK(5) QTOK(6) QTOK(7)
     } else { // F32, F16: 4 elements, any K
         uint k0 = u * 4u;
-        uint e = r * p.K + k0; // element index in the piece
-        vec4 wv;
         uint nk = min(4u, p.K - k0);
-        if (TYPE == NB_T_F32) {
-            wv = vec4(uintBitsToFloat(w1[e]), nk > 1u ? uintBitsToFloat(w1[e + 1u]) : 0.0,
-                      nk > 2u ? uintBitsToFloat(w1[e + 2u]) : 0.0,
-                      nk > 3u ? uintBitsToFloat(w1[e + 3u]) : 0.0);
-        } else {
-            wv = vec4(half_of(w1[e / 2u], e), nk > 1u ? half_of(w1[(e + 1u) / 2u], e + 1u) : 0.0,
-                      nk > 2u ? half_of(w1[(e + 2u) / 2u], e + 2u) : 0.0,
-                      nk > 3u ? half_of(w1[(e + 3u) / 2u], e + 3u) : 0.0);
-        }
-        for (uint t = 0; t < NTOK; t++) {
-            if (t < ntok) {
-                uint xb = xbase + t * p.x_stride + k0;
-                vec4 xv = vec4(x1[xb], nk > 1u ? x1[xb + 1u] : 0.0, nk > 2u ? x1[xb + 2u] : 0.0,
-                               nk > 3u ? x1[xb + 3u] : 0.0);
-                acc[i * NTOK + t] += dot(wv, xv);
-            }
-        }
+        vec4 wv0 = vec4(0.0), wv1 = vec4(0.0), wv2 = vec4(0.0), wv3 = vec4(0.0);
+        FLOAD(0) FLOAD(1) FLOAD(2) FLOAD(3)
+        FTOK(0) FTOK(1) FTOK(2) FTOK(3) FTOK(4) FTOK(5) FTOK(6) FTOK(7)
     }
+}
+
+// Accumulator of token t (t < NTOK).
+vec4 acc_get(uint t)
+{
+    return t == 0u ? A0 : t == 1u ? A1 : t == 2u ? A2 : t == 3u ? A3 : t == 4u ? A4 : t == 5u ? A5
+         : t == 6u ? A6 : A7;
 }
 
 void main()
@@ -134,47 +158,47 @@ void main()
 #endif
 
     for (uint rr = group * NR; rr < ROWS; rr += ngroups * NR) {
-        for (uint j = 0; j < NR * NTOK; j++) acc[j] = 0.0;
-        for (uint u = lane; u < units; u += glen) {
-            for (uint i = 0; i < NR; i++) {
-                uint r = min(row_first + rr + i, row_end - 1u); // clamp: extra rows not written
-                accum(i, rbase + r, u, xbase, ntok);
-            }
-        }
+        A0 = A1 = A2 = A3 = A4 = A5 = A6 = A7 = vec4(0.0);
+        // rows past row_end are clamped to the last one (computed, not written)
+        for (uint u = lane; u < units; u += glen)
+            accum(rbase + row_first + rr, rbase + row_end, u, xbase, ntok);
 #if USE_SUBGROUP
-        for (uint j = 0; j < NR * NTOK; j++) acc[j] = subgroupAdd(acc[j]);
+#define SG_RED(t) if (t < NTOK) A##t = subgroupAdd(A##t);
+        SG_RED(0) SG_RED(1) SG_RED(2) SG_RED(3) SG_RED(4) SG_RED(5) SG_RED(6) SG_RED(7)
         bool writer = subgroupElect();
 #else
         // Tree reduction inside each group of TPR threads (uniform: ROWS == ngroups * NR).
         uint tid = gl_LocalInvocationID.x;
-        for (uint j = 0; j < NR * NTOK; j++) red[j * WG + tid] = acc[j];
-        barrier();
-        for (uint s = TPR / 2u; s > 0u; s >>= 1u) {
-            if (lane < s)
-                for (uint j = 0; j < NR * NTOK; j++) red[j * WG + tid] += red[j * WG + tid + s];
+        if (TPR > 1u) {
+#define SH_PUT(t) if (t < NTOK) red[uint(t) * WG + tid] = A##t;
+#define SH_GET(t) if (t < NTOK) A##t = red[uint(t) * WG + tid];
+            SH_PUT(0) SH_PUT(1) SH_PUT(2) SH_PUT(3) SH_PUT(4) SH_PUT(5) SH_PUT(6) SH_PUT(7)
             barrier();
+            for (uint s = TPR / 2u; s > 0u; s >>= 1u) {
+                if (lane < s)
+                    for (uint t = 0; t < NTOK; t++) red[t * WG + tid] += red[t * WG + tid + s];
+                barrier();
+            }
+            SH_GET(0) SH_GET(1) SH_GET(2) SH_GET(3) SH_GET(4) SH_GET(5) SH_GET(6) SH_GET(7)
+            barrier(); // red[] is reused by the next pass
         }
-        for (uint j = 0; j < NR * NTOK; j++) acc[j] = red[j * WG + tid];
         bool writer = lane == 0u;
 #endif
         if (writer) {
-            for (uint i = 0; i < NR; i++) {
-                uint r = row_first + rr + i;
-                if (r >= row_end) continue;
-                for (uint t = 0; t < NTOK; t++) {
-                    if (t >= ntok) continue;
+            for (uint t = 0; t < ntok; t++) {
+                vec4 a = acc_get(t);
+                for (uint i = 0; i < NR; i++) {
+                    uint r = row_first + rr + i;
+                    if (r >= row_end) break;
 #if MV_ID
                     uint yi = pair * p.y_stride + r;
 #else
                     uint yi = (p.tok0 + t) * p.y_stride + p.row0 + r;
 #endif
-                    float v = acc[i * NTOK + t];
+                    float v = a[i];
                     y[yi] = p.accumulate != 0u ? y[yi] + v : v;
                 }
             }
         }
-#if !USE_SUBGROUP
-        barrier(); // red[] is reused by the next pass
-#endif
     }
 }

@@ -179,6 +179,12 @@ static void test_matvec(void **state)
         /* forced split: pieces of a few rows */
         uint64_t rb = ggml_row_size(t, q ? 96 : 34) + (q ? 2 : 0);
         check_mul(g, MATVEC, t, q ? 96 : 34, 53, 2, false, rb * 16);
+        /* every token-count variant, whatever chunk this device prefers */
+        uint32_t chunk = g->op.mv_chunk;
+        g->op.mv_chunk = NB_MATVEC_MAX_TOKENS;
+        check_mul(g, MATVEC, t, q ? 64 : 18, 37, 6, true, 0);
+        check_mul(g, MATVEC, t, q ? 64 : 18, 37, 19, false, 0);
+        g->op.mv_chunk = chunk;
     }
 }
 
@@ -409,8 +415,9 @@ static void test_bench(void **state)
     rand_vec(x, (size_t)K * maxt);
     dev_buf(vk, &xb, sizeof(float) * K * maxt, x);
     dev_buf(vk, &yb, sizeof(float) * M * maxt, NULL);
-    uint32_t toks[4] = {1, 2, 8, 64};
-    for (int i = 0; i < 4; i++) {
+    uint32_t toks[4] = {1, 4, 8, 64};
+    int ntoks = getenv("NIBBLE_BENCH_ALL") ? 4 : 1;
+    for (int i = getenv("NIBBLE_BENCH_MM") ? 3 : 0; i < ntoks; i++) {
         vkx_cmd_begin(vk, &c);
         nb_op_mul(&g->op, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb), toks[i], 0, 0, false);
         vkx_cmd_end(vk, &c);
@@ -441,7 +448,7 @@ static int setup_normal(void **state)
         return -1;
     }
     printf("# normal: subgroup %d, matvec wg %u rows %u, matmul tile %ux%u\n", g.op.subgroup,
-           g.op.mv_wg, g.op.mv_rows, g.op.mm_bm, g.op.mm_bn);
+           g.op.mv_wg, g.op.mv_rows[0], g.op.mm_bm, g.op.mm_bn);
     *state = &g;
     return 0;
 }
@@ -465,7 +472,7 @@ static int setup_fallback(void **state)
         return -1;
     }
     printf("# fallback: subgroup %d, matvec wg %u rows %u\n", g.op.subgroup, g.op.mv_wg,
-           g.op.mv_rows);
+           g.op.mv_rows[0]);
     assert_false(g.op.subgroup);
     *state = &g;
     return 0;
