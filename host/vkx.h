@@ -221,6 +221,13 @@ struct vkx_pipeline {
 int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                         const struct vkx_pipeline_desc *d, char *err, size_t errlen);
 void vkx_pipeline_destroy(struct vkx_ctx *ctx, struct vkx_pipeline *p);
+/* Run-time shader replacement (nibble profile --shaders DIR): when set, vkx_pipeline_create asks
+ * fn for a replacement of every SPIR-V module it builds (by the embedded code it was given);
+ * fn returns NULL to keep that one, or code that stays valid until the pipeline is built, with
+ * *size in bytes. Process-wide; NULL unsets. */
+typedef const uint32_t *(*vkx_spv_override_fn)(void *user, const char *name, const uint32_t *spv,
+                                               size_t spv_size, size_t *size);
+void vkx_set_spv_override(vkx_spv_override_fn fn, void *user);
 /* True when the driver keeps pipelines in the pipeline cache (its data grew past the header
  * after a pipeline was built). lavapipe keeps none: every start compiles again there. */
 bool vkx_pipeline_cache_effective(struct vkx_ctx *ctx);

@@ -161,6 +161,15 @@ void vkx_pcache_close(struct vkx_ctx *ctx)
 
 /* ---- pipelines ----------------------------------------------------------------------------- */
 
+static vkx_spv_override_fn spv_override;
+static void *spv_override_user;
+
+void vkx_set_spv_override(vkx_spv_override_fn fn, void *user)
+{
+    spv_override = fn;
+    spv_override_user = user;
+}
+
 int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                         const struct vkx_pipeline_desc *d, char *err, size_t errlen)
 {
@@ -211,9 +220,18 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                                       .pPushConstantRanges = &pr};
     VKX_CHECK(vkCreatePipelineLayout(ctx->dev, &lci, NULL, &p->layout));
 
+    const uint32_t *code = d->spv;
+    size_t code_size = d->spv_size, alt_size = 0;
+    const uint32_t *alt = spv_override ? spv_override(spv_override_user, name, d->spv,
+                                                      d->spv_size, &alt_size)
+                                       : NULL;
+    if (alt && alt_size && alt_size % 4 == 0) {
+        code = alt;
+        code_size = alt_size;
+    }
     VkShaderModuleCreateInfo mci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                    .codeSize = d->spv_size,
-                                    .pCode = d->spv};
+                                    .codeSize = code_size,
+                                    .pCode = code};
     VkShaderModule mod;
     VkResult r = vkCreateShaderModule(ctx->dev, &mci, NULL, &mod);
     if (r != VK_SUCCESS) {

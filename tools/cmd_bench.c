@@ -156,6 +156,7 @@ int cmd_bench(int argc, char **argv)
     }
     double load_s = (plat_now_ns() - t_load) / 1e9;
     uint64_t rss_load = plat_peak_rss(), file_size = g.m.gguf->size;
+    uint64_t dev_peak = g.vk.peak_allocated_bytes; /* device memory after load */
     const struct nb_config *cf = &g.m.cfg;
     char dev[1024];
     vkx_device_line(&g.vk, dev, sizeof dev);
@@ -255,8 +256,10 @@ int cmd_bench(int argc, char **argv)
                x->mean, x->sd, x->med, x->best, x->gbs, bw.copy_gbs, pct);
         if (x->kind[0] == 't' && have_hg)
             printf(", \"host_us_per_token\": %.2f, \"gpu_us_per_token\": %.2f", host_us, gpu_us);
-        printf(", \"peak_rss\": %llu, \"file_size\": %llu, \"device\": ",
-               (unsigned long long)peak_rss, (unsigned long long)file_size);
+        printf(", \"load_rss\": %llu, \"peak_rss\": %llu, \"device_bytes\": %llu"
+               ", \"file_size\": %llu, \"device\": ",
+               (unsigned long long)rss_load, (unsigned long long)peak_rss,
+               (unsigned long long)dev_peak, (unsigned long long)file_size);
         json_str(dev);
         printf("}\n");
     }
@@ -265,10 +268,17 @@ int cmd_bench(int argc, char **argv)
         if (have_hg)
             printf("decode step: GPU %.1f us, host %.1f us per token (%.2f%% of the GPU time)\n",
                    gpu_us, host_us, gpu_us > 0 ? 100 * host_us / gpu_us : 0);
-        printf("load: %.2f s; peak host memory %s after load, %s at the end (file %s: %.1f%%)\n",
-               load_s, bu_size(rss_load, sz, sizeof sz),
-               bu_size(peak_rss, (char[32]){0}, 32), bu_size(file_size, (char[32]){0}, 32),
+        printf("load: %.2f s; peak host memory %s after load, %s at the end; file %s; peak "
+               "RSS after load is %.1f%% of the file\n",
+               load_s, bu_size(rss_load, sz, sizeof sz), bu_size(peak_rss, (char[32]){0}, 32),
+               bu_size(file_size, (char[32]){0}, 32),
                file_size ? 100.0 * (double)rss_load / (double)file_size : 0);
+        if (g.vk.caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU)
+            printf("(a CPU device: its %s of device memory are host memory and count in RSS: "
+                   "%.1f%% of the file without them)\n",
+                   bu_size(dev_peak, sz, sizeof sz),
+                   file_size ? 100.0 * ((double)rss_load - (double)dev_peak) / (double)file_size
+                             : 0);
     }
     fflush(stdout);
     rc = 0;

@@ -1,10 +1,11 @@
-/* nibble profile -m MODEL [-p N] [-n N] [--csv] [--probe-mb MIB] [--fresh-probe]
+/* nibble profile -m MODEL [-p N] [-n N] [--csv] [--probe-mb MIB] [--fresh-probe] [--shaders DIR]
  *
  * GPU timestamps for every dispatch of a prefill of p tokens and of n decode steps (the recorded
  * step, averaged), grouped by forward step and weight shape: count, total and mean µs, share of
  * the pass, bytes moved, GB/s, % of the device's measured copy bandwidth, GFLOP/s. A summary line
  * gives the matrix steps together (the Q4_0 matrix-vector share of the bandwidth in decode).
- * --csv prints the raw rows (one per dispatch) instead. */
+ * --csv prints the raw rows (one per dispatch) instead. --shaders DIR compiles DIR's GLSL (a copy of
+ * shaders/ with its CMakeLists.txt table) at run time instead of the embedded SPIR-V. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "cmds.h"
 #include "forward.h"
 #include "platform.h"
+#include "shader_rt.h"
 
 struct group {
     const char *label;
@@ -24,7 +26,7 @@ struct group {
 static int usage(void)
 {
     fprintf(stderr, "usage: nibble profile -m MODEL [-p 128] [-n 16] [--csv] [--probe-mb 64]\n"
-                    "                      [--fresh-probe]\n");
+                    "                      [--fresh-probe] [--shaders DIR]\n");
     return 2;
 }
 
@@ -107,6 +109,7 @@ int cmd_profile(int argc, char **argv)
     const char *model = NULL;
     uint32_t p = 128, n = 16, probe = 64;
     bool as_csv = false, fresh = false;
+    const char *shaders = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -116,10 +119,8 @@ int cmd_profile(int argc, char **argv)
         else if (!strcmp(a, "--probe-mb") && v) bad = parse_u32(argv[++i], 0, 4096, &probe);
         else if (!strcmp(a, "--csv")) as_csv = true;
         else if (!strcmp(a, "--fresh-probe")) fresh = true;
-        else if (!strcmp(a, "--shaders")) {
-            fprintf(stderr, "nibble profile: --shaders is not implemented yet\n");
-            return 2;
-        } else return usage();
+        else if (!strcmp(a, "--shaders") && v) shaders = argv[++i];
+        else return usage();
         if (bad) {
             fprintf(stderr, "nibble profile: bad value for %s: '%s'\n", a, argv[i]);
             return 2;
@@ -128,8 +129,13 @@ int cmd_profile(int argc, char **argv)
     if (!model || (p == 0 && n == 0)) return usage();
 
     char err[512];
+    int n_sh = 0;
+    if (shaders && nb_shaders_from_dir(shaders, &n_sh, err, sizeof err) != 0) {
+        fprintf(stderr, "nibble profile: --shaders %s: %s\n", shaders, err);
+        return 1;
+    }
     struct nb_gpu_model g;
-    struct vkx_opts vo = {.device_index = -1};
+    struct vkx_opts vo = {.device_index = -1, .pipeline_cache_dir = shaders ? "" : NULL};
     if (nb_gpu_model_load(&g, model, &vo, err, sizeof err) != 0) {
         fprintf(stderr, "nibble profile: %s\n", err);
         return 1;
@@ -168,6 +174,7 @@ int cmd_profile(int argc, char **argv)
     vkx_device_line(&g.vk, dev, sizeof dev);
     if (!as_csv) {
         printf("device: %s\n", dev);
+        if (shaders) printf("shaders: %d variants compiled from %s\n", n_sh, shaders);
         if (bw.copy_gbs > 0)
             printf("bandwidth: copy %.2f GB/s, read %.2f GB/s\n", bw.copy_gbs, bw.read_gbs);
     } else {
