@@ -7,9 +7,15 @@
 
 #define CHUNK_BYTES (4u << 20) /* repack staging: host memory used per upload step */
 
-static bool is_quant(enum ggml_type t) { return t == GGML_Q4_0 || t == GGML_Q8_0; }
+static bool is_quant(enum ggml_type t)
+{
+    return t == GGML_Q4_0 || t == GGML_Q8_0;
+}
 /* Bytes of one block's quants (Q4_0: 16, Q8_0: 32). */
-static uint32_t qs_bytes(enum ggml_type t) { return t == GGML_Q4_0 ? 16u : 32u; }
+static uint32_t qs_bytes(enum ggml_type t)
+{
+    return t == GGML_Q4_0 ? 16u : 32u;
+}
 
 uint64_t nb_gtensor_piece_rows(const struct nb_gtensor *gt, uint32_t i)
 {
@@ -27,9 +33,8 @@ uint32_t nb_gtensor_dbase(const struct nb_gtensor *gt, uint32_t i)
 }
 
 /* Repacks rows [r0, r0+n) of piece `pi` (GGUF blocks at src) into the two planes. */
-static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_t pi,
-                              uint64_t r0, uint64_t n, const uint8_t *src, uint8_t *qbuf,
-                              uint8_t *dbuf)
+static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_t pi, uint64_t r0,
+                              uint64_t n, const uint8_t *src, uint8_t *qbuf, uint8_t *dbuf)
 {
     uint64_t nb = gt->ne[0] / 32, qsb = qs_bytes(gt->type), bb = qsb + 2;
     uint64_t blocks = n * nb;
@@ -43,9 +48,8 @@ static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_
     vkx_upload(vk, buf, prow * nb * qsb + r0 * nb * 2, dbuf, (size_t)(blocks * 2));
 }
 
-int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt,
-                            const struct gguf_tensor *t, uint64_t max_piece, char *err,
-                            size_t errlen)
+int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
+                            uint64_t max_piece, char *err, size_t errlen)
 {
     memset(gt, 0, sizeof *gt);
     char name[96];
@@ -54,12 +58,15 @@ int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt,
     enum ggml_type ty = t->type;
     if (ty != GGML_F32 && ty != GGML_F16 && ty != GGML_Q4_0 && ty != GGML_Q8_0) {
         const char *tn = ggml_type_name(ty);
-        snprintf(err, errlen, "tensor %s: type %s is not supported on the GPU (F32, F16, Q4_0, "
-                 "Q8_0)", name, tn ? tn : "?");
+        snprintf(err, errlen,
+                 "tensor %s: type %s is not supported on the GPU (F32, F16, Q4_0, "
+                 "Q8_0)",
+                 name, tn ? tn : "?");
         return -1;
     }
     uint64_t K = t->ne[0], rows = 1;
-    for (int d = 1; d < GGUF_MAX_DIMS; d++) rows *= t->ne[d] ? t->ne[d] : 1;
+    for (int d = 1; d < GGUF_MAX_DIMS; d++)
+        rows *= t->ne[d] ? t->ne[d] : 1;
     if (K == 0 || rows == 0 || K > 0x7FFFFFFFu || rows > 0xFFFFFFFFu) {
         snprintf(err, errlen, "tensor %s: shape %llu x %llu out of range", name,
                  (unsigned long long)K, (unsigned long long)rows);
@@ -78,7 +85,8 @@ int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt,
     }
     uint64_t nb = K / 32;
     gt->type = ty;
-    for (int d = 0; d < 4; d++) gt->ne[d] = t->ne[d] ? t->ne[d] : 1;
+    for (int d = 0; d < 4; d++)
+        gt->ne[d] = t->ne[d] ? t->ne[d] : 1;
     gt->rows = rows;
     gt->row_bytes = src_row + (is_quant(ty) && (nb & 1) ? 2 : 0);
     /* 3-D tensors (experts): pieces hold whole experts. */
@@ -87,8 +95,10 @@ int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt,
     uint64_t limit = max_piece ? max_piece : vk->caps.max_storage_range;
     if (limit > vk->caps.max_storage_range) limit = vk->caps.max_storage_range;
     if (unit > limit) {
-        snprintf(err, errlen, "tensor %s: one %s of %llu bytes exceeds the %llu-byte binding "
-                 "limit", name, unit_rows > 1 ? "expert" : "row", (unsigned long long)unit,
+        snprintf(err, errlen,
+                 "tensor %s: one %s of %llu bytes exceeds the %llu-byte binding "
+                 "limit",
+                 name, unit_rows > 1 ? "expert" : "row", (unsigned long long)unit,
                  (unsigned long long)limit);
         return -1;
     }
@@ -96,8 +106,8 @@ int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt,
     if (vkx_split_create(vk, &gt->data, size, unit, max_piece, VKX_MEM_DEVICE, err, errlen) != 0)
         return -1;
     if (gt->data.piece % gt->row_bytes || (gt->data.piece / gt->row_bytes) % unit_rows) {
-        snprintf(err, errlen, "tensor %s: split piece of %llu bytes does not hold whole rows",
-                 name, (unsigned long long)gt->data.piece);
+        snprintf(err, errlen, "tensor %s: split piece of %llu bytes does not hold whole rows", name,
+                 (unsigned long long)gt->data.piece);
         vkx_split_destroy(vk, &gt->data);
         return -1;
     }

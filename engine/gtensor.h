@@ -23,9 +23,9 @@
 
 struct nb_gtensor {
     enum ggml_type type;
-    uint64_t ne[4];          /* ne[0] = K (contiguous), ne[1] = rows (per expert), ne[2] = experts */
-    uint64_t row_bytes;      /* device bytes per row (GGUF row size + padding, see above) */
-    uint64_t rows;           /* ne[1] * ne[2] * ne[3] */
+    uint64_t ne[4];     /* ne[0] = K (contiguous), ne[1] = rows (per expert), ne[2] = experts */
+    uint64_t row_bytes; /* device bytes per row (GGUF row size + padding, see above) */
+    uint64_t rows;      /* ne[1] * ne[2] * ne[3] */
     uint64_t rows_per_piece; /* rows of every piece but the last (a multiple of ne[1] if 3-D) */
     struct vkx_split data;   /* data.n pieces */
 };
@@ -36,9 +36,8 @@ struct nb_gtensor {
 int nb_gtensor_upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                       char *err, size_t errlen);
 /* Same with pieces of at most max_piece bytes (0: the device limit); tests force splits. */
-int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt,
-                            const struct gguf_tensor *t, uint64_t max_piece, char *err,
-                            size_t errlen);
+int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
+                            uint64_t max_piece, char *err, size_t errlen);
 /* For tests: a tensor from host memory in GGUF layout (ggml_row_size(type, ne[0]) bytes per
  * row); unused ne entries must be 1. */
 int nb_gtensor_from_host(struct vkx_ctx *vk, struct nb_gtensor *gt, enum ggml_type type,

@@ -8,8 +8,7 @@
 #include "shared.h"
 
 /* Type slots of the pipeline tables; the shaders take the ggml id as spec constant TYPE. */
-static const enum ggml_type slot_type[NB_MM_NTYPES] = {GGML_F32, GGML_F16, GGML_Q4_0,
-                                                       GGML_Q8_0};
+static const enum ggml_type slot_type[NB_MM_NTYPES] = {GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0};
 
 static int type_slot(enum ggml_type t)
 {
@@ -18,7 +17,10 @@ static int type_slot(enum ggml_type t)
     return -1;
 }
 
-bool nb_op_matmul_supports(enum ggml_type t) { return type_slot(t) >= 0; }
+bool nb_op_matmul_supports(enum ggml_type t)
+{
+    return type_slot(t) >= 0;
+}
 
 static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, const char *name,
                 uint32_t n_bindings, uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
@@ -59,7 +61,8 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, char
     uint32_t wg = 128;
     if (wg > vk->caps.max_wg_invocations) wg = vk->caps.max_wg_invocations;
     uint32_t tpr = cpu ? 1 : 32; /* fallback: threads per row group, a power of two <= wg */
-    while (tpr > wg) tpr /= 2;
+    while (tpr > wg)
+        tpr /= 2;
     uint32_t sgs = vk->caps.subgroup_size ? vk->caps.subgroup_size : 32;
     o->subgroup = sg;
     o->mv_wg = wg;
@@ -120,8 +123,8 @@ int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, s
         uint32_t espec[2] = {o->embed_wg, (uint32_t)slot_type[ts]};
         if (make(vk, &o->mm[ts], NB_SPV_MATMUL, mm_names[ts], 3, sizeof(struct nb_push_matmul),
                  spec, 4, err, errlen) != 0 ||
-            make(vk, &o->embed[ts], NB_SPV_EMBED, embed_names[ts], 3,
-                 sizeof(struct nb_push_embed), espec, 2, err, errlen) != 0) {
+            make(vk, &o->embed[ts], NB_SPV_EMBED, embed_names[ts], 3, sizeof(struct nb_push_embed),
+                 espec, 2, err, errlen) != 0) {
             nb_op_matmul_destroy(o, vk);
             return -1;
         }
@@ -220,8 +223,8 @@ void nb_op_matmul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
 }
 
 void nb_op_mul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
-               const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
-               uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate)
+               const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y, uint32_t n_tokens,
+               uint32_t x_stride, uint32_t y_stride, bool accumulate)
 {
     if (n_tokens <= NB_MATVEC_MAX_TOKENS || o->prefill_matvec)
         nb_op_matvec(o, vk, c, w, x, y, n_tokens, x_stride, y_stride, accumulate);

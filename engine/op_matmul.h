@@ -20,17 +20,17 @@
 #define NB_MATVEC_MAX_TOKENS 8 /* tokens sharing one weight read in nb_op_matvec */
 #define NB_MM_NTYPES 4         /* F32, F16, Q4_0, Q8_0 */
 
-#define NB_MV_VARIANTS 4         /* matvec pipelines for 1, 2, 4, 8 tokens */
+#define NB_MV_VARIANTS 4 /* matvec pipelines for 1, 2, 4, 8 tokens */
 
 struct nb_op_matmul {
     struct vkx_pipeline mv[NB_MM_NTYPES][NB_MV_VARIANTS]; /* matvec [type][2^k tokens] */
-    struct vkx_pipeline mv_id[NB_MM_NTYPES]; /* MoE matvec */
-    struct vkx_pipeline mm[NB_MM_NTYPES];    /* prefill matmul */
+    struct vkx_pipeline mv_id[NB_MM_NTYPES];              /* MoE matvec */
+    struct vkx_pipeline mm[NB_MM_NTYPES];                 /* prefill matmul */
     struct vkx_pipeline embed[NB_MM_NTYPES];
-    bool subgroup;     /* matvec reduces with subgroup arithmetic (else shared memory) */
-    uint32_t mv_wg;    /* matvec workgroup size */
+    bool subgroup;  /* matvec reduces with subgroup arithmetic (else shared memory) */
+    uint32_t mv_wg; /* matvec workgroup size */
     uint32_t mv_rows[NB_MV_VARIANTS + 1]; /* rows per workgroup: matvec [k], matvec_id [4] */
-    uint32_t mm_bm, mm_bn; /* matmul tile: weight rows x tokens */
+    uint32_t mm_bm, mm_bn;                /* matmul tile: weight rows x tokens */
     uint32_t embed_wg;
     uint32_t mv_chunk;   /* tokens per matvec dispatch (8; 4 on CPU devices) */
     bool prefill_matvec; /* nb_op_mul uses matvec chunks for any n_tokens (CPU devices) */
@@ -57,8 +57,8 @@ void nb_op_matmul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
 /* Picks nb_op_matvec (n_tokens <= 8, or any count on CPU devices where it is faster) or
  * nb_op_matmul. */
 void nb_op_mul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
-               const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
-               uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate);
+               const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y, uint32_t n_tokens,
+               uint32_t x_stride, uint32_t y_stride, bool accumulate);
 
 /* out[t][k] = E[ids[t]][k] * scale, k < K; E {K, rows}; ids uint32 [n_tokens]; out
  * [n_tokens][out_stride]. An id >= rows gives a row of zeros. */

@@ -22,12 +22,15 @@ struct cfg {
 static float f16_to_f32(uint16_t h)
 {
     uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023, u;
-    if (e == 0 && m == 0) u = s;
-    else if (e == 31) u = s | 0x7F800000u | (m << 13);
+    if (e == 0 && m == 0)
+        u = s;
+    else if (e == 31)
+        u = s | 0x7F800000u | (m << 13);
     else if (e == 0) { /* subnormal */
         float f = ldexpf((float)m, -24);
         return s ? -f : f;
-    } else u = s | ((e + 112) << 23) | (m << 13);
+    } else
+        u = s | ((e + 112) << 23) | (m << 13);
     float f;
     memcpy(&f, &u, 4);
     return f;
@@ -52,7 +55,8 @@ static void make_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **
         uint8_t *row = w + r * rb;
         float *fr = f + r * K;
         if (type == GGML_F32) {
-            for (uint64_t k = 0; k < K; k++) fr[k] = nb_test_randf();
+            for (uint64_t k = 0; k < K; k++)
+                fr[k] = nb_test_randf();
             memcpy(row, fr, K * 4);
         } else if (type == GGML_F16) {
             for (uint64_t k = 0; k < K; k++) {
@@ -93,7 +97,8 @@ static void make_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **
 
 static void rand_vec(float *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) v[i] = nb_test_randf();
+    for (size_t i = 0; i < n; i++)
+        v[i] = nb_test_randf();
 }
 
 static void dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, const void *init)
@@ -128,7 +133,8 @@ static void check_mul(struct cfg *g, enum which op, enum ggml_type type, uint32_
     for (uint32_t t = 0; t < ntok; t++)
         for (uint32_t m = 0; m < M; m++) {
             double s = acc ? y0[t * M + m] : 0.0;
-            for (uint32_t k = 0; k < K; k++) s += (double)wref[(size_t)m * K + k] * x[t * K + k];
+            for (uint32_t k = 0; k < K; k++)
+                s += (double)wref[(size_t)m * K + k] * x[t * K + k];
             ref[t * M + m] = (float)s;
         }
     struct vkx_buffer xb, yb;
@@ -295,7 +301,8 @@ static void test_matvec_id(void **state)
                 for (uint32_t m = 0; m < M; m++) {
                     double s = 0;
                     const float *wr = wref + ((size_t)ids[pr] * M + m) * K;
-                    for (uint32_t k = 0; k < K; k++) s += (double)wr[k] * xv[k];
+                    for (uint32_t k = 0; k < K; k++)
+                        s += (double)wr[k] * xv[k];
                     ref[pr * M + m] = (float)s;
                 }
             }
@@ -363,7 +370,8 @@ static double best_ns(struct vkx_ctx *vk, struct vkx_cmd *c, int reps)
         double ns[64];
         uint32_t n = vkx_cmd_read_times(vk, c, ns, 64);
         double sum = 0;
-        for (uint32_t j = 0; j < n; j++) sum += ns[j];
+        for (uint32_t j = 0; j < n; j++)
+            sum += ns[j];
         if (n && sum < best) best = sum;
     }
     return best;
@@ -384,9 +392,13 @@ static void test_bench(void **state)
     /* copy yardstick: as many bytes as the weights */
     size_t wbytes = (size_t)ggml_row_size(GGML_Q4_0, K) * M;
     struct vkx_pipeline cp;
-    struct vkx_pipeline_desc d = {.name = "mm_copy", .spv = nb_spv[NB_SPV_MM_COPY].code,
-                                  .spv_size = *nb_spv[NB_SPV_MM_COPY].size, .n_bindings = 2,
-                                  .push_size = 4, .n_spec = 1, .spec = {64}};
+    struct vkx_pipeline_desc d = {.name = "mm_copy",
+                                  .spv = nb_spv[NB_SPV_MM_COPY].code,
+                                  .spv_size = *nb_spv[NB_SPV_MM_COPY].size,
+                                  .n_bindings = 2,
+                                  .push_size = 4,
+                                  .n_spec = 1,
+                                  .spec = {64}};
     assert_int_equal(vkx_pipeline_create(vk, &cp, &d, err, sizeof err), 0);
     struct vkx_buffer a, b;
     dev_buf(vk, &a, wbytes, NULL);
@@ -397,8 +409,8 @@ static void test_bench(void **state)
     vkx_cmd_dispatch(vk, &c, &cp, cv, 2, &n16, 4, vkx_ceil_div(n16, 64 * 16), 1, 1);
     vkx_cmd_end(vk, &c);
     double cns = best_ns(vk, &c, 5);
-    printf("# copy %zu bytes: %.3f ms, %.2f GB/s read (%.2f GB/s read+write)\n", wbytes,
-           cns * 1e-6, wbytes / cns, 2.0 * wbytes / cns);
+    printf("# copy %zu bytes: %.3f ms, %.2f GB/s read (%.2f GB/s read+write)\n", wbytes, cns * 1e-6,
+           wbytes / cns, 2.0 * wbytes / cns);
     vkx_buffer_destroy(vk, &a);
     vkx_buffer_destroy(vk, &b);
     vkx_pipeline_destroy(vk, &cp);
@@ -423,9 +435,9 @@ static void test_bench(void **state)
         vkx_cmd_end(vk, &c);
         double ns = best_ns(vk, &c, 5);
         printf("# q4_0 %s %ux%u, %u token(s): %.3f ms, %.2f GB/s weights (%.0f%% of copy read), "
-               "%.1f GFLOP/s\n", toks[i] <= NB_MATVEC_MAX_TOKENS ? "matvec" : "matmul", M, K,
-               toks[i], ns * 1e-6, wbytes / ns, 100.0 * cns / ns,
-               2.0 * K * M * toks[i] / ns);
+               "%.1f GFLOP/s\n",
+               toks[i] <= NB_MATVEC_MAX_TOKENS ? "matvec" : "matmul", M, K, toks[i], ns * 1e-6,
+               wbytes / ns, 100.0 * cns / ns, 2.0 * K * M * toks[i] / ns);
     }
     vkx_cmd_destroy(vk, &c);
     vkx_buffer_destroy(vk, &xb);
@@ -492,14 +504,14 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest normal[] = {
-        cmocka_unit_test(test_bad_input),  cmocka_unit_test(test_matvec),
-        cmocka_unit_test(test_matmul),     cmocka_unit_test(test_embed),
-        cmocka_unit_test(test_matvec_id),  cmocka_unit_test(test_matvec_big_rows),
+        cmocka_unit_test(test_bad_input), cmocka_unit_test(test_matvec),
+        cmocka_unit_test(test_matmul),    cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_matvec_id), cmocka_unit_test(test_matvec_big_rows),
         cmocka_unit_test(test_bench),
     };
     const struct CMUnitTest fallback[] = {
-        cmocka_unit_test(test_matvec),    cmocka_unit_test(test_matmul),
-        cmocka_unit_test(test_embed),     cmocka_unit_test(test_matvec_id),
+        cmocka_unit_test(test_matvec),          cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_embed),           cmocka_unit_test(test_matvec_id),
         cmocka_unit_test(test_matvec_big_rows), cmocka_unit_test(test_bench),
     };
     int rc = cmocka_run_group_tests_name("normal", normal, setup_normal, teardown);
