@@ -72,7 +72,11 @@ static void walk_kv(const struct gguf *g, const struct gguf_kv *kv)
 static void walk_tensor(const struct gguf *g, const struct gguf_tensor *t)
 {
     char name[512];
-    if (cstr(t->name, name, sizeof name)) CHECK(gguf_find_tensor(g, name) == t);
+    if (cstr(t->name, name, sizeof name)) {
+        CHECK(gguf_find_tensor(g, name) == t);
+        CHECK(gguf_str_eq(t->name, name));
+    }
+    CHECK(ggml_type_name(t->type) && ggml_type_size(t->type));
     CHECK(t->n_dims >= 1 && t->n_dims <= GGUF_MAX_DIMS);
     CHECK(ggml_blck_size(t->type) && t->ne[0] % ggml_blck_size(t->type) == 0);
     uint64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
