@@ -1,6 +1,7 @@
 /* test_tools: the speed tools through the built CLI (NB_CLI). `nibble mkmodel` writes small
  * presets that nibble loads and runs; `nibble bench -o json` prints one valid line per test with
- * the llama-bench fields; `nibble profile` prints its table. Every run must be free of validation
+ * the llama-bench fields; `nibble profile` prints its table, also with --shaders (GLSL compiled
+ * at run time). Every run must be free of validation
  * messages (the CLI prints them as "vulkan warning/error: ..." on stderr). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,25 @@ static void test_profile_table(void **state)
     assert_non_null(strstr(out, "decode,"));
 }
 
+/* --shaders: the source tree's own shaders compiled at run time give a working profile. */
+static void test_profile_shaders(void **state)
+{
+    (void)state;
+    make("tiny-h256");
+    char args[1400];
+    snprintf(args, sizeof args, "profile -m '%s' -p 4 -n 1 --probe-mb 4 --shaders '%s/../../shaders'",
+             model_path("tiny-h256"), NB_TEST_DATA);
+    int rc = cli(args);
+    if (rc != 0 && strstr(err, "without libshaderc")) skip();
+    check_clean(rc);
+    assert_non_null(strstr(out, "variants compiled from"));
+    assert_non_null(strstr(out, "### decode"));
+    snprintf(args, sizeof args, "profile -m '%s' --shaders '%s'", model_path("tiny-h256"),
+             NB_TEST_TMP);
+    assert_int_equal(cli(args), 1);
+    assert_non_null(strstr(err, "CMakeLists.txt"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_mkmodel_runs),
         cmocka_unit_test(test_bench_json),
         cmocka_unit_test(test_profile_table),
+        cmocka_unit_test(test_profile_shaders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
