@@ -4,7 +4,8 @@
 # and its CPU backend) on one model and prints the three and the ratios. Not part of the tests.
 #
 # Environment: NIBBLE (default build/nibble), LLAMA_VK_DEVICES (GGML_VK_VISIBLE_DEVICES for
-# llama.cpp; default 0, which is how llama.cpp takes lavapipe), NO_CPU=1 skips the CPU run.
+# llama.cpp; default 0, which is how llama.cpp takes lavapipe), NO_CPU=1 skips the CPU run,
+# NIBBLE_ARGS adds options to nibble bench (e.g. "-b 16").
 # nibble's figure is its best repetition (llama.cpp's driver reports its best too); nibble runs
 # tg at depth 0 while the driver decodes after its prompt (depth PP).
 set -eu
@@ -26,7 +27,8 @@ field() { # field NAME JSONLINE: a string or number value
     *) printf '%s\n' "$2" | sed -n "s/.*\"$1\": \([^,}]*\).*/\1/p" ;;
     esac
 }
-out=$("$NIBBLE" bench -m "$MODEL" -p "$PP" -n "$TG" -r "$REPS" -o json)
+# shellcheck disable=SC2086
+out=$("$NIBBLE" bench -m "$MODEL" -p "$PP" -n "$TG" -r "$REPS" -o json ${NIBBLE_ARGS:-})
 pp_line=$(printf '%s\n' "$out" | grep "\"test\": \"pp" || true)
 tg_line=$(printf '%s\n' "$out" | grep "\"test\": \"tg" || true)
 nb_pp=$(field max_ts "$pp_line"); nb_tg=$(field max_ts "$tg_line")
