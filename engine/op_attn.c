@@ -12,9 +12,10 @@ static const uint32_t attn_hd_max[NB_ATTN_NQ_BUCKETS] = {128, 256, 512};
 
 static int make_pipe(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
                      uint32_t n_bindings, uint32_t push_size, const uint32_t *spec,
-                     uint32_t n_spec, char *err, size_t errlen)
+                     uint32_t n_spec, uint32_t subgroup_size, char *err, size_t errlen)
 {
     struct vkx_pipeline_desc d = {
+        .subgroup_size = subgroup_size,
         .name = nb_spv[id].name,
         .spv = nb_spv[id].code,
         .spv_size = *nb_spv[id].size,
@@ -35,8 +36,8 @@ static int make_attn(struct nb_op_attn *o, struct vkx_ctx *vk, enum nb_spv_id id
              * compile time on lavapipe), head_dim 128: 16 keys, 256: 8, 512: 4 */
             uint32_t nq = attn_hd_max[h] / 4 / o->ds, bc = 64 / nq;
             uint32_t spec[5] = {o->rows[b] * o->ds, o->rows[b], o->ds, nq, bc < 4 ? 4 : bc};
-            if (make_pipe(vk, &o->attn[b][h], id, 7, sizeof(struct nb_push_attn), spec, 5, err,
-                          errlen))
+            if (make_pipe(vk, &o->attn[b][h], id, 7, sizeof(struct nb_push_attn), spec, 5,
+                          id == NB_SPV_ATTN_SG ? o->sg_size : 0, err, errlen))
                 return -1;
         }
     return 0;
@@ -62,6 +63,10 @@ int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_
     while (o->rows[0] * o->ds > vk->caps.max_wg_invocations && o->rows[0] > 1) o->rows[0] /= 2;
     o->subgroup = vkx_has(vk, VKX_FEAT_SUBGROUP) && vk->caps.subgroup_shuffle &&
                   vk->caps.subgroup_size >= o->ds;
+    /* The shuffles reduce over ds adjacent invocations, so a subgroup must hold at least ds:
+     * where the driver may pick a smaller size, require the default one. */
+    if (vk->caps.subgroup_size_control && vk->caps.subgroup_min < o->ds)
+        o->sg_size = vk->caps.subgroup_size;
     if (o->subgroup && make_attn(o, vk, NB_SPV_ATTN_SG, err, errlen)) {
         fprintf(stderr, "nibble: attn: subgroup variant refused (%s), using the plain one\n", err);
         destroy_attn(o, vk);
@@ -70,10 +75,10 @@ int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_
     if (!o->subgroup && make_attn(o, vk, NB_SPV_ATTN, err, errlen)) goto fail;
     uint32_t wg = 64;
     if (make_pipe(vk, &o->combine, NB_SPV_ATTN_COMBINE, 3, sizeof(struct nb_push_attn_combine),
-                  &wg, 1, err, errlen))
+                  &wg, 1, 0, err, errlen))
         goto fail;
-    if (make_pipe(vk, &o->store, NB_SPV_KV_STORE, 5, sizeof(struct nb_push_kv_store), &wg, 1, err,
-                  errlen))
+    if (make_pipe(vk, &o->store, NB_SPV_KV_STORE, 5, sizeof(struct nb_push_kv_store), &wg, 1, 0,
+                  err, errlen))
         goto fail;
     /* A CPU device runs a few workgroups at a time; a GPU wants hundreds in flight. */
     o->target_wgs = vk->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 16 : 256;

@@ -26,6 +26,7 @@ struct nb_op_attn {
     struct vkx_pipeline store;                         /* kv_store */
     bool subgroup;       /* attn uses subgroup shuffles (else a shared-memory reduction) */
     uint32_t ds;         /* threads per query row */
+    uint32_t sg_size;    /* subgroup size the subgroup variant requires (0: any) */
     uint32_t rows[2];    /* query rows per workgroup of attn[0] (decode) and attn[1] (prefill) */
     /* Tuning, set by _create from the device, may be changed before recording: */
     uint32_t target_wgs; /* split the keys until about this many workgroups run */
