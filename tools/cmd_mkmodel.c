@@ -65,6 +65,8 @@ static const struct preset presets[] = {
      128, 256, 4096, 0, 0, 0, 4, 512, 0, 0, 0, false, 32768, 32768},
     {"tiny-h256", "dense H=256, 2 layers, 4k vocabulary (tests)", 256, 2, 4, 2, 1, 64, 128, 512, 0,
      0, 0, 2, 64, 0, 0, 0, false, 4096, 4096},
+    {"tiny-ple", "PLE + KV sharing (E2B structure) H=256, 10 layers, 5 shared, 4k vocabulary",
+     256, 10, 4, 1, 1, 64, 128, 256, 512, 32, 5, 5, 64, 0, 0, 0, false, 4096, 4096},
     {"tiny-moe", "MoE H=256, 2 layers, 16 experts top-4, 4k vocabulary (tests)", 256, 2, 4, 2, 1,
      64, 128, 256, 0, 0, 0, 2, 64, 16, 4, 64, true, 4096, 4096},
 };
