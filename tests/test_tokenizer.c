@@ -4,6 +4,8 @@
  *   tokenizer-extra.txt/.ids  harder cases generated with the llama.cpp peer; in this file the
  *                             escapes \n \t \r \\ \xHH ARE decoded (runs of newlines, invalid
  *                             UTF-8), everything else is literal UTF-8;
+ *   tokenizer-random.txt/.ids 150 random mixes (specials, CJK, emoji, ▁, spaces, newlines,
+ *                             random bytes), same escapes, ids from the llama.cpp peer;
  *   tokenizer-dense.txt/.ids  the same for the 1024-token vocabulary of dense.gguf.
  * Plus round trips, every special token, NUL bytes, speed and a CLI smoke check. */
 #include <stdio.h>
@@ -382,6 +384,8 @@ static void test_extra_cases(void **state)
     size_t n = check_file(g_tok, "tokenizer-extra", true);
     if (!n) skip();
     printf("tokenizer-extra: %zu cases match llama.cpp\n", n);
+    n = check_file(g_tok, "tokenizer-random", true);
+    printf("tokenizer-random: %zu cases match llama.cpp\n", n);
 }
 
 /* The 1024-token vocabulary of the small test models: UNKNOWN and UNUSED token types, the
