@@ -171,11 +171,14 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
     for (uint32_t pi = 0; pi < w->data.n; pi++) {
         uint32_t prow = (uint32_t)nb_gtensor_piece_rows(w, pi);
         struct vkx_view b[3] = {vkx_whole(&w->data.b[pi]), x, y};
-        for (uint32_t t0 = 0; t0 < n_tokens; t0 += o->mv_chunk) {
-            uint32_t nt = n_tokens - t0 < o->mv_chunk ? n_tokens - t0 : o->mv_chunk;
-            int k = nt == 1 ? 0 : nt == 2 ? 1 : nt <= 4 ? 2 : 3; /* variant of 2^k tokens */
-            uint32_t gx, gy;
-            grid2(vk, vkx_ceil_div(prow, o->mv_rows[k]), &gx, &gy);
+        /* one variant for the whole call: chunks of 2^k tokens, one per grid z slice */
+        uint32_t m = n_tokens < o->mv_chunk ? n_tokens : o->mv_chunk;
+        int k = m == 1 ? 0 : m == 2 ? 1 : m <= 4 ? 2 : 3;
+        uint32_t ntok = 1u << k, per_dispatch = ntok * max_z(vk);
+        uint32_t gx, gy;
+        grid2(vk, vkx_ceil_div(prow, o->mv_rows[k]), &gx, &gy);
+        for (uint32_t t0 = 0; t0 < n_tokens; t0 += per_dispatch) {
+            uint32_t nt = n_tokens - t0 < per_dispatch ? n_tokens - t0 : per_dispatch;
             struct nb_push_matvec p;
             memset(&p, 0, sizeof p);
             p.K = K;
@@ -187,7 +190,8 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
             p.accumulate = accumulate;
             p.dbase = nb_gtensor_dbase(w, pi);
             p.tok0 = t0;
-            vkx_cmd_dispatch(vk, c, &o->mv[ts][k], b, 3, &p, sizeof p, gx, gy, 1);
+            vkx_cmd_dispatch(vk, c, &o->mv[ts][k], b, 3, &p, sizeof p, gx, gy,
+                             vkx_ceil_div(nt, ntok));
         }
     }
 }

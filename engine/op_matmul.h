@@ -2,8 +2,8 @@
  * prefill matrix-matrix, embedding lookup and the MoE expert matrix-vector.
  *
  * Weights are nb_gtensor (F32, F16, Q4_0, Q8_0), activations f32 row-major [tokens][width].
- * Every function records dispatches into c (one per weight piece, more when a grid needs
- * chunking) and NO barrier before or after: the caller puts vkx_cmd_barrier() between a
+ * Every function records one dispatch per weight piece (more only past 65535 grid slices of
+ * tokens or pairs) and NO barrier before or after: the caller puts vkx_cmd_barrier() between a
  * dispatch and the one that reads its output. `accumulate` adds into y instead of overwriting it
  * (residual adds). Strides of 0 mean dense rows (x: K, y: M).
  */
@@ -43,8 +43,8 @@ void nb_op_matmul_destroy(struct nb_op_matmul *o, struct vkx_ctx *vk);
 bool nb_op_matmul_supports(enum ggml_type t);
 
 /* y[t][m] (+)= sum_k W[m][k] x[t][k]; W {K, M}, x [n_tokens][x_stride], y [n_tokens][y_stride].
- * Any n_tokens (groups of up to 8 share a weight read; prefer nb_op_mul, which switches to
- * nb_op_matmul for prefill where that is faster). */
+ * Any n_tokens, one dispatch per weight piece (groups of up to mv_chunk tokens share a weight
+ * read; prefer nb_op_mul, which switches to nb_op_matmul for prefill where that is faster). */
 void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                   const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
                   uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate);

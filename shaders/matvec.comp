@@ -1,6 +1,6 @@
 #version 450
 // matvec.comp: y[t][r] (+)= sum_k W[r][k] * x[t][k] for the rows of one weight piece, t < ntok
-// (decode: 1..NTOK tokens share each weight read). With MV_ID (MoE experts): for each pair
+// (decode: 1..NTOK tokens share each weight read; grid z walks groups of NTOK tokens). With MV_ID (MoE experts): for each pair
 // (token t, slot s), y[t*n_slots+s][m] (+)= W[ids[t][s]][m] . x[t or t*n_slots+s] (NTOK = 1).
 //
 // Work split: a workgroup owns ROWS consecutive rows; groups of threads (a subgroup with
@@ -145,8 +145,10 @@ void main()
     if (row_first >= p.nrows) return;
     uint row_end = p.nrows;
     uint rbase = 0u;
-    uint xbase = p.tok0 * p.x_stride;
-    uint ntok = p.ntok;
+    // z slices of NTOK tokens: one dispatch covers any token count
+    uint tok0 = p.tok0 + gl_WorkGroupID.z * NTOK;
+    uint ntok = min(NTOK, p.ntok - gl_WorkGroupID.z * NTOK);
+    uint xbase = tok0 * p.x_stride;
 #endif
 
 #if USE_SUBGROUP
@@ -193,7 +195,7 @@ void main()
 #if MV_ID
                     uint yi = pair * p.y_stride + r;
 #else
-                    uint yi = (p.tok0 + t) * p.y_stride + p.row0 + r;
+                    uint yi = (tok0 + t) * p.y_stride + p.row0 + r;
 #endif
                     float v = a[i];
                     y[yi] = p.accumulate != 0u ? y[yi] + v : v;

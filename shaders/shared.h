@@ -128,7 +128,7 @@ NB_STRUCT(nb_push_matvec) {
     NB_U32 K;          /* elements per weight row */
     NB_U32 nrows;      /* rows held by this piece */
     NB_U32 row0;       /* matvec: global index of the piece's first row (column of y) */
-    NB_U32 ntok;       /* matvec: tokens in this dispatch (<= NTOK) */
+    NB_U32 ntok;       /* matvec: tokens in this dispatch (z slices of NTOK) */
     NB_U32 x_stride;   /* elements between consecutive x vectors */
     NB_U32 y_stride;   /* elements between consecutive y vectors */
     NB_U32 accumulate; /* 1: y += W x, 0: y = W x */
