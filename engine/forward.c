@@ -345,6 +345,24 @@ static uint32_t umax(uint32_t a, uint32_t b) { return a > b ? a : b; }
 int nb_fwd_create(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, uint32_t n_batch,
                   bool capture_layers, bool timestamps, char *err, size_t errlen)
 {
+    return nb_fwd_create_kv(f, g, n_ctx, n_batch, capture_layers, timestamps, -1, err, errlen);
+}
+
+/* True when every K/V projection is F32 (a reference model). */
+static bool kv_weights_f32(const struct nb_model *m)
+{
+    for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
+        const struct nb_layer_weights *w = &m->w.layer[l];
+        if ((w->attn_k && w->attn_k->type != GGML_F32) ||
+            (w->attn_v && w->attn_v->type != GGML_F32))
+            return false;
+    }
+    return true;
+}
+
+int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, uint32_t n_batch,
+                     bool capture_layers, bool timestamps, int kv_f32, char *err, size_t errlen)
+{
     memset(f, 0, sizeof *f);
     f->g = g;
     struct vkx_ctx *vk = &g->vk;
@@ -369,8 +387,13 @@ int nb_fwd_create(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, uint
                                             (uint32_t)lc->kv_source};
         kv_max = umax(kv_max, lc->n_head_kv * lc->head_dim);
     }
-    int rc = nb_kvcache_create(vk, &f->kv, L, desc, n_ctx, cf->sliding_window, n_batch, err,
-                               errlen);
+    bool f32 = kv_f32 < 0 ? kv_weights_f32(&g->m) : kv_f32 > 0;
+    if (f32 && nb_op_attn_enable_f32(&g->at, vk, err, errlen) != 0) {
+        free(desc);
+        return -1;
+    }
+    int rc = nb_kvcache_create_f32(vk, &f->kv, L, desc, n_ctx, cf->sliding_window, n_batch, f32,
+                                   err, errlen);
     free(desc);
     if (rc) return -1;
 

@@ -122,6 +122,10 @@ struct nb_fwd {
 
 int nb_fwd_create(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, uint32_t n_batch,
                   bool capture, bool timestamps, char *err, size_t errlen);
+/* The same with the KV cache's element type: kv_f32 < 0 picks f32 for models whose K/V
+ * projections are F32 (reference models: f16 would be the largest error) and f16 otherwise. */
+int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, uint32_t n_batch,
+                     bool capture, bool timestamps, int kv_f32, char *err, size_t errlen);
 void nb_fwd_destroy(struct nb_fwd *f);
 
 /* Records the forward pass of n (1..n_batch) tokens into c: ids/pos buffers hold the tokens and

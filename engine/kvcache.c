@@ -34,6 +34,14 @@ int nb_kvcache_create(struct vkx_ctx *vk, struct nb_kvcache *kv, uint32_t n_laye
                       const struct nb_kv_layer_desc *desc, uint32_t n_ctx, uint32_t window,
                       uint32_t max_batch, char *err, size_t errlen)
 {
+    return nb_kvcache_create_f32(vk, kv, n_layer, desc, n_ctx, window, max_batch, false, err,
+                                 errlen);
+}
+
+int nb_kvcache_create_f32(struct vkx_ctx *vk, struct nb_kvcache *kv, uint32_t n_layer,
+                          const struct nb_kv_layer_desc *desc, uint32_t n_ctx, uint32_t window,
+                          uint32_t max_batch, bool f32, char *err, size_t errlen)
+{
     memset(kv, 0, sizeof *kv);
     if (n_layer == 0 || n_ctx == 0 || max_batch == 0) {
         snprintf(err, errlen, "kvcache: n_layer %u, n_ctx %u, max_batch %u must be > 0", n_layer,
@@ -56,6 +64,7 @@ int nb_kvcache_create(struct vkx_ctx *vk, struct nb_kvcache *kv, uint32_t n_laye
     kv->n_ctx = n_ctx;
     kv->window = window;
     kv->max_batch = max_batch;
+    kv->f32 = f32;
 
     struct vkx_cmd c;
     vkx_cmd_create(vk, &c, 1, false);
@@ -67,7 +76,7 @@ int nb_kvcache_create(struct vkx_ctx *vk, struct nb_kvcache *kv, uint32_t n_laye
         uint64_t ring = (uint64_t)window + max_batch;
         L->n_slots = desc[l].is_swa && ring < n_ctx ? (uint32_t)ring : n_ctx;
         if (desc[l].src != l) continue;
-        uint64_t row = (uint64_t)desc[l].n_kv_head * desc[l].head_dim * 2; /* bytes per slot */
+        uint64_t row = (uint64_t)desc[l].n_kv_head * desc[l].head_dim * (f32 ? 4 : 2); /* per slot */
         uint64_t bytes = row * L->n_slots;
         if (bytes > vk->caps.max_storage_range) {
             snprintf(err, errlen, "kvcache: layer %u needs %llu MiB per K buffer, above the "

@@ -47,6 +47,7 @@ struct nb_kvcache {
     uint32_t max_batch; /* most tokens written by one kv_store before their attention */
     struct nb_kv_layer *layers; /* [n_layer] */
     uint64_t bytes;     /* device memory of all K/V buffers */
+    bool f32;           /* f32 cache (nb_kvcache_create_f32) instead of packed f16 */
 };
 
 /* Creates the cache (zero-filled). Returns 0, or -1 with a one-line message in err (bad layer
@@ -54,6 +55,12 @@ struct nb_kvcache {
 int nb_kvcache_create(struct vkx_ctx *vk, struct nb_kvcache *kv, uint32_t n_layer,
                       const struct nb_kv_layer_desc *desc, uint32_t n_ctx, uint32_t window,
                       uint32_t max_batch, char *err, size_t errlen);
+/* The same with f32 elements (twice the memory; the attention ops need
+ * nb_op_attn_enable_f32): for exact comparisons and for models whose activations f16 cannot
+ * hold. */
+int nb_kvcache_create_f32(struct vkx_ctx *vk, struct nb_kvcache *kv, uint32_t n_layer,
+                          const struct nb_kv_layer_desc *desc, uint32_t n_ctx, uint32_t window,
+                          uint32_t max_batch, bool f32, char *err, size_t errlen);
 void nb_kvcache_destroy(struct vkx_ctx *vk, struct nb_kvcache *kv);
 /* Device bytes of the cache. */
 uint64_t nb_kvcache_bytes(const struct nb_kvcache *kv);

@@ -33,7 +33,7 @@ struct nibble_model_params nibble_model_default_params(void)
 
 struct nibble_context_params nibble_context_default_params(void)
 {
-    struct nibble_context_params p = {.n_ctx = 0, .n_batch = 0};
+    struct nibble_context_params p = {.n_ctx = 0, .n_batch = 0, .kv_type = NIBBLE_KV_AUTO};
     return p;
 }
 
@@ -129,7 +129,8 @@ struct nibble_context *nibble_context_create(struct nibble_model *m,
         return NULL;
     }
     c->m = m;
-    if (nb_fwd_create(&c->f, &m->g, n_ctx, n_batch, false, false, err, errlen) != 0) {
+    int kv = p->kv_type == NIBBLE_KV_F32 ? 1 : p->kv_type == NIBBLE_KV_F16 ? 0 : -1;
+    if (nb_fwd_create_kv(&c->f, &m->g, n_ctx, n_batch, false, false, kv, err, errlen) != 0) {
         free(c);
         return NULL;
     }

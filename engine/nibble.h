@@ -70,9 +70,16 @@ int nibble_token_to_piece(const struct nibble_model *m, int32_t id, char *buf, i
 bool nibble_token_is_eog(const struct nibble_model *m, int32_t id);
 int32_t nibble_token_bos(const struct nibble_model *m);
 
+enum nibble_kv_type {
+    NIBBLE_KV_AUTO = 0, /* f32 for models with F32 K/V projections, else f16 */
+    NIBBLE_KV_F16 = 1,
+    NIBBLE_KV_F32 = 2,
+};
+
 struct nibble_context_params {
     uint32_t n_ctx;   /* context length in tokens; 0: min(model's, 4096) */
     uint32_t n_batch; /* prefill chunk; 0: 512 */
+    enum nibble_kv_type kv_type; /* KV cache element type */
 };
 struct nibble_context_params nibble_context_default_params(void);
 

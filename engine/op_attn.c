@@ -30,14 +30,16 @@ static int make_pipe(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id 
 static int make_attn(struct nb_op_attn *o, struct vkx_ctx *vk, enum nb_spv_id id, char *err,
                      size_t errlen)
 {
+    bool f32 = id == NB_SPV_ATTN_F32 || id == NB_SPV_ATTN_SG_F32;
+    bool sg = id == NB_SPV_ATTN_SG || id == NB_SPV_ATTN_SG_F32;
     for (int b = 0; b < 2; b++)
         for (int h = 0; h < NB_ATTN_NQ_BUCKETS; h++) {
             /* keys per tile: BC * NQ = 64 bounds the unrolled inner loops (registers, and the
              * compile time on lavapipe), head_dim 128: 16 keys, 256: 8, 512: 4 */
             uint32_t nq = attn_hd_max[h] / 4 / o->ds, bc = 64 / nq;
             uint32_t spec[5] = {o->rows[b] * o->ds, o->rows[b], o->ds, nq, bc < 4 ? 4 : bc};
-            if (make_pipe(vk, &o->attn[b][h], id, 7, sizeof(struct nb_push_attn), spec, 5,
-                          id == NB_SPV_ATTN_SG ? o->sg_size : 0, err, errlen))
+            if (make_pipe(vk, f32 ? &o->attn32[b][h] : &o->attn[b][h], id, 7,
+                          sizeof(struct nb_push_attn), spec, 5, sg ? o->sg_size : 0, err, errlen))
                 return -1;
         }
     return 0;
@@ -46,9 +48,23 @@ static int make_attn(struct nb_op_attn *o, struct vkx_ctx *vk, enum nb_spv_id id
 static void destroy_attn(struct nb_op_attn *o, struct vkx_ctx *vk)
 {
     for (int b = 0; b < 2; b++)
-        for (int h = 0; h < NB_ATTN_NQ_BUCKETS; h++)
+        for (int h = 0; h < NB_ATTN_NQ_BUCKETS; h++) {
             if (o->attn[b][h].pipe) vkx_pipeline_destroy(vk, &o->attn[b][h]);
+            if (o->attn32[b][h].pipe) vkx_pipeline_destroy(vk, &o->attn32[b][h]);
+        }
     memset(o->attn, 0, sizeof o->attn);
+    memset(o->attn32, 0, sizeof o->attn32);
+}
+
+int nb_op_attn_enable_f32(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen)
+{
+    if (o->store32.pipe) return 0;
+    uint32_t wg = 64;
+    if (make_attn(o, vk, o->subgroup ? NB_SPV_ATTN_SG_F32 : NB_SPV_ATTN_F32, err, errlen) ||
+        make_pipe(vk, &o->store32, NB_SPV_KV_STORE_F32, 5, sizeof(struct nb_push_kv_store), &wg,
+                  1, 0, err, errlen))
+        return -1;
+    return 0;
 }
 
 int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen)
@@ -95,6 +111,7 @@ void nb_op_attn_destroy(struct nb_op_attn *o, struct vkx_ctx *vk)
     destroy_attn(o, vk);
     if (o->combine.pipe) vkx_pipeline_destroy(vk, &o->combine);
     if (o->store.pipe) vkx_pipeline_destroy(vk, &o->store);
+    if (o->store32.pipe) vkx_pipeline_destroy(vk, &o->store32);
     memset(o, 0, sizeof *o);
 }
 
@@ -166,7 +183,8 @@ void nb_op_kv_store(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
         .ring = L->d.is_swa,
     };
     struct vkx_view b[5] = {k, v, pos, vkx_whole(&L->k), vkx_whole(&L->v)};
-    vkx_cmd_dispatch(vk, c, &o->store, b, 5, &p, sizeof p, vkx_ceil_div(p.width / 4, 64),
+    vkx_cmd_dispatch(vk, c, kv->f32 ? &o->store32 : &o->store, b, 5, &p, sizeof p,
+                     vkx_ceil_div(p.width / 4, 64),
                      n_tokens, 1);
 }
 
@@ -214,7 +232,7 @@ void nb_op_attn(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
         pml = (struct vkx_view){scratch.buf, scratch.off + ob, (VkDeviceSize)n_split * orows * 8};
     }
     struct vkx_view bind[7] = {q, vkx_whole(&S->k), vkx_whole(&S->v), pos, out, po, pml};
-    vkx_cmd_dispatch(vk, c, &o->attn[b][hb], bind, 7, &p, sizeof p, n_split, row_groups, n_kv);
+    vkx_cmd_dispatch(vk, c, kv->f32 ? &o->attn32[b][hb] : &o->attn[b][hb], bind, 7, &p, sizeof p, n_split, row_groups, n_kv);
     if (n_split == 1) return;
 
     vkx_cmd_barrier(c); /* the partials are complete before the merge reads them */

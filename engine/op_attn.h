@@ -24,6 +24,8 @@ struct nb_op_attn {
     struct vkx_pipeline attn[2][NB_ATTN_NQ_BUCKETS]; /* [rows[0] | rows[1] per workgroup][hd] */
     struct vkx_pipeline combine;                       /* split-K merge */
     struct vkx_pipeline store;                         /* kv_store */
+    /* the same for an f32 cache, made by nb_op_attn_enable_f32 (NULL handles until then) */
+    struct vkx_pipeline attn32[2][NB_ATTN_NQ_BUCKETS], store32;
     bool subgroup;       /* attn uses subgroup shuffles (else a shared-memory reduction) */
     uint32_t ds;         /* threads per query row */
     uint32_t sg_size;    /* subgroup size the subgroup variant requires (0: any) */
@@ -36,6 +38,8 @@ struct nb_op_attn {
 
 int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen);
 void nb_op_attn_destroy(struct nb_op_attn *o, struct vkx_ctx *vk);
+/* Builds the pipelines for f32 caches (struct nb_kvcache.f32); idempotent. 0 or -1 + message. */
+int nb_op_attn_enable_f32(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen);
 
 /* Scratch bytes nb_op_attn needs to split the keys of n_tokens queries of n_head heads of
  * head_dim (size it for the largest layer and batch; less scratch means fewer splits). */

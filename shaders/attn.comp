@@ -30,8 +30,13 @@ layout(constant_id = 4) const uint BC = 4;  // keys per tile
 const float NEG_BIG = -1.0e30;              // "minus infinity" that keeps exp() and sums finite
 
 layout(std430, binding = 0) readonly buffer Q { vec4 q[]; };          // [T][n_head][hd/4] f32
+#ifdef KV_F32 // f32 cache: a quad is a vec4
+layout(std430, binding = 1) readonly buffer KC { vec4 kc[]; };        // [n_kv][n_slots][hd/4] f32
+layout(std430, binding = 2) readonly buffer VC { vec4 vc[]; };        // [n_kv][n_slots][hd/4] f32
+#else         // f16 cache: a quad is two packed f16 pairs
 layout(std430, binding = 1) readonly buffer KC { uvec2 kc[]; };       // [n_kv][n_slots][hd/4] f16
 layout(std430, binding = 2) readonly buffer VC { uvec2 vc[]; };       // [n_kv][n_slots][hd/4] f16
+#endif
 layout(std430, binding = 3) readonly buffer Pos { uint pos[]; };      // [T]
 layout(std430, binding = 4) writeonly buffer Out { vec4 o_out[]; };   // [T][n_head][hd/4]
 layout(std430, binding = 5) writeonly buffer PO { vec4 part_o[]; };   // [n_split][T*n_head][hd/4]
@@ -42,7 +47,11 @@ layout(push_constant) uniform Push { nb_push_attn p; };
 shared float red[gl_WorkGroupSize.x * BC]; // [BR*DS][BC] partial dot products
 #endif
 
+#ifdef KV_F32
+vec4 unpack4(vec4 u) { return u; }
+#else
 vec4 unpack4(uvec2 u) { return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y)); }
+#endif
 
 // Key range [lo, hi] of the query at position qp.
 void key_range(uint qp, out int lo, out int hi)

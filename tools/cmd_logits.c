@@ -2,7 +2,8 @@
  *
  * Writes n x n_vocab little-endian float32 logits: row i after ids[0..i]. Without --decode all
  * ids go in one prefill batch (every row kept); with --decode one id per step. This is how
- * nibble is compared with other engines. */
+ * nibble is compared with other engines. --kv picks the KV cache type (default: f32 for models
+ * with F32 K/V projections, else f16). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: nibble logits -m MODEL --ids \"2 17 ...\" -o OUT.f32 [--decode] "
-                    "[-c CTX]\n");
+                    "[-c CTX] [--kv f16|f32]\n");
     return 2;
 }
 
@@ -51,6 +52,7 @@ int cmd_logits(int argc, char **argv)
     const char *model = NULL, *ids_s = NULL, *out = NULL;
     bool decode = false;
     unsigned ctx = 0;
+    enum nibble_kv_type kv = NIBBLE_KV_AUTO;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-m") && i + 1 < argc)
             model = argv[++i];
@@ -60,6 +62,10 @@ int cmd_logits(int argc, char **argv)
             out = argv[++i];
         else if (!strcmp(argv[i], "-c") && i + 1 < argc)
             ctx = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--kv") && i + 1 < argc && !strcmp(argv[i + 1], "f16") && ++i)
+            kv = NIBBLE_KV_F16;
+        else if (!strcmp(argv[i], "--kv") && i + 1 < argc && !strcmp(argv[i + 1], "f32") && ++i)
+            kv = NIBBLE_KV_F32;
         else if (!strcmp(argv[i], "--decode"))
             decode = true;
         else
@@ -83,6 +89,7 @@ int cmd_logits(int argc, char **argv)
     struct nibble_context_params cp = nibble_context_default_params();
     cp.n_ctx = ctx ? ctx : (unsigned)n;
     cp.n_batch = decode ? 1 : (unsigned)n;
+    cp.kv_type = kv;
     struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
     FILE *f = NULL;
     int rc = 1;

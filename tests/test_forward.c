@@ -1,0 +1,337 @@
+/* test_forward: the GPU forward pass end to end.
+ *
+ * - Golden logits: every model of ../shared/golden (the quantized ones are in tests/data) in
+ *   prefill and decode mode, with the fast paths and with NIBBLE_DISABLE=fp16,subgroup,int8, at
+ *   least as close to each llama.cpp file as llama.cpp's two backends are to each other.
+ * - Layer by layer: the residual stream after every layer against the CPU reference.
+ * - A 4096-token context crossing the sliding window many times against the CPU reference.
+ * - A prompt longer than the context, and a model larger than the device, give clear errors.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "nibble.h"
+#include "ref.h"
+#include "testutil.h"
+
+/* The golden models; the tolerance is the spread of llama.cpp's own two backends (CPU and
+ * Vulkan files), computed from the files themselves (the README's table rounds it). */
+static const char *golden[] = {"dense", "dense-f32", "dense-q8", "moe", "moe-f32", "ple", "ple-f32"};
+
+static int argmax(const float *x, size_t n)
+{
+    size_t b = 0;
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return (int)b;
+}
+
+/* top-1 agreement and mean/max abs difference of rows x n logits */
+static void compare(const float *a, const float *b, size_t rows, size_t n, double *top1,
+                    double *mean, double *max)
+{
+    size_t agree = 0;
+    double sum = 0, mx = 0;
+    for (size_t r = 0; r < rows; r++) {
+        agree += argmax(a + r * n, n) == argmax(b + r * n, n);
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)a[r * n + i] - b[r * n + i]);
+            sum += d;
+            if (d > mx) mx = d;
+        }
+    }
+    *top1 = (double)agree / rows;
+    *mean = sum / (rows * n);
+    *max = mx;
+}
+
+static int read_ids(const char *path, int32_t *ids, int max)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    if (!f) return 0;
+    while (n < max && fscanf(f, "%d", &ids[n]) == 1)
+        n++;
+    fclose(f);
+    return n;
+}
+
+static char path_buf[3][2048];
+static const char *file3(int slot, const char *name, const char *ext)
+{
+    char n[256];
+    snprintf(n, sizeof n, "%s%s", name, ext);
+    const char *p = nb_test_file(n);
+    if (!p) return NULL;
+    snprintf(path_buf[slot], sizeof path_buf[slot], "%s", p);
+    return path_buf[slot];
+}
+
+/* One golden model in both modes under one NIBBLE_DISABLE setting. Returns the number of
+ * comparisons outside the tolerance (0 also when the files are absent). */
+static int check_golden(const char *name, const char *disable, int *ran)
+{
+    const char *model = file3(0, name, ".gguf");
+    if (!model) return 0;
+    char ids_name[256];
+    snprintf(ids_name, sizeof ids_name, "%s.ids", name);
+    int32_t ids[64];
+    int n = read_ids(nb_test_file(ids_name), ids, 64);
+    assert_int_equal(n, 64);
+
+    struct nibble_model_params mp = nibble_model_default_params();
+    mp.validation = true;
+    mp.disable = disable;
+    char err[512];
+    struct nibble_model *m = nibble_model_load(model, &mp, err, sizeof err);
+    if (!m) fail_msg("%s: %s", model, err);
+    size_t V = (size_t)nibble_n_vocab(m);
+    const char *refs[2] = {".llamacpp-cpu.f32", ".llamacpp-vulkan.f32"};
+    float *ref[2];
+    for (int r = 0; r < 2; r++) {
+        size_t sz = 0;
+        ref[r] = nb_test_read(file3(1, name, refs[r]), &sz);
+        assert_non_null(ref[r]);
+        assert_int_equal(sz, 64 * V * sizeof(float));
+    }
+    double s_top1, s_mean, s_max;
+    compare(ref[0], ref[1], 64, V, &s_top1, &s_mean, &s_max);
+    float *got = malloc(64 * V * sizeof(float));
+    int bad = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        struct nibble_context_params cp = {.n_ctx = 64, .n_batch = mode ? 1 : 64};
+        struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
+        if (!c) fail_msg("%s", err);
+        if (mode == 0) {
+            assert_int_equal(nibble_eval(c, ids, n, true, err, sizeof err), 0);
+            for (int i = 0; i < n; i++)
+                memcpy(got + i * V, nibble_logits(c, i), V * sizeof(float));
+        } else {
+            for (int i = 0; i < n; i++) {
+                assert_int_equal(nibble_eval(c, &ids[i], 1, false, err, sizeof err), 0);
+                memcpy(got + i * V, nibble_logits(c, -1), V * sizeof(float));
+            }
+        }
+        nibble_context_destroy(c);
+        for (int r = 0; r < 2; r++) {
+            double top1, mean, max;
+            compare(got, ref[r], 64, V, &top1, &mean, &max);
+            bool ok = top1 >= s_top1 && mean <= s_mean;
+            printf("# %-9s %-7s disable=%-18s vs %-6s top1 %.3f mean %.4f max %.3f "
+                   "(llama.cpp cpu-vulkan: %.3f / %.4f / %.3f)%s\n",
+                   name, mode ? "decode" : "prefill", disable, r ? "vulkan" : "cpu", top1, mean,
+                   max, s_top1, s_mean, s_max, ok ? "" : "  <-- outside");
+            bad += !ok;
+        }
+    }
+    free(ref[0]);
+    free(ref[1]);
+    free(got);
+    nibble_model_free(m);
+    nb_test_check_validation();
+    (*ran)++;
+    return bad;
+}
+
+static void test_golden(void **state)
+{
+    (void)state;
+    int ran = 0, bad = 0;
+    for (size_t i = 0; i < sizeof golden / sizeof golden[0]; i++) {
+        bad += check_golden(golden[i], "", &ran);
+        bad += check_golden(golden[i], "fp16,subgroup,int8", &ran);
+    }
+    if (!ran) skip();
+    assert_int_equal(bad, 0);
+}
+
+/* ---- layer by layer against the CPU reference ------------------------------------------------- */
+
+struct capture {
+    float *h; /* [n_layer + 2][T][H]: slot 0 the embedding, l+1 after layer l */
+    int T, H;
+};
+
+static void on_layer(void *user, int layer, int pos, const float *h)
+{
+    struct capture *c = user;
+    if (layer + 1 >= 0 && pos < c->T)
+        memcpy(c->h + ((size_t)(layer + 1) * c->T + pos) * c->H, h, c->H * sizeof(float));
+}
+
+static void check_layers(const char *name)
+{
+    const char *model = file3(0, name, ".gguf");
+    if (!model) return;
+    char ids_name[256], err[512];
+    snprintf(ids_name, sizeof ids_name, "%s.ids", name);
+    int32_t ids[64];
+    int T = read_ids(nb_test_file(ids_name), ids, 64);
+    struct vkx_opts o = {.device_index = -1, .validation = true};
+    struct nb_gpu_model *g = calloc(1, sizeof *g);
+    if (nb_gpu_model_load(g, model, &o, err, sizeof err) != 0) fail_msg("%s", err);
+    const struct nb_config *cf = &g->m.cfg;
+    int H = (int)cf->n_embd, L = (int)cf->n_layer;
+
+    struct nb_fwd f;
+    if (nb_fwd_create(&f, g, (uint32_t)T, (uint32_t)T, true, false, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    nb_fwd_run(&f, ids, (uint32_t)T, 0, false);
+    const float *gpu = f.cap.map;
+
+    struct capture cap = {calloc((size_t)(L + 2) * T * H, sizeof(float)), T, H};
+    struct nb_ref *r = nb_ref_create(&g->m, T, err, sizeof err);
+    assert_non_null(r);
+    struct nb_ref_hooks hk = {.user = &cap, .on_layer = on_layer};
+    nb_ref_set_hooks(r, &hk);
+    assert_int_equal(nb_ref_eval(r, ids, T, 0, NULL, true, err, sizeof err), 0);
+
+    for (int l = 0; l <= L; l++) {
+        /* relative error of the residual stream, over all tokens */
+        double num = 0, den = 0, mx = 0;
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < H; i++) {
+                double a = gpu[((size_t)l * f.n_batch + t) * H + i];
+                double b = cap.h[((size_t)l * T + t) * H + i];
+                num += (a - b) * (a - b);
+                den += b * b;
+                if (fabs(a - b) > mx) mx = fabs(a - b);
+            }
+        double rel = sqrt(num / (den > 0 ? den : 1));
+        printf("# %s layer %2d: relative rms error %.2e, max abs %.3e\n", name, l - 1, rel, mx);
+        assert_true(rel < 2e-2);
+    }
+    nb_ref_destroy(r);
+    free(cap.h);
+    nb_fwd_destroy(&f);
+    nb_gpu_model_free(g);
+    free(g);
+    nb_test_check_validation();
+}
+
+static void test_layers(void **state)
+{
+    (void)state;
+    const char *names[] = {"dense", "dense-q8", "moe", "ple", "dense-f32", "moe-f32", "ple-f32"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        check_layers(names[i]);
+}
+
+/* ---- a long context: 4096 tokens crossing the sliding window (16) many times ------------------ */
+
+static void test_long_context(void **state)
+{
+    (void)state;
+    const char *model = nb_test_file("dense.gguf");
+    if (!model) skip();
+    char path[2048], err[512];
+    snprintf(path, sizeof path, "%s", model);
+    enum { N = 4096, TAIL = 8 };
+    int32_t *ids = malloc(N * sizeof *ids);
+    nb_test_seed(7);
+    ids[0] = 2;
+    for (int i = 1; i < N; i++)
+        ids[i] = 3 + (int32_t)(nb_test_randu() % 1000);
+
+    struct nibble_model_params mp = nibble_model_default_params();
+    mp.validation = true;
+    struct nibble_model *m = nibble_model_load(path, &mp, err, sizeof err);
+    if (!m) fail_msg("%s", err);
+    size_t V = (size_t)nibble_n_vocab(m);
+    struct nibble_context_params cp = {.n_ctx = N, .n_batch = 512};
+    struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
+    if (!c) fail_msg("%s", err);
+    /* prefill all but the tail in chunks of 512, then decode the tail one token at a time */
+    assert_int_equal(nibble_eval(c, ids, N - TAIL, false, err, sizeof err), 0);
+    float *got = malloc((TAIL + 1) * V * sizeof(float));
+    memcpy(got, nibble_logits(c, -1), V * sizeof(float));
+    for (int i = 0; i < TAIL; i++) {
+        assert_int_equal(nibble_eval(c, &ids[N - TAIL + i], 1, false, err, sizeof err), 0);
+        memcpy(got + (i + 1) * V, nibble_logits(c, -1), V * sizeof(float));
+    }
+    /* the context is full: one more token is refused with a clear message */
+    int32_t one = 5;
+    assert_int_equal(nibble_eval(c, &one, 1, false, err, sizeof err), -1);
+    printf("# full context: %s\n", err);
+    assert_non_null(strstr(err, "context"));
+    nibble_context_destroy(c);
+    nibble_model_free(m);
+
+    /* the CPU reference: logits of position N-TAIL-1 .. N-1 */
+    struct nb_model rm;
+    assert_int_equal(nb_model_load(&rm, path, err, sizeof err), 0);
+    struct nb_ref *r = nb_ref_create(&rm, N, err, sizeof err);
+    assert_non_null(r);
+    float *ref = malloc((TAIL + 1) * V * sizeof(float));
+    assert_int_equal(nb_ref_eval(r, ids, N - TAIL, 0, ref, true, err, sizeof err), 0);
+    for (int i = 0; i < TAIL; i++)
+        assert_int_equal(nb_ref_eval(r, &ids[N - TAIL + i], 1, N - TAIL + i, ref + (i + 1) * V,
+                                     true, err, sizeof err),
+                         0);
+    double top1, mean, max;
+    compare(got, ref, TAIL + 1, V, &top1, &mean, &max);
+    printf("# 4096-token context vs CPU reference: top1 %.3f mean %.4f max %.3f\n", top1, mean,
+           max);
+    assert_true(top1 >= 1.0);
+    assert_true(mean < 0.05);
+    nb_ref_destroy(r);
+    nb_model_free(&rm);
+    free(ref);
+    free(got);
+    free(ids);
+    nb_test_check_validation();
+}
+
+/* ---- errors ------------------------------------------------------------------------------------ */
+
+static void test_errors(void **state)
+{
+    (void)state;
+    const char *model = nb_test_file("dense.gguf");
+    if (!model) skip();
+    char path[2048], err[512];
+    snprintf(path, sizeof path, "%s", model);
+    struct nibble_model_params mp = nibble_model_default_params();
+    mp.validation = true;
+    struct nibble_model *m = nibble_model_load(path, &mp, err, sizeof err);
+    if (!m) fail_msg("%s", err);
+    struct nibble_context_params cp = {.n_ctx = 32, .n_batch = 16};
+    struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
+    assert_non_null(c);
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++)
+        ids[i] = 2 + i;
+    assert_int_equal(nibble_eval(c, ids, 40, false, err, sizeof err), -1);
+    printf("# prompt too long: %s\n", err);
+    assert_non_null(strstr(err, "exceed the context of 32"));
+    assert_int_equal(nibble_n_past(c), 0);
+    ids[0] = 1 << 20;
+    assert_int_equal(nibble_eval(c, ids, 1, false, err, sizeof err), -1);
+    assert_non_null(strstr(err, "vocabulary"));
+    nibble_context_destroy(c);
+    nibble_model_free(m);
+
+    /* a device with less memory than the model needs (emulated) */
+    setenv("NIBBLE_DEVICE_MEMORY_MB", "1", 1);
+    m = nibble_model_load(path, &mp, err, sizeof err);
+    unsetenv("NIBBLE_DEVICE_MEMORY_MB");
+    assert_null(m);
+    printf("# too large: %s\n", err);
+    assert_non_null(strstr(err, "needs"));
+    assert_non_null(strstr(err, "MiB"));
+    nb_test_check_validation();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_layers),
+        cmocka_unit_test(test_long_context),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
