@@ -37,6 +37,11 @@ struct nb_op_matmul {
 };
 
 int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, size_t errlen);
+/* Same with the matvec shape chosen, for tests: subgroup -1 decides from the device (what
+ * nb_op_matmul_create does), 1 uses subgroup arithmetic when the device has it, 0 never, 2 never
+ * and with the GPU shape even on a CPU device (shared-memory reduction over 32 threads). */
+int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, char *err,
+                           size_t errlen);
 void nb_op_matmul_destroy(struct nb_op_matmul *o, struct vkx_ctx *vk);
 
 /* Whether the ops handle this weight type. */

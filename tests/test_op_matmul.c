@@ -436,7 +436,7 @@ static void test_bench(void **state)
         double ns = best_ns(vk, &c, 5);
         printf("# q4_0 %s %ux%u, %u token(s): %.3f ms, %.2f GB/s weights (%.0f%% of copy read), "
                "%.1f GFLOP/s\n",
-               toks[i] <= NB_MATVEC_MAX_TOKENS ? "matvec" : "matmul", M, K, toks[i], ns * 1e-6,
+               toks[i] <= NB_MATVEC_MAX_TOKENS ? "matvec" : "nb_op_mul", M, K, toks[i], ns * 1e-6,
                wbytes / ns, 100.0 * cns / ns, 2.0 * K * M * toks[i] / ns);
     }
     vkx_cmd_destroy(vk, &c);
@@ -447,22 +447,41 @@ static void test_bench(void **state)
     nb_test_check_validation();
 }
 
-static int setup_normal(void **state)
+/* The normal context twice: matvec as the device prefers it, and with subgroups forced on (a
+ * CPU device prefers whole rows per thread, GPUs run the subgroup variant). */
+static int setup_normal_sg(void **state, int subgroup)
 {
-    static struct cfg g;
-    memset(&g, 0, sizeof g);
-    g.vk = nb_test_vk();
+    static struct cfg gs[3];
+    struct cfg *g = &gs[subgroup > 0 ? subgroup : 0];
+    memset(g, 0, sizeof *g);
+    g->vk = nb_test_vk();
     *state = NULL;
-    if (!g.vk) return 0;
+    if (!g->vk) return 0;
     char err[256];
-    if (nb_op_matmul_create(&g.op, g.vk, err, sizeof err) != 0) {
+    if (nb_op_matmul_create_ex(&g->op, g->vk, subgroup, err, sizeof err) != 0) {
         printf("# create: %s\n", err);
         return -1;
     }
-    printf("# normal: subgroup %d, matvec wg %u rows %u, matmul tile %ux%u\n", g.op.subgroup,
-           g.op.mv_wg, g.op.mv_rows[0], g.op.mm_bm, g.op.mm_bn);
-    *state = &g;
+    printf("# normal (subgroup %s): subgroup %d, matvec wg %u rows %u, matmul tile %ux%u\n",
+           subgroup == 2  ? "off, GPU shape"
+           : subgroup > 0 ? "forced"
+                          : "auto",
+           g->op.subgroup, g->op.mv_wg, g->op.mv_rows[0], g->op.mm_bm, g->op.mm_bn);
+    *state = g;
     return 0;
+}
+
+static int setup_normal(void **state)
+{
+    return setup_normal_sg(state, -1);
+}
+static int setup_subgroup(void **state)
+{
+    return setup_normal_sg(state, 1);
+}
+static int setup_gpu_shape(void **state)
+{
+    return setup_normal_sg(state, 2);
 }
 
 static int setup_fallback(void **state)
@@ -514,7 +533,15 @@ int main(void)
         cmocka_unit_test(test_embed),           cmocka_unit_test(test_matvec_id),
         cmocka_unit_test(test_matvec_big_rows), cmocka_unit_test(test_bench),
     };
+    const struct CMUnitTest subgroup[] = {
+        cmocka_unit_test(test_matvec),
+        cmocka_unit_test(test_matvec_id),
+        cmocka_unit_test(test_matvec_big_rows),
+        cmocka_unit_test(test_bench),
+    };
     int rc = cmocka_run_group_tests_name("normal", normal, setup_normal, teardown);
+    rc |= cmocka_run_group_tests_name("subgroup", subgroup, setup_subgroup, teardown);
+    rc |= cmocka_run_group_tests_name("gpu-shape", subgroup, setup_gpu_shape, teardown);
     rc |= cmocka_run_group_tests_name("fallback", fallback, setup_fallback, teardown);
     nb_test_vk_done();
     return rc;
