@@ -166,7 +166,8 @@ int cmd_bench(int argc, char **argv)
         bw.copy_gbs = 0;
     }
     uint32_t n_ctx = o.d + (o.p > o.n ? o.p : o.n) + 1;
-    if (o.b > (o.p ? o.p : 1)) o.b = o.p ? o.p : 1;
+    uint32_t need = o.p > o.d ? o.p : o.d; /* no larger batch than any prefill needs */
+    if (o.b > (need ? need : 1)) o.b = need ? need : 1;
     int32_t *ids = malloc((size_t)n_ctx * sizeof *ids);
     double *tps = malloc((size_t)o.r * sizeof *tps);
     struct nb_fwd f;
