@@ -16,3 +16,8 @@ mkdir -p "$W"
 [ -f "$W/qat.pt" ] || $PY "$D/train.py" qat "$W" > "$W/qat.log" 2>&1 &
 wait
 [ -f "$W/float.pt" ] && [ -f "$W/qat.pt" ]
+# export: the float model (F32), its naive Q4_0 (PTQ) and the QAT model in Q4_0
+PYE="$PY $D/export_gguf.py"
+[ -f "$W/kjv-f32.gguf" ] || $PYE "$W/float.pt" "$W/tokenizer.json" "$W/kjv-f32.gguf" f32 nibble-kjv-f32
+[ -f "$W/kjv-ptq-q4_0.gguf" ] || $PYE "$W/float.pt" "$W/tokenizer.json" "$W/kjv-ptq-q4_0.gguf" q4_0 nibble-kjv-ptq-q4_0
+[ -f "$W/kjv-qat-q4_0.gguf" ] || $PYE "$W/qat.pt" "$W/tokenizer.json" "$W/kjv-qat-q4_0.gguf" q4_0 nibble-kjv-qat-q4_0

@@ -4,7 +4,7 @@
   python3 train.py base   WORK                      steps [0, BASE_STEPS) plain        -> WORK/base.pt  (checkpoint A)
   python3 train.py float  WORK                      steps [BASE_STEPS, TOTAL) plain    -> WORK/float.pt
   python3 train.py qat    WORK                      steps [BASE_STEPS, TOTAL) fake Q4_0 -> WORK/qat.pt
-Each phase checkpoints to WORK/<phase>.ckpt.pt every 50 steps and resumes from it after a crash.
+Each phase checkpoints to WORK/<phase>.ckpt.pt every 25 steps and resumes from it after a crash.
 Batches depend only on (SEED, step), so the float and QAT runs see the same data in the same order.
 """
 import json
@@ -24,8 +24,8 @@ from model import Config, Gemma4  # noqa: E402
 SEED = 1234
 BATCH = 4             # sequences per step
 CTX = 256             # tokens per sequence, the first one is always <bos>
-BASE_STEPS = 200      # plain training before the split (checkpoint A), constant LR after warm-up
-TOTAL_STEPS = 300     # both continuations run BASE_STEPS..TOTAL_STEPS, LR decaying to LR_MIN
+BASE_STEPS = 400      # plain training before the split (checkpoint A), constant LR after warm-up
+TOTAL_STEPS = 600     # both continuations run BASE_STEPS..TOTAL_STEPS, LR decaying to LR_MIN
 LR, LR_MIN, WARMUP = 3e-3, 3e-4, 30
 WEIGHT_DECAY = 0.1
 
@@ -103,7 +103,7 @@ def run(work, phase):
             dt = time.time() - t0
             print(f"{phase} step {step}/{last} loss {loss.item():.3f} avg {loss_avg:.3f} lr {lr_at(step - 1):.2e} "
                   f"{tok_seen / dt:.0f} tok/s elapsed {dt:.0f}s", flush=True)
-        if step % 50 == 0 or step == last:
+        if step % 25 == 0 or step == last:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt + ".tmp")
             os.replace(ckpt + ".tmp", ckpt)
     out = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step}
