@@ -1,12 +1,14 @@
 #version 450
 // matvec.comp: y[t][r] (+)= sum_k W[r][k] * x[t][k] for the rows of one weight piece, t < ntok
-// (decode: 1..NTOK tokens share each weight read; grid z walks groups of NTOK tokens). With MV_ID (MoE experts): for each pair
-// (token t, slot s), y[t*n_slots+s][m] (+)= W[ids[t][s]][m] . x[t or t*n_slots+s] (NTOK = 1).
+// (decode: 1..NTOK tokens share each weight read; grid z walks groups of NTOK tokens).
+// With MV_ID (MoE experts): for each pair (token t, slot s),
+//   y[t*n_slots+s][m] (+)= W[ids[t][s]][m] . x[t or t*n_slots+s]   (NTOK = 1).
 //
 // Work split: a workgroup owns ROWS consecutive rows; groups of threads (a subgroup with
-// USE_SUBGROUP, else TPR threads reduced through shared memory) each take NR rows at a time and
-// split the K dimension between their lanes, one unit (a 32-element block for Q4_0/Q8_0, 4
-// elements for F32/F16) per lane per step. Weight formats: see quant.glsl.
+// USE_SUBGROUP, else TPR threads reduced through shared memory; TPR = 1: whole rows per thread,
+// the CPU-device shape) each take NR rows at a time and split the K dimension between their
+// lanes, one unit (a 32-element block for Q4_0/Q8_0, 4 elements for F32/F16) per lane per step.
+// Weight formats: see quant.glsl.
 #extension GL_GOOGLE_include_directive : require
 #if USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
