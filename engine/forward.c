@@ -447,9 +447,9 @@ int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, u
             return -1;
         }
 
-    /* dispatches per recording: a generous bound from the layer count (pieces of split weights
-     * and split attention add a few) */
-    f->max_dispatches = 64 + L * 64;
+    /* dispatches per recording: a generous bound from the layer count (about 30 steps per
+     * layer; pieces of split weights and split attention add a few) */
+    f->max_dispatches = 256 + L * 128;
     vkx_cmd_create(vk, &f->cmd, f->max_dispatches, timestamps);
     vkx_cmd_create(vk, &f->dec, f->max_dispatches, timestamps);
     vkx_cmd_create(vk, &f->smp, 8, false);

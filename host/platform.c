@@ -1,4 +1,5 @@
 /* platform.c: POSIX implementation of platform.h. */
+#define _DEFAULT_SOURCE /* madvise(MADV_DONTNEED): glibc's posix_madvise ignores DONTNEED */
 #include "platform.h"
 
 #include <errno.h>
@@ -56,7 +57,7 @@ void plat_map_release(const struct plat_map *m, size_t off, size_t n)
     if (!m->size || pg <= 0 || off >= m->size) return;
     size_t start = off / (size_t)pg * (size_t)pg;
     size_t end = off + n > m->size ? m->size : off + n;
-    if (end > start) posix_madvise((char *)m->data + start, end - start, POSIX_MADV_DONTNEED);
+    if (end > start) madvise((void *)((const char *)m->data + start), end - start, MADV_DONTNEED);
 }
 
 uint64_t plat_now_ns(void)
