@@ -215,3 +215,12 @@ uint32_t bu_steps(const struct nb_gpu_model *g, const struct vkx_cmd *c, uint32_
     }
     return cnt;
 }
+
+int bu_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}

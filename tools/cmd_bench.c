@@ -38,15 +38,6 @@ static int usage(void)
     return 2;
 }
 
-static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
-{
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi) return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -130,12 +121,12 @@ int cmd_bench(int argc, char **argv)
         int bad = 0;
         if (!strcmp(a, "-m") && v) o.model = argv[++i];
         else if (!strcmp(a, "-o") && v) o.fmt = argv[++i];
-        else if (!strcmp(a, "-p") && v) bad = parse_u32(argv[++i], 0, 1 << 20, &o.p);
-        else if (!strcmp(a, "-n") && v) bad = parse_u32(argv[++i], 0, 1 << 20, &o.n);
-        else if (!strcmp(a, "-r") && v) bad = parse_u32(argv[++i], 1, 1000, &o.r);
-        else if (!strcmp(a, "-d") && v) bad = parse_u32(argv[++i], 0, 1 << 22, &o.d);
-        else if (!strcmp(a, "-b") && v) bad = parse_u32(argv[++i], 1, 1 << 16, &o.b);
-        else if (!strcmp(a, "--probe-mb") && v) bad = parse_u32(argv[++i], 0, 4096, &o.probe_mib);
+        else if (!strcmp(a, "-p") && v) bad = bu_parse_u32(argv[++i], 0, 1 << 20, &o.p);
+        else if (!strcmp(a, "-n") && v) bad = bu_parse_u32(argv[++i], 0, 1 << 20, &o.n);
+        else if (!strcmp(a, "-r") && v) bad = bu_parse_u32(argv[++i], 1, 1000, &o.r);
+        else if (!strcmp(a, "-d") && v) bad = bu_parse_u32(argv[++i], 0, 1 << 22, &o.d);
+        else if (!strcmp(a, "-b") && v) bad = bu_parse_u32(argv[++i], 1, 1 << 16, &o.b);
+        else if (!strcmp(a, "--probe-mb") && v) bad = bu_parse_u32(argv[++i], 0, 4096, &o.probe_mib);
         else if (!strcmp(a, "--fresh-probe")) o.fresh = true;
         else return usage();
         if (bad) {

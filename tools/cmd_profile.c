@@ -30,15 +30,6 @@ static int usage(void)
     return 2;
 }
 
-static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
-{
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi) return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
 /* Groups dispatches by (label, shape) in order of first appearance. Returns the group count. */
 static uint32_t group(const struct bu_step *st, const double *ns, uint32_t n, struct group *g)
 {
@@ -114,9 +105,9 @@ int cmd_profile(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (!strcmp(a, "-m") && v) model = argv[++i];
-        else if (!strcmp(a, "-p") && v) bad = parse_u32(argv[++i], 0, 1 << 16, &p);
-        else if (!strcmp(a, "-n") && v) bad = parse_u32(argv[++i], 0, 1 << 16, &n);
-        else if (!strcmp(a, "--probe-mb") && v) bad = parse_u32(argv[++i], 0, 4096, &probe);
+        else if (!strcmp(a, "-p") && v) bad = bu_parse_u32(argv[++i], 0, 1 << 16, &p);
+        else if (!strcmp(a, "-n") && v) bad = bu_parse_u32(argv[++i], 0, 1 << 16, &n);
+        else if (!strcmp(a, "--probe-mb") && v) bad = bu_parse_u32(argv[++i], 0, 4096, &probe);
         else if (!strcmp(a, "--csv")) as_csv = true;
         else if (!strcmp(a, "--fresh-probe")) fresh = true;
         else if (!strcmp(a, "--shaders") && v) shaders = argv[++i];
