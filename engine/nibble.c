@@ -86,19 +86,9 @@ uint64_t nibble_device_bytes(const struct nibble_model *m, uint64_t *peak)
 int nibble_tokenize(const struct nibble_model *m, const char *text, int32_t *ids, int max,
                     bool add_bos)
 {
-    size_t len = strlen(text);
-    size_t cap = nb_tok_max_ids(len);
-    int32_t *tmp = malloc(cap * sizeof(int32_t));
-    if (!tmp) return -1;
-    int64_t n = nb_tok_encode(m->tok, text, len, NB_TOK_PARSE_SPECIAL | (add_bos ? NB_TOK_ADD_SPECIAL : 0), tmp, cap);
-    if (n < 0) {
-        free(tmp);
-        return -1;
-    }
-    for (int64_t i = 0; i < n && i < max; i++)
-        ids[i] = tmp[i];
-    free(tmp);
-    return n > 0x7fffffff ? -1 : (int)n;
+    unsigned flags = NB_TOK_PARSE_SPECIAL | (add_bos ? NB_TOK_ADD_SPECIAL : 0);
+    int64_t n = nb_tok_encode(m->tok, text, strlen(text), flags, ids, max > 0 ? (size_t)max : 0);
+    return n < 0 || n > 0x7fffffff ? -1 : (int)n;
 }
 
 int nibble_token_to_piece(const struct nibble_model *m, int32_t id, char *buf, int n)
