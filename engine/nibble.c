@@ -183,6 +183,7 @@ const float *nibble_logits(struct nibble_context *c, int i)
 {
     const float *base = c->f.logits.map;
     uint32_t V = c->m->g.m.cfg.n_vocab;
+    if (c->last_rows == 0) return NULL; /* nothing evaluated since create/reset */
     if (i < 0) return base + (size_t)(c->last_rows - 1) * V;
     if ((uint32_t)i >= c->last_rows) return NULL;
     return base + (size_t)i * V;
@@ -193,6 +194,7 @@ int32_t nibble_sample(struct nibble_context *c, const struct nibble_sampler *s)
     struct nb_gpu_model *g = &c->m->g;
     struct vkx_ctx *vk = &g->vk;
     uint32_t V = g->m.cfg.n_vocab;
+    if (c->last_rows == 0) return -1; /* no logits to sample from */
     VkDeviceSize row = (VkDeviceSize)V * sizeof(float);
     struct vkx_view lg = {&c->f.logits, (VkDeviceSize)(c->last_rows - 1) * row, row};
     *(uint32_t *)c->rng.map = c->sample_count++;

@@ -96,7 +96,7 @@ uint32_t nibble_n_past(const struct nibble_context *c); /* tokens in the KV cach
 int nibble_eval(struct nibble_context *c, const int32_t *ids, int n, bool all_logits, char *err,
                 size_t errlen);
 /* Logits (n_vocab floats) of row i of the last eval: i in [0, n) with all_logits, else i = -1 for
- * the last row. Read back from the device on first access. */
+ * the last row. NULL when there is no such row (nothing evaluated since create or reset). */
 const float *nibble_logits(struct nibble_context *c, int i);
 
 struct nibble_sampler {
@@ -105,7 +105,7 @@ struct nibble_sampler {
     float top_p;    /* 1: off */
     uint64_t seed;
 };
-/* Samples the next token from the last row's logits on the device. */
+/* Samples the next token from the last row's logits on the device; -1 before any eval. */
 int32_t nibble_sample(struct nibble_context *c, const struct nibble_sampler *s);
 /* Empties the KV cache (n_past = 0). */
 void nibble_reset(struct nibble_context *c);
