@@ -106,7 +106,14 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
                       char *err, size_t errlen)
 {
     memset(g, 0, sizeof *g);
-    if (nb_model_load(&g->m, path, err, errlen) != 0) return -1;
+    if (nb_model_load(&g->m, path, err, errlen) != 0) {
+        if (strncmp(err, path, strlen(path)) != 0) { /* parse errors do not name the file */
+            char tmp[512];
+            snprintf(tmp, sizeof tmp, "%s: %s", path, err);
+            snprintf(err, errlen, "%s", tmp);
+        }
+        return -1;
+    }
     const struct nb_config *c = &g->m.cfg;
     for (uint32_t l = 0; l < c->n_layer; l++) {
         const struct nb_layer_weights *w = &g->m.w.layer[l];
