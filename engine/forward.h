@@ -105,6 +105,7 @@ struct nb_fwd {
     struct vkx_buffer eup;      /* f32 [B*k][Fe]   expert up (split form) */
     struct vkx_buffer eact;     /* f32 [B*k][Fe]   geglu */
     struct vkx_buffer edown;    /* f32 [B*k][H]    expert outputs */
+    struct vkx_buffer egroup;   /* u32 [E] + [E][B*k] pairs per expert (nb_op_matmul_id) */
     /* outputs */
     struct vkx_buffer xlast;    /* f32 [H] normed last row */
     struct vkx_buffer logits;   /* f32 [n_logits][V], host-visible */

@@ -47,6 +47,8 @@ static const char *const mv_names[NB_MV_VARIANTS + 1][NB_MM_NTYPES] = {
     {"matvec_id_f32", "matvec_id_f16", "matvec_id_q4_0", "matvec_id_q8_0"}};
 static const char *const mm_names[NB_MM_NTYPES] = {"matmul_f32", "matmul_f16", "matmul_q4_0",
                                                    "matmul_q8_0"};
+static const char *const mm_id_names[NB_MM_NTYPES] = {"matmul_id_f32", "matmul_id_f16",
+                                                      "matmul_id_q4_0", "matmul_id_q8_0"};
 static const char *const embed_names[NB_MM_NTYPES] = {"embed_f32", "embed_f16", "embed_q4_0",
                                                       "embed_q8_0"};
 
@@ -120,19 +122,32 @@ int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgr
             return -1;
         }
     }
-    /* matmul tile: BM x BN with 4 x 4 per thread: 64 x 64 (256 threads, 16.6 KB of shared
-     * memory) where the device allows, else 32 x 32 (64 threads, 8.4 KB). */
+    /* matmul tile: BM x BN with 4 x 4 per thread: 64 x 64 (256 threads, 16.9 KB of shared
+     * memory with the MM_ID pair list) where the device allows, else 32 x 32 (64 threads). */
     uint32_t bm = 64, bn = 64;
-    if (vk->caps.max_wg_invocations < 256 || 32 * (bm + 1 + bn + 1) * 4 > vk->caps.max_shared)
+    if (vk->caps.max_wg_invocations < 256 ||
+        (32 * (bm + 1 + bn + 1) + bn) * 4 > vk->caps.max_shared)
         bm = bn = 32;
     o->mm_bm = bm;
     o->mm_bn = bn;
+    o->mm_id_bn = bn;
     o->embed_wg = 64;
+    o->group_wg = 64;
+    uint32_t gspec[1] = {o->group_wg};
+    if (make(vk, &o->group, NB_SPV_MOE_GROUP, "moe_group", 2, sizeof(struct nb_push_moe_group),
+             gspec, 1, err, errlen) != 0) {
+        nb_op_matmul_destroy(o, vk);
+        return -1;
+    }
     for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
         uint32_t spec[4] = {(bm / 4) * (bn / 4), (uint32_t)slot_type[ts], bm, bn};
         uint32_t espec[2] = {o->embed_wg, (uint32_t)slot_type[ts]};
+        uint32_t idspec[4] = {(bm / 4) * (o->mm_id_bn / 4), (uint32_t)slot_type[ts], bm,
+                              o->mm_id_bn};
         if (make(vk, &o->mm[ts], NB_SPV_MATMUL, mm_names[ts], 3, sizeof(struct nb_push_matmul),
                  spec, 4, err, errlen) != 0 ||
+            make(vk, &o->mm_id[ts], NB_SPV_MATMUL_ID, mm_id_names[ts], 4,
+                 sizeof(struct nb_push_matmul_id), idspec, 4, err, errlen) != 0 ||
             make(vk, &o->embed[ts], NB_SPV_EMBED, embed_names[ts], 3, sizeof(struct nb_push_embed),
                  espec, 2, err, errlen) != 0) {
             nb_op_matmul_destroy(o, vk);
@@ -145,8 +160,10 @@ int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgr
 void nb_op_matmul_destroy(struct nb_op_matmul *o, struct vkx_ctx *vk)
 {
     destroy_matvec(o, vk);
+    if (o->group.pipe) vkx_pipeline_destroy(vk, &o->group);
     for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
         if (o->mm[ts].pipe) vkx_pipeline_destroy(vk, &o->mm[ts]);
+        if (o->mm_id[ts].pipe) vkx_pipeline_destroy(vk, &o->mm_id[ts]);
         if (o->embed[ts].pipe) vkx_pipeline_destroy(vk, &o->embed[ts]);
     }
     memset(o, 0, sizeof *o);
@@ -307,5 +324,57 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
             uint32_t nz = pairs - p0 < max_z(vk) ? pairs - p0 : max_z(vk);
             vkx_cmd_dispatch(vk, c, &o->mv_id[ts], b, 4, &p, sizeof p, gx, gy, nz);
         }
+    }
+}
+
+uint64_t nb_op_matmul_id_scratch_bytes(uint32_t n_exp, uint32_t n_tokens, uint32_t n_slots)
+{
+    return 4 * ((uint64_t)n_exp + (uint64_t)n_exp * n_tokens * n_slots);
+}
+
+void nb_op_matmul_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                     const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+                     struct vkx_view ids, struct vkx_view scratch, uint32_t n_tokens,
+                     uint32_t n_slots, bool x_per_slot, uint32_t x_stride, uint32_t y_stride,
+                     bool accumulate)
+{
+    int ts = type_slot(w->type);
+    if (ts < 0 || n_tokens == 0 || n_slots == 0) return;
+    uint32_t K = (uint32_t)w->ne[0], M = (uint32_t)w->ne[1];
+    uint32_t per_piece = (uint32_t)(w->rows_per_piece / M); /* experts per piece */
+    uint32_t n_exp = (uint32_t)(w->rows / M);
+    uint32_t pairs = n_tokens * n_slots;
+    uint32_t maxx = vk->caps.max_wg_count[0] ? vk->caps.max_wg_count[0] : 65535;
+    if (n_exp > maxx || (per_piece < n_exp ? per_piece : n_exp) > max_z(vk)) {
+        fprintf(stderr, "nibble: matmul_id of %u experts exceeds the grid\n", n_exp);
+        return;
+    }
+    /* pass 1: per-expert lists of pairs (scratch: counts [n_exp], lists [n_exp][pairs]) */
+    struct nb_push_moe_group gp = {.n_pairs = pairs, .n_exp = n_exp, .cap = pairs};
+    struct vkx_view gb[2] = {ids, scratch};
+    vkx_cmd_dispatch(vk, c, &o->group, gb, 2, &gp, sizeof gp, n_exp, 1, 1);
+    vkx_cmd_barrier(c);
+    /* pass 2: tiles of (expert rows x listed pairs); distinct experts per token give at most
+     * n_tokens pairs per expert, longer lists are strided over grid y */
+    uint32_t gy = vkx_ceil_div(n_tokens, o->mm_id_bn);
+    if (gy > max_y(vk)) gy = max_y(vk);
+    for (uint32_t pi = 0; pi < w->data.n; pi++) {
+        struct nb_push_matmul_id p;
+        memset(&p, 0, sizeof p);
+        p.K = K;
+        p.m_rows = M;
+        p.x_stride = x_stride ? x_stride : K;
+        p.y_stride = y_stride ? y_stride : M;
+        p.accumulate = accumulate;
+        p.dbase = nb_gtensor_dbase(w, pi);
+        p.n_slots = n_slots;
+        p.x_per_slot = x_per_slot;
+        p.e0 = pi * per_piece;
+        p.n_exp = n_exp;
+        p.cap = pairs;
+        uint32_t ne = (uint32_t)(nb_gtensor_piece_rows(w, pi) / M);
+        struct vkx_view b[4] = {vkx_whole(&w->data.b[pi]), x, y, scratch};
+        vkx_cmd_dispatch(vk, c, &o->mm_id[ts], b, 4, &p, sizeof p, vkx_ceil_div(M, o->mm_bm), gy,
+                         ne);
     }
 }

@@ -1,5 +1,6 @@
 /* op_matmul: weight products on the GPU: decode matrix-vector (1..8 tokens per weight read),
- * prefill matrix-matrix, embedding lookup and the MoE expert matrix-vector.
+ * prefill matrix-matrix, embedding lookup, the MoE expert matrix-vector and the expert-grouped
+ * MoE prefill matrix-matrix (nb_op_matmul_id).
  *
  * Weights are nb_gtensor (F32, F16, Q4_0, Q8_0), activations f32 row-major [tokens][width].
  * Every function records one dispatch per weight piece (more only past 65535 grid slices of
@@ -26,6 +27,10 @@ struct nb_op_matmul {
     struct vkx_pipeline mv[NB_MM_NTYPES][NB_MV_VARIANTS]; /* matvec [type][2^k tokens] */
     struct vkx_pipeline mv_id[NB_MM_NTYPES];              /* MoE matvec */
     struct vkx_pipeline mm[NB_MM_NTYPES];                 /* prefill matmul */
+    struct vkx_pipeline mm_id[NB_MM_NTYPES];              /* MoE prefill matmul (MM_ID) */
+    struct vkx_pipeline group;                            /* moe_group: pairs by expert */
+    uint32_t group_wg;
+    uint32_t mm_id_bn; /* matmul_id tile: pairs per tile (rows: mm_bm) */
     struct vkx_pipeline embed[NB_MM_NTYPES];
     bool subgroup;  /* matvec reduces with subgroup arithmetic (else shared memory) */
     uint32_t mv_wg; /* matvec workgroup size */
@@ -81,5 +86,21 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
                      const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
                      struct vkx_view ids, uint32_t n_tokens, uint32_t n_slots, bool x_per_slot,
                      uint32_t x_stride, uint32_t y_stride, bool accumulate);
+
+/* Scratch bytes of nb_op_matmul_id for E experts and n_tokens x n_slots pairs:
+ * u32 counts [E] then u32 lists [E][n_tokens * n_slots]. */
+uint64_t nb_op_matmul_id_scratch_bytes(uint32_t n_exp, uint32_t n_tokens, uint32_t n_slots);
+
+/* Same product and contract as nb_op_matvec_id, for prefill: tokens grouped by expert on the
+ * device. Records a grouping pass (one workgroup per expert writes the list of its pairs into
+ * scratch, nb_op_matmul_id_scratch_bytes), an internal barrier, then one tiled matmul dispatch
+ * per weight piece with grid z = expert, gathering x rows and scattering y rows through the
+ * lists. No read-back to the host. scratch is rewritten by every call: two calls sharing it
+ * need a barrier between them (the second must not overwrite the lists the first still reads). */
+void nb_op_matmul_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                     const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+                     struct vkx_view ids, struct vkx_view scratch, uint32_t n_tokens,
+                     uint32_t n_slots, bool x_per_slot, uint32_t x_stride, uint32_t y_stride,
+                     bool accumulate);
 
 #endif

@@ -5,6 +5,11 @@
 // Q4_0/Q8_0 block): W is dequantized while it is staged into shared memory, x is staged as is,
 // and each thread accumulates a TM x TN sub-tile in f32 registers. Shared memory:
 // 32 * (BM + 1 + BN + 1) floats (BM = BN = 64: 16.6 KB). Weight formats: see quant.glsl.
+// With MM_ID (MoE prefill, tokens grouped by expert): grid z = expert of the piece; the tokens
+// of a tile are (token, slot) pairs gathered through the expert's row list written by
+// moe_group.comp (binding 3: counts [n_exp], then lists [n_exp][cap]); x rows are gathered,
+// y rows scattered: y[pair][m] (+)= W[e][m] . x[pair or pair / n_slots]. Workgroups past the
+// expert's count exit; grid y strides over the list when it is longer than the grid.
 #extension GL_GOOGLE_include_directive : require
 #include "shared.h"
 #include "quant.glsl"
@@ -24,19 +29,25 @@ layout(constant_id = 3) const uint BN = 64;
 layout(std430, binding = 0) readonly buffer W1 { uint w1[]; };
 layout(std430, binding = 1) readonly buffer X1 { float x1[]; };
 layout(std430, binding = 2) buffer Y { float y[]; };
+#if MM_ID
+layout(std430, binding = 3) readonly buffer G { uint grp[]; };
+layout(push_constant) uniform Push { nb_push_matmul_id p; };
+shared uint prs[BN]; // pair of each tile token
+#else
 layout(push_constant) uniform Push { nb_push_matmul p; };
+#endif
 
 shared float ws[BK * (BM + 1u)]; // [k][m]
 shared float xs[BK * (BN + 1u)]; // [k][n]
 
-void main()
+// One BM x BN tile: weight rows rbase + [m_first, m_first + BM) clamped below rbase + nrows,
+// tokens [n_first, n_first + BN) below ntok.
+void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
 {
     const uint WG = gl_WorkGroupSize.x;
     const uint tid = gl_LocalInvocationID.x;
     const uint MT = BM / TM; // threads along m
     uint tx = tid % MT, ty = tid / MT;
-    uint m_first = gl_WorkGroupID.x * BM;
-    uint n_first = gl_WorkGroupID.y * BN;
 
     const uint NT = WG / MT; // threads along n
     vec4 C0 = vec4(0.0), C1 = vec4(0.0), C2 = vec4(0.0), C3 = vec4(0.0);
@@ -49,7 +60,7 @@ void main()
         if (TYPE == NB_T_Q4_0) {
             for (uint idx = tid; idx < BM * 4u; idx += WG) {
                 uint m = idx / 4u, q = idx % 4u;
-                uint r = min(m_first + m, p.nrows - 1u);
+                uint r = rbase + min(m_first + m, nrows - 1u);
                 uint bi = r * nb + kt;
                 uint qw = w1[bi * 4u + q];
                 float d = half_of(w1[p.dbase + bi / 2u], bi);
@@ -62,7 +73,7 @@ void main()
         } else if (TYPE == NB_T_Q8_0) {
             for (uint idx = tid; idx < BM * 8u; idx += WG) {
                 uint m = idx / 8u, q = idx % 8u;
-                uint r = min(m_first + m, p.nrows - 1u);
+                uint r = rbase + min(m_first + m, nrows - 1u);
                 uint bi = r * nb + kt;
                 float d = half_of(w1[p.dbase + bi / 2u], bi);
                 vec4 v = d * q8_vec(w1[bi * 8u + q]);
@@ -71,7 +82,7 @@ void main()
         } else {
             for (uint idx = tid; idx < BM * BK; idx += WG) {
                 uint m = idx / BK, kk = idx % BK;
-                uint r = min(m_first + m, p.nrows - 1u);
+                uint r = rbase + min(m_first + m, nrows - 1u);
                 uint k = k0 + kk;
                 float v = 0.0;
                 if (k < p.K) {
@@ -85,7 +96,12 @@ void main()
         for (uint idx = tid; idx < BN * BK; idx += WG) {
             uint n = idx / BK, kk = idx % BK;
             uint tok = n_first + n, k = k0 + kk;
-            xs[kk * (BN + 1u) + n] = (tok < p.ntok && k < p.K) ? x1[tok * p.x_stride + k] : 0.0;
+#if MM_ID
+            uint xr = tok < ntok ? (p.x_per_slot != 0u ? prs[n] : prs[n] / p.n_slots) : 0u;
+#else
+            uint xr = tok;
+#endif
+            xs[kk * (BN + 1u) + n] = (tok < ntok && k < p.K) ? x1[xr * p.x_stride + k] : 0.0;
         }
         barrier();
         for (uint kk = 0; kk < BK; kk++) {
@@ -99,18 +115,43 @@ void main()
         barrier();
     }
 
+#if MM_ID
+#define YROW(n) prs[(n) - n_first]
+#define YCOL0 0u
+#else
+#define YROW(n) (n)
+#define YCOL0 p.row0
+#endif
 #define PUT(j, C)                                                                                \
     {                                                                                            \
         uint n = n_first + ty + uint(j) * NT;                                                    \
-        if (n < p.ntok) {                                                                        \
+        if (n < ntok) {                                                                          \
             for (uint i = 0; i < TM; i++) {                                                      \
                 uint m = m_first + tx + i * MT;                                                  \
-                if (m >= p.nrows) break;                                                         \
-                uint yi = n * p.y_stride + p.row0 + m;                                           \
+                if (m >= nrows) break;                                                           \
+                uint yi = YROW(n) * p.y_stride + YCOL0 + m;                                      \
                 float v = C[i];                                                                  \
                 y[yi] = p.accumulate != 0u ? y[yi] + v : v;                                      \
             }                                                                                    \
         }                                                                                        \
     }
     PUT(0, C0) PUT(1, C1) PUT(2, C2) PUT(3, C3)
+}
+
+void main()
+{
+#if MM_ID
+    uint e = p.e0 + gl_WorkGroupID.z;
+    uint count = min(grp[e], p.cap);
+    uint list = p.n_exp + e * p.cap;
+    for (uint n0 = gl_WorkGroupID.y * BN; n0 < count; n0 += gl_NumWorkGroups.y * BN) {
+        for (uint i = gl_LocalInvocationID.x; i < BN; i += gl_WorkGroupSize.x)
+            prs[i] = n0 + i < count ? grp[list + n0 + i] : 0u;
+        barrier();
+        tile(gl_WorkGroupID.x * BM, n0, count, gl_WorkGroupID.z * p.m_rows, p.m_rows);
+        barrier(); // prs[] is rewritten by the next pass
+    }
+#else
+    tile(gl_WorkGroupID.x * BM, gl_WorkGroupID.y * BN, p.ntok, 0u, p.nrows);
+#endif
 }

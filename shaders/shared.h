@@ -157,6 +157,32 @@ NB_STRUCT(nb_push_matmul) {
 };
 NB_STATIC_SIZE(nb_push_matmul, 32)
 
+/* matmul.comp MM_ID: MoE prefill with tokens grouped by expert, see nb_op_matmul_id. */
+NB_STRUCT(nb_push_matmul_id) {
+    NB_U32 K;          /* elements per weight row */
+    NB_U32 m_rows;     /* rows per expert */
+    NB_U32 x_stride;   /* elements between x vectors */
+    NB_U32 y_stride;   /* elements between y vectors */
+    NB_U32 accumulate; /* 1: y += W x, 0: y = W x */
+    NB_U32 dbase;      /* Q4_0/Q8_0: uint index of the scale plane in the piece */
+    NB_U32 n_slots;    /* experts per token */
+    NB_U32 x_per_slot; /* 1: x is [tokens*n_slots][K], 0: x is [tokens][K] */
+    NB_U32 e0;         /* first expert of this piece (grid z = expert - e0) */
+    NB_U32 n_exp;      /* experts of the whole tensor (length of the count array) */
+    NB_U32 cap;        /* entries per expert list */
+    NB_U32 pad0;
+};
+NB_STATIC_SIZE(nb_push_matmul_id, 48)
+
+/* moe_group.comp: per-expert lists of (token, slot) pairs, see nb_op_matmul_id. */
+NB_STRUCT(nb_push_moe_group) {
+    NB_U32 n_pairs; /* tokens * slots (entries of ids) */
+    NB_U32 n_exp;   /* experts (one workgroup each) */
+    NB_U32 cap;     /* entries per expert list */
+    NB_U32 pad0;
+};
+NB_STATIC_SIZE(nb_push_moe_group, 16)
+
 /* embed.comp: embedding lookup, see engine/op_matmul.h. */
 NB_STRUCT(nb_push_embed) {
     NB_U32 K;          /* elements per row */

@@ -1,0 +1,286 @@
+/* test_op_moe: nb_op_matmul_id (MoE prefill, tokens grouped by expert on the device) against a
+ * CPU reference and against nb_op_matvec_id, for Q4_0, Q8_0, F16 and F32 experts, awkward token
+ * counts (1, 9, 31, 33, 100), 4..16 experts, 1..4 slots, K 64..288, x shared or per slot,
+ * accumulate, forced weight splits, ids past the expert count and lists longer than the token
+ * count, in the normal and the forced-fallback (fp16,subgroup,int8 disabled) configuration. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gtensor.h"
+#include "op_matmul.h"
+
+struct cfg {
+    struct vkx_ctx *vk;
+    struct vkx_ctx own; /* the fallback context */
+    struct nb_op_matmul op;
+    bool have_own;
+};
+
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023, u;
+    if (e == 0 && m == 0)
+        u = s;
+    else if (e == 0) { /* subnormal */
+        float f = ldexpf((float)m, -24);
+        return s ? -f : f;
+    } else
+        u = s | ((e + 112) << 23) | (m << 13);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* A random normal half of magnitude [2^(e0-15), 2^(e0-10)) (a quant block scale). */
+static uint16_t rand_scale(uint32_t e0)
+{
+    return (uint16_t)(((nb_test_randu() & 1) << 15) | ((e0 + nb_test_randu() % 5) << 10) |
+                      (nb_test_randu() & 1023));
+}
+
+/* Random weights of `type`, rows x K: GGUF layout (*raw) and dequantized (*ref). */
+static void make_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **raw, float **ref)
+{
+    size_t rb = (size_t)ggml_row_size(type, K);
+    uint8_t *w = malloc(rb * rows);
+    float *f = malloc(sizeof(float) * K * rows);
+    assert_non_null(w);
+    assert_non_null(f);
+    for (uint64_t r = 0; r < rows; r++) {
+        uint8_t *row = w + r * rb;
+        float *fr = f + r * K;
+        if (type == GGML_F32) {
+            for (uint64_t k = 0; k < K; k++)
+                fr[k] = nb_test_randf();
+            memcpy(row, fr, K * 4);
+        } else if (type == GGML_F16) {
+            for (uint64_t k = 0; k < K; k++) {
+                uint16_t h = (uint16_t)(nb_test_randu() & 0xBBFF); /* |h| < 1 */
+                memcpy(row + k * 2, &h, 2);
+                fr[k] = f16_to_f32(h);
+            }
+        } else {
+            bool q4 = type == GGML_Q4_0;
+            for (uint64_t b = 0; b < K / 32; b++) {
+                uint8_t *blk = row + b * (q4 ? 18 : 34);
+                uint16_t d = rand_scale(q4 ? 9 : 6);
+                memcpy(blk, &d, 2);
+                float df = f16_to_f32(d);
+                for (int j = 0; j < (q4 ? 16 : 32); j++) {
+                    uint8_t q = (uint8_t)nb_test_randu();
+                    blk[2 + j] = q;
+                    if (q4) {
+                        fr[b * 32 + j] = df * (float)((q & 15) - 8);
+                        fr[b * 32 + j + 16] = df * (float)((q >> 4) - 8);
+                    } else
+                        fr[b * 32 + j] = df * (float)(int8_t)q;
+                }
+            }
+        }
+    }
+    *raw = w;
+    *ref = f;
+}
+
+static void dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, const void *init)
+{
+    char err[256];
+    assert_int_equal(vkx_buffer_create(vk, b, bytes, VKX_MEM_DEVICE, err, sizeof err), 0);
+    if (init) vkx_upload(vk, b, 0, init, bytes);
+}
+
+/* ids: distinct experts per token (as the router gives them); dup: every pair picks expert 0
+ * (lists longer than n_tokens); oob: some pairs pick an expert past E (rows left untouched). */
+enum idmode { DISTINCT, DUP, OOB };
+
+struct moecase {
+    enum ggml_type type;
+    uint32_t K, M, E, ntok, ns;
+    bool per_slot, acc, split;
+    enum idmode im;
+};
+
+static void check(struct cfg *g, const struct moecase *mc)
+{
+    struct vkx_ctx *vk = g->vk;
+    uint32_t K = mc->K, M = mc->M, E = mc->E, nt = mc->ntok, ns = mc->ns, np = nt * ns;
+    bool q = mc->type == GGML_Q4_0 || mc->type == GGML_Q8_0;
+    void *raw;
+    float *wref;
+    make_weights(mc->type, K, (uint64_t)M * E, &raw, &wref);
+    char err[256];
+    struct nb_gtensor w;
+    uint64_t ne[4] = {K, M, E, 1};
+    uint64_t mp = mc->split ? (ggml_row_size(mc->type, K) + (q ? 2 : 0)) * M * 3 : 0;
+    assert_int_equal(nb_gtensor_from_host(vk, &w, mc->type, ne, raw, mp, err, sizeof err), 0);
+    if (mc->split) assert_true(w.data.n > 1);
+
+    uint32_t *ids = malloc(sizeof(uint32_t) * np);
+    for (uint32_t t = 0; t < nt; t++) {
+        uint32_t perm[16];
+        for (uint32_t e = 0; e < E; e++)
+            perm[e] = e;
+        for (uint32_t s = 0; s < ns; s++) { /* partial Fisher-Yates: distinct per token */
+            uint32_t j = s + nb_test_randu() % (E - s), tmp = perm[s];
+            perm[s] = perm[j];
+            perm[j] = tmp;
+            ids[t * ns + s] = mc->im == DUP ? 0 : perm[s];
+        }
+        if (mc->im == OOB && t % 3 == 1) ids[t * ns + (t / 3) % ns] = E + t;
+    }
+    uint32_t nx = mc->per_slot ? np : nt;
+    size_t ny = (size_t)np * M;
+    float *x = malloc(sizeof(float) * K * nx), *y0 = malloc(sizeof(float) * ny);
+    float *ref = malloc(sizeof(float) * ny), *got = malloc(sizeof(float) * ny);
+    float *got_mv = malloc(sizeof(float) * ny);
+    for (size_t i = 0; i < (size_t)K * nx; i++)
+        x[i] = nb_test_randf();
+    for (size_t i = 0; i < ny; i++)
+        y0[i] = nb_test_randf();
+    for (uint32_t pr = 0; pr < np; pr++) {
+        const float *xv = x + (size_t)(mc->per_slot ? pr : pr / ns) * K;
+        for (uint32_t m = 0; m < M; m++) {
+            float *r = &ref[(size_t)pr * M + m];
+            if (ids[pr] >= E) { /* untouched */
+                *r = y0[(size_t)pr * M + m];
+                continue;
+            }
+            double s = 0;
+            const float *wr = wref + ((size_t)ids[pr] * M + m) * K;
+            for (uint32_t k = 0; k < K; k++)
+                s += (double)wr[k] * xv[k];
+            *r = (float)s + (mc->acc ? y0[(size_t)pr * M + m] : 0.0f);
+        }
+    }
+
+    struct vkx_buffer ib, xb, yb, yb2, sb;
+    dev_buf(vk, &ib, sizeof(uint32_t) * np, ids);
+    dev_buf(vk, &xb, sizeof(float) * K * nx, x);
+    dev_buf(vk, &yb, sizeof(float) * ny, y0);
+    dev_buf(vk, &yb2, sizeof(float) * ny, y0);
+    dev_buf(vk, &sb, nb_op_matmul_id_scratch_bytes(E, nt, ns), NULL);
+    struct vkx_cmd c;
+    vkx_cmd_create(vk, &c, 64, false);
+    vkx_cmd_begin(vk, &c);
+    nb_op_matmul_id(&g->op, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb), vkx_whole(&ib),
+                    vkx_whole(&sb), nt, ns, mc->per_slot, 0, 0, mc->acc);
+    nb_op_matvec_id(&g->op, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb2), vkx_whole(&ib), nt, ns,
+                    mc->per_slot, 0, 0, mc->acc);
+    vkx_cmd_end(vk, &c);
+    vkx_cmd_submit_wait(vk, &c);
+    vkx_download(vk, &yb, 0, got, sizeof(float) * ny);
+    vkx_download(vk, &yb2, 0, got_mv, sizeof(float) * ny);
+    char what[160];
+    snprintf(what, sizeof what, "matmul_id %s K%u M%u E%u tok%u k%u%s%s%s%s",
+             ggml_type_name(mc->type), K, M, E, nt, ns, mc->per_slot ? " per-slot" : "",
+             mc->acc ? " acc" : "", mc->split ? " split" : "",
+             mc->im == DUP ? " dup" : mc->im == OOB ? " oob" : "");
+    size_t bad = nb_test_compare(what, got, ref, ny, 2e-3f, 1e-4f);
+    char what2[176];
+    snprintf(what2, sizeof what2, "%s vs matvec_id", what);
+    bad += nb_test_compare(what2, got, got_mv, ny, 2e-3f, 1e-4f);
+    vkx_cmd_destroy(vk, &c);
+    vkx_buffer_destroy(vk, &ib);
+    vkx_buffer_destroy(vk, &xb);
+    vkx_buffer_destroy(vk, &yb);
+    vkx_buffer_destroy(vk, &yb2);
+    vkx_buffer_destroy(vk, &sb);
+    nb_gtensor_destroy(vk, &w);
+    free(raw), free(wref), free(ids), free(x), free(y0), free(ref), free(got), free(got_mv);
+    nb_test_check_validation();
+    assert_int_equal(bad, 0);
+}
+
+static void test_matmul_id(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    nb_test_seed(11);
+    static const enum ggml_type types[4] = {GGML_Q4_0, GGML_Q8_0, GGML_F32, GGML_F16};
+    static const uint32_t toks[5] = {1, 9, 31, 33, 100};
+    static const uint32_t Ks[4] = {64, 96, 288, 160};
+    static const uint32_t Ms[4] = {33, 31, 70, 1};
+    static const uint32_t Es[4] = {4, 16, 7, 5};
+    int i = 0;
+    for (int ti = 0; ti < 4; ti++)
+        for (int ni = 0; ni < 5; ni++, i++) {
+            struct moecase mc = {.type = types[ti], .ntok = toks[ni]};
+            mc.K = Ks[(ti + ni) % 4];
+            if (mc.type == GGML_F32 || mc.type == GGML_F16) mc.K += (uint32_t)(ni % 2) * 2 + 2;
+            mc.M = Ms[(i * 3) % 4];
+            mc.E = Es[(i + ti) % 4];
+            mc.ns = 1 + (uint32_t)(i % 4);
+            if (mc.ns > mc.E) mc.ns = mc.E;
+            mc.per_slot = i % 2;
+            mc.acc = (i / 2) % 2;
+            mc.split = i % 5 == 3;
+            mc.im = i % 7 == 2 ? OOB : DISTINCT;
+            check(g, &mc);
+        }
+    /* every pair on expert 0: lists longer than the token count (strided grid y) */
+    struct moecase dup = {.type = GGML_Q4_0, .K = 64, .M = 70, .E = 4, .ntok = 100, .ns = 3,
+                          .im = DUP};
+    check(g, &dup);
+}
+
+static int setup_normal(void **state)
+{
+    static struct cfg g;
+    memset(&g, 0, sizeof g);
+    *state = NULL;
+    g.vk = nb_test_vk();
+    if (!g.vk) return 0;
+    char err[256];
+    if (nb_op_matmul_create(&g.op, g.vk, err, sizeof err) != 0) {
+        printf("# create: %s\n", err);
+        return -1;
+    }
+    *state = &g;
+    return 0;
+}
+
+static int setup_fallback(void **state)
+{
+    static struct cfg g;
+    memset(&g, 0, sizeof g);
+    *state = NULL;
+    if (!nb_test_vk()) return 0;
+    char err[256];
+    struct vkx_opts o = {.device_index = -1, .validation = true, .disable = "fp16,subgroup,int8"};
+    if (vkx_create(&g.own, &o, err, sizeof err) != 0) {
+        printf("# fallback ctx: %s\n", err);
+        return -1;
+    }
+    g.have_own = true;
+    g.vk = &g.own;
+    if (nb_op_matmul_create(&g.op, g.vk, err, sizeof err) != 0) {
+        printf("# create: %s\n", err);
+        return -1;
+    }
+    *state = &g;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct cfg *g = *state;
+    if (g) {
+        nb_op_matmul_destroy(&g->op, g->vk);
+        if (g->have_own) vkx_destroy(&g->own);
+    }
+    nb_test_check_validation();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_matmul_id)};
+    int rc = cmocka_run_group_tests_name("normal", tests, setup_normal, teardown);
+    rc |= cmocka_run_group_tests_name("fallback", tests, setup_fallback, teardown);
+    nb_test_vk_done();
+    return rc;
+}
