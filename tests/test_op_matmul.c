@@ -19,82 +19,6 @@ struct cfg {
     bool have_own;
 };
 
-static float f16_to_f32(uint16_t h)
-{
-    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023, u;
-    if (e == 0 && m == 0)
-        u = s;
-    else if (e == 31)
-        u = s | 0x7F800000u | (m << 13);
-    else if (e == 0) { /* subnormal */
-        float f = ldexpf((float)m, -24);
-        return s ? -f : f;
-    } else
-        u = s | ((e + 112) << 23) | (m << 13);
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-/* A random normal half of magnitude [2^(e0-15), 2^(e0-10)) (the scale of a quant block). */
-static uint16_t rand_scale(uint32_t e0)
-{
-    return (uint16_t)(((nb_test_randu() & 1) << 15) | ((e0 + nb_test_randu() % 5) << 10) |
-                      (nb_test_randu() & 1023));
-}
-
-/* Random weights of `type` for rows x K in GGUF layout (*raw) and dequantized (*ref). */
-static void make_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **raw, float **ref)
-{
-    size_t rb = (size_t)ggml_row_size(type, K);
-    uint8_t *w = malloc(rb * rows);
-    float *f = malloc(sizeof(float) * K * rows);
-    assert_non_null(w);
-    assert_non_null(f);
-    for (uint64_t r = 0; r < rows; r++) {
-        uint8_t *row = w + r * rb;
-        float *fr = f + r * K;
-        if (type == GGML_F32) {
-            for (uint64_t k = 0; k < K; k++)
-                fr[k] = nb_test_randf();
-            memcpy(row, fr, K * 4);
-        } else if (type == GGML_F16) {
-            for (uint64_t k = 0; k < K; k++) {
-                uint16_t h = (uint16_t)(nb_test_randu() & 0xBBFF); /* |h| < 1, no inf/NaN */
-                memcpy(row + k * 2, &h, 2);
-                fr[k] = f16_to_f32(h);
-            }
-        } else if (type == GGML_Q4_0) {
-            for (uint64_t b = 0; b < K / 32; b++) {
-                uint8_t *blk = row + b * 18;
-                uint16_t d = rand_scale(9);
-                memcpy(blk, &d, 2);
-                float df = f16_to_f32(d);
-                for (int j = 0; j < 16; j++) {
-                    uint8_t q = (uint8_t)nb_test_randu();
-                    blk[2 + j] = q;
-                    fr[b * 32 + j] = df * (float)((q & 15) - 8);
-                    fr[b * 32 + j + 16] = df * (float)((q >> 4) - 8);
-                }
-            }
-        } else { /* Q8_0 */
-            for (uint64_t b = 0; b < K / 32; b++) {
-                uint8_t *blk = row + b * 34;
-                uint16_t d = rand_scale(6);
-                memcpy(blk, &d, 2);
-                float df = f16_to_f32(d);
-                for (int j = 0; j < 32; j++) {
-                    int8_t q = (int8_t)nb_test_randu();
-                    blk[2 + j] = (uint8_t)q;
-                    fr[b * 32 + j] = df * (float)q;
-                }
-            }
-        }
-    }
-    *raw = w;
-    *ref = f;
-}
-
 static void rand_vec(float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -117,7 +41,7 @@ static void check_mul(struct cfg *g, enum which op, enum ggml_type type, uint32_
     struct vkx_ctx *vk = g->vk;
     void *raw;
     float *wref;
-    make_weights(type, K, M, &raw, &wref);
+    nb_test_weights(type, K, M, &raw, &wref);
     char err[256];
     struct nb_gtensor w;
     uint64_t ne[4] = {K, M, 1, 1};
@@ -234,7 +158,7 @@ static void test_embed(void **state)
         for (int split = 0; split < 2; split++) {
             void *raw;
             float *wref;
-            make_weights(t, K, rows, &raw, &wref);
+            nb_test_weights(t, K, rows, &raw, &wref);
             char err[256];
             struct nb_gtensor e;
             uint64_t ne[4] = {K, rows, 1, 1};
@@ -283,7 +207,7 @@ static void test_matvec_id(void **state)
             bool per_slot = mode & 1;
             void *raw;
             float *wref;
-            make_weights(t, K, (uint64_t)M * E, &raw, &wref);
+            nb_test_weights(t, K, (uint64_t)M * E, &raw, &wref);
             char err[256];
             struct nb_gtensor w;
             uint64_t ne[4] = {K, M, E, 1};
@@ -417,7 +341,7 @@ static void test_bench(void **state)
 
     void *raw;
     float *wref;
-    make_weights(GGML_Q4_0, K, M, &raw, &wref);
+    nb_test_weights(GGML_Q4_0, K, M, &raw, &wref);
     struct nb_gtensor w;
     uint64_t ne[4] = {K, M, 1, 1};
     assert_int_equal(nb_gtensor_from_host(vk, &w, GGML_Q4_0, ne, raw, 0, err, sizeof err), 0);

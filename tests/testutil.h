@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "gguf.h"
 #include "vkx.h"
 
 /* Path of a test data file: tests/data/NAME, else ../shared/golden/NAME; NULL if neither exists.
@@ -27,6 +28,10 @@ void nb_test_vk_done(void);
 void nb_test_seed(uint64_t s);
 float nb_test_randf(void); /* uniform in [-1, 1) */
 uint32_t nb_test_randu(void);
+
+/* Random weights of a GGUF type (F32, F16, Q4_0, Q8_0), rows x K (K a multiple of 32 for the
+ * quantized types): the GGUF bytes in *raw and their exact dequantized values in *ref (malloc'd). */
+void nb_test_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **raw, float **ref);
 
 /* Compares arrays with tolerance abs + rel*|ref|; prints the first mismatches. Returns the
  * number of mismatches. */
