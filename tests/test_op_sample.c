@@ -220,11 +220,7 @@ static int setup_fallback(void **state)
     *state = NULL;
     if (!nb_test_vk()) return 0;
     char err[256];
-    struct vkx_opts o = {.device_index = -1, .validation = true, .disable = "fp16,subgroup,int8"};
-    if (vkx_create(&g.own, &o, err, sizeof err) != 0) {
-        printf("# fallback ctx: %s\n", err);
-        return -1;
-    }
+    if (nb_test_vk_fallback(&g.own) != 0) return -1;
     g.have_own = true;
     g.vk = &g.own;
     if (nb_op_misc_create(&g.op, g.vk, err, sizeof err) != 0) {

@@ -74,6 +74,17 @@ void nb_test_vk_done(void)
     vk_state = 0;
 }
 
+int nb_test_vk_fallback(struct vkx_ctx *own)
+{
+    char err[256];
+    struct vkx_opts o = {.device_index = -1, .validation = true, .disable = "fp16,subgroup,int8"};
+    if (vkx_create(own, &o, err, sizeof err) != 0) {
+        printf("# fallback ctx: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 void nb_test_seed(uint64_t s) { rng = s * 0x9E3779B97F4A7C15ull + 1; }
 uint32_t nb_test_randu(void)
