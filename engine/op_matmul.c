@@ -1,6 +1,7 @@
 /* op_matmul.c: pipelines and dispatch recording for the weight products (see op_matmul.h). */
 #include "op_matmul.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -188,13 +189,53 @@ static uint32_t max_y(struct vkx_ctx *vk)
     return vk->caps.max_wg_count[1] ? vk->caps.max_wg_count[1] : 65535;
 }
 
+/* matvec.comp (also MV_ID, which reads neither nrows nor row0) and matmul.comp take the same
+ * eight leading push fields for a weight piece: nb_push_matmul is the head of nb_push_matvec.
+ * One place fills them; M is the y stride when y_stride is 0. */
+#define SAME_OFFSET(f) (offsetof(struct nb_push_matvec, f) == offsetof(struct nb_push_matmul, f))
+_Static_assert(SAME_OFFSET(K) && SAME_OFFSET(nrows) && SAME_OFFSET(row0) && SAME_OFFSET(ntok) &&
+                   SAME_OFFSET(x_stride) && SAME_OFFSET(y_stride) && SAME_OFFSET(accumulate) &&
+                   SAME_OFFSET(dbase),
+               "nb_push_matmul must stay the head of nb_push_matvec");
+#undef SAME_OFFSET
+
+static struct nb_push_matmul piece_push(const struct nb_gtensor *w, uint32_t pi, uint32_t M,
+                                        uint32_t ntok, uint32_t x_stride, uint32_t y_stride,
+                                        bool accumulate)
+{
+    uint32_t K = (uint32_t)w->ne[0];
+    struct nb_push_matmul p = {
+        .K = K,
+        .nrows = (uint32_t)nb_gtensor_piece_rows(w, pi),
+        .row0 = pi * (uint32_t)w->rows_per_piece,
+        .ntok = ntok,
+        .x_stride = x_stride ? x_stride : K,
+        .y_stride = y_stride ? y_stride : M,
+        .accumulate = accumulate,
+        .dbase = nb_gtensor_dbase(w, pi),
+    };
+    return p;
+}
+
+/* piece_push's fields at the head of a matvec push, the matvec-only fields zero. */
+static struct nb_push_matvec matvec_push(const struct nb_gtensor *w, uint32_t pi, uint32_t M,
+                                         uint32_t ntok, uint32_t x_stride, uint32_t y_stride,
+                                         bool accumulate)
+{
+    struct nb_push_matvec p;
+    memset(&p, 0, sizeof p);
+    struct nb_push_matmul head = piece_push(w, pi, M, ntok, x_stride, y_stride, accumulate);
+    memcpy(&p, &head, sizeof head);
+    return p;
+}
+
 void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                   const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
                   uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate)
 {
     int ts = type_slot(w->type);
     if (ts < 0 || n_tokens == 0) return;
-    uint32_t K = (uint32_t)w->ne[0], M = (uint32_t)w->rows;
+    uint32_t M = (uint32_t)w->rows;
     for (uint32_t pi = 0; pi < w->data.n; pi++) {
         uint32_t prow = (uint32_t)nb_gtensor_piece_rows(w, pi);
         struct vkx_view b[3] = {vkx_whole(&w->data.b[pi]), x, y};
@@ -206,16 +247,7 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
         grid2(vk, vkx_ceil_div(prow, o->mv_rows[k]), &gx, &gy);
         for (uint32_t t0 = 0; t0 < n_tokens; t0 += per_dispatch) {
             uint32_t nt = n_tokens - t0 < per_dispatch ? n_tokens - t0 : per_dispatch;
-            struct nb_push_matvec p;
-            memset(&p, 0, sizeof p);
-            p.K = K;
-            p.nrows = prow;
-            p.row0 = pi * (uint32_t)w->rows_per_piece;
-            p.ntok = nt;
-            p.x_stride = x_stride ? x_stride : K;
-            p.y_stride = y_stride ? y_stride : M;
-            p.accumulate = accumulate;
-            p.dbase = nb_gtensor_dbase(w, pi);
+            struct nb_push_matvec p = matvec_push(w, pi, M, nt, x_stride, y_stride, accumulate);
             p.tok0 = t0;
             vkx_cmd_dispatch(vk, c, &o->mv[ts][k], b, 3, &p, sizeof p, gx, gy,
                              vkx_ceil_div(nt, ntok));
@@ -229,7 +261,7 @@ void nb_op_matmul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
 {
     int ts = type_slot(w->type);
     if (ts < 0 || n_tokens == 0) return;
-    uint32_t K = (uint32_t)w->ne[0], M = (uint32_t)w->rows;
+    uint32_t M = (uint32_t)w->rows;
     uint32_t gy = vkx_ceil_div(n_tokens, o->mm_bn);
     if (gy > max_y(vk)) { /* 4 million tokens at 64 per tile: far beyond any batch */
         fprintf(stderr, "nibble: matmul of %u tokens exceeds the grid\n", n_tokens);
@@ -237,16 +269,7 @@ void nb_op_matmul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
     }
     for (uint32_t pi = 0; pi < w->data.n; pi++) {
         uint32_t prow = (uint32_t)nb_gtensor_piece_rows(w, pi);
-        struct nb_push_matmul p;
-        memset(&p, 0, sizeof p);
-        p.K = K;
-        p.nrows = prow;
-        p.row0 = pi * (uint32_t)w->rows_per_piece;
-        p.ntok = n_tokens;
-        p.x_stride = x_stride ? x_stride : K;
-        p.y_stride = y_stride ? y_stride : M;
-        p.accumulate = accumulate;
-        p.dbase = nb_gtensor_dbase(w, pi);
+        struct nb_push_matmul p = piece_push(w, pi, M, n_tokens, x_stride, y_stride, accumulate);
         struct vkx_view b[3] = {vkx_whole(&w->data.b[pi]), x, y};
         vkx_cmd_dispatch(vk, c, &o->mm[ts], b, 3, &p, sizeof p, vkx_ceil_div(prow, o->mm_bm), gy,
                          1);
@@ -297,7 +320,7 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
 {
     int ts = type_slot(w->type);
     if (ts < 0 || n_tokens == 0 || n_slots == 0) return;
-    uint32_t K = (uint32_t)w->ne[0], M = (uint32_t)w->ne[1];
+    uint32_t M = (uint32_t)w->ne[1];
     uint32_t per_piece = (uint32_t)(w->rows_per_piece / M); /* experts per piece */
     uint32_t n_exp = (uint32_t)(w->rows / M);
     uint32_t pairs = n_tokens * n_slots;
@@ -306,15 +329,7 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
     for (uint32_t pi = 0; pi < w->data.n; pi++) {
         struct vkx_view b[4] = {vkx_whole(&w->data.b[pi]), x, y, ids};
         for (uint32_t p0 = 0; p0 < pairs; p0 += max_z(vk)) {
-            struct nb_push_matvec p;
-            memset(&p, 0, sizeof p);
-            p.K = K;
-            p.nrows = (uint32_t)nb_gtensor_piece_rows(w, pi);
-            p.ntok = 1;
-            p.x_stride = x_stride ? x_stride : K;
-            p.y_stride = y_stride ? y_stride : M;
-            p.accumulate = accumulate;
-            p.dbase = nb_gtensor_dbase(w, pi);
+            struct nb_push_matvec p = matvec_push(w, pi, M, 1, x_stride, y_stride, accumulate);
             p.n_slots = n_slots;
             p.x_per_slot = x_per_slot;
             p.m_rows = M;
