@@ -273,13 +273,18 @@ uint32_t vkx_cmd_read_times(struct vkx_ctx *ctx, struct vkx_cmd *c, double *ns, 
 
 /* ---- bandwidth probe ----------------------------------------------------------------------- */
 
-/* What a plain shader reaches on this device: the ceiling to compare kernels against. GB/s count
- * every byte moved (a copy of n bytes moves 2n). Best of the repetitions. */
+/* What plain shaders reach on this device: the ceiling to compare kernels against. GB/s count
+ * every byte moved (a copy of n bytes moves 2n). Best of the repetitions and of the shapes:
+ * shaders moving uvec4, uint or (with shaderInt64) u64vec2 elements. The transfer engine's copy
+ * (vkCmdCopyBuffer, host timed) is reported beside it: on a CPU device it is a memcpy, and shows
+ * how far the driver's shader code stays from the memory system. */
 struct vkx_bandwidth {
     uint64_t bytes;   /* size of each buffer */
-    double copy_gbs;  /* shader copy, read + write */
-    double read_gbs;  /* shader that only reads */
+    double copy_gbs;  /* best shader copy, read + write */
+    double read_gbs;  /* best shader that only reads */
     double copy_ms, read_ms; /* best times */
+    const char *copy_shape, *read_shape; /* the winners: "uvec4", "uint" or "u64vec2" */
+    double transfer_gbs; /* vkCmdCopyBuffer, read + write (0: not measured) */
     bool gpu_timed;   /* GPU timestamps (else the host clock around each submission) */
 };
 /* Runs the probe on buffers of `bytes` (0: 64 MiB; clamped to the storage range), `reps` times

@@ -1,5 +1,5 @@
-/* vkx_probe.c: the bandwidth probe, a plain copy shader and a plain read shader (bw.comp) timed
- * on the device: the ceiling a memory-bound kernel can hope for on this device. */
+/* vkx_probe.c: the bandwidth probe, plain copy and read shaders (bw.comp, three element types)
+ * timed on the device: the ceiling a memory-bound kernel can hope for; and a transfer copy. */
 #include <string.h>
 
 #include "nb_shaders.h"
@@ -8,7 +8,7 @@
 #include "vkx_internal.h"
 
 #define PROBE_WG 256 /* invocations per workgroup */
-#define PROBE_PER 4  /* vec4s per invocation, at least */
+#define PROBE_PER 4  /* elements per invocation, at least */
 
 /* Best time in ns of `reps` replays of a recording holding one dispatch. */
 static double best_ns(struct vkx_ctx *ctx, struct vkx_cmd *c, uint32_t reps, bool *gpu)
@@ -27,6 +27,49 @@ static double best_ns(struct vkx_ctx *ctx, struct vkx_cmd *c, uint32_t reps, boo
     return best;
 }
 
+/* The shader shapes: element type (bw.comp variant) and its size. */
+static const struct {
+    const char *name;
+    enum nb_spv_id spv;
+    uint32_t elem;
+    bool int64;
+} shapes[] = {
+    {"uvec4", NB_SPV_BW, 16, false},
+    {"uint", NB_SPV_BW_U32, 4, false},
+    {"u64vec2", NB_SPV_BW_U64, 16, true},
+};
+
+/* Best ns of one shader shape in one mode (0 copy, 1 read); 0 when the shape does not apply. */
+static int time_shape(struct vkx_ctx *ctx, struct vkx_cmd *c, struct vkx_view views[2],
+                      uint64_t bytes, int s, uint32_t mode, uint32_t reps, double *ns, bool *gpu,
+                      char *err, size_t errlen)
+{
+    *ns = 0;
+    if (shapes[s].int64 && !ctx->caps.int64) return 0;
+    uint32_t n = (uint32_t)(bytes / shapes[s].elem);
+    /* PROBE_PER elements per invocation (more when the workgroup count runs out) */
+    uint32_t per = vkx_ceil_div(n, (uint64_t)PROBE_WG * ctx->caps.max_wg_count[0]);
+    if (per < PROBE_PER) per = PROBE_PER;
+    uint32_t groups = vkx_ceil_div(n, (uint64_t)PROBE_WG * per);
+    const struct nb_spv_entry *e = &nb_spv[shapes[s].spv];
+    struct nb_push_bw pc = {.n = n, .stride = groups * PROBE_WG, .per = per, .magic = 1};
+    struct vkx_pipeline_desc d = {.name = mode ? "bw_read" : "bw_copy",
+                                  .spv = e->code,
+                                  .spv_size = *e->size,
+                                  .n_bindings = 2,
+                                  .push_size = sizeof pc,
+                                  .n_spec = 2,
+                                  .spec = {PROBE_WG, mode}};
+    struct vkx_pipeline p;
+    if (vkx_pipeline_create(ctx, &p, &d, err, errlen) != 0) return -1;
+    vkx_cmd_begin(ctx, c);
+    vkx_cmd_dispatch(ctx, c, &p, views, 2, &pc, sizeof pc, groups, 1, 1);
+    vkx_cmd_end(ctx, c);
+    *ns = best_ns(ctx, c, reps, gpu);
+    vkx_pipeline_destroy(ctx, &p);
+    return 0;
+}
+
 int vkx_probe_bandwidth(struct vkx_ctx *ctx, uint64_t bytes, uint32_t reps,
                         struct vkx_bandwidth *bw, char *err, size_t errlen)
 {
@@ -41,11 +84,6 @@ int vkx_probe_bandwidth(struct vkx_ctx *ctx, uint64_t bytes, uint32_t reps,
                  (unsigned long long)bytes);
         return -1;
     }
-    uint32_t n = (uint32_t)(bytes / 16); /* vec4s */
-    /* PROBE_PER vec4s per invocation (more when the workgroup count runs out) */
-    uint32_t per = vkx_ceil_div(n, (uint64_t)PROBE_WG * ctx->caps.max_wg_count[0]);
-    if (per < PROBE_PER) per = PROBE_PER;
-    uint32_t groups = vkx_ceil_div(n, (uint64_t)PROBE_WG * per);
 
     struct vkx_buffer src, dst; /* (bytes) each */
     if (vkx_buffer_create(ctx, &src, bytes, VKX_MEM_DEVICE, err, errlen) != 0) return -1;
@@ -60,38 +98,42 @@ int vkx_probe_bandwidth(struct vkx_ctx *ctx, uint64_t bytes, uint32_t reps,
     vkx_cmd_end(ctx, &c);
     vkx_cmd_submit_wait(ctx, &c);
 
-    const struct nb_spv_entry *e = &nb_spv[NB_SPV_BW];
-    struct nb_push_bw pc = {.n = n, .stride = groups * PROBE_WG, .per = per, .magic = 1};
     struct vkx_view views[2] = {vkx_whole(&src), vkx_whole(&dst)};
-    double ns[2] = {0, 0};
+    double best[2] = {0, 0}; /* ns: copy, read */
+    bool timed[2] = {false, false};
     int rc = 0;
-    for (uint32_t mode = 0; mode < 2 && rc == 0; mode++) {
-        struct vkx_pipeline_desc d = {.name = mode ? "bw_read" : "bw_copy",
-                                      .spv = e->code,
-                                      .spv_size = *e->size,
-                                      .n_bindings = 2,
-                                      .push_size = sizeof pc,
-                                      .n_spec = 2,
-                                      .spec = {PROBE_WG, mode}};
-        struct vkx_pipeline p;
-        if (vkx_pipeline_create(ctx, &p, &d, err, errlen) != 0) {
-            rc = -1;
-            break;
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]) && rc == 0; s++) {
+        for (uint32_t mode = 0; mode < 2 && rc == 0; mode++) {
+            double ns;
+            bool gpu = false;
+            rc = time_shape(ctx, &c, views, bytes, s, mode, reps, &ns, &gpu, err, errlen);
+            if (rc == 0 && ns > 0 && (best[mode] == 0 || ns < best[mode])) {
+                best[mode] = ns;
+                timed[mode] = gpu;
+                if (mode)
+                    bw->read_shape = shapes[s].name;
+                else
+                    bw->copy_shape = shapes[s].name;
+            }
         }
+    }
+    if (rc == 0) { /* the transfer engine's copy, host timed (it carries no timestamp) */
         vkx_cmd_begin(ctx, &c);
-        vkx_cmd_dispatch(ctx, &c, &p, views, 2, &pc, sizeof pc, groups, 1, 1);
+        vkx_cmd_copy(&c, views[1], views[0]);
         vkx_cmd_end(ctx, &c);
-        ns[mode] = best_ns(ctx, &c, reps, &bw->gpu_timed);
-        vkx_pipeline_destroy(ctx, &p);
+        bool gpu = false;
+        double ns = best_ns(ctx, &c, reps, &gpu);
+        bw->transfer_gbs = ns > 0 ? 2.0 * (double)bytes / ns : 0;
     }
     vkx_cmd_destroy(ctx, &c);
     vkx_buffer_destroy(ctx, &dst);
     vkx_buffer_destroy(ctx, &src);
     if (rc) return rc;
     bw->bytes = bytes;
-    bw->copy_ms = ns[0] / 1e6;
-    bw->read_ms = ns[1] / 1e6;
-    bw->copy_gbs = ns[0] > 0 ? 2.0 * (double)bytes / ns[0] : 0;
-    bw->read_gbs = ns[1] > 0 ? (double)bytes / ns[1] : 0;
+    bw->copy_ms = best[0] / 1e6;
+    bw->read_ms = best[1] / 1e6;
+    bw->copy_gbs = best[0] > 0 ? 2.0 * (double)bytes / best[0] : 0;
+    bw->read_gbs = best[1] > 0 ? (double)bytes / best[1] : 0;
+    bw->gpu_timed = timed[0];
     return 0;
 }

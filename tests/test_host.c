@@ -436,10 +436,14 @@ static void test_bandwidth(void **state)
     struct vkx_bandwidth bw;
     char err[256];
     assert_int_equal(vkx_probe_bandwidth(ctx, 16u << 20, 3, &bw, err, sizeof err), 0);
-    printf("# bandwidth (%llu MiB, %s): copy %.2f GB/s (%.3f ms), read %.2f GB/s (%.3f ms)\n",
+    printf("# bandwidth (%llu MiB, %s): copy %.2f GB/s (%.3f ms, %s), read %.2f GB/s (%.3f ms, "
+           "%s), transfer copy %.2f GB/s\n",
            (unsigned long long)(bw.bytes >> 20), bw.gpu_timed ? "GPU timestamps" : "host clock",
-           bw.copy_gbs, bw.copy_ms, bw.read_gbs, bw.read_ms);
-    assert_true(bw.copy_gbs > 0 && bw.read_gbs > 0);
+           bw.copy_gbs, bw.copy_ms, bw.copy_shape, bw.read_gbs, bw.read_ms, bw.read_shape,
+           bw.transfer_gbs);
+    assert_true(bw.copy_gbs > 0 && bw.read_gbs > 0 && bw.transfer_gbs > 0);
+    assert_non_null(bw.copy_shape);
+    assert_non_null(bw.read_shape);
     assert_int_equal(bw.bytes, 16u << 20);
     nb_test_check_validation();
 }

@@ -28,6 +28,15 @@ static int cache_path(const struct vkx_ctx *vk, uint32_t mib, char *path, size_t
     return 0;
 }
 
+/* A probe shape named in a cache file, as a static string. */
+static const char *shape_name(const char *s)
+{
+    static const char *const known[] = {"uvec4", "uint", "u64vec2"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(s, known[i])) return known[i];
+    return "?";
+}
+
 int bu_bandwidth(struct vkx_ctx *vk, uint32_t mib, bool fresh, struct vkx_bandwidth *bw,
                  char *err, size_t errlen)
 {
@@ -38,9 +47,13 @@ int bu_bandwidth(struct vkx_ctx *vk, uint32_t mib, bool fresh, struct vkx_bandwi
         FILE *f = fopen(path, "r");
         if (f) {
             int timed = 0;
-            int ok = fscanf(f, "%lf %lf %d", &bw->copy_gbs, &bw->read_gbs, &timed) == 3;
+            char cs[16], rs[16]; /* shape names; files of older probes lack them: probe again */
+            int ok = fscanf(f, "%lf %lf %d %15s %15s %lf", &bw->copy_gbs, &bw->read_gbs, &timed,
+                            cs, rs, &bw->transfer_gbs) == 6;
             fclose(f);
             if (ok && bw->copy_gbs > 0) {
+                bw->copy_shape = shape_name(cs);
+                bw->read_shape = shape_name(rs);
                 bw->gpu_timed = timed;
                 bw->bytes = (uint64_t)mib << 20;
                 return 0;
@@ -51,7 +64,9 @@ int bu_bandwidth(struct vkx_ctx *vk, uint32_t mib, bool fresh, struct vkx_bandwi
     if (have_path) {
         FILE *f = fopen(path, "w");
         if (f) {
-            fprintf(f, "%.4f %.4f %d\n", bw->copy_gbs, bw->read_gbs, bw->gpu_timed ? 1 : 0);
+            fprintf(f, "%.4f %.4f %d %s %s %.4f\n", bw->copy_gbs, bw->read_gbs,
+                    bw->gpu_timed ? 1 : 0, bw->copy_shape ? bw->copy_shape : "-",
+                    bw->read_shape ? bw->read_shape : "-", bw->transfer_gbs);
             fclose(f);
         }
     }

@@ -216,8 +216,10 @@ int cmd_bench(int argc, char **argv)
     if (!json) {
         printf("device: %s\n", dev);
         if (bw.copy_gbs > 0)
-            printf("bandwidth: copy %.2f GB/s, read %.2f GB/s (%u MiB probe, %s)\n", bw.copy_gbs,
-                   bw.read_gbs, o.probe_mib, bw.gpu_timed ? "GPU timed" : "host timed");
+            printf("bandwidth: copy %.2f GB/s (%s), read %.2f GB/s (%s), transfer copy %.2f GB/s "
+                   "(%u MiB probe, %s)\n",
+                   bw.copy_gbs, bw.copy_shape, bw.read_gbs, bw.read_shape, bw.transfer_gbs,
+                   o.probe_mib, bw.gpu_timed ? "GPU timed" : "host timed");
         printf("weights read per decoded token: %s of %s\n\n", bu_size(tok_bytes, sz, sizeof sz),
                bu_size(g.weight_bytes, (char[32]){0}, 32));
         printf("| model | size | params | test | t/s (median) | t/s (mean ± sd) | weights GB/s | "

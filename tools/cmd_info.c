@@ -61,9 +61,12 @@ int cmd_info(int argc, char **argv)
         fprintf(stderr, "nibble info: %s\n", err);
         rc = 1;
     } else if (bandwidth) {
-        printf("bandwidth copy: %.2f GB/s (read + write, %llu MiB, %s)\n", bw.copy_gbs,
-               (unsigned long long)(bw.bytes >> 20), bw.gpu_timed ? "GPU timed" : "host timed");
-        printf("bandwidth read: %.2f GB/s\n", bw.read_gbs);
+        printf("bandwidth copy: %.2f GB/s (read + write, %llu MiB, best shape %s, %s)\n",
+               bw.copy_gbs, (unsigned long long)(bw.bytes >> 20), bw.copy_shape,
+               bw.gpu_timed ? "GPU timed" : "host timed");
+        printf("bandwidth read: %.2f GB/s (best shape %s)\n", bw.read_gbs, bw.read_shape);
+        printf("bandwidth transfer copy: %.2f GB/s (vkCmdCopyBuffer, host timed)\n",
+               bw.transfer_gbs);
     }
     vkx_destroy(&ctx);
     return rc;

@@ -167,7 +167,8 @@ int cmd_profile(int argc, char **argv)
         printf("device: %s\n", dev);
         if (shaders) printf("shaders: %d variants compiled from %s\n", n_sh, shaders);
         if (bw.copy_gbs > 0)
-            printf("bandwidth: copy %.2f GB/s, read %.2f GB/s\n", bw.copy_gbs, bw.read_gbs);
+            printf("bandwidth: copy %.2f GB/s (%s), read %.2f GB/s (%s), transfer copy %.2f GB/s\n",
+                   bw.copy_gbs, bw.copy_shape, bw.read_gbs, bw.read_shape, bw.transfer_gbs);
     } else {
         printf("phase,index,label,layer,shape,first,ns,bytes,flops\n");
     }

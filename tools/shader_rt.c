@@ -170,8 +170,9 @@ int nb_shaders_from_dir(const char *dir, int *n_compiled, char *err, size_t errl
         char *end = strchr(l, '\n');
         if (end) *end = 0;
         char name[128], src[256], defs[512] = "";
+        /* the bandwidth probe (bw*) stays built in: it measures the device, not the kernels */
         if (sscanf(l, " \"%127[^|\"]|%255[^|\"]|%511[^\"]\"", name, src, defs) >= 2 &&
-            strstr(src, ".comp")) {
+            strstr(src, ".comp") && strncmp(name, "bw", 2) != 0) {
             rc = compile_one(cc, name, src, defs, err, errlen);
             n += rc == 0;
         }
