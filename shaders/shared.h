@@ -32,11 +32,11 @@ NB_STRUCT(nb_push_test_fill) {
 };
 NB_STATIC_SIZE(nb_push_test_fill, 16)
 
-/* bw.comp (host bandwidth probe): vec4 i, i + stride, ... (per of them) below n */
+/* bw.comp (host bandwidth probe): element i, i + stride, ... (per of them) below n */
 NB_STRUCT(nb_push_bw) {
-    NB_U32 n;      /* vec4s in the buffers */
+    NB_U32 n;      /* elements (uvec4, uint or u64vec2) in the buffers */
     NB_U32 stride; /* invocations in the dispatch */
-    NB_U32 per;    /* vec4s per invocation */
+    NB_U32 per;    /* elements per invocation */
     NB_U32 magic;  /* read mode: a value the data never XORs to */
 };
 NB_STATIC_SIZE(nb_push_bw, 16)
