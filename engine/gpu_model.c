@@ -2,7 +2,9 @@
  *
  * Matrices go up as gtensors straight from the mapped file (repacked in chunks, so host memory
  * stays far below the model size); vectors (norms, scales) are dequantized to f32 buffers. The
- * file's pages are released after each tensor is uploaded. */
+ * file's pages are released as soon as they are on the device (every chunk of a matrix, every
+ * vector), and the header's (metadata, vocabulary) once the weights are up: host memory while
+ * loading is one chunk of the file beyond what the driver holds. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,22 +21,21 @@ struct loader {
     int failed;
 };
 
-/* Releases the file pages behind a tensor once it lives on the device. */
-static void release(struct nb_gpu_model *g, const struct gguf_tensor *t)
+/* The model's file mapping (gguf.c's map_), for releasing pages once they are on the device;
+ * NULL when the GGUF is not a file mapping (then nothing may be released). */
+static const struct plat_map *file_map(const struct nb_gpu_model *g)
 {
-    struct plat_map m = {g->m.gguf->base, (size_t)g->m.gguf->size};
-    plat_map_release(&m, (size_t)t->offset, (size_t)t->nbytes);
+    return (const struct plat_map *)g->m.gguf->map_;
 }
 
 static void mat(struct loader *L, struct nb_gtensor *gt, const struct gguf_tensor *t)
 {
     if (L->failed || !t) return;
-    if (nb_gtensor_upload(&L->g->vk, gt, t, L->err, L->errlen) != 0) {
+    if (nb_gtensor_upload_file(&L->g->vk, gt, t, file_map(L->g), L->err, L->errlen) != 0) {
         L->failed = 1;
         return;
     }
     L->g->weight_bytes += gt->data.size;
-    release(L->g, t);
 }
 
 /* A vector tensor (any float type) as an f32 buffer of n values. */
@@ -58,6 +59,7 @@ static void vec(struct loader *L, struct vkx_buffer *b, const struct gguf_tensor
     vkx_upload(&L->g->vk, b, 0, tmp, n * sizeof(float));
     L->g->weight_bytes += n * sizeof(float);
     free(tmp);
+    if (file_map(L->g)) plat_map_release(file_map(L->g), (size_t)t->offset, (size_t)t->nbytes);
 }
 
 static void upload_layer(struct loader *L, uint32_t l)
@@ -177,6 +179,7 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
     vec(&L, &g->per_layer_proj_norm, w->per_layer_proj_norm);
     for (uint32_t l = 0; l < c->n_layer && !L.failed; l++)
         upload_layer(&L, l);
+    if (file_map(g)) plat_map_release(file_map(g), 0, (size_t)g->m.gguf->data_offset);
     if (L.failed) {
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s: loading weights: %s", path, err);

@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_BYTES (4u << 20) /* repack staging: host memory used per upload step */
+#include "platform.h"
+
+/* Source bytes per upload step: the repack buffer's size (when the device memory is not mapped)
+ * and the file pages held at once when the source is a file mapping. */
+#define CHUNK_BYTES (4u << 20)
 
 static bool is_quant(enum ggml_type t)
 {
@@ -32,24 +36,53 @@ uint32_t nb_gtensor_dbase(const struct nb_gtensor *gt, uint32_t i)
     return (uint32_t)(nb_gtensor_piece_rows(gt, i) * nb * qs_bytes(gt->type) / 4);
 }
 
-/* Repacks rows [r0, r0+n) of piece `pi` (GGUF blocks at src) into the two planes. */
+/* Gives back the file pages under [p, p+n) once they are on the device (no-op without a file). */
+static void release_src(const struct plat_map *file, const uint8_t *p, uint64_t n)
+{
+    if (file) plat_map_release(file, (size_t)(p - (const uint8_t *)file->data), (size_t)n);
+}
+
+/* Repacks rows [r0, r0+n) of piece `pi` (GGUF blocks at src) into the two planes: straight into
+ * the mapped device memory when the piece is mapped, else through qbuf/dbuf and vkx_upload. */
 static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_t pi, uint64_t r0,
                               uint64_t n, const uint8_t *src, uint8_t *qbuf, uint8_t *dbuf)
 {
     uint64_t nb = gt->ne[0] / 32, qsb = qs_bytes(gt->type), bb = qsb + 2;
     uint64_t blocks = n * nb;
-    for (uint64_t b = 0; b < blocks; b++) {
-        memcpy(dbuf + b * 2, src + b * bb, 2);
-        memcpy(qbuf + b * qsb, src + b * bb + 2, qsb);
-    }
     uint64_t prow = nb_gtensor_piece_rows(gt, pi);
     struct vkx_buffer *buf = &gt->data.b[pi];
-    vkx_upload(vk, buf, r0 * nb * qsb, qbuf, (size_t)(blocks * qsb));
-    vkx_upload(vk, buf, prow * nb * qsb + r0 * nb * 2, dbuf, (size_t)(blocks * 2));
+    uint64_t qoff = r0 * nb * qsb, doff = prow * nb * qsb + r0 * nb * 2;
+    uint8_t *q = qbuf, *d = dbuf;
+    if (buf->map) { /* host-visible and coherent: the next submission sees the writes */
+        q = (uint8_t *)buf->map + qoff;
+        d = (uint8_t *)buf->map + doff;
+    }
+    for (uint64_t b = 0; b < blocks; b++) {
+        memcpy(d + b * 2, src + b * bb, 2);
+        memcpy(q + b * qsb, src + b * bb + 2, qsb);
+    }
+    if (buf->map) return;
+    vkx_upload(vk, buf, qoff, qbuf, (size_t)(blocks * qsb));
+    vkx_upload(vk, buf, doff, dbuf, (size_t)(blocks * 2));
 }
+
+static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
+                  uint64_t max_piece, const struct plat_map *file, char *err, size_t errlen);
 
 int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                             uint64_t max_piece, char *err, size_t errlen)
+{
+    return upload(vk, gt, t, max_piece, NULL, err, errlen);
+}
+
+int nb_gtensor_upload_file(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
+                           const struct plat_map *file, char *err, size_t errlen)
+{
+    return upload(vk, gt, t, 0, file, err, errlen);
+}
+
+static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
+                  uint64_t max_piece, const struct plat_map *file, char *err, size_t errlen)
 {
     memset(gt, 0, sizeof *gt);
     char name[96];
@@ -114,26 +147,38 @@ int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt, const str
     gt->rows_per_piece = gt->data.piece / gt->row_bytes;
 
     if (!is_quant(ty)) { /* the GGUF layout is the device layout */
-        vkx_split_upload(vk, &gt->data, 0, t->data, (size_t)t->nbytes);
+        for (uint64_t off = 0; off < t->nbytes; off += CHUNK_BYTES) {
+            uint64_t n = t->nbytes - off < CHUNK_BYTES ? t->nbytes - off : CHUNK_BYTES;
+            vkx_split_upload(vk, &gt->data, off, t->data + off, (size_t)n);
+            release_src(file, t->data + off, n);
+        }
         return 0;
     }
     uint64_t chunk_rows = CHUNK_BYTES / src_row;
     if (chunk_rows == 0) chunk_rows = 1;
-    uint8_t *qbuf = malloc((size_t)(chunk_rows * nb * qs_bytes(ty)));
-    uint8_t *dbuf = malloc((size_t)(chunk_rows * nb * 2));
-    if (!qbuf || !dbuf) {
-        free(qbuf);
-        free(dbuf);
-        vkx_split_destroy(vk, &gt->data);
-        snprintf(err, errlen, "tensor %s: out of host memory for the repack buffer", name);
-        return -1;
+    uint8_t *qbuf = NULL, *dbuf = NULL; /* (chunk_rows x nb x 16|32), (chunk_rows x nb x 2) */
+    bool mapped = true;
+    for (uint32_t pi = 0; pi < gt->data.n; pi++)
+        mapped = mapped && gt->data.b[pi].map;
+    if (!mapped) {
+        qbuf = malloc((size_t)(chunk_rows * nb * qs_bytes(ty)));
+        dbuf = malloc((size_t)(chunk_rows * nb * 2));
+        if (!qbuf || !dbuf) {
+            free(qbuf);
+            free(dbuf);
+            vkx_split_destroy(vk, &gt->data);
+            snprintf(err, errlen, "tensor %s: out of host memory for the repack buffer", name);
+            return -1;
+        }
     }
     for (uint32_t pi = 0; pi < gt->data.n; pi++) {
         uint64_t prow = nb_gtensor_piece_rows(gt, pi);
         uint64_t g0 = (uint64_t)pi * gt->rows_per_piece;
         for (uint64_t r = 0; r < prow; r += chunk_rows) {
             uint64_t n = prow - r < chunk_rows ? prow - r : chunk_rows;
-            upload_quant_rows(vk, gt, pi, r, n, t->data + (g0 + r) * src_row, qbuf, dbuf);
+            const uint8_t *src = t->data + (g0 + r) * src_row;
+            upload_quant_rows(vk, gt, pi, r, n, src, qbuf, dbuf);
+            release_src(file, src, n * src_row);
         }
     }
     free(qbuf);

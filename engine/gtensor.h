@@ -21,6 +21,8 @@
 #include "gguf.h"
 #include "vkx.h"
 
+struct plat_map;
+
 struct nb_gtensor {
     enum ggml_type type;
     uint64_t ne[4];     /* ne[0] = K (contiguous), ne[1] = rows (per expert), ne[2] = experts */
@@ -35,6 +37,11 @@ struct nb_gtensor {
  * message naming the tensor. */
 int nb_gtensor_upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                       char *err, size_t errlen);
+/* Same, and t->data lies inside the read-only file mapping `file`: the file pages of each chunk
+ * are released (plat_map_release) as soon as the chunk is on the device, so loading holds one
+ * chunk of the file in memory, not one tensor. */
+int nb_gtensor_upload_file(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
+                           const struct plat_map *file, char *err, size_t errlen);
 /* Same with pieces of at most max_piece bytes (0: the device limit); tests force splits. */
 int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                             uint64_t max_piece, char *err, size_t errlen);
