@@ -13,40 +13,30 @@
 #include "quant.h"
 #include "testutil.h"
 
-/* ---- contexts: normal and forced fallback ------------------------------------------------- */
+/* ---- fixture: the attention op on the normal and on the forced-fallback context ----------- */
 
-static struct vkx_ctx fb_vk;
-static int fb_state; /* 0 untried, 1 ok, -1 none */
-static struct nb_op_attn ops[2];
-static int op_state[2];
+struct cfg {
+    struct nb_test_fixture fx; /* first: *state points at both */
+    struct nb_op_attn op;
+};
 
-static struct vkx_ctx *get_vk(int fallback)
+static int op_create(void *op, struct vkx_ctx *vk, char *err, size_t errlen)
 {
-    if (!fallback) return nb_test_vk();
-    if (fb_state == 0) {
-        char err[512];
-        struct vkx_opts o = {.device_index = -1, .validation = true,
-                             .disable = "fp16,subgroup,int8"};
-        fb_state = vkx_create(&fb_vk, &o, err, sizeof err) == 0 ? 1 : -1;
-        if (fb_state < 0) fprintf(stderr, "no Vulkan device: %s\n", err);
-    }
-    return fb_state == 1 ? &fb_vk : NULL;
+    return nb_op_attn_create(op, vk, err, errlen);
 }
+static void op_destroy(void *op, struct vkx_ctx *vk) { nb_op_attn_destroy(op, vk); }
 
-static struct nb_op_attn *get_op(int fallback)
+static int setup(void **state, bool fallback)
 {
-    struct vkx_ctx *vk = get_vk(fallback);
-    if (!vk) return NULL;
-    if (op_state[fallback] == 0) {
-        char err[512];
-        if (nb_op_attn_create(&ops[fallback], vk, err, sizeof err)) fail_msg("%s", err);
-        op_state[fallback] = 1;
-        printf("# attn (%s): %s reduction\n", fallback ? "fallback" : "normal",
-               ops[fallback].subgroup ? "subgroup" : "shared-memory");
-        if (fallback) assert_false(ops[fallback].subgroup);
-    }
-    return &ops[fallback];
+    static struct cfg g;
+    int rc = nb_test_fixture_setup(state, &g.fx, fallback, &g.op, op_create, op_destroy);
+    if (rc != 0 || !*state) return rc;
+    printf("# attn (%s): %s reduction\n", fallback ? "fallback" : "normal",
+           g.op.subgroup ? "subgroup" : "shared-memory");
+    return fallback && g.op.subgroup ? -1 : 0;
 }
+static int setup_normal(void **state) { return setup(state, false); }
+static int setup_fallback(void **state) { return setup(state, true); }
 
 /* ---- a session: one layer (and a second one sharing its cache) ---------------------------- */
 
@@ -64,13 +54,14 @@ struct sess {
     uint32_t n_split_runs; /* recordings where attention split the keys (3 dispatches) */
 };
 
-static void sess_init(struct sess *s, int fallback, uint32_t n_head, uint32_t n_kv, uint32_t hd,
+static void sess_init(struct sess *s, void **state, uint32_t n_head, uint32_t n_kv, uint32_t hd,
                       uint32_t window, uint32_t n_ctx, uint32_t max_batch, float scale)
 {
     memset(s, 0, sizeof *s);
-    s->vk = get_vk(fallback);
-    if (!s->vk) skip();
-    s->op = get_op(fallback);
+    struct cfg *g = *state;
+    if (!g) skip();
+    s->vk = g->fx.vk;
+    s->op = &g->op;
     s->n_head = n_head, s->n_kv = n_kv, s->hd = hd, s->window = window, s->n_ctx = n_ctx;
     s->max_batch = max_batch, s->scale = scale;
     /* layer 0 owns its cache, layer 1 reads layer 0's (KV sharing) */
@@ -208,10 +199,10 @@ static void sess_run(struct sess *s, const uint32_t *chunks, const char *what)
 /* ---- cases -------------------------------------------------------------------------------- */
 
 /* Decode, full attention, GQA 4:2, head_dim 64: contexts 1..40, split-K from 32 keys on. */
-static void decode_full(int fallback)
+static void test_decode_full(void **state)
 {
     struct sess s;
-    sess_init(&s, fallback, 4, 2, 64, 0, 64, 1, 0.125f);
+    sess_init(&s, state, 4, 2, 64, 0, 64, 1, 0.125f);
     uint32_t saved = s.op->min_chunk;
     s.op->min_chunk = 16;
     uint32_t chunks[41];
@@ -226,10 +217,10 @@ static void decode_full(int fallback)
 
 /* Prefill chunks after earlier chunks, sliding window 16, GQA 4:1, head_dim 128: 112 positions
  * through a ring of 56 slots. */
-static void prefill_swa(int fallback)
+static void test_prefill_swa(void **state)
 {
     struct sess s;
-    sess_init(&s, fallback, 4, 1, 128, 16, 256, 40, 1.0f / sqrtf(128.0f));
+    sess_init(&s, state, 4, 1, 128, 16, 256, 40, 1.0f / sqrtf(128.0f));
     const uint32_t chunks[] = {31, 33, 1, 40, 7, 0};
     sess_run(&s, chunks, "prefill_swa");
     assert_int_equal(s.bad, 0);
@@ -238,10 +229,10 @@ static void prefill_swa(int fallback)
 
 /* Decode with a sliding window, GQA 8:1, head_dim 256: 100+ positions through a ring of 20
  * slots, single tokens and batches of 4 (16 keys: no split). */
-static void decode_swa(int fallback)
+static void test_decode_swa(void **state)
 {
     struct sess s;
-    sess_init(&s, fallback, 8, 1, 256, 16, 512, 4, 1.0f / 16.0f);
+    sess_init(&s, state, 8, 1, 256, 16, 512, 4, 1.0f / 16.0f);
     uint32_t chunks[80], n = 0;
     for (int i = 0; i < 70; i++) chunks[n++] = 1;
     for (int i = 0; i < 9; i++) chunks[n++] = i % 3 ? 4 : 3;
@@ -253,10 +244,10 @@ static void decode_swa(int fallback)
 
 /* head_dim 512 with few heads (2:1), full attention: prefill, decode, prefill, all split-K
  * (the prefill chunks over 16-row workgroups). */
-static void hd512(int fallback)
+static void test_hd512(void **state)
 {
     struct sess s;
-    sess_init(&s, fallback, 2, 1, 512, 0, 128, 33, 1.0f / 32.0f);
+    sess_init(&s, state, 2, 1, 512, 0, 128, 33, 1.0f / 32.0f);
     uint32_t saved = s.op->min_chunk;
     s.op->min_chunk = 16;
     const uint32_t chunks[] = {33, 1, 1, 1, 31, 1, 0};
@@ -270,10 +261,10 @@ static void hd512(int fallback)
 /* A decode step recorded once and submitted 100 times; only the contents of the pos buffer and
  * the inputs change. Sliding window 40 (a ring of 41 slots wraps twice), GQA 4:2, head_dim 128,
  * keys split in two. */
-static void replay(int fallback)
+static void test_replay(void **state)
 {
     struct sess s;
-    sess_init(&s, fallback, 4, 2, 128, 40, 128, 1, 1.0f / sqrtf(128.0f));
+    sess_init(&s, state, 4, 2, 128, 40, 128, 1, 1.0f / sqrtf(128.0f));
     uint32_t saved = s.op->min_chunk;
     s.op->min_chunk = 16;
     struct vkx_cmd c;
@@ -290,17 +281,6 @@ static void replay(int fallback)
     assert_int_equal(s.bad, 0);
     sess_free(&s);
 }
-
-static void test_decode_full(void **st) { (void)st; decode_full(0); }
-static void test_decode_full_fallback(void **st) { (void)st; decode_full(1); }
-static void test_prefill_swa(void **st) { (void)st; prefill_swa(0); }
-static void test_prefill_swa_fallback(void **st) { (void)st; prefill_swa(1); }
-static void test_decode_swa(void **st) { (void)st; decode_swa(0); }
-static void test_decode_swa_fallback(void **st) { (void)st; decode_swa(1); }
-static void test_hd512(void **st) { (void)st; hd512(0); }
-static void test_hd512_fallback(void **st) { (void)st; hd512(1); }
-static void test_replay(void **st) { (void)st; replay(0); }
-static void test_replay_fallback(void **st) { (void)st; replay(1); }
 
 /* Cache creation: sizes, ring slots, refusals with a message. */
 static void test_kvcache(void **st)
@@ -341,30 +321,21 @@ static void test_kvcache(void **st)
     nb_test_check_validation();
 }
 
-static int teardown(void **st)
-{
-    (void)st;
-    for (int f = 0; f < 2; f++)
-        if (op_state[f] == 1) nb_op_attn_destroy(&ops[f], get_vk(f));
-    if (fb_state == 1) vkx_destroy(&fb_vk);
-    nb_test_vk_done();
-    return 0;
-}
-
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kvcache),
-        cmocka_unit_test(test_decode_full),
-        cmocka_unit_test(test_decode_full_fallback),
-        cmocka_unit_test(test_prefill_swa),
-        cmocka_unit_test(test_prefill_swa_fallback),
-        cmocka_unit_test(test_decode_swa),
-        cmocka_unit_test(test_decode_swa_fallback),
-        cmocka_unit_test(test_hd512),
-        cmocka_unit_test(test_hd512_fallback),
-        cmocka_unit_test(test_replay),
-        cmocka_unit_test(test_replay_fallback),
+    const struct CMUnitTest normal[] = {
+        cmocka_unit_test(test_kvcache),    cmocka_unit_test(test_decode_full),
+        cmocka_unit_test(test_prefill_swa), cmocka_unit_test(test_decode_swa),
+        cmocka_unit_test(test_hd512),      cmocka_unit_test(test_replay),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    const struct CMUnitTest fallback[] = {
+        cmocka_unit_test(test_decode_full), cmocka_unit_test(test_prefill_swa),
+        cmocka_unit_test(test_decode_swa),  cmocka_unit_test(test_hd512),
+        cmocka_unit_test(test_replay),
+    };
+    int rc = cmocka_run_group_tests_name("normal", normal, setup_normal, nb_test_fixture_teardown);
+    rc |= cmocka_run_group_tests_name("fallback", fallback, setup_fallback,
+                                      nb_test_fixture_teardown);
+    nb_test_vk_done();
+    return rc;
 }

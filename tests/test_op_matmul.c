@@ -13,10 +13,8 @@
 #include "op_matmul.h"
 
 struct cfg {
-    struct vkx_ctx *vk;
-    struct vkx_ctx own; /* the fallback context */
+    struct nb_test_fixture fx; /* first: *state points at both */
     struct nb_op_matmul op;
-    bool have_own;
 };
 
 static void rand_vec(float *v, size_t n)
@@ -38,7 +36,7 @@ enum which { MATVEC, MATMUL };
 static void check_mul(struct cfg *g, enum which op, enum ggml_type type, uint32_t K, uint32_t M,
                       uint32_t ntok, bool acc, uint64_t max_piece)
 {
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     void *raw;
     float *wref;
     nb_test_weights(type, K, M, &raw, &wref);
@@ -149,7 +147,7 @@ static void test_embed(void **state)
 {
     struct cfg *g = *state;
     if (!g) skip();
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     nb_test_seed(4);
     for (int ti = 0; ti < 4; ti++) {
         enum ggml_type t = types[ti];
@@ -197,7 +195,7 @@ static void test_matvec_id(void **state)
 {
     struct cfg *g = *state;
     if (!g) skip();
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     nb_test_seed(5);
     for (int ti = 0; ti < 4; ti++) {
         enum ggml_type t = types[ti];
@@ -265,7 +263,8 @@ static void test_bad_input(void **state)
     struct nb_gtensor w;
     uint8_t data[64] = {0};
     uint64_t ne[4] = {48, 1, 1, 1}; /* Q4_0 rows must be multiples of 32 */
-    assert_int_equal(nb_gtensor_from_host(g->vk, &w, GGML_Q4_0, ne, data, 0, err, sizeof err), -1);
+    assert_int_equal(nb_gtensor_from_host(g->fx.vk, &w, GGML_Q4_0, ne, data, 0, err, sizeof err),
+                     -1);
     assert_true(strlen(err) > 0);
     struct gguf_tensor t;
     memset(&t, 0, sizeof t);
@@ -276,12 +275,12 @@ static void test_bad_input(void **state)
     t.ne[1] = t.ne[2] = t.ne[3] = 1;
     t.data = data;
     t.nbytes = 144;
-    assert_int_equal(nb_gtensor_upload(g->vk, &w, &t, err, sizeof err), -1);
+    assert_int_equal(nb_gtensor_upload(g->fx.vk, &w, &t, err, sizeof err), -1);
     printf("# expected error: %s\n", err);
     t.type = GGML_F32;
     t.ne[0] = 16;
     t.nbytes = 60; /* short */
-    assert_int_equal(nb_gtensor_upload(g->vk, &w, &t, err, sizeof err), -1);
+    assert_int_equal(nb_gtensor_upload(g->fx.vk, &w, &t, err, sizeof err), -1);
     printf("# expected error: %s\n", err);
 }
 
@@ -306,7 +305,7 @@ static void test_bench(void **state)
 {
     struct cfg *g = *state;
     if (!g || !getenv("NIBBLE_BENCH")) skip();
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     const char *env_k = getenv("NIBBLE_BENCH_K"), *env_m = getenv("NIBBLE_BENCH_M");
     uint32_t K = env_k ? (uint32_t)atoi(env_k) : 4096, M = env_m ? (uint32_t)atoi(env_m) : 4096;
     nb_test_seed(9);
@@ -371,74 +370,35 @@ static void test_bench(void **state)
     nb_test_check_validation();
 }
 
-/* The normal context twice: matvec as the device prefers it, and with subgroups forced on (a
- * CPU device prefers whole rows per thread, GPUs run the subgroup variant). */
-static int setup_normal_sg(void **state, int subgroup)
+static int mv_subgroup; /* the matvec shape op_create asks nb_op_matmul_create_ex for */
+
+static int op_create(void *op, struct vkx_ctx *vk, char *err, size_t errlen)
 {
-    static struct cfg gs[3];
-    struct cfg *g = &gs[subgroup > 0 ? subgroup : 0];
-    memset(g, 0, sizeof *g);
-    g->vk = nb_test_vk();
-    *state = NULL;
-    if (!g->vk) return 0;
-    char err[256];
-    if (nb_op_matmul_create_ex(&g->op, g->vk, subgroup, err, sizeof err) != 0) {
-        printf("# create: %s\n", err);
-        return -1;
-    }
-    printf("# normal (subgroup %s): subgroup %d, matvec wg %u rows %u, matmul tile %ux%u\n",
+    return nb_op_matmul_create_ex(op, vk, mv_subgroup, err, errlen);
+}
+static void op_destroy(void *op, struct vkx_ctx *vk) { nb_op_matmul_destroy(op, vk); }
+
+/* The normal context three times: matvec as the device prefers it (subgroup -1), with subgroups
+ * forced on (1: a CPU device prefers whole rows per thread, GPUs run the subgroup variant) and
+ * the GPU shape without subgroups (2); the fallback context as the device prefers. */
+static int setup(void **state, bool fallback, int subgroup)
+{
+    static struct cfg g;
+    mv_subgroup = subgroup;
+    int rc = nb_test_fixture_setup(state, &g.fx, fallback, &g.op, op_create, op_destroy);
+    if (rc != 0 || !*state) return rc;
+    printf("# %s (subgroup %s): subgroup %d, matvec wg %u rows %u, matmul tile %ux%u\n",
+           fallback ? "fallback" : "normal",
            subgroup == 2  ? "off, GPU shape"
            : subgroup > 0 ? "forced"
                           : "auto",
-           g->op.subgroup, g->op.mv_wg, g->op.mv_rows[0], g->op.mm_bm, g->op.mm_bn);
-    *state = g;
-    return 0;
+           g.op.subgroup, g.op.mv_wg, g.op.mv_rows[0], g.op.mm_bm, g.op.mm_bn);
+    return fallback && g.op.subgroup ? -1 : 0;
 }
-
-static int setup_normal(void **state)
-{
-    return setup_normal_sg(state, -1);
-}
-static int setup_subgroup(void **state)
-{
-    return setup_normal_sg(state, 1);
-}
-static int setup_gpu_shape(void **state)
-{
-    return setup_normal_sg(state, 2);
-}
-
-static int setup_fallback(void **state)
-{
-    static struct cfg g;
-    memset(&g, 0, sizeof g);
-    *state = NULL;
-    if (!nb_test_vk()) return 0;
-    char err[256];
-    if (nb_test_vk_fallback(&g.own) != 0) return -1;
-    g.have_own = true;
-    g.vk = &g.own;
-    if (nb_op_matmul_create(&g.op, g.vk, err, sizeof err) != 0) {
-        printf("# create: %s\n", err);
-        return -1;
-    }
-    printf("# fallback: subgroup %d, matvec wg %u rows %u\n", g.op.subgroup, g.op.mv_wg,
-           g.op.mv_rows[0]);
-    assert_false(g.op.subgroup);
-    *state = &g;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct cfg *g = *state;
-    if (g) {
-        nb_op_matmul_destroy(&g->op, g->vk);
-        if (g->have_own) vkx_destroy(&g->own);
-    }
-    nb_test_check_validation();
-    return 0;
-}
+static int setup_normal(void **state) { return setup(state, false, -1); }
+static int setup_subgroup(void **state) { return setup(state, false, 1); }
+static int setup_gpu_shape(void **state) { return setup(state, false, 2); }
+static int setup_fallback(void **state) { return setup(state, true, -1); }
 
 int main(void)
 {
@@ -459,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_matvec_big_rows),
         cmocka_unit_test(test_bench),
     };
+    int (*teardown)(void **) = nb_test_fixture_teardown;
     int rc = cmocka_run_group_tests_name("normal", normal, setup_normal, teardown);
     rc |= cmocka_run_group_tests_name("subgroup", subgroup, setup_subgroup, teardown);
     rc |= cmocka_run_group_tests_name("gpu-shape", subgroup, setup_gpu_shape, teardown);

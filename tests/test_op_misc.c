@@ -13,10 +13,8 @@
 #include "shared.h"
 
 struct cfg {
-    struct vkx_ctx *vk;
-    struct vkx_ctx own; /* the fallback context */
+    struct nb_test_fixture fx; /* first: *state points at both */
     struct nb_op_misc op;
-    bool have_own;
 };
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
@@ -109,7 +107,7 @@ struct norm_case {
 
 static void check_norm(struct cfg *g, const struct norm_case *k)
 {
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     uint32_t heads = k->heads ? k->heads : 1, row = k->n * heads;
     struct nb_norm_args a = {
         .n = k->n, .n_heads = heads, .n_tokens = k->tokens,
@@ -217,7 +215,7 @@ static void test_norm_rope(void **state)
 static void check_rope(struct cfg *g, uint32_t hd, uint32_t heads, uint32_t tokens, uint32_t n_rot,
                        double base, uint32_t pos_max, uint32_t factors_on, uint32_t pad)
 {
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     uint32_t stride = heads * hd + pad;
     size_t nx = (size_t)stride * tokens + pad;
     float *x = rand_vec(nx, 3.0f), *ref = malloc(sizeof(float) * nx);
@@ -289,7 +287,7 @@ static double gelu_ref(double v)
 
 static void check_elt(struct cfg *g, uint32_t op, uint32_t n, uint32_t rows, bool fused, float c)
 {
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     uint32_t as = fused ? 2 * n : n + 3, bs = fused ? 2 * n : n, os = n + 1;
     uint32_t ao = 2, bo = fused ? 2 + n : 0, oo = 5;
     size_t na = (size_t)as * rows + ao + (fused ? n : 0), nb = (size_t)bs * rows + bo;
@@ -356,7 +354,7 @@ static void test_eltwise(void **state)
 static void test_eltwise_wrappers(void **state)
 {
     SKIP_IF_NO_GPU(g);
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     nb_test_seed(5);
     const uint32_t F = 257, T = 3, N = 262144 + 77;
     float *gu = rand_vec(2 * F * T, 4.0f), *x = rand_vec(N, 100.0f), s = 0.5f;
@@ -416,7 +414,7 @@ static void ref_router(const float *l, const float *sc, uint32_t E, uint32_t k, 
 
 static void check_router(struct cfg *g, uint32_t E, uint32_t k, uint32_t T, bool scale, bool ties)
 {
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     float *l = rand_vec((size_t)E * T, 4.0f), *sc = rand_vec(E, 1.0f);
     if (ties) /* quantised logits: many exact ties, resolved to the lower expert */
         for (size_t i = 0; i < (size_t)E * T; i++) l[i] = roundf(l[i]);
@@ -465,7 +463,7 @@ static void test_moe_router(void **state)
 static void test_moe_combine(void **state)
 {
     SKIP_IF_NO_GPU(g);
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     nb_test_seed(7);
     static const uint32_t shapes[][4] = {{257, 8, 3, 260}, {2816, 8, 1, 0}, {31, 1, 33, 0}};
     for (size_t q = 0; q < 3; q++) {
@@ -503,7 +501,7 @@ static void test_moe_combine(void **state)
 static void test_bench(void **state)
 {
     SKIP_IF_NO_GPU(g);
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     const uint32_t H = 5376, T = 64, F = 21504, NH = 32, HD = 256;
     size_t big = (size_t)F * 2 * 8; /* the largest buffer: gate_up of 8 tokens */
     if ((size_t)H * T > big) big = (size_t)H * T;
@@ -556,53 +554,23 @@ static void test_bench(void **state)
 
 /* ---- setup ------------------------------------------------------------------------------------ */
 
-static int setup_normal(void **state)
+static int op_create(void *op, struct vkx_ctx *vk, char *err, size_t errlen)
+{
+    return nb_op_misc_create(op, vk, err, errlen);
+}
+static void op_destroy(void *op, struct vkx_ctx *vk) { nb_op_misc_destroy(op, vk); }
+
+static int setup(void **state, bool fallback)
 {
     static struct cfg g;
-    memset(&g, 0, sizeof g);
-    g.vk = nb_test_vk();
-    *state = NULL;
-    if (!g.vk) return 0;
-    char err[256];
-    if (nb_op_misc_create(&g.op, g.vk, err, sizeof err) != 0) {
-        printf("# create: %s\n", err);
-        return -1;
-    }
-    printf("# normal: subgroup %d, norm wg %u/%u\n", g.op.subgroup, g.op.norm_wg,
-           g.op.norm_small_wg);
-    *state = &g;
-    return 0;
+    int rc = nb_test_fixture_setup(state, &g.fx, fallback, &g.op, op_create, op_destroy);
+    if (rc != 0 || !*state) return rc;
+    printf("# %s: subgroup %d, norm wg %u/%u\n", fallback ? "fallback" : "normal", g.op.subgroup,
+           g.op.norm_wg, g.op.norm_small_wg);
+    return fallback && g.op.subgroup ? -1 : 0;
 }
-
-static int setup_fallback(void **state)
-{
-    static struct cfg g;
-    memset(&g, 0, sizeof g);
-    *state = NULL;
-    if (!nb_test_vk()) return 0;
-    char err[256];
-    if (nb_test_vk_fallback(&g.own) != 0) return -1;
-    g.have_own = true;
-    g.vk = &g.own;
-    if (nb_op_misc_create(&g.op, g.vk, err, sizeof err) != 0) {
-        printf("# create: %s\n", err);
-        return -1;
-    }
-    printf("# fallback: subgroup %d\n", g.op.subgroup);
-    if (g.op.subgroup) return -1;
-    *state = &g;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct cfg *g = *state;
-    if (g) {
-        nb_op_misc_destroy(&g->op, g->vk);
-        if (g->have_own) vkx_destroy(&g->own);
-    }
-    return 0;
-}
+static int setup_normal(void **state) { return setup(state, false); }
+static int setup_fallback(void **state) { return setup(state, true); }
 
 int main(void)
 {
@@ -612,8 +580,8 @@ int main(void)
         cmocka_unit_test(test_eltwise_wrappers), cmocka_unit_test(test_moe_router),
         cmocka_unit_test(test_moe_combine), cmocka_unit_test(test_bench),
     };
-    int rc = cmocka_run_group_tests_name("normal", tests, setup_normal, teardown);
-    rc |= cmocka_run_group_tests_name("fallback", tests, setup_fallback, teardown);
+    int rc = cmocka_run_group_tests_name("normal", tests, setup_normal, nb_test_fixture_teardown);
+    rc |= cmocka_run_group_tests_name("fallback", tests, setup_fallback, nb_test_fixture_teardown);
     nb_test_vk_done();
     return rc;
 }

@@ -14,10 +14,8 @@
 #include "op_matmul.h"
 
 struct cfg {
-    struct vkx_ctx *vk;
-    struct vkx_ctx own; /* the fallback context */
+    struct nb_test_fixture fx; /* first: *state points at both */
     struct nb_op_matmul op;
-    bool have_own;
 };
 
 static void dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, const void *init)
@@ -40,7 +38,7 @@ struct moecase {
 
 static void check(struct cfg *g, const struct moecase *mc)
 {
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     uint32_t K = mc->K, M = mc->M, E = mc->E, nt = mc->ntok, ns = mc->ns, np = nt * ns;
     bool q = mc->type == GGML_Q4_0 || mc->type == GGML_Q8_0;
     void *raw;
@@ -161,56 +159,25 @@ static void test_matmul_id(void **state)
     check(g, &dup);
 }
 
-static int setup_normal(void **state)
+static int op_create(void *op, struct vkx_ctx *vk, char *err, size_t errlen)
+{
+    return nb_op_matmul_create(op, vk, err, errlen);
+}
+static void op_destroy(void *op, struct vkx_ctx *vk) { nb_op_matmul_destroy(op, vk); }
+
+static int setup(void **state, bool fallback)
 {
     static struct cfg g;
-    memset(&g, 0, sizeof g);
-    *state = NULL;
-    g.vk = nb_test_vk();
-    if (!g.vk) return 0;
-    char err[256];
-    if (nb_op_matmul_create(&g.op, g.vk, err, sizeof err) != 0) {
-        printf("# create: %s\n", err);
-        return -1;
-    }
-    *state = &g;
-    return 0;
+    return nb_test_fixture_setup(state, &g.fx, fallback, &g.op, op_create, op_destroy);
 }
-
-static int setup_fallback(void **state)
-{
-    static struct cfg g;
-    memset(&g, 0, sizeof g);
-    *state = NULL;
-    if (!nb_test_vk()) return 0;
-    char err[256];
-    if (nb_test_vk_fallback(&g.own) != 0) return -1;
-    g.have_own = true;
-    g.vk = &g.own;
-    if (nb_op_matmul_create(&g.op, g.vk, err, sizeof err) != 0) {
-        printf("# create: %s\n", err);
-        return -1;
-    }
-    *state = &g;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct cfg *g = *state;
-    if (g) {
-        nb_op_matmul_destroy(&g->op, g->vk);
-        if (g->have_own) vkx_destroy(&g->own);
-    }
-    nb_test_check_validation();
-    return 0;
-}
+static int setup_normal(void **state) { return setup(state, false); }
+static int setup_fallback(void **state) { return setup(state, true); }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_matmul_id)};
-    int rc = cmocka_run_group_tests_name("normal", tests, setup_normal, teardown);
-    rc |= cmocka_run_group_tests_name("fallback", tests, setup_fallback, teardown);
+    int rc = cmocka_run_group_tests_name("normal", tests, setup_normal, nb_test_fixture_teardown);
+    rc |= cmocka_run_group_tests_name("fallback", tests, setup_fallback, nb_test_fixture_teardown);
     nb_test_vk_done();
     return rc;
 }

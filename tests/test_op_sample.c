@@ -12,10 +12,8 @@
 #include "op_misc.h"
 
 struct cfg {
-    struct vkx_ctx *vk;
-    struct vkx_ctx own;
+    struct nb_test_fixture fx; /* first: *state points at both */
     struct nb_op_misc op;
-    bool have_own;
 };
 
 #define SKIP_IF_NO_GPU(g)                                                                          \
@@ -46,7 +44,7 @@ static float *make_logits(uint32_t n, int kind)
 /* runs argmax and one sampling per (k, temp, top_p) set on the same logits */
 static void check_row(struct cfg *g, uint32_t n, int kind)
 {
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     float *l = make_logits(n, kind);
     static const struct { uint32_t k; float temp, top_p; } sets[] = {
         {1, 1.0f, 1.0f}, {8, 0.8f, 1.0f}, {40, 1.0f, 0.9f}, {64, 1.5f, 0.95f}, {64, 0.0f, 1.0f},
@@ -121,7 +119,7 @@ static void test_reference(void **state)
 static void test_replay(void **state)
 {
     SKIP_IF_NO_GPU(g);
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     nb_test_seed(12);
     const uint32_t n = 4099;
     float *l = make_logits(n, 0);
@@ -167,7 +165,7 @@ static void test_replay(void **state)
 static void test_bench(void **state)
 {
     SKIP_IF_NO_GPU(g);
-    struct vkx_ctx *vk = g->vk;
+    struct vkx_ctx *vk = g->fx.vk;
     nb_test_seed(13);
     const uint32_t n = 262144;
     float *l = make_logits(n, 0);
@@ -197,49 +195,19 @@ static void test_bench(void **state)
     free(l);
 }
 
-static int setup_normal(void **state)
+static int op_create(void *op, struct vkx_ctx *vk, char *err, size_t errlen)
+{
+    return nb_op_misc_create(op, vk, err, errlen);
+}
+static void op_destroy(void *op, struct vkx_ctx *vk) { nb_op_misc_destroy(op, vk); }
+
+static int setup(void **state, bool fallback)
 {
     static struct cfg g;
-    memset(&g, 0, sizeof g);
-    g.vk = nb_test_vk();
-    *state = NULL;
-    if (!g.vk) return 0;
-    char err[256];
-    if (nb_op_misc_create(&g.op, g.vk, err, sizeof err) != 0) {
-        printf("# create: %s\n", err);
-        return -1;
-    }
-    *state = &g;
-    return 0;
+    return nb_test_fixture_setup(state, &g.fx, fallback, &g.op, op_create, op_destroy);
 }
-
-static int setup_fallback(void **state)
-{
-    static struct cfg g;
-    memset(&g, 0, sizeof g);
-    *state = NULL;
-    if (!nb_test_vk()) return 0;
-    char err[256];
-    if (nb_test_vk_fallback(&g.own) != 0) return -1;
-    g.have_own = true;
-    g.vk = &g.own;
-    if (nb_op_misc_create(&g.op, g.vk, err, sizeof err) != 0) {
-        printf("# create: %s\n", err);
-        return -1;
-    }
-    *state = &g;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct cfg *g = *state;
-    if (g) {
-        nb_op_misc_destroy(&g->op, g->vk);
-        if (g->have_own) vkx_destroy(&g->own);
-    }
-    return 0;
-}
+static int setup_normal(void **state) { return setup(state, false); }
+static int setup_fallback(void **state) { return setup(state, true); }
 
 int main(void)
 {
@@ -249,8 +217,8 @@ int main(void)
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_bench),
     };
-    int rc = cmocka_run_group_tests_name("normal", tests, setup_normal, teardown);
-    rc |= cmocka_run_group_tests_name("fallback", tests, setup_fallback, teardown);
+    int rc = cmocka_run_group_tests_name("normal", tests, setup_normal, nb_test_fixture_teardown);
+    rc |= cmocka_run_group_tests_name("fallback", tests, setup_fallback, nb_test_fixture_teardown);
     nb_test_vk_done();
     return rc;
 }

@@ -85,6 +85,44 @@ int nb_test_vk_fallback(struct vkx_ctx *own)
     return 0;
 }
 
+int nb_test_fixture_setup(void **state, struct nb_test_fixture *f, bool fallback, void *op,
+                          nb_test_op_create_fn create, nb_test_op_destroy_fn destroy)
+{
+    memset(f, 0, sizeof *f);
+    *state = NULL;
+    f->vk = nb_test_vk();
+    if (!f->vk) return 0;
+    if (fallback) {
+        if (nb_test_vk_fallback(&f->own) != 0) return -1;
+        f->have_own = true;
+        f->vk = &f->own;
+    }
+    char err[512];
+    if (create(op, f->vk, err, sizeof err) != 0) {
+        printf("# create: %s\n", err);
+        if (f->have_own) vkx_destroy(&f->own);
+        f->have_own = false;
+        return -1;
+    }
+    f->op = op;
+    f->destroy = destroy;
+    *state = f;
+    return 0;
+}
+
+int nb_test_fixture_teardown(void **state)
+{
+    struct nb_test_fixture *f = *state;
+    if (f) {
+        if (f->op) f->destroy(f->op, f->vk);
+        if (f->have_own) vkx_destroy(&f->own);
+        f->op = NULL;
+        f->have_own = false;
+    }
+    nb_test_check_validation();
+    return 0;
+}
+
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 void nb_test_seed(uint64_t s) { rng = s * 0x9E3779B97F4A7C15ull + 1; }
 uint32_t nb_test_randu(void)

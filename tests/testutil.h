@@ -4,6 +4,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -26,6 +27,30 @@ void nb_test_vk_done(void);
 /* A second context on the same device with NIBBLE_DISABLE=fp16,subgroup,int8 and validation on,
  * for the forced-fallback runs of the op tests. 0, or -1 after printing why. */
 int nb_test_vk_fallback(struct vkx_ctx *own);
+
+/* An op family's create and destroy for nb_test_fixture: thin wrappers in the test over
+ * nb_op_<family>_create/_destroy, op being that family's struct. */
+typedef int (*nb_test_op_create_fn)(void *op, struct vkx_ctx *vk, char *err, size_t errlen);
+typedef void (*nb_test_op_destroy_fn)(void *op, struct vkx_ctx *vk);
+
+/* The group state of an op test: the context (the shared nb_test_vk(), or a forced-fallback
+ * context of its own) and one op family object created on it. A test embeds it as the first
+ * member of its own struct next to the op, so *state points at both. */
+struct nb_test_fixture {
+    struct vkx_ctx *vk; /* the group's context: nb_test_vk() or &own */
+    struct vkx_ctx own; /* the fallback context, when have_own */
+    bool have_own;
+    void *op; /* the op object (the test's storage), NULL until created */
+    nb_test_op_destroy_fn destroy;
+};
+
+/* cmocka group setup: the context (fallback: nb_test_vk_fallback) and create(op, vk) into *f,
+ * then *state = f. No Vulkan device: *state = NULL and 0 (the tests skip()). -1 after printing
+ * why when a context or the op cannot be made. */
+int nb_test_fixture_setup(void **state, struct nb_test_fixture *f, bool fallback, void *op,
+                          nb_test_op_create_fn create, nb_test_op_destroy_fn destroy);
+/* cmocka group teardown: destroys the op and the own context, then nb_test_check_validation(). */
+int nb_test_fixture_teardown(void **state);
 
 /* Random numbers for test inputs (deterministic per seed). */
 void nb_test_seed(uint64_t s);
