@@ -105,7 +105,8 @@ struct vkx_ctx {
     struct vkx_staging *staging;
     uint32_t mem_device, mem_host, mem_uma; /* memory type indices (UINT32_MAX: none) */
     uint64_t allocated_bytes, peak_allocated_bytes; /* device memory held by vkx buffers */
-    uint32_t pipelines_compiled; /* pipelines created without a pipeline-cache hit */
+    uint32_t pipelines_created;  /* pipelines created so far */
+    uint32_t pipelines_compiled; /* of those, created without a pipeline-cache hit */
 
     /* set by vkx_create, read by the other vkx files */
     uint32_t api_version;     /* Vulkan version in use: min(instance, device, 1.3) */

@@ -284,6 +284,7 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
     if (ctx->creation_feedback && (fb.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT))
         hit = fb.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT;
     if (!hit) ctx->pipelines_compiled++;
+    ctx->pipelines_created++;
 
     if (push) {
         VkDescriptorUpdateTemplateEntry te[VKX_MAX_BINDINGS];

@@ -142,13 +142,19 @@ int cmd_profile(int argc, char **argv)
         goto out;
     }
     struct vkx_bandwidth bw = {0};
+    /* the model's pipelines: the ones made so far plus the forward pass's, not the probe's */
+    uint32_t pipes = g.vk.pipelines_created, compiled = g.vk.pipelines_compiled;
     if (probe && bu_bandwidth(&g.vk, probe, fresh, &bw, err, sizeof err) != 0)
         fprintf(stderr, "nibble profile: bandwidth probe: %s\n", err);
+    pipes -= g.vk.pipelines_created;
+    compiled -= g.vk.pipelines_compiled;
     uint32_t n_ctx = p + n + 1, V = g.m.cfg.n_vocab;
     if (nb_fwd_create(&f, &g, n_ctx, p ? p : 1, false, true, err, sizeof err) != 0) {
         fprintf(stderr, "nibble profile: %s\n", err);
         goto out;
     }
+    pipes += g.vk.pipelines_created; /* unsigned wrap-around undoes the probe's share */
+    compiled += g.vk.pipelines_compiled;
     uint32_t maxd = f.max_dispatches;
     ns = calloc(maxd, sizeof *ns);
     acc = calloc(maxd, sizeof *acc);
@@ -166,6 +172,10 @@ int cmd_profile(int argc, char **argv)
     if (!as_csv) {
         printf("device: %s\n", dev);
         if (shaders) printf("shaders: %d variants compiled from %s\n", n_sh, shaders);
+        printf("pipelines: %u created, %u compiled (no hit in the pipeline cache%s%s)\n", pipes,
+               compiled,
+               g.vk.pipeline_cache_path[0] ? " " : ", which is off",
+               g.vk.pipeline_cache_path);
         if (bw.copy_gbs > 0)
             printf("bandwidth: copy %.2f GB/s (%s), read %.2f GB/s (%s), transfer copy %.2f GB/s\n",
                    bw.copy_gbs, bw.copy_shape, bw.read_gbs, bw.read_shape, bw.transfer_gbs);
