@@ -160,6 +160,9 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
         return -1;
     }
 
+    /* The header (metadata, vocabulary) is parsed: its pages can go (a later tokenizer re-reads
+     * them from the page cache). */
+    if (file_map(g)) plat_map_release(file_map(g), 0, (size_t)g->m.gguf->data_offset);
     struct loader L = {g, err, errlen, 0};
     const struct nb_weights *w = &g->m.w;
     mat(&L, &g->token_embd, w->token_embd);
@@ -179,7 +182,6 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
     vec(&L, &g->per_layer_proj_norm, w->per_layer_proj_norm);
     for (uint32_t l = 0; l < c->n_layer && !L.failed; l++)
         upload_layer(&L, l);
-    if (file_map(g)) plat_map_release(file_map(g), 0, (size_t)g->m.gguf->data_offset);
     if (L.failed) {
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s: loading weights: %s", path, err);

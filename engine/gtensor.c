@@ -36,10 +36,17 @@ uint32_t nb_gtensor_dbase(const struct nb_gtensor *gt, uint32_t i)
     return (uint32_t)(nb_gtensor_piece_rows(gt, i) * nb * qs_bytes(gt->type) / 4);
 }
 
+/* Linux maps up to 64 KiB of cached file pages around a faulting page ("fault-around"), so
+ * reading a chunk maps back some pages just before it: each release reaches back that far. */
+#define FAULT_AROUND (64u << 10)
+
 /* Gives back the file pages under [p, p+n) once they are on the device (no-op without a file). */
 static void release_src(const struct plat_map *file, const uint8_t *p, uint64_t n)
 {
-    if (file) plat_map_release(file, (size_t)(p - (const uint8_t *)file->data), (size_t)n);
+    if (!file) return;
+    size_t off = (size_t)(p - (const uint8_t *)file->data);
+    size_t back = off < FAULT_AROUND ? off : FAULT_AROUND;
+    plat_map_release(file, off - back, (size_t)n + back);
 }
 
 /* Repacks rows [r0, r0+n) of piece `pi` (GGUF blocks at src) into the two planes: straight into
