@@ -1,12 +1,14 @@
 /* nibble bench -m MODEL [-p 512] [-n 128] [-r REPS] [-d DEPTH] [-b BATCH] [-o md|json]
- *              [--probe-mb MIB] [--fresh-probe]
+ *              [--probe-mb MIB] [--fresh-probe] [--load-only]
  *
  * Like llama-bench: prompt processing of p tokens (one eval, in chunks of BATCH) and generation
  * of n tokens (n decode steps, the recorded step replayed), each after a warm-up and repeated r
  * times, at depth d (d tokens already in the KV cache). Reports tok/s (median and mean ±
  * standard deviation), the effective weight bandwidth (weight bytes read per token x tok/s; for
  * pp per chunk) and its share of the device's measured copy bandwidth, then the host time per
- * decoded token against its GPU time (a second pass with timestamps) and the peak host memory.
+ * decoded token against its GPU time (a second pass with timestamps) and the peak host memory
+ * while loading against the file size. --load-only stops after loading (no probe, no forward
+ * pass), so `/usr/bin/time -v nibble bench --load-only -m MODEL` measures loading alone.
  * Token ids are fixed pseudo-random ids; no sampling is timed. */
 #include <math.h>
 #include <stdio.h>
@@ -21,7 +23,7 @@
 struct opts {
     const char *model, *fmt;
     uint32_t p, n, r, d, b, probe_mib;
-    bool fresh;
+    bool fresh, load_only;
 };
 
 struct result {
@@ -34,7 +36,7 @@ struct result {
 static int usage(void)
 {
     fprintf(stderr, "usage: nibble bench -m MODEL [-p 512] [-n 128] [-r 5] [-d 0] [-b 512]\n"
-                    "                    [-o md|json] [--probe-mb 64] [--fresh-probe]\n");
+                    "                    [-o md|json] [--probe-mb 64] [--fresh-probe] [--load-only]\n");
     return 2;
 }
 
@@ -102,6 +104,30 @@ static int host_vs_gpu(struct nb_gpu_model *g, const struct opts *o, uint32_t n_
     return 0;
 }
 
+/* Memory of the load, measured right after it (device memory: the weights' buffers). On a CPU
+ * device, device memory is host memory, and an integrated GPU's is mapped and written by the
+ * loader (the UMA path): either way it counts in RSS, and the share without it is what loading
+ * costs on top of the weights (driver, pipelines, the loader's own buffers and file pages). */
+struct load_mem {
+    double s;
+    uint64_t rss, dev, file; /* peak RSS while loading, device memory, file size (bytes) */
+    bool dev_in_rss;
+};
+
+static void print_load(const struct load_mem *m)
+{
+    char a[32], b[32], c[32];
+    double f = m->file ? 100.0 / (double)m->file : 0;
+    printf("load: %.2f s; peak RSS %s while loading = %.1f%% of the %s file; device memory %s\n",
+           m->s, bu_size(m->rss, a, sizeof a), f * (double)m->rss, bu_size(m->file, b, sizeof b),
+           bu_size(m->dev, c, sizeof c));
+    if (m->dev_in_rss)
+        printf("load without device memory (host memory on this device, counted in RSS): %s = "
+               "%.1f%% of the file\n",
+               bu_size(m->rss > m->dev ? m->rss - m->dev : 0, a, sizeof a),
+               f * ((double)m->rss - (double)m->dev));
+}
+
 static void json_str(const char *s)
 {
     putchar('"');
@@ -115,7 +141,7 @@ static void json_str(const char *s)
 
 int cmd_bench(int argc, char **argv)
 {
-    struct opts o = {NULL, "md", 512, 128, 5, 0, 512, 64, false};
+    struct opts o = {NULL, "md", 512, 128, 5, 0, 512, 64, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -128,6 +154,7 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(a, "-b") && v) bad = bu_parse_u32(argv[++i], 1, 1 << 16, &o.b);
         else if (!strcmp(a, "--probe-mb") && v) bad = bu_parse_u32(argv[++i], 0, 4096, &o.probe_mib);
         else if (!strcmp(a, "--fresh-probe")) o.fresh = true;
+        else if (!strcmp(a, "--load-only")) o.load_only = true;
         else return usage();
         if (bad) {
             fprintf(stderr, "nibble bench: bad value for %s: '%s'\n", a, argv[i]);
@@ -145,12 +172,35 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "nibble bench: %s\n", err);
         return 1;
     }
-    double load_s = (plat_now_ns() - t_load) / 1e9;
-    uint64_t rss_load = plat_peak_rss(), file_size = g.m.gguf->size;
-    uint64_t dev_peak = g.vk.peak_allocated_bytes; /* device memory after load */
+    struct load_mem lm = {(plat_now_ns() - t_load) / 1e9, plat_peak_rss(),
+                          g.vk.peak_allocated_bytes, g.m.gguf->size,
+                          g.vk.caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ||
+                              (g.vk.caps.type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU &&
+                               g.vk.mem_uma != UINT32_MAX)};
+    uint64_t rss_load = lm.rss, file_size = lm.file, dev_peak = lm.dev;
     const struct nb_config *cf = &g.m.cfg;
     char dev[1024];
     vkx_device_line(&g.vk, dev, sizeof dev);
+    const char *base = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
+    if (o.load_only) {
+        if (json) {
+            printf("{\"model\": ");
+            json_str(base);
+            printf(", \"test\": \"load\", \"load_s\": %.4f, \"load_rss\": %llu, "
+                   "\"device_bytes\": %llu, \"file_size\": %llu, \"device_in_rss\": %s, "
+                   "\"device\": ",
+                   lm.s, (unsigned long long)lm.rss, (unsigned long long)lm.dev,
+                   (unsigned long long)lm.file, lm.dev_in_rss ? "true" : "false");
+            json_str(dev);
+            printf("}\n");
+        } else {
+            printf("device: %s\n", dev);
+            print_load(&lm);
+        }
+        fflush(stdout);
+        nb_gpu_model_free(&g);
+        return 0;
+    }
     struct vkx_bandwidth bw = {0};
     if (o.probe_mib && bu_bandwidth(&g.vk, o.probe_mib, o.fresh, &bw, err, sizeof err) != 0) {
         fprintf(stderr, "nibble bench: bandwidth probe: %s\n", err);
@@ -210,7 +260,6 @@ int cmd_bench(int argc, char **argv)
     bool have_hg = o.n && g.vk.caps.timestamps &&
                    host_vs_gpu(&g, &o, n_ctx, ids, &host_us, &gpu_us, err, sizeof err) == 0;
 
-    const char *base = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
     uint64_t params = bu_params(&g), peak_rss = plat_peak_rss();
     char sz[32];
     if (!json) {
@@ -262,17 +311,8 @@ int cmd_bench(int argc, char **argv)
         if (have_hg)
             printf("decode step: GPU %.1f us, host %.1f us per token (%.2f%% of the GPU time)\n",
                    gpu_us, host_us, gpu_us > 0 ? 100 * host_us / gpu_us : 0);
-        printf("load: %.2f s; peak host memory %s after load, %s at the end; file %s; peak "
-               "RSS after load is %.1f%% of the file\n",
-               load_s, bu_size(rss_load, sz, sizeof sz), bu_size(peak_rss, (char[32]){0}, 32),
-               bu_size(file_size, (char[32]){0}, 32),
-               file_size ? 100.0 * (double)rss_load / (double)file_size : 0);
-        if (g.vk.caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU)
-            printf("(a CPU device: its %s of device memory are host memory and count in RSS: "
-                   "%.1f%% of the file without them)\n",
-                   bu_size(dev_peak, sz, sizeof sz),
-                   file_size ? 100.0 * ((double)rss_load - (double)dev_peak) / (double)file_size
-                             : 0);
+        print_load(&lm);
+        printf("peak RSS at the end: %s\n", bu_size(peak_rss, sz, sizeof sz));
     }
     fflush(stdout);
     rc = 0;
