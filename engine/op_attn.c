@@ -97,7 +97,7 @@ int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_
                   err, errlen))
         goto fail;
     /* A CPU device runs a few workgroups at a time; a GPU wants hundreds in flight. */
-    o->target_wgs = vk->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 16 : 256;
+    o->target_wgs = vk->tune_cpu ? 16 : 256;
     o->min_chunk = 128;
     o->max_split = 32;
     return 0;

@@ -60,7 +60,7 @@ static const char *const embed_names[NB_MM_NTYPES] = {"embed_f32", "embed_f16", 
 static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool gpu_shape,
                        char *err, size_t errlen)
 {
-    bool cpu = vk->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU && !gpu_shape;
+    bool cpu = vk->tune_cpu && !gpu_shape;
     uint32_t wg = 128;
     if (wg > vk->caps.max_wg_invocations) wg = vk->caps.max_wg_invocations;
     uint32_t tpr = cpu ? 1 : 32; /* fallback: threads per row group, a power of two <= wg */
@@ -113,7 +113,7 @@ int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgr
     /* A CPU device runs whole rows per thread faster than subgroup reductions (measured on
      * lavapipe: 6.1 vs 8.7 ms for a 4096 x 4096 Q4_0 matvec). */
     bool sg =
-        can && (subgroup == 1 || (subgroup < 0 && vk->caps.type != VK_PHYSICAL_DEVICE_TYPE_CPU));
+        can && (subgroup == 1 || (subgroup < 0 && !vk->tune_cpu));
     if (make_matvec(o, vk, sg, subgroup == 2, err, errlen) != 0) {
         destroy_matvec(o, vk);
         if (!sg) return -1;

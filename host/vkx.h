@@ -87,6 +87,7 @@ struct vkx_opts {
     const char *disable; /* feature list like "fp16,subgroup"; NULL: read NIBBLE_DISABLE */
     const char *pipeline_cache_dir; /* NULL: NIBBLE_CACHE_DIR or the platform cache folder;
                                        "" disables the on-disk cache */
+    const char *tune; /* "cpu", "gpu" or NULL (NIBBLE_TUNE, else by device type): see tune_cpu */
 };
 
 struct vkx_staging; /* opaque */
@@ -105,6 +106,10 @@ struct vkx_ctx {
     struct vkx_staging *staging;
     uint32_t mem_device, mem_host, mem_uma; /* memory type indices (UINT32_MAX: none) */
     uint64_t allocated_bytes, peak_allocated_bytes; /* device memory held by vkx buffers */
+    /* Kernel shapes for a CPU device (whole rows per thread, matrix-vector prefill, few
+     * workgroups) rather than for a GPU: the device type unless NIBBLE_TUNE=cpu|gpu says
+     * otherwise, so the GPU shapes are testable on lavapipe and the CPU ones anywhere. */
+    bool tune_cpu;
     uint32_t pipelines_created;  /* pipelines created so far */
     uint32_t pipelines_compiled; /* of those, created without a pipeline-cache hit */
 

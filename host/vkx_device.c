@@ -584,6 +584,16 @@ int vkx_create(struct vkx_ctx *ctx, const struct vkx_opts *opts, char *err, size
     probe(&ctx->caps, &have, &di, ctx->phys, &ctx->queue_family, &ctx->timestamp_bits);
     ctx->caps.disabled = disabled;
     ctx->api_version = di.api;
+    const char *tune = opts->tune ? opts->tune : getenv("NIBBLE_TUNE");
+    ctx->tune_cpu = ctx->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    if (tune && *tune) {
+        if (strcmp(tune, "cpu") != 0 && strcmp(tune, "gpu") != 0) {
+            vkx_errf(err, errlen, "NIBBLE_TUNE=%s: expected cpu or gpu", tune);
+            free(di.ext);
+            goto fail;
+        }
+        ctx->tune_cpu = tune[0] == 'c';
+    }
     if (di.api < VKX_API_MIN) {
         vkx_errf(err, errlen, "%s supports only Vulkan %u.%u; nibble needs 1.1", ctx->caps.name,
                  VK_API_VERSION_MAJOR(di.api), VK_API_VERSION_MINOR(di.api));
@@ -707,6 +717,7 @@ void vkx_caps_print(const struct vkx_ctx *ctx, FILE *out)
     fprintf(out, "cooperative matrix (KHR): %d\n", c->coopmat);
     fprintf(out, "push descriptors: %s\n", onoff(ctx, c->push_desc, VKX_FEAT_PUSHDESC));
     fprintf(out, "pipeline creation feedback: %d\n", ctx->creation_feedback);
+    fprintf(out, "kernel shapes: %s\n", ctx->tune_cpu ? "cpu" : "gpu");
     fprintf(out, "timestamps: %d (period %g ns, %u valid bits)\n", c->timestamps,
             (double)c->timestamp_period_ns, ctx->timestamp_bits);
     fprintf(out, "max shared memory: %u bytes\n", c->max_shared);
