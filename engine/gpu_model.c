@@ -147,7 +147,14 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
         nb_gpu_model_free(g);
         return -1;
     }
-    if (nb_op_matmul_create(&g->mm, &g->vk, err, errlen) != 0 ||
+    /* matrix pipelines for the model's own weight types only (each type costs the driver ~20
+     * pipelines of memory and build time) */
+    uint32_t types = 0;
+    for (uint64_t i = 0; i < g->m.gguf->n_tensors; i++) {
+        const struct gguf_tensor *t = &g->m.gguf->tensors[i];
+        if (t->n_dims >= 2 && nb_op_matmul_supports(t->type)) types |= NB_MM_TYPE_BIT(t->type);
+    }
+    if (nb_op_matmul_create_for(&g->mm, &g->vk, types, err, errlen) != 0 ||
         nb_op_attn_create(&g->at, &g->vk, err, errlen) != 0 ||
         nb_op_misc_create(&g->mi, &g->vk, err, errlen) != 0) {
         nb_gpu_model_free(g);
@@ -233,7 +240,7 @@ void nb_gpu_model_free(struct nb_gpu_model *g)
         free_mat(vk, &g->per_layer_token_embd);
         free_mat(vk, &g->per_layer_model_proj);
         free_vec(vk, &g->per_layer_proj_norm);
-        if (g->mm.mv[0][0].pipe) nb_op_matmul_destroy(&g->mm, vk);
+        if (g->mm.types) nb_op_matmul_destroy(&g->mm, vk);
         if (g->at.store.pipe) nb_op_attn_destroy(&g->at, vk);
         if (g->mi.norm.pipe) nb_op_misc_destroy(&g->mi, vk);
         vkx_destroy(vk);

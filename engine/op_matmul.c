@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nb_shaders.h"
@@ -21,6 +22,19 @@ static int type_slot(enum ggml_type t)
 bool nb_op_matmul_supports(enum ggml_type t)
 {
     return type_slot(t) >= 0;
+}
+
+/* The slot of a weight about to be multiplied: -1 for an unsupported type (nothing recorded);
+ * a supported type whose pipelines were not built is a caller's bug. */
+static int slot_of(const struct nb_op_matmul *o, enum ggml_type t)
+{
+    int ts = type_slot(t);
+    if (ts >= 0 && !(o->types & NB_MM_TYPE_BIT(t))) {
+        fprintf(stderr, "nibble: %s:%d: no matrix pipelines built for weight type %s\n",
+                __FILE__, __LINE__, ggml_type_name(t));
+        abort();
+    }
+    return ts;
 }
 
 static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, const char *name,
@@ -79,6 +93,7 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
         uint32_t rows = ngroups * nr;
         o->mv_rows[k] = rows;
         for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
+            if (!(o->types & NB_MM_TYPE_BIT(slot_type[ts]))) continue;
             uint32_t spec[6] = {wg, (uint32_t)slot_type[ts], nr, ntok, tpr, rows};
             struct vkx_pipeline *p = k < NB_MV_VARIANTS ? &o->mv[ts][k] : &o->mv_id[ts];
             enum nb_spv_id id = k < NB_MV_VARIANTS ? (sg ? NB_SPV_MATVEC_SG : NB_SPV_MATVEC)
@@ -100,15 +115,34 @@ static void destroy_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk)
     }
 }
 
+static const uint32_t all_types = NB_MM_TYPE_BIT(GGML_F32) | NB_MM_TYPE_BIT(GGML_F16) |
+                                  NB_MM_TYPE_BIT(GGML_Q4_0) | NB_MM_TYPE_BIT(GGML_Q8_0);
+
+static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint32_t types,
+                  char *err, size_t errlen);
+
 int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, size_t errlen)
 {
-    return nb_op_matmul_create_ex(o, vk, -1, err, errlen);
+    return create(o, vk, -1, all_types, err, errlen);
+}
+
+int nb_op_matmul_create_for(struct nb_op_matmul *o, struct vkx_ctx *vk, uint32_t types,
+                            char *err, size_t errlen)
+{
+    return create(o, vk, -1, types & all_types, err, errlen);
 }
 
 int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, char *err,
                            size_t errlen)
 {
+    return create(o, vk, subgroup, all_types, err, errlen);
+}
+
+static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint32_t types,
+                  char *err, size_t errlen)
+{
     memset(o, 0, sizeof *o);
+    o->types = types;
     bool can = vkx_has(vk, VKX_FEAT_SUBGROUP) && vk->caps.subgroup_arith;
     /* A CPU device runs whole rows per thread faster than subgroup reductions (measured on
      * lavapipe: 6.1 vs 8.7 ms for a 4096 x 4096 Q4_0 matvec). */
@@ -141,6 +175,7 @@ int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgr
         return -1;
     }
     for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
+        if (!(o->types & NB_MM_TYPE_BIT(slot_type[ts]))) continue;
         uint32_t spec[4] = {(bm / 4) * (bn / 4), (uint32_t)slot_type[ts], bm, bn};
         uint32_t espec[2] = {o->embed_wg, (uint32_t)slot_type[ts]};
         uint32_t idspec[4] = {(bm / 4) * (o->mm_id_bn / 4), (uint32_t)slot_type[ts], bm,
@@ -233,7 +268,7 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                   const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
                   uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate)
 {
-    int ts = type_slot(w->type);
+    int ts = slot_of(o, w->type);
     if (ts < 0 || n_tokens == 0) return;
     uint32_t M = (uint32_t)w->rows;
     for (uint32_t pi = 0; pi < w->data.n; pi++) {
@@ -259,7 +294,7 @@ void nb_op_matmul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                   const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
                   uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate)
 {
-    int ts = type_slot(w->type);
+    int ts = slot_of(o, w->type);
     if (ts < 0 || n_tokens == 0) return;
     uint32_t M = (uint32_t)w->rows;
     uint32_t gy = vkx_ceil_div(n_tokens, o->mm_bn);
@@ -290,7 +325,7 @@ void nb_op_embed(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                  const struct nb_gtensor *e, struct vkx_view ids, struct vkx_view out,
                  uint32_t n_tokens, uint32_t out_stride, float scale)
 {
-    int ts = type_slot(e->type);
+    int ts = slot_of(o, e->type);
     if (ts < 0 || n_tokens == 0) return;
     uint32_t K = (uint32_t)e->ne[0];
     uint32_t gx = vkx_ceil_div(K, o->embed_wg);
@@ -318,7 +353,7 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
                      struct vkx_view ids, uint32_t n_tokens, uint32_t n_slots, bool x_per_slot,
                      uint32_t x_stride, uint32_t y_stride, bool accumulate)
 {
-    int ts = type_slot(w->type);
+    int ts = slot_of(o, w->type);
     if (ts < 0 || n_tokens == 0 || n_slots == 0) return;
     uint32_t M = (uint32_t)w->ne[1];
     uint32_t per_piece = (uint32_t)(w->rows_per_piece / M); /* experts per piece */
@@ -353,7 +388,7 @@ void nb_op_matmul_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
                      uint32_t n_slots, bool x_per_slot, uint32_t x_stride, uint32_t y_stride,
                      bool accumulate)
 {
-    int ts = type_slot(w->type);
+    int ts = slot_of(o, w->type);
     if (ts < 0 || n_tokens == 0 || n_slots == 0) return;
     uint32_t K = (uint32_t)w->ne[0], M = (uint32_t)w->ne[1];
     uint32_t per_piece = (uint32_t)(w->rows_per_piece / M); /* experts per piece */

@@ -37,11 +37,20 @@ struct nb_op_matmul {
     uint32_t mv_rows[NB_MV_VARIANTS + 1]; /* rows per workgroup: matvec [k], matvec_id [4] */
     uint32_t mm_bm, mm_bn;                /* matmul tile: weight rows x tokens */
     uint32_t embed_wg;
+    uint32_t types;      /* NB_MM_TYPE_BIT of the weight types with pipelines */
     uint32_t mv_chunk;   /* tokens per matvec dispatch (8; 4 on CPU devices) */
     bool prefill_matvec; /* nb_op_mul uses matvec chunks for any n_tokens (CPU devices) */
 };
 
+#define NB_MM_TYPE_BIT(t) (1u << (unsigned)(t)) /* ggml type ids of the supported types < 32 */
+
+/* Pipelines for every supported weight type. */
 int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, size_t errlen);
+/* Pipelines only for the weight types in `types` (NB_MM_TYPE_BIT mask): a model's own types,
+ * which saves the driver memory and build time of the others. A product with another type
+ * aborts. */
+int nb_op_matmul_create_for(struct nb_op_matmul *o, struct vkx_ctx *vk, uint32_t types,
+                            char *err, size_t errlen);
 /* Same with the matvec shape chosen, for tests: subgroup -1 decides from the device (what
  * nb_op_matmul_create does), 1 uses subgroup arithmetic when the device has it, 0 never, 2 never
  * and with the GPU shape even on a CPU device (shared-memory reduction over 32 threads). */
