@@ -145,6 +145,7 @@ int cmd_run(int argc, char **argv)
     nibble_device_bytes(m, &peak);
     double pp = n_prompt / ((t1 - t0) / 1e9), tg = n_done ? n_done / ((t2 - t1) / 1e9) : 0;
     printf("\n");
+    fflush(stdout); /* the text's end before the stats line, also when stdout is a pipe */
     fprintf(stderr, "prompt: %d tokens, %.1f tok/s | generated: %d tokens, %.1f tok/s | "
             "peak device memory: %.1f MiB\n",
             n_prompt, pp, n_done, tg, peak / 1048576.0);
