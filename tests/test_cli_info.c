@@ -78,6 +78,17 @@ static void test_info_device(void **state)
     rc = run_cli("", "info --bogus", out, sizeof out, err, sizeof err);
     assert_int_not_equal(rc, 0);
     assert_int_equal(count_lines(err), 1);
+    /* kernel shapes: by device type, or forced either way; anything else is one clear error */
+    rc = run_cli("NIBBLE_TUNE=gpu", "info", out, sizeof out, err, sizeof err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\nkernel shapes: gpu\n"));
+    rc = run_cli("NIBBLE_TUNE=cpu", "info", out, sizeof out, err, sizeof err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\nkernel shapes: cpu\n"));
+    rc = run_cli("NIBBLE_TUNE=fast", "info", out, sizeof out, err, sizeof err);
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "NIBBLE_TUNE=fast: expected cpu or gpu"));
     nb_test_check_validation();
 }
 
