@@ -5,7 +5,8 @@
  *   the quantized ones with the GPU kernel shapes, NIBBLE_TUNE=gpu), at least as close to each
  *   llama.cpp file as llama.cpp's two backends are to each other.
  * - Layer by layer: the residual stream after every layer against the CPU reference.
- * - A 4096-token context crossing the sliding window many times against the CPU reference.
+ * - A 4096-token context crossing the sliding window many times against the CPU reference,
+ *   with the device's kernel shapes and with the GPU ones.
  * - A prompt longer than the context, and a model larger than the device, give clear errors.
  */
 #include <math.h>
@@ -231,6 +232,40 @@ static void test_layers(void **state)
 
 /* ---- a long context: 4096 tokens crossing the sliding window (16) many times ------------------ */
 
+/* The GPU logits of positions N-TAIL-1 .. N-1 ([TAIL+1][V]) after a prefill of N-TAIL tokens in
+ * chunks of 512 and TAIL decode steps, kernels shaped for the device or (tune "gpu") for a GPU. */
+static float *long_context_gpu(const char *path, const int32_t *ids, int N, int TAIL,
+                               const char *tune, size_t *V)
+{
+    char err[512];
+    struct nibble_model_params mp = nibble_model_default_params();
+    mp.validation = true;
+    if (tune) setenv("NIBBLE_TUNE", tune, 1);
+    struct nibble_model *m = nibble_model_load(path, &mp, err, sizeof err);
+    unsetenv("NIBBLE_TUNE");
+    if (!m) fail_msg("%s", err);
+    *V = (size_t)nibble_n_vocab(m);
+    struct nibble_context_params cp = {.n_ctx = (uint32_t)N, .n_batch = 512};
+    struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
+    if (!c) fail_msg("%s", err);
+    assert_int_equal(nibble_eval(c, ids, N - TAIL, false, err, sizeof err), 0);
+    float *got = malloc((TAIL + 1) * *V * sizeof(float));
+    memcpy(got, nibble_logits(c, -1), *V * sizeof(float));
+    for (int i = 0; i < TAIL; i++) {
+        assert_int_equal(nibble_eval(c, &ids[N - TAIL + i], 1, false, err, sizeof err), 0);
+        memcpy(got + (i + 1) * *V, nibble_logits(c, -1), *V * sizeof(float));
+    }
+    /* the context is full: one more token is refused with a clear message */
+    int32_t one = 5;
+    assert_int_equal(nibble_eval(c, &one, 1, false, err, sizeof err), -1);
+    printf("# full context: %s\n", err);
+    assert_non_null(strstr(err, "context"));
+    nibble_context_destroy(c);
+    nibble_model_free(m);
+    nb_test_check_validation();
+    return got;
+}
+
 static void test_long_context(void **state)
 {
     (void)state;
@@ -245,33 +280,10 @@ static void test_long_context(void **state)
     for (int i = 1; i < N; i++)
         ids[i] = 3 + (int32_t)(nb_test_randu() % 1000);
 
-    struct nibble_model_params mp = nibble_model_default_params();
-    mp.validation = true;
-    struct nibble_model *m = nibble_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("%s", err);
-    size_t V = (size_t)nibble_n_vocab(m);
-    struct nibble_context_params cp = {.n_ctx = N, .n_batch = 512};
-    struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
-    if (!c) fail_msg("%s", err);
-    /* prefill all but the tail in chunks of 512, then decode the tail one token at a time */
-    assert_int_equal(nibble_eval(c, ids, N - TAIL, false, err, sizeof err), 0);
-    float *got = malloc((TAIL + 1) * V * sizeof(float));
-    memcpy(got, nibble_logits(c, -1), V * sizeof(float));
-    for (int i = 0; i < TAIL; i++) {
-        assert_int_equal(nibble_eval(c, &ids[N - TAIL + i], 1, false, err, sizeof err), 0);
-        memcpy(got + (i + 1) * V, nibble_logits(c, -1), V * sizeof(float));
-    }
-    /* the context is full: one more token is refused with a clear message */
-    int32_t one = 5;
-    assert_int_equal(nibble_eval(c, &one, 1, false, err, sizeof err), -1);
-    printf("# full context: %s\n", err);
-    assert_non_null(strstr(err, "context"));
-    nibble_context_destroy(c);
-    nibble_model_free(m);
-
     /* the CPU reference: logits of position N-TAIL-1 .. N-1 */
     struct nb_model rm;
     assert_int_equal(nb_model_load(&rm, path, err, sizeof err), 0);
+    size_t V = rm.cfg.n_vocab;
     struct nb_ref *r = nb_ref_create(&rm, N, err, sizeof err);
     assert_non_null(r);
     float *ref = malloc((TAIL + 1) * V * sizeof(float));
@@ -280,18 +292,25 @@ static void test_long_context(void **state)
         assert_int_equal(nb_ref_eval(r, &ids[N - TAIL + i], 1, N - TAIL + i, ref + (i + 1) * V,
                                      true, err, sizeof err),
                          0);
-    double top1, mean, max;
-    compare(got, ref, TAIL + 1, V, &top1, &mean, &max);
-    printf("# 4096-token context vs CPU reference: top1 %.3f mean %.4f max %.3f\n", top1, mean,
-           max);
-    assert_true(top1 >= 1.0);
-    assert_true(mean < 0.05);
     nb_ref_destroy(r);
     nb_model_free(&rm);
+
+    /* the device's own kernel shapes, then the GPU shapes (tiled prefill, wide attention splits) */
+    const char *tunes[2] = {NULL, "gpu"};
+    for (int k = 0; k < 2; k++) {
+        size_t gv = 0;
+        float *got = long_context_gpu(path, ids, N, TAIL, tunes[k], &gv);
+        assert_int_equal(gv, V);
+        double top1, mean, max;
+        compare(got, ref, TAIL + 1, V, &top1, &mean, &max);
+        printf("# 4096-token context%s vs CPU reference: top1 %.3f mean %.4f max %.3f\n",
+               tunes[k] ? " (tune=gpu)" : "", top1, mean, max);
+        assert_true(top1 >= 1.0);
+        assert_true(mean < 0.05);
+        free(got);
+    }
     free(ref);
-    free(got);
     free(ids);
-    nb_test_check_validation();
 }
 
 /* ---- errors ------------------------------------------------------------------------------------ */
