@@ -39,7 +39,8 @@ static const struct {
     {"u64vec2", NB_SPV_BW_U64, 16, true},
 };
 
-/* Best ns of one shader shape in one mode (0 copy, 1 read); 0 when the shape does not apply. */
+/* Best ns of one shader shape in one mode (0 copy, 1 read) into *ns (0 when the device lacks
+ * what the shape needs). -1 with a message when the driver refuses the pipeline. */
 static int time_shape(struct vkx_ctx *ctx, struct vkx_cmd *c, struct vkx_view views[2],
                       uint64_t bytes, int s, uint32_t mode, uint32_t reps, double *ns, bool *gpu,
                       char *err, size_t errlen)
@@ -101,13 +102,17 @@ int vkx_probe_bandwidth(struct vkx_ctx *ctx, uint64_t bytes, uint32_t reps,
     struct vkx_view views[2] = {vkx_whole(&src), vkx_whole(&dst)};
     double best[2] = {0, 0}; /* ns: copy, read */
     bool timed[2] = {false, false};
-    int rc = 0;
-    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]) && rc == 0; s++) {
-        for (uint32_t mode = 0; mode < 2 && rc == 0; mode++) {
+    /* a shape the driver refuses is skipped; the probe fails only when no shape ran */
+    bool refused = false;
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        for (uint32_t mode = 0; mode < 2; mode++) {
             double ns;
             bool gpu = false;
-            rc = time_shape(ctx, &c, views, bytes, s, mode, reps, &ns, &gpu, err, errlen);
-            if (rc == 0 && ns > 0 && (best[mode] == 0 || ns < best[mode])) {
+            if (time_shape(ctx, &c, views, bytes, s, mode, reps, &ns, &gpu, err, errlen) != 0) {
+                refused = true;
+                continue;
+            }
+            if (ns > 0 && (best[mode] == 0 || ns < best[mode])) {
                 best[mode] = ns;
                 timed[mode] = gpu;
                 if (mode)
@@ -117,6 +122,9 @@ int vkx_probe_bandwidth(struct vkx_ctx *ctx, uint64_t bytes, uint32_t reps,
             }
         }
     }
+    int rc = best[0] > 0 && best[1] > 0 ? 0 : -1;
+    if (rc != 0 && !refused) /* else err holds the last refusal */
+        vkx_errf(err, errlen, "bandwidth probe: no copy or read shape could be timed");
     if (rc == 0) { /* the transfer engine's copy, host timed (it carries no timestamp) */
         vkx_cmd_begin(ctx, &c);
         vkx_cmd_copy(&c, views[1], views[0]);
