@@ -42,6 +42,7 @@ enum vkx_feature {
     VKX_FEAT_PUSHDESC = 1u << 3, /* VK_KHR_push_descriptor */
     VKX_FEAT_UMA = 1u << 4,      /* map device-local memory on UMA devices ("uma": tests the
                                     staging path on a UMA device) */
+    VKX_FEAT_TEXEL = 1u << 5,    /* uniform texel buffers of R32G32B32A32_UINT ("texel") */
 };
 
 struct vkx_caps {
@@ -72,6 +73,8 @@ struct vkx_caps {
     uint32_t max_wg_invocations;
     uint32_t max_wg_size[3], max_wg_count[3];
     uint64_t max_storage_range;    /* maxStorageBufferRange, bytes */
+    uint32_t max_texel_elements;   /* maxTexelBufferElements */
+    bool texel_u32x4;              /* R32G32B32A32_UINT works as a uniform texel buffer */
     uint64_t max_alloc;            /* maxMemoryAllocationSize, bytes */
     uint32_t min_storage_align;    /* minStorageBufferOffsetAlignment */
     uint32_t max_push_constants;
@@ -150,12 +153,17 @@ struct vkx_buffer {
     VkDeviceMemory mem;
     VkDeviceSize size;
     void *map; /* mapped pointer when host-visible (always for VKX_MEM_HOST and on UMA) */
+    VkBufferView texel; /* whole-buffer uniform texel view (vkx_buffer_texel_view), or null */
 };
 
 /* Creates a buffer of `size` bytes (<= caps.max_storage_range if used as one binding).
  * Returns 0, or -1 with a message naming the size and the available memory. */
 int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize size,
                       enum vkx_mem mem, char *err, size_t errlen);
+/* Gives b a uniform texel view of R32G32B32A32_UINT (16-byte texels) over the whole buffer, for
+ * texel bindings (destroyed with the buffer). Needs VKX_FEAT_TEXEL, a size that is a multiple of
+ * 16 and at most caps.max_texel_elements texels. Returns 0, or -1 with a message. */
+int vkx_buffer_texel_view(struct vkx_ctx *ctx, struct vkx_buffer *b, char *err, size_t errlen);
 void vkx_buffer_destroy(struct vkx_ctx *ctx, struct vkx_buffer *b);
 
 /* Copies host memory into / out of a buffer: chunked through a small staging buffer, or a direct
@@ -187,7 +195,7 @@ void vkx_split_download(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize o
 /* A binding: a range of a buffer. size 0 means "to the end of the buffer". */
 struct vkx_view {
     const struct vkx_buffer *buf;
-    VkDeviceSize off, size;
+    VkDeviceSize off, size; /* texel bindings: the buffer's whole texel view (off 0) */
 };
 static inline struct vkx_view vkx_whole(const struct vkx_buffer *b)
 {
@@ -205,6 +213,7 @@ struct vkx_pipeline_desc {
     const uint32_t *spv;
     size_t spv_size;        /* bytes */
     uint32_t n_bindings;    /* storage buffers 0..n-1, all in set 0 */
+    uint32_t texel_bindings; /* bit i: binding i is a uniform texel buffer (usamplerBuffer) */
     uint32_t push_size;     /* bytes of push constants (0..128) */
     uint32_t n_spec;
     uint32_t spec[VKX_MAX_SPEC]; /* constant_id i <- spec[i] (uint/int/float bits, 4 bytes each) */
@@ -220,6 +229,7 @@ struct vkx_pipeline {
     VkPipelineLayout layout;
     VkDescriptorUpdateTemplate tmpl; /* push-descriptor template, when push descriptors are used */
     uint32_t n_bindings, push_size;
+    uint32_t texel_bindings; /* as in vkx_pipeline_desc */
 };
 
 /* Builds a compute pipeline through the pipeline cache. Returns 0, or -1 with a message when the

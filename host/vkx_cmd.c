@@ -26,12 +26,14 @@ void vkx_cmd_create(struct vkx_ctx *ctx, struct vkx_cmd *c, uint32_t max_dispatc
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VKX_CHECK(vkCreateFence(ctx->dev, &fi, NULL, &c->fence));
     if (!c->push_desc) { /* one set per dispatch, freed all at once by vkx_cmd_begin */
-        VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                   .descriptorCount = c->max_dispatches * VKX_MAX_BINDINGS};
+        VkDescriptorPoolSize ps[2] = {{.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                       .descriptorCount = c->max_dispatches * VKX_MAX_BINDINGS},
+                                      {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                       .descriptorCount = c->max_dispatches * 2}};
         VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                           .maxSets = c->max_dispatches,
-                                          .poolSizeCount = 1,
-                                          .pPoolSizes = &ps};
+                                          .poolSizeCount = 2,
+                                          .pPoolSizes = ps};
         VKX_CHECK(vkCreateDescriptorPool(ctx->dev, &pci, NULL, &c->pool));
     }
     if (c->timestamps) { /* query 0 before the first dispatch, query i+1 after dispatch i */
@@ -88,12 +90,18 @@ void vkx_cmd_dispatch(struct vkx_ctx *ctx, struct vkx_cmd *c, const struct vkx_p
         vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipe);
         c->bound = p->pipe;
     }
-    VkDescriptorBufferInfo bi[VKX_MAX_BINDINGS];
+    union vkx_desc bi[VKX_MAX_BINDINGS];
     for (uint32_t i = 0; i < n_binds; i++) {
         const struct vkx_view *v = &binds[i];
-        bi[i].buffer = v->buf->buf;
-        bi[i].offset = v->off;
-        bi[i].range = v->size ? v->size : v->buf->size - v->off;
+        if (vkx_binding_type(p, i) == VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER) {
+            if (!v->buf->texel || v->off)
+                vkx_die("%s: binding %u wants a buffer with a texel view, at offset 0", p->name, i);
+            bi[i].texel = v->buf->texel;
+            continue;
+        }
+        bi[i].buf.buffer = v->buf->buf;
+        bi[i].buf.offset = v->off;
+        bi[i].buf.range = v->size ? v->size : v->buf->size - v->off;
     }
     if (n_binds && c->push_desc) {
         vkCmdPushDescriptorSetWithTemplateKHR(cb, p->tmpl, p->layout, 0, bi);
@@ -110,8 +118,9 @@ void vkx_cmd_dispatch(struct vkx_ctx *ctx, struct vkx_cmd *c, const struct vkx_p
                                           .dstSet = set,
                                           .dstBinding = i,
                                           .descriptorCount = 1,
-                                          .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                          .pBufferInfo = &bi[i]};
+                                          .descriptorType = vkx_binding_type(p, i),
+                                          .pBufferInfo = &bi[i].buf,
+                                          .pTexelBufferView = &bi[i].texel};
         vkUpdateDescriptorSets(ctx->dev, n_binds, w, 0, NULL);
         vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0,
                                 NULL);

@@ -98,7 +98,7 @@ static unsigned parse_disable(const char *s)
         unsigned bit;
     } names[] = {{"fp16", VKX_FEAT_FP16},         {"int8", VKX_FEAT_INT8},
                  {"subgroup", VKX_FEAT_SUBGROUP}, {"pushdesc", VKX_FEAT_PUSHDESC},
-                 {"uma", VKX_FEAT_UMA}};
+                 {"uma", VKX_FEAT_UMA},           {"texel", VKX_FEAT_TEXEL}};
     unsigned bits = 0;
     while (s && *s) {
         while (*s == ',' || *s == ' ') s++;
@@ -113,7 +113,7 @@ static unsigned parse_disable(const char *s)
         if (!found)
             fprintf(stderr,
                     "nibble: NIBBLE_DISABLE: unknown feature '%.*s' ignored "
-                    "(known: fp16,int8,subgroup,pushdesc,uma)\n",
+                    "(known: fp16,int8,subgroup,pushdesc,uma,texel)\n",
                     (int)n, s);
         s += n;
     }
@@ -427,6 +427,10 @@ static void probe(struct vkx_caps *c, struct feats *f, const struct devinfo *di,
         c->max_wg_count[i] = l->maxComputeWorkGroupCount[i];
     }
     c->max_storage_range = l->maxStorageBufferRange;
+    c->max_texel_elements = l->maxTexelBufferElements;
+    VkFormatProperties fp;
+    vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_UINT, &fp);
+    c->texel_u32x4 = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
     c->max_alloc = m3.maxMemoryAllocationSize;
     c->min_storage_align = (uint32_t)l->minStorageBufferOffsetAlignment;
     c->max_push_constants = l->maxPushConstantsSize;
@@ -654,6 +658,7 @@ bool vkx_has(const struct vkx_ctx *ctx, enum vkx_feature f)
     case VKX_FEAT_SUBGROUP: return c->subgroup_basic && c->subgroup_arith && c->subgroup_shuffle;
     case VKX_FEAT_PUSHDESC: return c->push_desc;
     case VKX_FEAT_UMA: return c->uma;
+    case VKX_FEAT_TEXEL: return c->texel_u32x4 && c->max_texel_elements > 0;
     }
     return false;
 }
@@ -716,6 +721,8 @@ void vkx_caps_print(const struct vkx_ctx *ctx, FILE *out)
             onoff(ctx, c->int_dot, VKX_FEAT_INT8), c->int_dot_4x8_accel);
     fprintf(out, "cooperative matrix (KHR): %d\n", c->coopmat);
     fprintf(out, "push descriptors: %s\n", onoff(ctx, c->push_desc, VKX_FEAT_PUSHDESC));
+    fprintf(out, "uniform texel buffers (R32G32B32A32_UINT): %s, max %u texels\n",
+            onoff(ctx, c->texel_u32x4, VKX_FEAT_TEXEL), c->max_texel_elements);
     fprintf(out, "pipeline creation feedback: %d\n", ctx->creation_feedback);
     fprintf(out, "kernel shapes: %s\n", ctx->tune_cpu ? "cpu" : "gpu");
     fprintf(out, "timestamps: %d (period %g ns, %u valid bits)\n", c->timestamps,

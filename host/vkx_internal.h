@@ -26,6 +26,17 @@ static inline void vkx_use(const struct vkx_ctx *ctx)
     }
 }
 
+/* What a dispatch hands the driver per binding (push-descriptor template data). */
+union vkx_desc {
+    VkDescriptorBufferInfo buf; /* storage buffers */
+    VkBufferView texel;         /* uniform texel buffers */
+};
+static inline VkDescriptorType vkx_binding_type(const struct vkx_pipeline *p, uint32_t i)
+{
+    return (p->texel_bindings >> i) & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                         : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+}
+
 /* Formats a one-line message into err (which may be NULL). */
 void vkx_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -52,7 +52,10 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
                              .size = size,
                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT |
+                                      (vkx_has(ctx, VKX_FEAT_TEXEL)
+                                           ? VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT
+                                           : 0),
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VKX_CHECK(vkCreateBuffer(ctx->dev, &bi, NULL, &b->buf));
     VkMemoryRequirements req;
@@ -115,10 +118,32 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
 void vkx_buffer_destroy(struct vkx_ctx *ctx, struct vkx_buffer *b)
 {
     vkx_use(ctx);
+    if (b->texel) vkDestroyBufferView(ctx->dev, b->texel, NULL);
     if (b->buf) vkDestroyBuffer(ctx->dev, b->buf, NULL);
     if (b->mem) vkFreeMemory(ctx->dev, b->mem, NULL); /* unmaps too */
     if (b->buf) ctx->allocated_bytes -= b->size;
     memset(b, 0, sizeof *b);
+}
+
+int vkx_buffer_texel_view(struct vkx_ctx *ctx, struct vkx_buffer *b, char *err, size_t errlen)
+{
+    vkx_use(ctx);
+    if (b->texel) return 0;
+    if (!vkx_has(ctx, VKX_FEAT_TEXEL)) {
+        vkx_errf(err, errlen, "texel buffers are off or missing on this device");
+        return -1;
+    }
+    if (b->size % 16 || b->size / 16 > ctx->caps.max_texel_elements) {
+        vkx_errf(err, errlen, "texel view of %llu bytes: not whole texels or over the device's "
+                 "%u texels", (unsigned long long)b->size, ctx->caps.max_texel_elements);
+        return -1;
+    }
+    VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                 .buffer = b->buf,
+                                 .format = VK_FORMAT_R32G32B32A32_UINT,
+                                 .range = b->size};
+    VKX_CHECK(vkCreateBufferView(ctx->dev, &vi, NULL, &b->texel));
+    return 0;
 }
 
 /* ---- staging ------------------------------------------------------------------------------- */

@@ -199,11 +199,12 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
     bool push = vkx_has(ctx, VKX_FEAT_PUSHDESC) && d->n_bindings > 0;
     p->n_bindings = d->n_bindings;
     p->push_size = d->push_size;
+    p->texel_bindings = d->texel_bindings;
 
     VkDescriptorSetLayoutBinding lb[VKX_MAX_BINDINGS];
     for (uint32_t i = 0; i < d->n_bindings; i++)
         lb[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                               .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                               .descriptorType = vkx_binding_type(p, i),
                                                .descriptorCount = 1,
                                                .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dci = {
@@ -292,9 +293,9 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
             te[i] = (VkDescriptorUpdateTemplateEntry){
                 .dstBinding = i,
                 .descriptorCount = 1,
-                .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                .offset = i * sizeof(VkDescriptorBufferInfo),
-                .stride = sizeof(VkDescriptorBufferInfo)};
+                .descriptorType = vkx_binding_type(p, i),
+                .offset = i * sizeof(union vkx_desc),
+                .stride = sizeof(union vkx_desc)};
         VkDescriptorUpdateTemplateCreateInfo tci = {
             .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_UPDATE_TEMPLATE_CREATE_INFO,
             .descriptorUpdateEntryCount = d->n_bindings,

@@ -32,11 +32,12 @@ static const struct {
     const char *name;
     enum nb_spv_id spv;
     uint32_t elem;
-    bool int64;
+    bool int64, texel; /* needs shaderInt64; reads a uniform texel buffer */
 } shapes[] = {
-    {"uvec4", NB_SPV_BW, 16, false},
-    {"uint", NB_SPV_BW_U32, 4, false},
-    {"u64vec2", NB_SPV_BW_U64, 16, true},
+    {"uvec4", NB_SPV_BW, 16, false, false},
+    {"uint", NB_SPV_BW_U32, 4, false, false},
+    {"u64vec2", NB_SPV_BW_U64, 16, true, false},
+    {"texel", NB_SPV_BW_TEXEL, 16, false, true},
 };
 
 /* Best ns of one shader shape in one mode (0 copy, 1 read) into *ns (0 when the device lacks
@@ -47,6 +48,7 @@ static int time_shape(struct vkx_ctx *ctx, struct vkx_cmd *c, struct vkx_view vi
 {
     *ns = 0;
     if (shapes[s].int64 && !ctx->caps.int64) return 0;
+    if (shapes[s].texel && !views[0].buf->texel) return 0;
     uint32_t n = (uint32_t)(bytes / shapes[s].elem);
     /* PROBE_PER elements per invocation (more when the workgroup count runs out) */
     uint32_t per = vkx_ceil_div(n, (uint64_t)PROBE_WG * ctx->caps.max_wg_count[0]);
@@ -58,6 +60,7 @@ static int time_shape(struct vkx_ctx *ctx, struct vkx_cmd *c, struct vkx_view vi
                                   .spv = e->code,
                                   .spv_size = *e->size,
                                   .n_bindings = 2,
+                                  .texel_bindings = shapes[s].texel ? 1u : 0u,
                                   .push_size = sizeof pc,
                                   .n_spec = 2,
                                   .spec = {PROBE_WG, mode}};
@@ -99,6 +102,12 @@ int vkx_probe_bandwidth(struct vkx_ctx *ctx, uint64_t bytes, uint32_t reps,
     vkx_cmd_end(ctx, &c);
     vkx_cmd_submit_wait(ctx, &c);
 
+    /* the texel shape reads src through a texel view (when the device has them and the probe
+     * fits its texel limit) */
+    if (vkx_has(ctx, VKX_FEAT_TEXEL)) {
+        char ignored[128];
+        (void)vkx_buffer_texel_view(ctx, &src, ignored, sizeof ignored);
+    }
     struct vkx_view views[2] = {vkx_whole(&src), vkx_whole(&dst)};
     double best[2] = {0, 0}; /* ns: copy, read */
     bool timed[2] = {false, false};

@@ -283,6 +283,76 @@ static void test_dispatch_disabled(void **state)
     nb_test_check_validation();
 }
 
+/* A texel binding: bw.comp's texel variant copies n uvec4 texels through texelFetch. */
+static void texel_copies(struct vkx_ctx *ctx)
+{
+    static const uint32_t sizes[] = {1, 31, 33, 1000};
+    char err[256];
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        uint32_t n = sizes[k];
+        struct vkx_buffer src, dst; /* (n * 16 bytes) each */
+        assert_int_equal(vkx_buffer_create(ctx, &src, n * 16, VKX_MEM_DEVICE, err, sizeof err), 0);
+        assert_int_equal(vkx_buffer_create(ctx, &dst, n * 16, VKX_MEM_DEVICE, err, sizeof err), 0);
+        uint8_t *want = malloc(n * 16), *got = malloc(n * 16);
+        for (uint32_t i = 0; i < n * 16; i++) want[i] = pattern(i, 5);
+        vkx_upload(ctx, &src, 0, want, n * 16);
+        assert_int_equal(vkx_buffer_texel_view(ctx, &src, err, sizeof err), 0);
+        const struct nb_spv_entry *e = &nb_spv[NB_SPV_BW_TEXEL];
+        struct vkx_pipeline_desc d = {.name = "bw_texel", .spv = e->code, .spv_size = *e->size,
+                                      .n_bindings = 2, .texel_bindings = 1,
+                                      .push_size = sizeof(struct nb_push_bw), .n_spec = 2,
+                                      .spec = {64, 0}};
+        struct vkx_pipeline p;
+        assert_int_equal(vkx_pipeline_create(ctx, &p, &d, err, sizeof err), 0);
+        uint32_t groups = (n + 63) / 64;
+        struct nb_push_bw pc = {.n = n, .stride = groups * 64, .per = 1, .magic = 1};
+        struct vkx_view views[2] = {vkx_whole(&src), vkx_whole(&dst)};
+        struct vkx_cmd c;
+        vkx_cmd_create(ctx, &c, 1, false);
+        vkx_cmd_begin(ctx, &c);
+        vkx_cmd_dispatch(ctx, &c, &p, views, 2, &pc, sizeof pc, groups, 1, 1);
+        vkx_cmd_end(ctx, &c);
+        vkx_cmd_submit_wait(ctx, &c);
+        vkx_download(ctx, &dst, 0, got, n * 16);
+        assert_memory_equal(got, want, n * 16);
+        vkx_cmd_destroy(ctx, &c);
+        vkx_pipeline_destroy(ctx, &p);
+        vkx_buffer_destroy(ctx, &dst);
+        vkx_buffer_destroy(ctx, &src);
+        free(want);
+        free(got);
+    }
+}
+
+static void test_texel(void **state)
+{
+    (void)state;
+    struct vkx_ctx *ctx = nb_test_vk();
+    if (!ctx) skip();
+    if (!vkx_has(ctx, VKX_FEAT_TEXEL)) {
+        printf("# no uniform texel buffers of R32G32B32A32_UINT on this device\n");
+        skip();
+    }
+    texel_copies(ctx); /* push descriptors where the device has them */
+    nb_test_check_validation();
+    struct vkx_ctx c2;
+    if (!ctx_with(&c2, "pushdesc", NULL)) skip();
+    texel_copies(&c2); /* descriptor-pool fallback */
+    vkx_destroy(&c2);
+    nb_test_check_validation();
+    /* NIBBLE_DISABLE=texel: no texel views, one clear message */
+    if (!ctx_with(&c2, "texel", NULL)) skip();
+    assert_false(vkx_has(&c2, VKX_FEAT_TEXEL));
+    struct vkx_buffer b;
+    char err[256];
+    assert_int_equal(vkx_buffer_create(&c2, &b, 64, VKX_MEM_DEVICE, err, sizeof err), 0);
+    assert_int_equal(vkx_buffer_texel_view(&c2, &b, err, sizeof err), -1);
+    printf("# texel off: %s\n", err);
+    vkx_buffer_destroy(&c2, &b);
+    vkx_destroy(&c2);
+    nb_test_check_validation();
+}
+
 static void test_subgroup_size(void **state)
 {
     (void)state;
@@ -455,7 +525,7 @@ int main(void)
         cmocka_unit_test(test_split_big),       cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_dispatch_disabled), cmocka_unit_test(test_subgroup_size),
         cmocka_unit_test(test_pipeline_cache),  cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_bandwidth),
+        cmocka_unit_test(test_bandwidth),       cmocka_unit_test(test_texel),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nb_test_vk_done();

@@ -31,7 +31,7 @@ static int cache_path(const struct vkx_ctx *vk, uint32_t mib, char *path, size_t
 /* A probe shape named in a cache file, as a static string. */
 static const char *shape_name(const char *s)
 {
-    static const char *const known[] = {"uvec4", "uint", "u64vec2"};
+    static const char *const known[] = {"uvec4", "uint", "u64vec2", "texel"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (!strcmp(s, known[i])) return known[i];
     return "?";
