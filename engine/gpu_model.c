@@ -153,6 +153,7 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
     for (uint64_t i = 0; i < g->m.gguf->n_tensors; i++) {
         const struct gguf_tensor *t = &g->m.gguf->tensors[i];
         if (t->n_dims >= 2 && nb_op_matmul_supports(t->type)) types |= NB_MM_TYPE_BIT(t->type);
+        if (t->n_dims >= 3 && t->ne[2] > 1) types |= NB_MM_EXPERTS;
     }
     if (nb_op_matmul_create_for(&g->mm, &g->vk, types, err, errlen) != 0 ||
         nb_op_attn_create(&g->at, &g->vk, err, errlen) != 0 ||

@@ -161,6 +161,14 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
         }
         return 0;
     }
+    /* quantized pieces are also readable as uvec4 texels where the device has texel buffers (the
+     * CPU-device matrix-vector shader reads them so); a piece that cannot have a view leaves the
+     * tensor on storage-buffer reads */
+    gt->texel = vkx_has(vk, VKX_FEAT_TEXEL);
+    for (uint32_t pi = 0; pi < gt->data.n && gt->texel; pi++) {
+        char ignored[256];
+        gt->texel = vkx_buffer_texel_view(vk, &gt->data.b[pi], ignored, sizeof ignored) == 0;
+    }
     uint64_t chunk_rows = CHUNK_BYTES / src_row;
     if (chunk_rows == 0) chunk_rows = 1;
     uint8_t *qbuf = NULL, *dbuf = NULL; /* (chunk_rows x nb x 16|32), (chunk_rows x nb x 2) */

@@ -30,6 +30,7 @@ struct nb_gtensor {
     uint64_t rows;      /* ne[1] * ne[2] * ne[3] */
     uint64_t rows_per_piece; /* rows of every piece but the last (a multiple of ne[1] if 3-D) */
     struct vkx_split data;   /* data.n pieces */
+    bool texel; /* Q4_0/Q8_0: every piece has a texel view (vkx_buffer_texel_view) */
 };
 
 /* Uploads a tensor from the mapped file (t->data, t->nbytes), repacking quantized types in

@@ -37,6 +37,17 @@ static int slot_of(const struct nb_op_matmul *o, enum ggml_type t)
     return ts;
 }
 
+/* p, which must have been built (see nb_op_matmul_create_for). */
+static const struct vkx_pipeline *built(const struct vkx_pipeline *p, const char *what)
+{
+    if (!p->pipe) {
+        fprintf(stderr, "nibble: %s:%d: the %s pipeline was not built for this model\n",
+                __FILE__, __LINE__, what);
+        abort();
+    }
+    return p;
+}
+
 static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, const char *name,
                 uint32_t n_bindings, uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
                 char *err, size_t errlen)
@@ -50,6 +61,24 @@ static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, c
     d.push_size = push_size;
     d.n_spec = n_spec;
     memcpy(d.spec, spec, n_spec * sizeof *spec);
+    return vkx_pipeline_create(vk, p, &d, err, errlen);
+}
+
+/* A matvec pipeline whose binding 0 (the weights) is a uniform texel buffer. */
+static int make_texel(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
+                      const char *name, uint32_t n_bindings, const uint32_t *spec, char *err,
+                      size_t errlen)
+{
+    struct vkx_pipeline_desc d;
+    memset(&d, 0, sizeof d);
+    d.name = name;
+    d.spv = nb_spv[id].code;
+    d.spv_size = *nb_spv[id].size;
+    d.n_bindings = n_bindings;
+    d.texel_bindings = 1;
+    d.push_size = sizeof(struct nb_push_matvec);
+    d.n_spec = 6;
+    memcpy(d.spec, spec, 6 * sizeof *spec);
     return vkx_pipeline_create(vk, p, &d, err, errlen);
 }
 
@@ -72,7 +101,7 @@ static const char *const embed_names[NB_MM_NTYPES] = {"embed_f32", "embed_f16", 
  * vector loaded serves 4 rows, and without subgroups each thread takes whole rows (no
  * shared-memory reduction); GPUs take 2 rows per group and reduce over 32 threads. */
 static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool gpu_shape,
-                       char *err, size_t errlen)
+                       bool lean, char *err, size_t errlen)
 {
     bool cpu = vk->tune_cpu && !gpu_shape;
     uint32_t wg = 128;
@@ -86,12 +115,19 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
     /* lavapipe: 4 tokens per matvec dispatch beat both 8 and the tiled matmul for prefill */
     o->mv_chunk = cpu ? 4 : NB_MATVEC_MAX_TOKENS;
     o->prefill_matvec = cpu;
+    /* lavapipe fetches texels about twice as fast as it loads storage buffers (GPUs: not
+     * measured yet, so they keep storage buffers) */
+    o->texel = cpu && !sg && vkx_has(vk, VKX_FEAT_TEXEL);
     for (int k = 0; k <= NB_MV_VARIANTS; k++) {
         uint32_t ntok = k < NB_MV_VARIANTS ? 1u << k : 1;
         uint32_t nr = cpu ? 4 : 2;
         uint32_t ngroups = sg ? (wg / sgs ? wg / sgs : 1) : wg / tpr;
         uint32_t rows = ngroups * nr;
         o->mv_rows[k] = rows;
+        /* lean: only what the forward pass dispatches (mv_chunk tokens at most, MoE with experts) */
+        if (lean && ((k < NB_MV_VARIANTS && ntok > o->mv_chunk) ||
+                     (k == NB_MV_VARIANTS && !(o->types & NB_MM_EXPERTS))))
+            continue;
         for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
             if (!(o->types & NB_MM_TYPE_BIT(slot_type[ts]))) continue;
             uint32_t spec[6] = {wg, (uint32_t)slot_type[ts], nr, ntok, tpr, rows};
@@ -101,6 +137,14 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
             if (make(vk, p, id, mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4,
                      sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0)
                 return -1;
+            if (!o->texel || (slot_type[ts] != GGML_Q4_0 && slot_type[ts] != GGML_Q8_0)) continue;
+            struct vkx_pipeline *pt = k < NB_MV_VARIANTS ? &o->mv_tx[ts][k] : &o->mv_id_tx[ts];
+            if (make_texel(vk, pt, k < NB_MV_VARIANTS ? NB_SPV_MATVEC_TX : NB_SPV_MATVEC_ID_TX,
+                           mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4, spec, err, errlen) != 0) {
+                fprintf(stderr, "nibble: matvec with texel buffers refused (%s); using storage "
+                        "buffers\n", err);
+                o->texel = false;
+            }
         }
     }
     return 0;
@@ -109,9 +153,12 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
 static void destroy_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk)
 {
     for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
-        for (int k = 0; k < NB_MV_VARIANTS; k++)
+        for (int k = 0; k < NB_MV_VARIANTS; k++) {
             if (o->mv[ts][k].pipe) vkx_pipeline_destroy(vk, &o->mv[ts][k]);
+            if (o->mv_tx[ts][k].pipe) vkx_pipeline_destroy(vk, &o->mv_tx[ts][k]);
+        }
         if (o->mv_id[ts].pipe) vkx_pipeline_destroy(vk, &o->mv_id[ts]);
+        if (o->mv_id_tx[ts].pipe) vkx_pipeline_destroy(vk, &o->mv_id_tx[ts]);
     }
 }
 
@@ -119,27 +166,27 @@ static const uint32_t all_types = NB_MM_TYPE_BIT(GGML_F32) | NB_MM_TYPE_BIT(GGML
                                   NB_MM_TYPE_BIT(GGML_Q4_0) | NB_MM_TYPE_BIT(GGML_Q8_0);
 
 static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint32_t types,
-                  char *err, size_t errlen);
+                  bool lean, char *err, size_t errlen);
 
 int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, size_t errlen)
 {
-    return create(o, vk, -1, all_types, err, errlen);
+    return create(o, vk, -1, all_types | NB_MM_EXPERTS, false, err, errlen);
 }
 
 int nb_op_matmul_create_for(struct nb_op_matmul *o, struct vkx_ctx *vk, uint32_t types,
                             char *err, size_t errlen)
 {
-    return create(o, vk, -1, types & all_types, err, errlen);
+    return create(o, vk, -1, types & (all_types | NB_MM_EXPERTS), true, err, errlen);
 }
 
 int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, char *err,
                            size_t errlen)
 {
-    return create(o, vk, subgroup, all_types, err, errlen);
+    return create(o, vk, subgroup, all_types | NB_MM_EXPERTS, false, err, errlen);
 }
 
 static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint32_t types,
-                  char *err, size_t errlen)
+                  bool lean, char *err, size_t errlen)
 {
     memset(o, 0, sizeof *o);
     o->types = types;
@@ -148,11 +195,11 @@ static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint
      * lavapipe: 6.1 vs 8.7 ms for a 4096 x 4096 Q4_0 matvec). */
     bool sg =
         can && (subgroup == 1 || (subgroup < 0 && !vk->tune_cpu));
-    if (make_matvec(o, vk, sg, subgroup == 2, err, errlen) != 0) {
+    if (make_matvec(o, vk, sg, subgroup == 2, lean, err, errlen) != 0) {
         destroy_matvec(o, vk);
         if (!sg) return -1;
         fprintf(stderr, "nibble: matvec with subgroups refused (%s); using shared memory\n", err);
-        if (make_matvec(o, vk, false, subgroup == 2, err, errlen) != 0) {
+        if (make_matvec(o, vk, false, subgroup == 2, lean, err, errlen) != 0) {
             destroy_matvec(o, vk);
             return -1;
         }
@@ -168,9 +215,12 @@ static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint
     o->mm_id_bn = bn;
     o->embed_wg = 64;
     o->group_wg = 64;
+    /* lean: the tiled (prefill) products only where the forward pass uses them */
+    bool tiles = !lean || !o->prefill_matvec;
+    bool moe = tiles && (o->types & NB_MM_EXPERTS);
     uint32_t gspec[1] = {o->group_wg};
-    if (make(vk, &o->group, NB_SPV_MOE_GROUP, "moe_group", 2, sizeof(struct nb_push_moe_group),
-             gspec, 1, err, errlen) != 0) {
+    if (moe && make(vk, &o->group, NB_SPV_MOE_GROUP, "moe_group", 2,
+                    sizeof(struct nb_push_moe_group), gspec, 1, err, errlen) != 0) {
         nb_op_matmul_destroy(o, vk);
         return -1;
     }
@@ -180,10 +230,10 @@ static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint
         uint32_t espec[2] = {o->embed_wg, (uint32_t)slot_type[ts]};
         uint32_t idspec[4] = {(bm / 4) * (o->mm_id_bn / 4), (uint32_t)slot_type[ts], bm,
                               o->mm_id_bn};
-        if (make(vk, &o->mm[ts], NB_SPV_MATMUL, mm_names[ts], 3, sizeof(struct nb_push_matmul),
-                 spec, 4, err, errlen) != 0 ||
-            make(vk, &o->mm_id[ts], NB_SPV_MATMUL_ID, mm_id_names[ts], 4,
-                 sizeof(struct nb_push_matmul_id), idspec, 4, err, errlen) != 0 ||
+        if ((tiles && make(vk, &o->mm[ts], NB_SPV_MATMUL, mm_names[ts], 3,
+                           sizeof(struct nb_push_matmul), spec, 4, err, errlen) != 0) ||
+            (moe && make(vk, &o->mm_id[ts], NB_SPV_MATMUL_ID, mm_id_names[ts], 4,
+                         sizeof(struct nb_push_matmul_id), idspec, 4, err, errlen) != 0) ||
             make(vk, &o->embed[ts], NB_SPV_EMBED, embed_names[ts], 3, sizeof(struct nb_push_embed),
                  espec, 2, err, errlen) != 0) {
             nb_op_matmul_destroy(o, vk);
@@ -284,7 +334,9 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
             uint32_t nt = n_tokens - t0 < per_dispatch ? n_tokens - t0 : per_dispatch;
             struct nb_push_matvec p = matvec_push(w, pi, M, nt, x_stride, y_stride, accumulate);
             p.tok0 = t0;
-            vkx_cmd_dispatch(vk, c, &o->mv[ts][k], b, 3, &p, sizeof p, gx, gy,
+            const struct vkx_pipeline *pl =
+                o->texel && w->texel && o->mv_tx[ts][k].pipe ? &o->mv_tx[ts][k] : &o->mv[ts][k];
+            vkx_cmd_dispatch(vk, c, built(pl, "matvec"), b, 3, &p, sizeof p, gx, gy,
                              vkx_ceil_div(nt, ntok));
         }
     }
@@ -306,8 +358,8 @@ void nb_op_matmul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
         uint32_t prow = (uint32_t)nb_gtensor_piece_rows(w, pi);
         struct nb_push_matmul p = piece_push(w, pi, M, n_tokens, x_stride, y_stride, accumulate);
         struct vkx_view b[3] = {vkx_whole(&w->data.b[pi]), x, y};
-        vkx_cmd_dispatch(vk, c, &o->mm[ts], b, 3, &p, sizeof p, vkx_ceil_div(prow, o->mm_bm), gy,
-                         1);
+        vkx_cmd_dispatch(vk, c, built(&o->mm[ts], "matmul"), b, 3, &p, sizeof p,
+                         vkx_ceil_div(prow, o->mm_bm), gy, 1);
     }
 }
 
@@ -372,7 +424,9 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
             p.e1 = p.e0 + per_piece < n_exp ? p.e0 + per_piece : n_exp;
             p.pair0 = p0;
             uint32_t nz = pairs - p0 < max_z(vk) ? pairs - p0 : max_z(vk);
-            vkx_cmd_dispatch(vk, c, &o->mv_id[ts], b, 4, &p, sizeof p, gx, gy, nz);
+            const struct vkx_pipeline *pl =
+                o->texel && w->texel && o->mv_id_tx[ts].pipe ? &o->mv_id_tx[ts] : &o->mv_id[ts];
+            vkx_cmd_dispatch(vk, c, built(pl, "matvec_id"), b, 4, &p, sizeof p, gx, gy, nz);
         }
     }
 }
@@ -402,7 +456,7 @@ void nb_op_matmul_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
     /* pass 1: per-expert lists of pairs (scratch: counts [n_exp], lists [n_exp][pairs]) */
     struct nb_push_moe_group gp = {.n_pairs = pairs, .n_exp = n_exp, .cap = pairs};
     struct vkx_view gb[2] = {ids, scratch};
-    vkx_cmd_dispatch(vk, c, &o->group, gb, 2, &gp, sizeof gp, n_exp, 1, 1);
+    vkx_cmd_dispatch(vk, c, built(&o->group, "moe_group"), gb, 2, &gp, sizeof gp, n_exp, 1, 1);
     vkx_cmd_barrier(c);
     /* pass 2: tiles of (expert rows x listed pairs); distinct experts per token give at most
      * n_tokens pairs per expert, longer lists are strided over grid y */
@@ -424,7 +478,7 @@ void nb_op_matmul_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
         p.cap = pairs;
         uint32_t ne = (uint32_t)(nb_gtensor_piece_rows(w, pi) / M);
         struct vkx_view b[4] = {vkx_whole(&w->data.b[pi]), x, y, scratch};
-        vkx_cmd_dispatch(vk, c, &o->mm_id[ts], b, 4, &p, sizeof p, vkx_ceil_div(M, o->mm_bm), gy,
-                         ne);
+        vkx_cmd_dispatch(vk, c, built(&o->mm_id[ts], "matmul_id"), b, 4, &p, sizeof p,
+                         vkx_ceil_div(M, o->mm_bm), gy, ne);
     }
 }

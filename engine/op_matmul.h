@@ -26,6 +26,9 @@
 struct nb_op_matmul {
     struct vkx_pipeline mv[NB_MM_NTYPES][NB_MV_VARIANTS]; /* matvec [type][2^k tokens] */
     struct vkx_pipeline mv_id[NB_MM_NTYPES];              /* MoE matvec */
+    /* the same reading Q4_0/Q8_0 weights through texel views (gtensor.texel), when `texel` */
+    struct vkx_pipeline mv_tx[NB_MM_NTYPES][NB_MV_VARIANTS], mv_id_tx[NB_MM_NTYPES];
+    bool texel; /* CPU-device shape on a device with texel buffers (NIBBLE_DISABLE=texel: off) */
     struct vkx_pipeline mm[NB_MM_NTYPES];                 /* prefill matmul */
     struct vkx_pipeline mm_id[NB_MM_NTYPES];              /* MoE prefill matmul (MM_ID) */
     struct vkx_pipeline group;                            /* moe_group: pairs by expert */
@@ -46,9 +49,12 @@ struct nb_op_matmul {
 
 /* Pipelines for every supported weight type. */
 int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, size_t errlen);
-/* Pipelines only for the weight types in `types` (NB_MM_TYPE_BIT mask): a model's own types,
- * which saves the driver memory and build time of the others. A product with another type
- * aborts. */
+#define NB_MM_EXPERTS (1u << 31) /* with the types: the model has expert (MoE) tensors */
+
+/* Only the pipelines the forward pass uses, for the weight types in `types` (NB_MM_TYPE_BIT mask,
+ * plus NB_MM_EXPERTS for the MoE ones): a model's own types, and on a CPU-shaped device no tiled
+ * matmul and no 8-token matvec. That saves the driver memory and build time of the others. A
+ * product needing a pipeline that was not built aborts. */
 int nb_op_matmul_create_for(struct nb_op_matmul *o, struct vkx_ctx *vk, uint32_t types,
                             char *err, size_t errlen);
 /* Same with the matvec shape chosen, for tests: subgroup -1 decides from the device (what

@@ -182,7 +182,8 @@ struct vkx_split {
     VkDeviceSize size, piece, unit;
     struct vkx_buffer b[VKX_MAX_PIECES];
 };
-/* max_piece 0 means caps.max_storage_range (rounded down to unit and to 256 bytes). */
+/* max_piece 0 means caps.max_storage_range (rounded down to unit and to 256 bytes). Each piece's
+ * buffer is padded to whole 16-byte texels where that stays within the limit. */
 int vkx_split_create(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize size,
                      VkDeviceSize unit, VkDeviceSize max_piece, enum vkx_mem mem, char *err,
                      size_t errlen);

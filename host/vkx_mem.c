@@ -355,6 +355,8 @@ int vkx_split_create(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize size
     s->unit = unit;
     for (uint32_t i = 0; i < n; i++) {
         VkDeviceSize len = size - i * piece < piece ? size - i * piece : piece;
+        /* whole 16-byte texels where that stays within the limit (texel views, vkx.h) */
+        if ((len + 15) / 16 * 16 <= limit) len = (len + 15) / 16 * 16;
         if (vkx_buffer_create(ctx, &s->b[i], len, mem, err, errlen) != 0) {
             vkx_split_destroy(ctx, s);
             return -1;

@@ -8,7 +8,9 @@
 // USE_SUBGROUP, else TPR threads reduced through shared memory; TPR = 1: whole rows per thread,
 // the CPU-device shape) each take NR rows at a time and split the K dimension between their
 // lanes, one unit (a 32-element block for Q4_0/Q8_0, 4 elements for F32/F16) per lane per step.
-// Weight formats: see quant.glsl.
+// Weight formats: see quant.glsl. With TEXEL the weight piece is read through a uniform texel
+// buffer of uvec4 texels (a CPU device such as lavapipe fetches texels far faster than it loads
+// from storage buffers; Adreno's fastest GEMVs read weights through the texture path too).
 #extension GL_GOOGLE_include_directive : require
 #if USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -24,8 +26,16 @@ layout(constant_id = 3) const uint NTOK = 1;  // tokens per dispatch (1 <= ntok 
 layout(constant_id = 4) const uint TPR = 32;  // threads per group (no-subgroup variant)
 layout(constant_id = 5) const uint ROWS = 8;  // rows per workgroup (fallback: WG / TPR * NR)
 
+#if TEXEL
+layout(binding = 0) uniform usamplerBuffer wt;
+uvec4 wquad(uint i) { return texelFetch(wt, int(i)); }             // 16-byte unit i
+uint wword(uint i) { return texelFetch(wt, int(i >> 2u))[i & 3u]; } // 32-bit word i
+#else
 layout(std430, binding = 0) readonly buffer W1 { uint w1[]; };
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
+uvec4 wquad(uint i) { return w4[i]; }
+uint wword(uint i) { return w1[i]; }
+#endif
 layout(std430, binding = 1) readonly buffer X1 { float x1[]; };
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(std430, binding = 2) buffer Y { float y[]; };
@@ -65,24 +75,24 @@ vec4 A0, A1, A2, A3, A4, A5, A6, A7;
     if (i < NR) {                                                                                \
         uint bi = min(r0 + uint(i), rend - 1u) * nb + u;                                            \
         if (TYPE == NB_T_Q4_0) {                                                                 \
-            qa##i = w4[bi];                                                                      \
+            qa##i = wquad(bi);                                                                   \
         } else {                                                                                 \
-            qa##i = w4[bi * 2u];                                                                 \
-            qb##i = w4[bi * 2u + 1u];                                                            \
+            qa##i = wquad(bi * 2u);                                                              \
+            qb##i = wquad(bi * 2u + 1u);                                                         \
         }                                                                                        \
-        d##i = half_of(w1[p.dbase + bi / 2u], bi);                                               \
+        d##i = half_of(wword(p.dbase + bi / 2u), bi);                                            \
     }
 
 // F32/F16: 4 weights of row i at element e (nk of them valid).
 vec4 wload(uint e, uint nk)
 {
     if (TYPE == NB_T_F32)
-        return vec4(uintBitsToFloat(w1[e]), nk > 1u ? uintBitsToFloat(w1[e + 1u]) : 0.0,
-                    nk > 2u ? uintBitsToFloat(w1[e + 2u]) : 0.0,
-                    nk > 3u ? uintBitsToFloat(w1[e + 3u]) : 0.0);
-    return vec4(half_of(w1[e / 2u], e), nk > 1u ? half_of(w1[(e + 1u) / 2u], e + 1u) : 0.0,
-                nk > 2u ? half_of(w1[(e + 2u) / 2u], e + 2u) : 0.0,
-                nk > 3u ? half_of(w1[(e + 3u) / 2u], e + 3u) : 0.0);
+        return vec4(uintBitsToFloat(wword(e)), nk > 1u ? uintBitsToFloat(wword(e + 1u)) : 0.0,
+                    nk > 2u ? uintBitsToFloat(wword(e + 2u)) : 0.0,
+                    nk > 3u ? uintBitsToFloat(wword(e + 3u)) : 0.0);
+    return vec4(half_of(wword(e / 2u), e), nk > 1u ? half_of(wword((e + 1u) / 2u), e + 1u) : 0.0,
+                nk > 2u ? half_of(wword((e + 2u) / 2u), e + 2u) : 0.0,
+                nk > 3u ? half_of(wword((e + 3u) / 2u), e + 3u) : 0.0);
 }
 
 #define FLOAD(i)                                                                                 \

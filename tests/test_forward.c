@@ -1,7 +1,7 @@
 /* test_forward: the GPU forward pass end to end.
  *
  * - Golden logits: every model of ../shared/golden (the quantized ones are in tests/data) in
- *   prefill and decode mode, with the fast paths and with NIBBLE_DISABLE=fp16,subgroup,int8 (and
+ *   prefill and decode mode, with the fast paths and with NIBBLE_DISABLE=fp16,subgroup,int8,texel (and
  *   the quantized ones with the GPU kernel shapes, NIBBLE_TUNE=gpu), at least as close to each
  *   llama.cpp file as llama.cpp's two backends are to each other.
  * - Layer by layer: the residual stream after every layer against the CPU reference.
@@ -125,7 +125,7 @@ static int check_golden(const char *name, const char *disable, const char *tune,
             double top1, mean, max;
             compare(got, ref[r], 64, V, &top1, &mean, &max);
             bool ok = top1 >= s_top1 && mean <= s_mean;
-            printf("# %-9s %-7s disable=%-18s%s vs %-6s top1 %.3f mean %.4f max %.3f "
+            printf("# %-9s %-7s disable=%-24s%s vs %-6s top1 %.3f mean %.4f max %.3f "
                    "(llama.cpp cpu-vulkan: %.3f / %.4f / %.3f)%s\n",
                    name, mode ? "decode" : "prefill", disable, tune ? " tune=gpu" : "",
                    r ? "vulkan" : "cpu", top1, mean, max, s_top1, s_mean, s_max,
@@ -148,7 +148,7 @@ static void test_golden(void **state)
     int ran = 0, bad = 0;
     for (size_t i = 0; i < sizeof golden / sizeof golden[0]; i++) {
         bad += check_golden(golden[i], "", NULL, &ran);
-        bad += check_golden(golden[i], "fp16,subgroup,int8", NULL, &ran);
+        bad += check_golden(golden[i], "fp16,subgroup,int8,texel", NULL, &ran);
         /* the GPU kernel shapes (subgroup matvec, tiled prefill matmul, MoE grouped by expert,
          * wide attention splits) also on a CPU device such as lavapipe */
         if (!strcmp(golden[i], "dense") || !strcmp(golden[i], "moe") || !strcmp(golden[i], "ple"))

@@ -2,7 +2,7 @@
  * reference: f32 softmax attention with the same causal / sliding-window mask, reading K/V
  * rounded through f16 like the cache. Each case is a "session": one attention layer (plus a
  * second layer sharing its cache) fed chunks of tokens at growing positions, each chunk stored
- * then attended; every case runs on the normal device and with NIBBLE_DISABLE=fp16,subgroup,int8.
+ * then attended; every case runs on the normal device and with NIBBLE_DISABLE=fp16,subgroup,int8,texel.
  */
 #include <math.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* test_op_matmul: GPU weight products (matvec, matmul, embed, MoE matvec_id) against CPU
  * references, for every weight type, awkward shapes, forced weight splits, in the normal and the
- * forced-fallback (NIBBLE_DISABLE=fp16,subgroup,int8) configuration. */
+ * forced-fallback (NIBBLE_DISABLE=fp16,subgroup,int8,texel) configuration. */
 #include "testutil.h"
 
 #include <math.h>
@@ -387,12 +387,18 @@ static int setup(void **state, bool fallback, int subgroup)
     mv_subgroup = subgroup;
     int rc = nb_test_fixture_setup(state, &g.fx, fallback, &g.op, op_create, op_destroy);
     if (rc != 0 || !*state) return rc;
-    printf("# %s (subgroup %s): subgroup %d, matvec wg %u rows %u, matmul tile %ux%u\n",
+    printf("# %s (subgroup %s): subgroup %d, texel %d, matvec wg %u rows %u, matmul tile %ux%u\n",
            fallback ? "fallback" : "normal",
            subgroup == 2  ? "off, GPU shape"
            : subgroup > 0 ? "forced"
                           : "auto",
-           g.op.subgroup, g.op.mv_wg, g.op.mv_rows[0], g.op.mm_bm, g.op.mm_bn);
+           g.op.subgroup, g.op.texel, g.op.mv_wg, g.op.mv_rows[0], g.op.mm_bm, g.op.mm_bn);
+    /* a CPU-shaped matvec reads quantized weights through texel views where the device has
+     * them (lavapipe does); the fallback context has them off */
+    if (fallback) assert_false(g.op.texel);
+    if (!fallback && g.fx.vk->tune_cpu && !g.op.subgroup && subgroup != 2 &&
+        vkx_has(g.fx.vk, VKX_FEAT_TEXEL))
+        assert_true(g.op.texel);
     return fallback && g.op.subgroup ? -1 : 0;
 }
 static int setup_normal(void **state) { return setup(state, false, -1); }

@@ -1,7 +1,7 @@
 /* test_op_misc: RMSNorm (plain, no weight, per head, + residual + device scale, fused RoPE),
  * RoPE, elementwise ops and the MoE router/combine on the GPU against double-precision CPU
  * references, with awkward shapes, in the normal and the forced-fallback
- * (NIBBLE_DISABLE=fp16,subgroup,int8) configuration. Sampling is in test_op_sample.c. */
+ * (NIBBLE_DISABLE=fp16,subgroup,int8,texel) configuration. Sampling is in test_op_sample.c. */
 #include "testutil.h"
 
 #include <math.h>

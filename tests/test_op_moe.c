@@ -2,7 +2,7 @@
  * CPU reference and against nb_op_matvec_id, for Q4_0, Q8_0, F16 and F32 experts, awkward token
  * counts (1, 9, 31, 33, 100), 4..16 experts, 1..4 slots, K 64..288, x shared or per slot,
  * accumulate, forced weight splits, ids past the expert count and lists longer than the token
- * count, in the normal and the forced-fallback (fp16,subgroup,int8 disabled) configuration. */
+ * count, in the normal and the forced-fallback (fp16,subgroup,int8,texel disabled) configuration. */
 #include "testutil.h"
 
 #include <math.h>

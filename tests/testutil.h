@@ -24,7 +24,7 @@ struct vkx_ctx *nb_test_vk(void);
 /* Fails the current test if the validation layer reported anything since the last call. */
 void nb_test_check_validation(void);
 void nb_test_vk_done(void);
-/* A second context on the same device with NIBBLE_DISABLE=fp16,subgroup,int8 and validation on,
+/* A second context on the same device with NIBBLE_DISABLE=fp16,subgroup,int8,texel and validation on,
  * for the forced-fallback runs of the op tests. 0, or -1 after printing why. */
 int nb_test_vk_fallback(struct vkx_ctx *own);
 
