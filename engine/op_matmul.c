@@ -48,9 +48,10 @@ static const struct vkx_pipeline *built(const struct vkx_pipeline *p, const char
     return p;
 }
 
-static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, const char *name,
-                uint32_t n_bindings, uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
-                char *err, size_t errlen)
+/* A pipeline from embedded SPIR-V; `texel`: bit i makes binding i a uniform texel buffer. */
+static int make_ex(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
+                   const char *name, uint32_t n_bindings, uint32_t texel, uint32_t push_size,
+                   const uint32_t *spec, uint32_t n_spec, char *err, size_t errlen)
 {
     struct vkx_pipeline_desc d;
     memset(&d, 0, sizeof d);
@@ -58,28 +59,18 @@ static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, c
     d.spv = nb_spv[id].code;
     d.spv_size = *nb_spv[id].size;
     d.n_bindings = n_bindings;
+    d.texel_bindings = texel;
     d.push_size = push_size;
     d.n_spec = n_spec;
     memcpy(d.spec, spec, n_spec * sizeof *spec);
     return vkx_pipeline_create(vk, p, &d, err, errlen);
 }
 
-/* A matvec pipeline whose binding 0 (the weights) is a uniform texel buffer. */
-static int make_texel(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
-                      const char *name, uint32_t n_bindings, const uint32_t *spec, char *err,
-                      size_t errlen)
+static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, const char *name,
+                uint32_t n_bindings, uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
+                char *err, size_t errlen)
 {
-    struct vkx_pipeline_desc d;
-    memset(&d, 0, sizeof d);
-    d.name = name;
-    d.spv = nb_spv[id].code;
-    d.spv_size = *nb_spv[id].size;
-    d.n_bindings = n_bindings;
-    d.texel_bindings = 1;
-    d.push_size = sizeof(struct nb_push_matvec);
-    d.n_spec = 6;
-    memcpy(d.spec, spec, 6 * sizeof *spec);
-    return vkx_pipeline_create(vk, p, &d, err, errlen);
+    return make_ex(vk, p, id, name, n_bindings, 0, push_size, spec, n_spec, err, errlen);
 }
 
 /* Pipeline names must outlive the pipelines (timestamp labels). */
@@ -139,8 +130,10 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
                 return -1;
             if (!o->texel || (slot_type[ts] != GGML_Q4_0 && slot_type[ts] != GGML_Q8_0)) continue;
             struct vkx_pipeline *pt = k < NB_MV_VARIANTS ? &o->mv_tx[ts][k] : &o->mv_id_tx[ts];
-            if (make_texel(vk, pt, k < NB_MV_VARIANTS ? NB_SPV_MATVEC_TX : NB_SPV_MATVEC_ID_TX,
-                           mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4, spec, err, errlen) != 0) {
+            /* the same reading the weights (binding 0) through a texel view */
+            if (make_ex(vk, pt, k < NB_MV_VARIANTS ? NB_SPV_MATVEC_TX : NB_SPV_MATVEC_ID_TX,
+                        mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4, 1u,
+                        sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0) {
                 fprintf(stderr, "nibble: matvec with texel buffers refused (%s); using storage "
                         "buffers\n", err);
                 o->texel = false;
