@@ -147,8 +147,8 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
         nb_gpu_model_free(g);
         return -1;
     }
-    /* matrix pipelines for the model's own weight types only (each type costs the driver ~20
-     * pipelines of memory and build time) */
+    /* matrix pipelines only for the model's weight types (and MoE ones only with experts): each
+     * pipeline costs the driver memory and build time */
     uint32_t types = 0;
     for (uint64_t i = 0; i < g->m.gguf->n_tensors; i++) {
         const struct gguf_tensor *t = &g->m.gguf->tensors[i];

@@ -48,6 +48,15 @@ static const struct vkx_pipeline *built(const struct vkx_pipeline *p, const char
     return p;
 }
 
+/* The matvec pipeline for weight w: its texel variant `tx` when w has texel views and the op
+ * reads them, else the storage-buffer one. */
+static const struct vkx_pipeline *mv_pipe(const struct nb_op_matmul *o, const struct nb_gtensor *w,
+                                          const struct vkx_pipeline *tx,
+                                          const struct vkx_pipeline *plain, const char *what)
+{
+    return built(o->texel && w->texel ? tx : plain, what);
+}
+
 /* A pipeline from embedded SPIR-V; `texel`: bit i makes binding i a uniform texel buffer. */
 static int make_ex(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
                    const char *name, uint32_t n_bindings, uint32_t texel, uint32_t push_size,
@@ -327,10 +336,8 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
             uint32_t nt = n_tokens - t0 < per_dispatch ? n_tokens - t0 : per_dispatch;
             struct nb_push_matvec p = matvec_push(w, pi, M, nt, x_stride, y_stride, accumulate);
             p.tok0 = t0;
-            const struct vkx_pipeline *pl =
-                o->texel && w->texel && o->mv_tx[ts][k].pipe ? &o->mv_tx[ts][k] : &o->mv[ts][k];
-            vkx_cmd_dispatch(vk, c, built(pl, "matvec"), b, 3, &p, sizeof p, gx, gy,
-                             vkx_ceil_div(nt, ntok));
+            vkx_cmd_dispatch(vk, c, mv_pipe(o, w, &o->mv_tx[ts][k], &o->mv[ts][k], "matvec"), b,
+                             3, &p, sizeof p, gx, gy, vkx_ceil_div(nt, ntok));
         }
     }
 }
@@ -417,9 +424,8 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
             p.e1 = p.e0 + per_piece < n_exp ? p.e0 + per_piece : n_exp;
             p.pair0 = p0;
             uint32_t nz = pairs - p0 < max_z(vk) ? pairs - p0 : max_z(vk);
-            const struct vkx_pipeline *pl =
-                o->texel && w->texel && o->mv_id_tx[ts].pipe ? &o->mv_id_tx[ts] : &o->mv_id[ts];
-            vkx_cmd_dispatch(vk, c, built(pl, "matvec_id"), b, 4, &p, sizeof p, gx, gy, nz);
+            vkx_cmd_dispatch(vk, c, mv_pipe(o, w, &o->mv_id_tx[ts], &o->mv_id[ts], "matvec_id"),
+                             b, 4, &p, sizeof p, gx, gy, nz);
         }
     }
 }

@@ -46,10 +46,10 @@ struct nb_op_matmul {
 };
 
 #define NB_MM_TYPE_BIT(t) (1u << (unsigned)(t)) /* ggml type ids of the supported types < 32 */
+#define NB_MM_EXPERTS (1u << 31) /* with the types: the model has expert (MoE) tensors */
 
 /* Pipelines for every supported weight type. */
 int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, size_t errlen);
-#define NB_MM_EXPERTS (1u << 31) /* with the types: the model has expert (MoE) tensors */
 
 /* Only the pipelines the forward pass uses, for the weight types in `types` (NB_MM_TYPE_BIT mask,
  * plus NB_MM_EXPERTS for the MoE ones): a model's own types, and on a CPU-shaped device no tiled
