@@ -213,7 +213,7 @@ struct vkx_pipeline_desc {
     const char *name;
     const uint32_t *spv;
     size_t spv_size;        /* bytes */
-    uint32_t n_bindings;    /* storage buffers 0..n-1, all in set 0 */
+    uint32_t n_bindings;    /* bindings 0..n-1 in set 0: storage buffers unless texel_bindings */
     uint32_t texel_bindings; /* bit i: binding i is a uniform texel buffer (usamplerBuffer) */
     uint32_t push_size;     /* bytes of push constants (0..128) */
     uint32_t n_spec;
@@ -292,7 +292,8 @@ uint32_t vkx_cmd_read_times(struct vkx_ctx *ctx, struct vkx_cmd *c, double *ns, 
 
 /* What plain shaders reach on this device: the ceiling to compare kernels against. GB/s count
  * every byte moved (a copy of n bytes moves 2n). Best of the repetitions and of the shapes:
- * shaders moving uvec4, uint or (with shaderInt64) u64vec2 elements. The transfer engine's copy
+ * shaders moving uvec4, uint or (with shaderInt64) u64vec2 elements of storage buffers, or
+ * reading uvec4 texels of a uniform texel buffer (VKX_FEAT_TEXEL). The transfer engine's copy
  * (vkCmdCopyBuffer, host timed) is reported beside it: on a CPU device it is a memcpy, and shows
  * how far the driver's shader code stays from the memory system. */
 struct vkx_bandwidth {
@@ -300,7 +301,7 @@ struct vkx_bandwidth {
     double copy_gbs;  /* best shader copy, read + write */
     double read_gbs;  /* best shader that only reads */
     double copy_ms, read_ms; /* best times */
-    const char *copy_shape, *read_shape; /* the winners: "uvec4", "uint" or "u64vec2" */
+    char copy_shape[16], read_shape[16]; /* the winners: "uvec4", "uint", "u64vec2", "texel" */
     double transfer_gbs; /* vkCmdCopyBuffer, read + write (0: not measured) */
     bool gpu_timed;   /* GPU timestamps (else the host clock around each submission) */
 };

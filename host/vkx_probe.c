@@ -1,5 +1,7 @@
-/* vkx_probe.c: the bandwidth probe, plain copy and read shaders (bw.comp, three element types)
- * timed on the device: the ceiling a memory-bound kernel can hope for; and a transfer copy. */
+/* vkx_probe.c: the bandwidth probe, plain copy and read shaders (bw.comp: storage-buffer uvec4,
+ * uint, u64vec2 elements, texel-buffer reads) timed on the device: the ceiling a memory-bound
+ * kernel can hope for; and a transfer copy. */
+#include <stdio.h>
 #include <string.h>
 
 #include "nb_shaders.h"
@@ -102,15 +104,13 @@ int vkx_probe_bandwidth(struct vkx_ctx *ctx, uint64_t bytes, uint32_t reps,
     vkx_cmd_end(ctx, &c);
     vkx_cmd_submit_wait(ctx, &c);
 
-    /* the texel shape reads src through a texel view (when the device has them and the probe
-     * fits its texel limit) */
-    if (vkx_has(ctx, VKX_FEAT_TEXEL)) {
-        char ignored[128];
-        (void)vkx_buffer_texel_view(ctx, &src, ignored, sizeof ignored);
-    }
+    /* the texel shape reads src through a texel view (skipped when the device has none or the
+     * probe exceeds its texel limit) */
+    char ignored[128];
+    (void)vkx_buffer_texel_view(ctx, &src, ignored, sizeof ignored);
     struct vkx_view views[2] = {vkx_whole(&src), vkx_whole(&dst)};
     double best[2] = {0, 0}; /* ns: copy, read */
-    bool timed[2] = {false, false};
+    bool copy_timed = false;   /* the best copy ran with GPU timestamps */
     /* a shape the driver refuses is skipped; the probe fails only when no shape ran */
     bool refused = false;
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
@@ -123,11 +123,9 @@ int vkx_probe_bandwidth(struct vkx_ctx *ctx, uint64_t bytes, uint32_t reps,
             }
             if (ns > 0 && (best[mode] == 0 || ns < best[mode])) {
                 best[mode] = ns;
-                timed[mode] = gpu;
-                if (mode)
-                    bw->read_shape = shapes[s].name;
-                else
-                    bw->copy_shape = shapes[s].name;
+                if (!mode) copy_timed = gpu;
+                char *win = mode ? bw->read_shape : bw->copy_shape;
+                snprintf(win, sizeof bw->copy_shape, "%s", shapes[s].name);
             }
         }
     }
@@ -151,6 +149,6 @@ int vkx_probe_bandwidth(struct vkx_ctx *ctx, uint64_t bytes, uint32_t reps,
     bw->read_ms = best[1] / 1e6;
     bw->copy_gbs = best[0] > 0 ? 2.0 * (double)bytes / best[0] : 0;
     bw->read_gbs = best[1] > 0 ? (double)bytes / best[1] : 0;
-    bw->gpu_timed = timed[0];
+    bw->gpu_timed = copy_timed;
     return 0;
 }

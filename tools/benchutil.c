@@ -28,15 +28,6 @@ static int cache_path(const struct vkx_ctx *vk, uint32_t mib, char *path, size_t
     return 0;
 }
 
-/* A probe shape named in a cache file, as a static string. */
-static const char *shape_name(const char *s)
-{
-    static const char *const known[] = {"uvec4", "uint", "u64vec2", "texel"};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (!strcmp(s, known[i])) return known[i];
-    return "?";
-}
-
 int bu_bandwidth(struct vkx_ctx *vk, uint32_t mib, bool fresh, struct vkx_bandwidth *bw,
                  char *err, size_t errlen)
 {
@@ -47,13 +38,11 @@ int bu_bandwidth(struct vkx_ctx *vk, uint32_t mib, bool fresh, struct vkx_bandwi
         FILE *f = fopen(path, "r");
         if (f) {
             int timed = 0;
-            char cs[16], rs[16]; /* shape names; files of older probes lack them: probe again */
+            /* files of older probes lack the shape names: probe again */
             int ok = fscanf(f, "%lf %lf %d %15s %15s %lf", &bw->copy_gbs, &bw->read_gbs, &timed,
-                            cs, rs, &bw->transfer_gbs) == 6;
+                            bw->copy_shape, bw->read_shape, &bw->transfer_gbs) == 6;
             fclose(f);
             if (ok && bw->copy_gbs > 0) {
-                bw->copy_shape = shape_name(cs);
-                bw->read_shape = shape_name(rs);
                 bw->gpu_timed = timed;
                 bw->bytes = (uint64_t)mib << 20;
                 return 0;
@@ -65,8 +54,7 @@ int bu_bandwidth(struct vkx_ctx *vk, uint32_t mib, bool fresh, struct vkx_bandwi
         FILE *f = fopen(path, "w");
         if (f) {
             fprintf(f, "%.4f %.4f %d %s %s %.4f\n", bw->copy_gbs, bw->read_gbs,
-                    bw->gpu_timed ? 1 : 0, bw->copy_shape ? bw->copy_shape : "-",
-                    bw->read_shape ? bw->read_shape : "-", bw->transfer_gbs);
+                    bw->gpu_timed ? 1 : 0, bw->copy_shape, bw->read_shape, bw->transfer_gbs);
             fclose(f);
         }
     }

@@ -141,20 +141,16 @@ int cmd_profile(int argc, char **argv)
         fprintf(stderr, "nibble profile: the device has no compute timestamps\n");
         goto out;
     }
-    struct vkx_bandwidth bw = {0};
-    /* the model's pipelines: the ones made so far plus the forward pass's, not the probe's */
-    uint32_t pipes = g.vk.pipelines_created, compiled = g.vk.pipelines_compiled;
-    if (probe && bu_bandwidth(&g.vk, probe, fresh, &bw, err, sizeof err) != 0)
-        fprintf(stderr, "nibble profile: bandwidth probe: %s\n", err);
-    pipes -= g.vk.pipelines_created;
-    compiled -= g.vk.pipelines_compiled;
     uint32_t n_ctx = p + n + 1, V = g.m.cfg.n_vocab;
     if (nb_fwd_create(&f, &g, n_ctx, p ? p : 1, false, true, err, sizeof err) != 0) {
         fprintf(stderr, "nibble profile: %s\n", err);
         goto out;
     }
-    pipes += g.vk.pipelines_created; /* unsigned wrap-around undoes the probe's share */
-    compiled += g.vk.pipelines_compiled;
+    /* the model's pipelines, counted before the probe makes its own */
+    uint32_t pipes = g.vk.pipelines_created, compiled = g.vk.pipelines_compiled;
+    struct vkx_bandwidth bw = {0};
+    if (probe && bu_bandwidth(&g.vk, probe, fresh, &bw, err, sizeof err) != 0)
+        fprintf(stderr, "nibble profile: bandwidth probe: %s\n", err);
     uint32_t maxd = f.max_dispatches;
     ns = calloc(maxd, sizeof *ns);
     acc = calloc(maxd, sizeof *acc);
