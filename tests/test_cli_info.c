@@ -79,12 +79,15 @@ static void test_info_device(void **state)
     assert_int_not_equal(rc, 0);
     assert_int_equal(count_lines(err), 1);
     /* kernel shapes: by device type, or forced either way; anything else is one clear error */
-    rc = run_cli("NIBBLE_TUNE=gpu", "info", out, sizeof out, err, sizeof err);
-    assert_int_equal(rc, 0);
-    assert_non_null(strstr(out, "\nkernel shapes: gpu\n"));
-    rc = run_cli("NIBBLE_TUNE=cpu", "info", out, sizeof out, err, sizeof err);
-    assert_int_equal(rc, 0);
-    assert_non_null(strstr(out, "\nkernel shapes: cpu\n"));
+    const char *tunes[2] = {"gpu", "cpu"};
+    for (int i = 0; i < 2; i++) {
+        char env[32], want[64];
+        snprintf(env, sizeof env, "NIBBLE_TUNE=%s", tunes[i]);
+        snprintf(want, sizeof want, "\nkernel shapes: %s\n", tunes[i]);
+        rc = run_cli(env, "info", out, sizeof out, err, sizeof err);
+        assert_int_equal(rc, 0);
+        assert_non_null(strstr(out, want));
+    }
     rc = run_cli("NIBBLE_TUNE=fast", "info", out, sizeof out, err, sizeof err);
     assert_int_not_equal(rc, 0);
     assert_int_equal(count_lines(err), 1);

@@ -62,6 +62,21 @@ static int read_ids(const char *path, int32_t *ids, int max)
 }
 
 static char path_buf[3][2048];
+/* A model loaded with validation on, NIBBLE_DISABLE `disable` (NULL: the environment's) and the
+ * kernels shaped for the device or (tune "gpu") for a GPU; fails the test when it does not load. */
+static struct nibble_model *load_model(const char *path, const char *disable, const char *tune)
+{
+    struct nibble_model_params mp = nibble_model_default_params();
+    mp.validation = true;
+    mp.disable = disable;
+    char err[512];
+    if (tune) setenv("NIBBLE_TUNE", tune, 1);
+    struct nibble_model *m = nibble_model_load(path, &mp, err, sizeof err);
+    unsetenv("NIBBLE_TUNE");
+    if (!m) fail_msg("%s: %s", path, err);
+    return m;
+}
+
 static const char *file3(int slot, const char *name, const char *ext)
 {
     char n[256];
@@ -85,14 +100,8 @@ static int check_golden(const char *name, const char *disable, const char *tune,
     int n = read_ids(nb_test_file(ids_name), ids, 64);
     assert_int_equal(n, 64);
 
-    struct nibble_model_params mp = nibble_model_default_params();
-    mp.validation = true;
-    mp.disable = disable;
     char err[512];
-    if (tune) setenv("NIBBLE_TUNE", tune, 1);
-    struct nibble_model *m = nibble_model_load(model, &mp, err, sizeof err);
-    unsetenv("NIBBLE_TUNE");
-    if (!m) fail_msg("%s: %s", model, err);
+    struct nibble_model *m = load_model(model, disable, tune);
     size_t V = (size_t)nibble_n_vocab(m);
     const char *refs[2] = {".llamacpp-cpu.f32", ".llamacpp-vulkan.f32"};
     float *ref[2];
@@ -238,12 +247,7 @@ static float *long_context_gpu(const char *path, const int32_t *ids, int N, int 
                                const char *tune, size_t *V)
 {
     char err[512];
-    struct nibble_model_params mp = nibble_model_default_params();
-    mp.validation = true;
-    if (tune) setenv("NIBBLE_TUNE", tune, 1);
-    struct nibble_model *m = nibble_model_load(path, &mp, err, sizeof err);
-    unsetenv("NIBBLE_TUNE");
-    if (!m) fail_msg("%s", err);
+    struct nibble_model *m = load_model(path, NULL, tune);
     *V = (size_t)nibble_n_vocab(m);
     struct nibble_context_params cp = {.n_ctx = (uint32_t)N, .n_batch = 512};
     struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
