@@ -459,11 +459,16 @@ int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, u
         {&f->sampled, 4, VKX_MEM_HOST},
         {&f->cap, capture_layers ? (uint64_t)(L + 1) * B * H * F4 : 4, VKX_MEM_HOST},
     };
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         if (vkx_buffer_create(vk, bufs[i].b, bufs[i].bytes, bufs[i].mem, err, errlen) != 0) {
             nb_fwd_destroy(f);
             return -1;
         }
+        /* CPU devices: matvecs read x through texel views too (without one: storage reads) */
+        char ignored[256];
+        if (g->mm.texel && bufs[i].mem == VKX_MEM_DEVICE && bufs[i].bytes % 16 == 0)
+            (void)vkx_buffer_texel_view(vk, bufs[i].b, ignored, sizeof ignored);
+    }
 
     /* dispatches per recording: a generous bound from the layer count (about 30 steps per
      * layer; pieces of split weights and split attention add a few) */

@@ -31,7 +31,8 @@ static const struct plat_map *file_map(const struct nb_gpu_model *g)
 static void mat(struct loader *L, struct nb_gtensor *gt, const struct gguf_tensor *t)
 {
     if (L->failed || !t) return;
-    if (nb_gtensor_upload_file(&L->g->vk, gt, t, file_map(L->g), L->err, L->errlen) != 0) {
+    if (nb_gtensor_upload_file(&L->g->vk, gt, t, file_map(L->g), L->g->mm.tile_shift, L->err,
+                               L->errlen) != 0) {
         L->failed = 1;
         return;
     }

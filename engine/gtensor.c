@@ -29,11 +29,25 @@ uint64_t nb_gtensor_piece_rows(const struct nb_gtensor *gt, uint32_t i)
     return n < gt->rows_per_piece ? n : gt->rows_per_piece;
 }
 
+uint64_t nb_gtensor_piece_rows_padded(const struct nb_gtensor *gt, uint32_t i)
+{
+    uint64_t t = (uint64_t)1 << gt->tile_shift;
+    return (nb_gtensor_piece_rows(gt, i) + t - 1) / t * t;
+}
+
 uint32_t nb_gtensor_dbase(const struct nb_gtensor *gt, uint32_t i)
 {
     if (!is_quant(gt->type)) return 0;
     uint64_t nb = gt->ne[0] / 32;
-    return (uint32_t)(nb_gtensor_piece_rows(gt, i) * nb * qs_bytes(gt->type) / 4);
+    return (uint32_t)(nb_gtensor_piece_rows_padded(gt, i) * nb * qs_bytes(gt->type) / 4);
+}
+
+/* Index of block u of piece-local row r in either plane (gtensor.h; quant.glsl's q_block). */
+static uint64_t block_index(const struct nb_gtensor *gt, uint64_t r, uint64_t u)
+{
+    uint32_t s = gt->tile_shift;
+    uint64_t nb = gt->ne[0] / 32;
+    return (((r >> s) * nb + u) << s) + (r & (((uint64_t)1 << s) - 1));
 }
 
 /* Linux maps up to 64 KiB of cached file pages around a faulting page ("fault-around"), so
@@ -49,47 +63,57 @@ static void release_src(const struct plat_map *file, const uint8_t *p, uint64_t 
     plat_map_release(file, off - back, (size_t)n + back);
 }
 
-/* Repacks rows [r0, r0+n) of piece `pi` (GGUF blocks at src) into the two planes: straight into
- * the mapped device memory when the piece is mapped, else through qbuf/dbuf and vkx_upload. */
+/* Repacks rows [r0, r0+n) of piece `pi` (GGUF blocks at src; r0 a whole number of tiles) into
+ * the two planes: straight into the mapped device memory when the piece is mapped, else through
+ * qbuf/dbuf (room for n rows rounded up to whole tiles) and vkx_upload. */
 static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_t pi, uint64_t r0,
                               uint64_t n, const uint8_t *src, uint8_t *qbuf, uint8_t *dbuf)
 {
     uint64_t nb = gt->ne[0] / 32, qsb = qs_bytes(gt->type), bb = qsb + 2;
-    uint64_t blocks = n * nb;
-    uint64_t prow = nb_gtensor_piece_rows(gt, pi);
+    uint64_t t = (uint64_t)1 << gt->tile_shift;
+    uint64_t blocks = (n + t - 1) / t * t * nb; /* the rows' whole tiles: one run in each plane */
     struct vkx_buffer *buf = &gt->data.b[pi];
-    uint64_t qoff = r0 * nb * qsb, doff = prow * nb * qsb + r0 * nb * 2;
+    uint64_t qoff = r0 * nb * qsb, doff = (uint64_t)nb_gtensor_dbase(gt, pi) * 4 + r0 * nb * 2;
     uint8_t *q = qbuf, *d = dbuf;
     if (buf->map) { /* host-visible and coherent: the next submission sees the writes */
         q = (uint8_t *)buf->map + qoff;
         d = (uint8_t *)buf->map + doff;
+    } else if (n % t) { /* the padding rows of a last tile: defined bytes, never read */
+        memset(qbuf, 0, (size_t)(blocks * qsb));
+        memset(dbuf, 0, (size_t)(blocks * 2));
     }
-    for (uint64_t b = 0; b < blocks; b++) {
-        memcpy(d + b * 2, src + b * bb, 2);
-        memcpy(q + b * qsb, src + b * bb + 2, qsb);
-    }
+    for (uint64_t r = 0; r < n; r++)
+        for (uint64_t u = 0; u < nb; u++) {
+            const uint8_t *b = src + (r * nb + u) * bb;
+            uint64_t i = block_index(gt, r0 + r, u) - r0 * nb; /* r0 starts a tile */
+            memcpy(d + i * 2, b, 2);
+            memcpy(q + i * qsb, b + 2, qsb);
+        }
     if (buf->map) return;
     vkx_upload(vk, buf, qoff, qbuf, (size_t)(blocks * qsb));
     vkx_upload(vk, buf, doff, dbuf, (size_t)(blocks * 2));
 }
 
 static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
-                  uint64_t max_piece, const struct plat_map *file, char *err, size_t errlen);
+                  uint64_t max_piece, uint32_t tile_shift, const struct plat_map *file, char *err,
+                  size_t errlen);
 
 int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                             uint64_t max_piece, char *err, size_t errlen)
 {
-    return upload(vk, gt, t, max_piece, NULL, err, errlen);
+    return upload(vk, gt, t, max_piece, 0, NULL, err, errlen);
 }
 
 int nb_gtensor_upload_file(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
-                           const struct plat_map *file, char *err, size_t errlen)
+                           const struct plat_map *file, uint32_t tile_shift, char *err,
+                           size_t errlen)
 {
-    return upload(vk, gt, t, 0, file, err, errlen);
+    return upload(vk, gt, t, 0, tile_shift, file, err, errlen);
 }
 
 static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
-                  uint64_t max_piece, const struct plat_map *file, char *err, size_t errlen)
+                  uint64_t max_piece, uint32_t tile_shift, const struct plat_map *file, char *err,
+                  size_t errlen)
 {
     memset(gt, 0, sizeof *gt);
     char name[96];
@@ -129,8 +153,13 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
         gt->ne[d] = t->ne[d] ? t->ne[d] : 1;
     gt->rows = rows;
     gt->row_bytes = src_row + (is_quant(ty) && (nb & 1) ? 2 : 0);
-    /* 3-D tensors (experts): pieces hold whole experts. */
-    uint64_t unit_rows = gt->ne[2] > 1 ? gt->ne[1] : 1;
+    /* row tiles: quantized only, and 3-D tensors only when an expert is whole tiles */
+    if (tile_shift > 8 || !is_quant(ty) || (gt->ne[2] > 1 && gt->ne[1] % (1u << tile_shift)))
+        tile_shift = 0;
+    gt->tile_shift = tile_shift;
+    uint64_t tile = (uint64_t)1 << tile_shift;
+    /* pieces hold whole experts (3-D tensors) and whole tiles */
+    uint64_t unit_rows = gt->ne[2] > 1 ? gt->ne[1] : tile;
     uint64_t unit = unit_rows * gt->row_bytes;
     uint64_t limit = max_piece ? max_piece : vk->caps.max_storage_range;
     if (limit > vk->caps.max_storage_range) limit = vk->caps.max_storage_range;
@@ -138,11 +167,12 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
         snprintf(err, errlen,
                  "tensor %s: one %s of %llu bytes exceeds the %llu-byte binding "
                  "limit",
-                 name, unit_rows > 1 ? "expert" : "row", (unsigned long long)unit,
+                 name, gt->ne[2] > 1 ? "expert" : tile > 1 ? "row tile" : "row",
+                 (unsigned long long)unit,
                  (unsigned long long)limit);
         return -1;
     }
-    uint64_t size = rows * gt->row_bytes;
+    uint64_t size = (rows + tile - 1) / tile * tile * gt->row_bytes; /* whole tiles */
     if (vkx_split_create(vk, &gt->data, size, unit, max_piece, VKX_MEM_DEVICE, err, errlen) != 0)
         return -1;
     if (gt->data.piece % gt->row_bytes || (gt->data.piece / gt->row_bytes) % unit_rows) {
@@ -169,8 +199,8 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
         char ignored[256];
         gt->texel = vkx_buffer_texel_view(vk, &gt->data.b[pi], ignored, sizeof ignored) == 0;
     }
-    uint64_t chunk_rows = CHUNK_BYTES / src_row;
-    if (chunk_rows == 0) chunk_rows = 1;
+    uint64_t chunk_rows = CHUNK_BYTES / src_row / tile * tile; /* whole tiles */
+    if (chunk_rows == 0) chunk_rows = tile;
     uint8_t *qbuf = NULL, *dbuf = NULL; /* (chunk_rows x nb x 16|32), (chunk_rows x nb x 2) */
     bool mapped = true;
     for (uint32_t pi = 0; pi < gt->data.n; pi++)
@@ -211,6 +241,13 @@ int nb_gtensor_from_host(struct vkx_ctx *vk, struct nb_gtensor *gt, enum ggml_ty
                          const uint64_t ne[4], const void *data, uint64_t max_piece, char *err,
                          size_t errlen)
 {
+    return nb_gtensor_from_host_tiled(vk, gt, type, ne, data, max_piece, 0, err, errlen);
+}
+
+int nb_gtensor_from_host_tiled(struct vkx_ctx *vk, struct nb_gtensor *gt, enum ggml_type type,
+                               const uint64_t ne[4], const void *data, uint64_t max_piece,
+                               uint32_t tile_shift, char *err, size_t errlen)
+{
     struct gguf_tensor t;
     memset(&t, 0, sizeof t);
     t.name.p = "host";
@@ -229,7 +266,7 @@ int nb_gtensor_from_host(struct vkx_ctx *vk, struct nb_gtensor *gt, enum ggml_ty
     }
     t.nbytes = ggml_row_size(type, t.ne[0]) * rows;
     t.data = data;
-    return nb_gtensor_upload_split(vk, gt, &t, max_piece, err, errlen);
+    return upload(vk, gt, &t, max_piece, tile_shift, NULL, err, errlen);
 }
 
 void nb_gtensor_destroy(struct vkx_ctx *vk, struct nb_gtensor *gt)

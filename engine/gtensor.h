@@ -11,6 +11,10 @@
  *   Q8_0: a quant plane [rows][nb][32 int8] followed by a scale plane [rows][nb] f16.
  * When nb is odd each row carries 2 bytes of padding (at the end of the piece) so the scale
  * plane can be read as whole 32-bit words.
+ * Row tiles (Q4_0/Q8_0 with tile_shift > 0, for CPU devices): both planes hold tiles of
+ * T = 1 << tile_shift rows, block u of the tile's rows side by side ([rows/T][nb][T] blocks and
+ * scales), so the T lanes of a CPU device's vector, one row each, read neighbouring bytes. A
+ * piece's rows are padded to whole tiles (the padding is never read).
  */
 #ifndef NB_GTENSOR_H
 #define NB_GTENSOR_H
@@ -31,6 +35,7 @@ struct nb_gtensor {
     uint64_t rows_per_piece; /* rows of every piece but the last (a multiple of ne[1] if 3-D) */
     struct vkx_split data;   /* data.n pieces */
     bool texel; /* Q4_0/Q8_0: every piece has a texel view (vkx_buffer_texel_view) */
+    uint32_t tile_shift; /* Q4_0/Q8_0: rows come in tiles of 1 << tile_shift (see above); 0: plain */
 };
 
 /* Uploads a tensor from the mapped file (t->data, t->nbytes), repacking quantized types in
@@ -40,9 +45,12 @@ int nb_gtensor_upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gg
                       char *err, size_t errlen);
 /* Same, and t->data lies inside the read-only file mapping `file`: the file pages of each chunk
  * are released (plat_map_release) as soon as the chunk is on the device, so loading holds one
- * chunk of the file in memory, not one tensor. */
+ * chunk of the file in memory, not one tensor. A quantized tensor is laid out in row tiles of
+ * 1 << tile_shift rows (0: plain rows; 3-D tensors whose expert rows are not whole tiles stay
+ * plain). */
 int nb_gtensor_upload_file(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
-                           const struct plat_map *file, char *err, size_t errlen);
+                           const struct plat_map *file, uint32_t tile_shift, char *err,
+                           size_t errlen);
 /* Same with pieces of at most max_piece bytes (0: the device limit); tests force splits. */
 int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                             uint64_t max_piece, char *err, size_t errlen);
@@ -51,10 +59,16 @@ int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt, const str
 int nb_gtensor_from_host(struct vkx_ctx *vk, struct nb_gtensor *gt, enum ggml_type type,
                          const uint64_t ne[4], const void *data, uint64_t max_piece, char *err,
                          size_t errlen);
+/* Same in row tiles of 1 << tile_shift rows (see nb_gtensor_upload_file). */
+int nb_gtensor_from_host_tiled(struct vkx_ctx *vk, struct nb_gtensor *gt, enum ggml_type type,
+                               const uint64_t ne[4], const void *data, uint64_t max_piece,
+                               uint32_t tile_shift, char *err, size_t errlen);
 void nb_gtensor_destroy(struct vkx_ctx *vk, struct nb_gtensor *gt);
 
 /* Rows held by piece i. */
 uint64_t nb_gtensor_piece_rows(const struct nb_gtensor *gt, uint32_t i);
+/* Rows piece i's planes are laid out for: its rows rounded up to whole tiles. */
+uint64_t nb_gtensor_piece_rows_padded(const struct nb_gtensor *gt, uint32_t i);
 /* Q4_0/Q8_0: index (in 32-bit words) of the scale plane inside piece i; 0 for other types. */
 uint32_t nb_gtensor_dbase(const struct nb_gtensor *gt, uint32_t i);
 

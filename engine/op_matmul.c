@@ -48,13 +48,26 @@ static const struct vkx_pipeline *built(const struct vkx_pipeline *p, const char
     return p;
 }
 
-/* The matvec pipeline for weight w: its texel variant `tx` when w has texel views and the op
- * reads them, else the storage-buffer one. */
-static const struct vkx_pipeline *mv_pipe(const struct nb_op_matmul *o, const struct nb_gtensor *w,
-                                          const struct vkx_pipeline *tx,
+/* Whether a matvec of weight w on x reads both through texel views: the op reads them, w has
+ * views and x's buffer has one (at a whole texel; the shader starts at texel x.off / 16). */
+static bool mv_texel(const struct nb_op_matmul *o, const struct nb_gtensor *w, struct vkx_view x)
+{
+    return o->texel && w->texel && x.buf && x.buf->texel && x.off % 16 == 0;
+}
+
+/* The matvec pipeline: `tx` when mv_texel, else the storage-buffer one. */
+static const struct vkx_pipeline *mv_pipe(bool texel, const struct vkx_pipeline *tx,
                                           const struct vkx_pipeline *plain, const char *what)
 {
-    return built(o->texel && w->texel ? tx : plain, what);
+    return built(texel ? tx : plain, what);
+}
+
+/* x as a texel binding (the whole view; p->xtex says where x starts) when texel, else as is. */
+static struct vkx_view mv_x(bool texel, struct vkx_view x, struct nb_push_matvec *p)
+{
+    if (!texel) return x;
+    p->xtex = (uint32_t)(x.off / 16);
+    return vkx_whole(x.buf);
 }
 
 /* A pipeline from embedded SPIR-V; `texel`: bit i makes binding i a uniform texel buffer. */
@@ -118,6 +131,11 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
     /* lavapipe fetches texels about twice as fast as it loads storage buffers (GPUs: not
      * measured yet, so they keep storage buffers) */
     o->texel = cpu && !sg && vkx_has(vk, VKX_FEAT_TEXEL);
+    /* whole rows per thread: the weights in tiles of one vector's rows (lavapipe: 8 lanes) */
+    o->tile_shift = 0;
+    while (cpu && !sg && (2u << o->tile_shift) <= sgs && o->tile_shift < 4 &&
+           wg % (2u << o->tile_shift) == 0)
+        o->tile_shift++;
     for (int k = 0; k <= NB_MV_VARIANTS; k++) {
         uint32_t ntok = k < NB_MV_VARIANTS ? 1u << k : 1;
         uint32_t nr = cpu ? 4 : 2;
@@ -139,9 +157,9 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
                 return -1;
             if (!o->texel || (slot_type[ts] != GGML_Q4_0 && slot_type[ts] != GGML_Q8_0)) continue;
             struct vkx_pipeline *pt = k < NB_MV_VARIANTS ? &o->mv_tx[ts][k] : &o->mv_id_tx[ts];
-            /* the same reading the weights (binding 0) through a texel view */
+            /* the same reading the weights (binding 0) and x (1) through texel views */
             if (make_ex(vk, pt, k < NB_MV_VARIANTS ? NB_SPV_MATVEC_TX : NB_SPV_MATVEC_ID_TX,
-                        mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4, 1u,
+                        mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4, 3u,
                         sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0) {
                 fprintf(stderr, "nibble: matvec with texel buffers refused (%s); using storage "
                         "buffers\n", err);
@@ -257,6 +275,15 @@ void nb_op_matmul_destroy(struct nb_op_matmul *o, struct vkx_ctx *vk)
     memset(o, 0, sizeof *o);
 }
 
+/* matmul.comp reads plain rows only (the CPU shape that tiles weights never dispatches it). */
+static void need_plain_rows(const struct nb_gtensor *w, const char *what)
+{
+    if (w->tile_shift) {
+        fprintf(stderr, "nibble: %s:%d: %s given weights in row tiles\n", __FILE__, __LINE__, what);
+        abort();
+    }
+}
+
 /* Splits `groups` workgroups over x and y within the device's grid limits. */
 static void grid2(struct vkx_ctx *vk, uint32_t groups, uint32_t *gx, uint32_t *gy)
 {
@@ -313,6 +340,7 @@ static struct nb_push_matvec matvec_push(const struct nb_gtensor *w, uint32_t pi
     memset(&p, 0, sizeof p);
     struct nb_push_matmul head = piece_push(w, pi, M, ntok, x_stride, y_stride, accumulate);
     memcpy(&p, &head, sizeof head);
+    p.wtile = w->tile_shift;
     return p;
 }
 
@@ -323,9 +351,9 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
     int ts = slot_of(o, w->type);
     if (ts < 0 || n_tokens == 0) return;
     uint32_t M = (uint32_t)w->rows;
+    bool tx = mv_texel(o, w, x);
     for (uint32_t pi = 0; pi < w->data.n; pi++) {
         uint32_t prow = (uint32_t)nb_gtensor_piece_rows(w, pi);
-        struct vkx_view b[3] = {vkx_whole(&w->data.b[pi]), x, y};
         /* one variant for the whole call: chunks of 2^k tokens, one per grid z slice */
         uint32_t m = n_tokens < o->mv_chunk ? n_tokens : o->mv_chunk;
         int k = m == 1 ? 0 : m == 2 ? 1 : m <= 4 ? 2 : 3;
@@ -336,8 +364,9 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
             uint32_t nt = n_tokens - t0 < per_dispatch ? n_tokens - t0 : per_dispatch;
             struct nb_push_matvec p = matvec_push(w, pi, M, nt, x_stride, y_stride, accumulate);
             p.tok0 = t0;
-            vkx_cmd_dispatch(vk, c, mv_pipe(o, w, &o->mv_tx[ts][k], &o->mv[ts][k], "matvec"), b,
-                             3, &p, sizeof p, gx, gy, vkx_ceil_div(nt, ntok));
+            struct vkx_view b[3] = {vkx_whole(&w->data.b[pi]), mv_x(tx, x, &p), y};
+            vkx_cmd_dispatch(vk, c, mv_pipe(tx, &o->mv_tx[ts][k], &o->mv[ts][k], "matvec"), b, 3,
+                             &p, sizeof p, gx, gy, vkx_ceil_div(nt, ntok));
         }
     }
 }
@@ -348,6 +377,7 @@ void nb_op_matmul(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
 {
     int ts = slot_of(o, w->type);
     if (ts < 0 || n_tokens == 0) return;
+    need_plain_rows(w, "matmul");
     uint32_t M = (uint32_t)w->rows;
     uint32_t gy = vkx_ceil_div(n_tokens, o->mm_bn);
     if (gy > max_y(vk)) { /* 4 million tokens at 64 per tile: far beyond any batch */
@@ -395,6 +425,7 @@ void nb_op_embed(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
             p.dbase = nb_gtensor_dbase(e, pi);
             p.tok0 = t0;
             p.scale = scale;
+            p.wtile = e->tile_shift;
             vkx_cmd_dispatch(vk, c, &o->embed[ts], b, 3, &p, sizeof p, gx, nt, 1);
         }
     }
@@ -413,8 +444,8 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
     uint32_t pairs = n_tokens * n_slots;
     uint32_t gx, gy;
     grid2(vk, vkx_ceil_div(M, o->mv_rows[NB_MV_VARIANTS]), &gx, &gy);
+    bool tx = mv_texel(o, w, x);
     for (uint32_t pi = 0; pi < w->data.n; pi++) {
-        struct vkx_view b[4] = {vkx_whole(&w->data.b[pi]), x, y, ids};
         for (uint32_t p0 = 0; p0 < pairs; p0 += max_z(vk)) {
             struct nb_push_matvec p = matvec_push(w, pi, M, 1, x_stride, y_stride, accumulate);
             p.n_slots = n_slots;
@@ -424,8 +455,9 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
             p.e1 = p.e0 + per_piece < n_exp ? p.e0 + per_piece : n_exp;
             p.pair0 = p0;
             uint32_t nz = pairs - p0 < max_z(vk) ? pairs - p0 : max_z(vk);
-            vkx_cmd_dispatch(vk, c, mv_pipe(o, w, &o->mv_id_tx[ts], &o->mv_id[ts], "matvec_id"),
-                             b, 4, &p, sizeof p, gx, gy, nz);
+            struct vkx_view b[4] = {vkx_whole(&w->data.b[pi]), mv_x(tx, x, &p), y, ids};
+            vkx_cmd_dispatch(vk, c, mv_pipe(tx, &o->mv_id_tx[ts], &o->mv_id[ts], "matvec_id"), b,
+                             4, &p, sizeof p, gx, gy, nz);
         }
     }
 }
@@ -443,6 +475,7 @@ void nb_op_matmul_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
 {
     int ts = slot_of(o, w->type);
     if (ts < 0 || n_tokens == 0 || n_slots == 0) return;
+    need_plain_rows(w, "matmul_id");
     uint32_t K = (uint32_t)w->ne[0], M = (uint32_t)w->ne[1];
     uint32_t per_piece = (uint32_t)(w->rows_per_piece / M); /* experts per piece */
     uint32_t n_exp = (uint32_t)(w->rows / M);

@@ -43,6 +43,10 @@ struct nb_op_matmul {
     uint32_t types;      /* NB_MM_TYPE_BIT of the weight types with pipelines */
     uint32_t mv_chunk;   /* tokens per matvec dispatch (8; 4 on CPU devices) */
     bool prefill_matvec; /* nb_op_mul uses matvec chunks for any n_tokens (CPU devices) */
+    /* Row tiles (gtensor.h) the weights should be uploaded in: log2 of the lanes of a CPU
+     * device's vector for its whole-rows-per-thread matvec, else 0. matvec, matvec_id and embed
+     * read any tiling; matmul and matmul_id need plain rows (CPU devices never use them). */
+    uint32_t tile_shift;
 };
 
 #define NB_MM_TYPE_BIT(t) (1u << (unsigned)(t)) /* ggml type ids of the supported types < 32 */

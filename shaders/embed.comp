@@ -30,13 +30,13 @@ void main()
     uint r = id - p.row0;
     float v;
     if (TYPE == NB_T_Q4_0) {
-        uint bi = r * (p.K / 32u) + k / 32u, j = k % 32u;
+        uint bi = q_block(r, k / 32u, p.K / 32u, p.wtile), j = k % 32u;
         uint byte = j % 16u;
         uint qw = w1[bi * 4u + byte / 4u];
         uint q = (qw >> (8u * (byte % 4u) + (j >= 16u ? 4u : 0u))) & 0xFu;
         v = half_of(w1[p.dbase + bi / 2u], bi) * (float(q) - 8.0);
     } else if (TYPE == NB_T_Q8_0) {
-        uint bi = r * (p.K / 32u) + k / 32u, j = k % 32u;
+        uint bi = q_block(r, k / 32u, p.K / 32u, p.wtile), j = k % 32u;
         uint qw = w1[bi * 8u + j / 4u];
         v = half_of(w1[p.dbase + bi / 2u], bi) * float(int(qw << (24u - 8u * (j % 4u))) >> 24);
     } else if (TYPE == NB_T_F16) {

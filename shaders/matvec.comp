@@ -8,9 +8,10 @@
 // USE_SUBGROUP, else TPR threads reduced through shared memory; TPR = 1: whole rows per thread,
 // the CPU-device shape) each take NR rows at a time and split the K dimension between their
 // lanes, one unit (a 32-element block for Q4_0/Q8_0, 4 elements for F32/F16) per lane per step.
-// Weight formats: see quant.glsl. With TEXEL the weight piece is read through a uniform texel
-// buffer of uvec4 texels (a CPU device such as lavapipe fetches texels far faster than it loads
-// from storage buffers; Adreno's fastest GEMVs read weights through the texture path too).
+// Weight formats: see quant.glsl. With TEXEL the weight piece and x are read through uniform
+// texel buffers of uvec4 texels, x from texel p.xtex on (a CPU device such as lavapipe fetches a
+// texel with one vector load per lane but loads from a storage buffer one scalar at a time in a
+// loop; Adreno's fastest GEMVs read weights through the texture path too).
 #extension GL_GOOGLE_include_directive : require
 #if USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -26,23 +27,29 @@ layout(constant_id = 3) const uint NTOK = 1;  // tokens per dispatch (1 <= ntok 
 layout(constant_id = 4) const uint TPR = 32;  // threads per group (no-subgroup variant)
 layout(constant_id = 5) const uint ROWS = 8;  // rows per workgroup (fallback: WG / TPR * NR)
 
+layout(push_constant) uniform Push { nb_push_matvec p; };
+
 #if TEXEL
 layout(binding = 0) uniform usamplerBuffer wt;
 uvec4 wquad(uint i) { return texelFetch(wt, int(i)); }             // 16-byte unit i
 uint wword(uint i) { return texelFetch(wt, int(i >> 2u))[i & 3u]; } // 32-bit word i
+layout(binding = 1) uniform usamplerBuffer xt;
+vec4 xquad(uint i) { return uintBitsToFloat(texelFetch(xt, int(p.xtex + i))); } // x[4i..4i+3]
+float xword(uint i) { return uintBitsToFloat(texelFetch(xt, int(p.xtex + (i >> 2u)))[i & 3u]); }
 #else
 layout(std430, binding = 0) readonly buffer W1 { uint w1[]; };
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
 uvec4 wquad(uint i) { return w4[i]; }
 uint wword(uint i) { return w1[i]; }
-#endif
 layout(std430, binding = 1) readonly buffer X1 { float x1[]; };
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+vec4 xquad(uint i) { return x4[i]; }
+float xword(uint i) { return x1[i]; }
+#endif
 layout(std430, binding = 2) buffer Y { float y[]; };
 #if MV_ID
 layout(std430, binding = 3) readonly buffer Ids { uint ids[]; };
 #endif
-layout(push_constant) uniform Push { nb_push_matvec p; };
 
 #if !USE_SUBGROUP
 shared vec4 red[gl_WorkGroupSize.x * NTOK];
@@ -53,9 +60,10 @@ shared vec4 red[gl_WorkGroupSize.x * NTOK];
 // memory); the conditions on the spec constants fold away when the pipeline is built.
 vec4 A0, A1, A2, A3, A4, A5, A6, A7;
 
-#define Q4DOT(q) (dot(q4_lo(q.x), v0) + dot(q4_lo(q.y), v1) + dot(q4_lo(q.z), v2) + \
-                  dot(q4_lo(q.w), v3) + dot(q4_hi(q.x), v4) + dot(q4_hi(q.y), v5) + \
-                  dot(q4_hi(q.z), v6) + dot(q4_hi(q.w), v7))
+// Q4_0: v0..v7 come scaled by Q4M_LO / Q4M_HI and sx is the block's sum of x (q4m_lo).
+#define Q4DOT(q) (dot(q4m_lo(q.x), v0) + dot(q4m_lo(q.y), v1) + dot(q4m_lo(q.z), v2) + \
+                  dot(q4m_lo(q.w), v3) + dot(q4m_hi(q.x), v4) + dot(q4m_hi(q.y), v5) + \
+                  dot(q4m_hi(q.z), v6) + dot(q4m_hi(q.w), v7) - 8.0 * sx)
 #define Q8DOT(q, r) (dot(q8_vec(q.x), v0) + dot(q8_vec(q.y), v1) + dot(q8_vec(q.z), v2) + \
                      dot(q8_vec(q.w), v3) + dot(q8_vec(r.x), v4) + dot(q8_vec(r.y), v5) + \
                      dot(q8_vec(r.z), v6) + dot(q8_vec(r.w), v7))
@@ -65,15 +73,23 @@ vec4 A0, A1, A2, A3, A4, A5, A6, A7;
 #define QTOK(t)                                                                                  \
     if (t < NTOK) {                                                                              \
         uint xb = (xbase + min(uint(t), ntok - 1u) * p.x_stride + u * 32u) / 4u;                    \
-        vec4 v0 = x4[xb], v1 = x4[xb + 1u], v2 = x4[xb + 2u], v3 = x4[xb + 3u];                 \
-        vec4 v4 = x4[xb + 4u], v5 = x4[xb + 5u], v6 = x4[xb + 6u], v7 = x4[xb + 7u];            \
+        vec4 v0 = xquad(xb), v1 = xquad(xb + 1u), v2 = xquad(xb + 2u), v3 = xquad(xb + 3u);     \
+        vec4 v4 = xquad(xb + 4u), v5 = xquad(xb + 5u), v6 = xquad(xb + 6u);                     \
+        vec4 v7 = xquad(xb + 7u);                                                                \
+        float sx = 0.0;                                                                          \
+        if (TYPE == NB_T_Q4_0) {                                                                 \
+            vec4 s4 = ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7));                        \
+            sx = (s4.x + s4.y) + (s4.z + s4.w);                                                  \
+            v0 *= Q4M_LO, v1 *= Q4M_LO, v2 *= Q4M_LO, v3 *= Q4M_LO;                              \
+            v4 *= Q4M_HI, v5 *= Q4M_HI, v6 *= Q4M_HI, v7 *= Q4M_HI;                              \
+        }                                                                                        \
         A##t += vec4(d0 * QDOT(0), NR > 1u ? d1 * QDOT(1) : 0.0, NR > 2u ? d2 * QDOT(2) : 0.0, \
                      NR > 3u ? d3 * QDOT(3) : 0.0);                                              \
     }
 
 #define QLOAD(i)                                                                                 \
     if (i < NR) {                                                                                \
-        uint bi = min(r0 + uint(i), rend - 1u) * nb + u;                                            \
+        uint bi = q_block(min(r0 + uint(i) * rstep, rend - 1u), u, nb, p.wtile);                    \
         if (TYPE == NB_T_Q4_0) {                                                                 \
             qa##i = wquad(bi);                                                                   \
         } else {                                                                                 \
@@ -96,21 +112,21 @@ vec4 wload(uint e, uint nk)
 }
 
 #define FLOAD(i)                                                                                 \
-    if (i < NR) wv##i = wload(min(r0 + uint(i), rend - 1u) * p.K + k0, nk);
+    if (i < NR) wv##i = wload(min(r0 + uint(i) * rstep, rend - 1u) * p.K + k0, nk);
 
 #define FTOK(t)                                                                                  \
     if (t < NTOK) {                                                                              \
         uint xb = xbase + min(uint(t), ntok - 1u) * p.x_stride + k0;                                \
-        vec4 xv = vec4(x1[xb], nk > 1u ? x1[xb + 1u] : 0.0, nk > 2u ? x1[xb + 2u] : 0.0,          \
-                       nk > 3u ? x1[xb + 3u] : 0.0);                                             \
+        vec4 xv = vec4(xword(xb), nk > 1u ? xword(xb + 1u) : 0.0,                                \
+                       nk > 2u ? xword(xb + 2u) : 0.0, nk > 3u ? xword(xb + 3u) : 0.0);          \
         A##t += vec4(dot(wv0, xv), NR > 1u ? dot(wv1, xv) : 0.0, NR > 2u ? dot(wv2, xv) : 0.0,   \
                      NR > 3u ? dot(wv3, xv) : 0.0);                                              \
     }
 
-// Adds unit u of rows r0 .. r0+NR-1 (piece-local, clamped below rend) times x. The weights of
-// the NR rows are loaded once, then each x vector once for all rows. Tokens past ntok repeat the
-// last one (computed, never written).
-void accum(uint r0, uint rend, uint u, uint xbase, uint ntok)
+// Adds unit u of rows r0 + i * rstep, i < NR (piece-local, clamped below rend) times x. The
+// weights of the NR rows are loaded once, then each x vector once for all rows. Tokens past ntok
+// repeat the last one (computed, never written).
+void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok)
 {
     if (TYPE == NB_T_Q4_0 || TYPE == NB_T_Q8_0) {
         uint nb = p.K / 32u;
@@ -171,11 +187,18 @@ void main()
     uint lane = gl_LocalInvocationID.x % TPR, glen = TPR;
 #endif
 
+    // Whole rows per thread (TPR = 1) on weights in row tiles of T = 1 << wtile rows: the T
+    // neighbouring threads (one CPU vector) take the T rows of a tile, so their loads touch
+    // neighbouring bytes; thread g owns rows (g / T) * NR * T + i * T + g % T, i < NR (the host
+    // keeps WG a multiple of T). Otherwise a group owns NR consecutive rows per pass.
+    uint tsz = TPR == 1u ? 1u << p.wtile : 1u;
     for (uint rr = group * NR; rr < ROWS; rr += ngroups * NR) {
+        uint g = rr / NR;
+        uint rr0 = tsz > 1u ? (g / tsz) * NR * tsz + g % tsz : rr; // rows rr0 + i * tsz
         A0 = A1 = A2 = A3 = A4 = A5 = A6 = A7 = vec4(0.0);
         // rows past row_end are clamped to the last one (computed, not written)
         for (uint u = lane; u < units; u += glen)
-            accum(rbase + row_first + rr, rbase + row_end, u, xbase, ntok);
+            accum(rbase + row_first + rr0, tsz, rbase + row_end, u, xbase, ntok);
 #if USE_SUBGROUP
 #define SG_RED(t) if (t < NTOK) A##t = subgroupAdd(A##t);
         SG_RED(0) SG_RED(1) SG_RED(2) SG_RED(3) SG_RED(4) SG_RED(5) SG_RED(6) SG_RED(7)
@@ -202,7 +225,7 @@ void main()
             for (uint t = 0; t < ntok; t++) {
                 vec4 a = acc_get(t);
                 for (uint i = 0; i < NR; i++) {
-                    uint r = row_first + rr + i;
+                    uint r = row_first + rr0 + i * tsz;
                     if (r >= row_end) break;
 #if MV_ID
                     uint yi = pair * p.y_stride + r;

@@ -7,6 +7,8 @@
 //         aligned), then scales [rows][nb] f16; nb = K/32 blocks per row. Inside a block byte j
 //         holds element j (low nibble) and element j+16 (high nibble), value = d * (q - 8).
 //   Q8_0: two planes: quants [rows][nb][32 int8] (2 uvec4 per block), then scales [rows][nb] f16.
+//   Row tiles (push field wtile > 0, for CPU devices): in both planes the blocks come as
+//   [rows / T][nb][T] with T = 1 << wtile, the T rows of a tile side by side (q_block).
 // The weight type is the spec constant TYPE with the ggml ids below.
 #ifndef NB_QUANT_GLSL
 #define NB_QUANT_GLSL
@@ -26,10 +28,31 @@ vec4 q4_hi(uint q)
 {
     return vec4(uvec4(q >> 4, q >> 12, q >> 20, q >> 28) & 0xFu) - 8.0;
 }
+// The same nibbles masked in place, without shifts (4 ALU operations per 8 elements fewer):
+// element j as q & 0xF, j+1 as q & 0xF00 (256 times the nibble), ..., exact as floats; the x
+// they multiply carry the inverse powers of two (Q4M_LO, Q4M_HI) and the -8 comes off once per
+// block as 8 * sum(x). Elements j+3 and j+19 use the top byte, which a signed conversion of a
+// mask would read as negative, so j+19 shifts down and j+3 stops at bit 27.
+vec4 q4m_lo(uint q)
+{
+    return vec4(ivec4(uvec4(q) & uvec4(0xFu, 0xF00u, 0xF0000u, 0xF000000u)));
+}
+vec4 q4m_hi(uint q)
+{
+    return vec4(ivec4(uvec4(q, q, q, q >> 28) & uvec4(0xF0u, 0xF000u, 0xF00000u, 0xFu)));
+}
+const vec4 Q4M_LO = vec4(1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16777216.0);
+const vec4 Q4M_HI = vec4(1.0 / 16.0, 1.0 / 4096.0, 1.0 / 1048576.0, 1.0);
 // The 4 signed bytes of q.
 vec4 q8_vec(uint q)
 {
     return vec4(ivec4(int(q) << 24, int(q) << 16, int(q) << 8, int(q)) >> 24);
+}
+// Index of block u (of nb per row) of piece-local row r in either plane, rows in tiles of
+// 1 << ts rows (ts = 0: plain rows, r * nb + u).
+uint q_block(uint r, uint u, uint nb, uint ts)
+{
+    return (((r >> ts) * nb + u) << ts) + (r & ((1u << ts) - 1u));
 }
 // Half number h of a packed array whose word is w (h & 1 selects the half).
 float half_of(uint w, uint h)

@@ -140,9 +140,11 @@ NB_STRUCT(nb_push_matvec) {
     NB_U32 e1;
     NB_U32 pair0;      /* matvec_id: first (token, slot) pair of this dispatch */
     NB_U32 tok0;       /* matvec: first token of this dispatch */
-    NB_U32 pad1;
+    NB_U32 wtile;      /* Q4_0/Q8_0: the weight's row tiles are 1 << wtile rows (quant.glsl) */
+    NB_U32 xtex;       /* TEXEL: x starts at this texel of its buffer's view (its offset / 16) */
+    NB_U32 pad0, pad1, pad2;
 };
-NB_STATIC_SIZE(nb_push_matvec, 64)
+NB_STATIC_SIZE(nb_push_matvec, 80)
 
 /* matmul.comp: prefill matrix product, see engine/op_matmul.h. */
 NB_STRUCT(nb_push_matmul) {
@@ -193,8 +195,10 @@ NB_STRUCT(nb_push_embed) {
     NB_U32 dbase;      /* Q4_0/Q8_0: uint index of the scale plane in the piece */
     NB_U32 tok0;       /* first token of this dispatch */
     NB_F32 scale;
+    NB_U32 wtile;      /* Q4_0/Q8_0: the table's row tiles are 1 << wtile rows (quant.glsl) */
+    NB_U32 pad0, pad1, pad2;
 };
-NB_STATIC_SIZE(nb_push_embed, 32)
+NB_STATIC_SIZE(nb_push_embed, 48)
 
 /* attn.comp: attention over the KV cache, see engine/op_attn.h. */
 NB_STRUCT(nb_push_attn) {

@@ -100,7 +100,7 @@ static void run_shape(struct vkx_ctx *vk, const struct shape *s, int idx)
     t.data = (const uint8_t *)m.data + PREFIX;
 
     struct nb_gtensor a, b;
-    assert_int_equal(nb_gtensor_upload_file(vk, &a, &t, &m, err, sizeof err), 0);
+    assert_int_equal(nb_gtensor_upload_file(vk, &a, &t, &m, 0, err, sizeof err), 0);
     uint64_t ne[4] = {s->K, s->rows, s->experts, 1};
     assert_int_equal(nb_gtensor_from_host(vk, &b, s->type, ne, raw, 0, err, sizeof err), 0);
     assert_int_equal(a.data.size, b.data.size);

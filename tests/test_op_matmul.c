@@ -1,6 +1,7 @@
 /* test_op_matmul: GPU weight products (matvec, matmul, embed, MoE matvec_id) against CPU
- * references, for every weight type, awkward shapes, forced weight splits, in the normal and the
- * forced-fallback (NIBBLE_DISABLE=fp16,subgroup,int8,texel) configuration. */
+ * references, for every weight type, awkward shapes, forced weight splits, plain rows and row
+ * tiles, in the normal and the forced-fallback (NIBBLE_DISABLE=fp16,subgroup,int8,texel)
+ * configuration. */
 #include "testutil.h"
 
 #include <math.h>
@@ -30,6 +31,25 @@ static void dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, cons
     if (init) vkx_upload(vk, b, 0, init, bytes);
 }
 
+/* Row tiles (log2) the weights of matvec, matvec_id and embed checks are uploaded in: the tests
+ * run with plain rows and with tiles of 8 rows (lavapipe's own), whatever the op prefers. */
+static uint32_t wtile;
+
+/* An x buffer as the forward pass makes them: `bytes` at an offset (a whole texel, and the
+ * storage-buffer alignment), with a texel view when the op reads x through one. */
+static struct vkx_view x_buf(struct cfg *g, struct vkx_buffer *b, size_t bytes, const void *init)
+{
+    struct vkx_ctx *vk = g->fx.vk;
+    VkDeviceSize off = vk->caps.min_storage_align > 16 ? vk->caps.min_storage_align : 16;
+    char err[256];
+    VkDeviceSize size = (off + bytes + 15) / 16 * 16; /* whole texels */
+    assert_int_equal(vkx_buffer_create(vk, b, size, VKX_MEM_DEVICE, err, sizeof err), 0);
+    if (init) vkx_upload(vk, b, off, init, bytes);
+    if (g->op.texel) assert_int_equal(vkx_buffer_texel_view(vk, b, err, sizeof err), 0);
+    struct vkx_view v = {b, off, bytes};
+    return v;
+}
+
 enum which { MATVEC, MATMUL };
 
 /* y = W x (+ y0 when acc) for one configuration, checked against the CPU. */
@@ -43,7 +63,8 @@ static void check_mul(struct cfg *g, enum which op, enum ggml_type type, uint32_
     char err[256];
     struct nb_gtensor w;
     uint64_t ne[4] = {K, M, 1, 1};
-    int rc = nb_gtensor_from_host(vk, &w, type, ne, raw, max_piece, err, sizeof err);
+    int rc = nb_gtensor_from_host_tiled(vk, &w, type, ne, raw, max_piece,
+                                        op == MATVEC ? wtile : 0, err, sizeof err);
     if (rc) printf("# %s\n", err);
     assert_int_equal(rc, 0);
     if (max_piece) assert_true(w.data.n > 1);
@@ -60,21 +81,22 @@ static void check_mul(struct cfg *g, enum which op, enum ggml_type type, uint32_
             ref[t * M + m] = (float)s;
         }
     struct vkx_buffer xb, yb;
-    dev_buf(vk, &xb, sizeof(float) * K * ntok, x);
+    struct vkx_view xv = x_buf(g, &xb, sizeof(float) * K * ntok, x);
     dev_buf(vk, &yb, sizeof(float) * M * ntok, y0);
     struct vkx_cmd c;
     vkx_cmd_create(vk, &c, 64, false);
     vkx_cmd_begin(vk, &c);
     if (op == MATVEC)
-        nb_op_matvec(&g->op, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb), ntok, 0, 0, acc);
+        nb_op_matvec(&g->op, vk, &c, &w, xv, vkx_whole(&yb), ntok, 0, 0, acc);
     else
-        nb_op_matmul(&g->op, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb), ntok, 0, 0, acc);
+        nb_op_matmul(&g->op, vk, &c, &w, xv, vkx_whole(&yb), ntok, 0, 0, acc);
     vkx_cmd_end(vk, &c);
     vkx_cmd_submit_wait(vk, &c);
     vkx_download(vk, &yb, 0, got, sizeof(float) * M * ntok);
     char what[128];
-    snprintf(what, sizeof what, "%s %s K=%u M=%u n=%u%s%s", op == MATVEC ? "matvec" : "matmul",
-             ggml_type_name(type), K, M, ntok, acc ? " acc" : "", w.data.n > 1 ? " split" : "");
+    snprintf(what, sizeof what, "%s %s K=%u M=%u n=%u%s%s tile %u",
+             op == MATVEC ? "matvec" : "matmul", ggml_type_name(type), K, M, ntok,
+             acc ? " acc" : "", w.data.n > 1 ? " split" : "", 1u << w.tile_shift);
     size_t bad = nb_test_compare(what, got, ref, (size_t)M * ntok, 2e-4f * sqrtf((float)K), 1e-4f);
     vkx_cmd_destroy(vk, &c);
     vkx_buffer_destroy(vk, &xb);
@@ -92,9 +114,11 @@ static void test_matvec(void **state)
     struct cfg *g = *state;
     if (!g) skip();
     nb_test_seed(1);
-    for (int ti = 0; ti < 4; ti++) {
-        enum ggml_type t = types[ti];
+    for (int ti = 0; ti < 8; ti++) {
+        wtile = ti < 4 ? 0 : 3;
+        enum ggml_type t = types[ti % 4];
         bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
+        if (wtile && !q) continue; /* only quantized weights come in tiles */
         check_mul(g, MATVEC, t, q ? 32 : 2, 1, 1, false, 0);
         check_mul(g, MATVEC, t, q ? 96 : 34, 31, 1, false, 0);
         check_mul(g, MATVEC, t, q ? 320 : 66, 33, 3, false, 0);
@@ -114,6 +138,7 @@ static void test_matvec(void **state)
         check_mul(g, MATVEC, t, q ? 64 : 18, 37, 19, false, 0);
         g->op.mv_chunk = chunk;
     }
+    wtile = 0;
 }
 
 static void test_matmul(void **state)
@@ -140,7 +165,9 @@ static void test_matvec_big_rows(void **state)
     struct cfg *g = *state;
     if (!g) skip();
     nb_test_seed(3);
+    wtile = g->op.tile_shift;
     check_mul(g, MATVEC, GGML_Q4_0, 32, 300000, 1, false, 0);
+    wtile = 0;
 }
 
 static void test_embed(void **state)
@@ -153,7 +180,8 @@ static void test_embed(void **state)
         enum ggml_type t = types[ti];
         bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
         uint32_t K = q ? 96 : 66, rows = 37, ntok = 7;
-        for (int split = 0; split < 2; split++) {
+        for (int mode = 0; mode < 4; mode++) { /* bit 0: split, bit 1: row tiles */
+            bool split = mode & 1;
             void *raw;
             float *wref;
             nb_test_weights(t, K, rows, &raw, &wref);
@@ -161,7 +189,9 @@ static void test_embed(void **state)
             struct nb_gtensor e;
             uint64_t ne[4] = {K, rows, 1, 1};
             uint64_t mp = split ? (ggml_row_size(t, K) + (q ? 2 : 0)) * 8 : 0;
-            assert_int_equal(nb_gtensor_from_host(vk, &e, t, ne, raw, mp, err, sizeof err), 0);
+            assert_int_equal(nb_gtensor_from_host_tiled(vk, &e, t, ne, raw, mp, mode & 2 ? 3 : 0,
+                                                        err, sizeof err),
+                             0);
             uint32_t ids[7] = {0, 36, 5, 8, 36, 17, 1000}; /* 1000: past the table -> zeros */
             uint32_t stride = K + 3;
             float *ref = calloc((size_t)stride * ntok, sizeof(float));
@@ -200,9 +230,11 @@ static void test_matvec_id(void **state)
     for (int ti = 0; ti < 4; ti++) {
         enum ggml_type t = types[ti];
         bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
-        uint32_t K = q ? 64 : 34, M = 33, E = 5, ntok = 3, ns = 2;
-        for (int mode = 0; mode < 4; mode++) { /* bit 0: x per slot, bit 1: split */
+        uint32_t K = q ? 64 : 34, E = 5, ntok = 3, ns = 2;
+        /* bit 0: x per slot, bit 1: split, bit 2: row tiles of 8 (experts of 40 rows) */
+        for (int mode = 0; mode < 8; mode++) {
             bool per_slot = mode & 1;
+            uint32_t M = mode & 4 ? 40 : 33;
             void *raw;
             float *wref;
             nb_test_weights(t, K, (uint64_t)M * E, &raw, &wref);
@@ -210,8 +242,11 @@ static void test_matvec_id(void **state)
             struct nb_gtensor w;
             uint64_t ne[4] = {K, M, E, 1};
             uint64_t mp = (mode & 2) ? (ggml_row_size(t, K) + (q ? 2 : 0)) * M * 2 : 0;
-            assert_int_equal(nb_gtensor_from_host(vk, &w, t, ne, raw, mp, err, sizeof err), 0);
+            assert_int_equal(nb_gtensor_from_host_tiled(vk, &w, t, ne, raw, mp, mode & 4 ? 3 : 0,
+                                                        err, sizeof err),
+                             0);
             if (mode & 2) assert_int_equal(w.data.n, 3);
+            if (mode & 4) assert_int_equal(w.tile_shift, q ? 3 : 0);
             uint32_t ids[6] = {4, 0, 2, 2, 1, 3};
             uint32_t nx = per_slot ? ntok * ns : ntok;
             float *x = malloc(sizeof(float) * K * nx);
@@ -230,13 +265,13 @@ static void test_matvec_id(void **state)
             }
             struct vkx_buffer ib, xb, yb;
             dev_buf(vk, &ib, sizeof ids, ids);
-            dev_buf(vk, &xb, sizeof(float) * K * nx, x);
+            struct vkx_view xv = x_buf(g, &xb, sizeof(float) * K * nx, x);
             dev_buf(vk, &yb, sizeof(float) * M * ntok * ns, NULL);
             struct vkx_cmd c;
             vkx_cmd_create(vk, &c, 64, false);
             vkx_cmd_begin(vk, &c);
-            nb_op_matvec_id(&g->op, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb), vkx_whole(&ib),
-                            ntok, ns, per_slot, 0, 0, false);
+            nb_op_matvec_id(&g->op, vk, &c, &w, xv, vkx_whole(&yb), vkx_whole(&ib), ntok, ns,
+                            per_slot, 0, 0, false);
             vkx_cmd_end(vk, &c);
             vkx_cmd_submit_wait(vk, &c);
             vkx_download(vk, &yb, 0, got, sizeof(float) * M * ntok * ns);
