@@ -29,6 +29,11 @@ uint64_t nb_gtensor_piece_rows(const struct nb_gtensor *gt, uint32_t i)
     return n < gt->rows_per_piece ? n : gt->rows_per_piece;
 }
 
+uint64_t nb_gtensor_row_bytes(enum ggml_type type, uint64_t K)
+{
+    return ggml_row_size(type, K) + (is_quant(type) && (K / 32) & 1 ? 2 : 0);
+}
+
 uint64_t nb_gtensor_piece_rows_padded(const struct nb_gtensor *gt, uint32_t i)
 {
     uint64_t t = (uint64_t)1 << gt->tile_shift;
@@ -152,7 +157,7 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
     for (int d = 0; d < 4; d++)
         gt->ne[d] = t->ne[d] ? t->ne[d] : 1;
     gt->rows = rows;
-    gt->row_bytes = src_row + (is_quant(ty) && (nb & 1) ? 2 : 0);
+    gt->row_bytes = nb_gtensor_row_bytes(ty, K);
     /* row tiles: quantized only, and 3-D tensors only when an expert is whole tiles */
     if (tile_shift > 8 || !is_quant(ty) || (gt->ne[2] > 1 && gt->ne[1] % (1u << tile_shift)))
         tile_shift = 0;

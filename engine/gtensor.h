@@ -67,6 +67,8 @@ void nb_gtensor_destroy(struct vkx_ctx *vk, struct nb_gtensor *gt);
 
 /* Rows held by piece i. */
 uint64_t nb_gtensor_piece_rows(const struct nb_gtensor *gt, uint32_t i);
+/* Device bytes per row of a K-element row of `type` in the layout above. */
+uint64_t nb_gtensor_row_bytes(enum ggml_type type, uint64_t K);
 /* Rows piece i's planes are laid out for: its rows rounded up to whole tiles. */
 uint64_t nb_gtensor_piece_rows_padded(const struct nb_gtensor *gt, uint32_t i);
 /* Q4_0/Q8_0: index (in 32-bit words) of the scale plane inside piece i; 0 for other types. */

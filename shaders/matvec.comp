@@ -191,7 +191,11 @@ void main()
     // neighbouring threads (one CPU vector) take the T rows of a tile, so their loads touch
     // neighbouring bytes; thread g owns rows (g / T) * NR * T + i * T + g % T, i < NR (the host
     // keeps WG a multiple of T). Otherwise a group owns NR consecutive rows per pass.
+#if USE_SUBGROUP
+    uint tsz = 1u; // the lanes of a subgroup split the units of a row
+#else
     uint tsz = TPR == 1u ? 1u << p.wtile : 1u;
+#endif
     for (uint rr = group * NR; rr < ROWS; rr += ngroups * NR) {
         uint g = rr / NR;
         uint rr0 = tsz > 1u ? (g / tsz) * NR * tsz + g % tsz : rr; // rows rr0 + i * tsz

@@ -129,7 +129,7 @@ static void test_matvec(void **state)
             check_mul(g, MATVEC, t, 33, 31, 1, false, 0);
         }
         /* forced split: pieces of a few rows */
-        uint64_t rb = ggml_row_size(t, q ? 96 : 34) + (q ? 2 : 0);
+        uint64_t rb = nb_gtensor_row_bytes(t, q ? 96 : 34);
         check_mul(g, MATVEC, t, q ? 96 : 34, 53, 2, false, rb * 16);
         /* every token-count variant, whatever chunk this device prefers */
         uint32_t chunk = g->op.mv_chunk;
@@ -154,7 +154,7 @@ static void test_matmul(void **state)
         check_mul(g, MATMUL, t, q ? 64 : 30, 70, 31, true, 0);
         check_mul(g, MATMUL, t, q ? 256 : 66, 130, 67, false, 0);
         if (t == GGML_F32) check_mul(g, MATMUL, t, 33, 65, 65, false, 0);
-        uint64_t rb = ggml_row_size(t, q ? 96 : 34) + (q ? 2 : 0);
+        uint64_t rb = nb_gtensor_row_bytes(t, q ? 96 : 34);
         check_mul(g, MATMUL, t, q ? 96 : 34, 150, 17, false, rb * 64);
     }
 }
@@ -188,7 +188,7 @@ static void test_embed(void **state)
             char err[256];
             struct nb_gtensor e;
             uint64_t ne[4] = {K, rows, 1, 1};
-            uint64_t mp = split ? (ggml_row_size(t, K) + (q ? 2 : 0)) * 8 : 0;
+            uint64_t mp = split ? nb_gtensor_row_bytes(t, K) * 8 : 0;
             assert_int_equal(nb_gtensor_from_host_tiled(vk, &e, t, ne, raw, mp, mode & 2 ? 3 : 0,
                                                         err, sizeof err),
                              0);
@@ -241,7 +241,7 @@ static void test_matvec_id(void **state)
             char err[256];
             struct nb_gtensor w;
             uint64_t ne[4] = {K, M, E, 1};
-            uint64_t mp = (mode & 2) ? (ggml_row_size(t, K) + (q ? 2 : 0)) * M * 2 : 0;
+            uint64_t mp = (mode & 2) ? nb_gtensor_row_bytes(t, K) * M * 2 : 0;
             assert_int_equal(nb_gtensor_from_host_tiled(vk, &w, t, ne, raw, mp, mode & 4 ? 3 : 0,
                                                         err, sizeof err),
                              0);
