@@ -130,8 +130,9 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
     /* lavapipe: 4 tokens per matvec dispatch beat both 8 and the tiled matmul for prefill */
     o->mv_chunk = cpu ? 4 : NB_MATVEC_MAX_TOKENS;
     o->prefill_matvec = cpu;
-    /* lavapipe fetches texels about twice as fast as it loads storage buffers (GPUs: not
-     * measured yet, so they keep storage buffers) */
+    /* lavapipe fetches a texel with one vector load per lane but loads a storage buffer one
+     * scalar per lane and component, in a loop: weights and x come through texel views (GPUs:
+     * not measured yet, so they keep storage buffers) */
     o->texel = cpu && !sg && vkx_has(vk, VKX_FEAT_TEXEL);
     /* whole rows per thread: the weights in tiles of one vector's rows (lavapipe: 8 lanes) */
     o->tile_shift = 0;

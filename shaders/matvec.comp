@@ -8,6 +8,8 @@
 // USE_SUBGROUP, else TPR threads reduced through shared memory; TPR = 1: whole rows per thread,
 // the CPU-device shape) each take NR rows at a time and split the K dimension between their
 // lanes, one unit (a 32-element block for Q4_0/Q8_0, 4 elements for F32/F16) per lane per step.
+// Whole rows per thread on weights in row tiles (p.wtile, gtensor.h): the threads of one CPU
+// vector take the rows of one tile, so their loads are neighbouring bytes (see main).
 // Weight formats: see quant.glsl. With TEXEL the weight piece and x are read through uniform
 // texel buffers of uvec4 texels, x from texel p.xtex on (a CPU device such as lavapipe fetches a
 // texel with one vector load per lane but loads from a storage buffer one scalar at a time in a
