@@ -120,15 +120,21 @@ static void mlp(struct nb_fwd *f, struct vkx_cmd *c, struct nb_gpu_layer *w, uin
     vkx_cmd_barrier(c);
 }
 
-/* Expert products y[t*K+s] = W[eids[t][s]] . x[t or t*K+s]: grouped by expert for prefill
- * (n > 8, f->egroup holds the lists), one weight read per (token, slot) for decode and on CPU
- * devices, where the matvec is faster for any count (lavapipe, moe.gguf pp64: 213 against 82
- * tok/s), as nb_op_mul decides for dense weights. */
+/* Whether experts() groups n tokens by expert (through f->egroup) rather than reading the
+ * weights once per (token, slot): for prefill (n > 8), except on CPU devices, where the matvec is
+ * faster for any count (lavapipe, moe.gguf pp64: 213 against 82 tok/s), as nb_op_mul decides for
+ * dense weights. */
+static bool experts_grouped(const struct nb_gpu_model *g, uint32_t n)
+{
+    return n > NB_MATVEC_MAX_TOKENS && !g->mm.prefill_matvec;
+}
+
+/* Expert products y[t*K+s] = W[eids[t][s]] . x[t or t*K+s] (see experts_grouped). */
 static void experts(struct nb_fwd *f, struct vkx_cmd *c, const struct nb_gtensor *w,
                     struct vkx_view x, struct vkx_view y, uint32_t n, uint32_t K, bool per_slot)
 {
     struct nb_gpu_model *g = f->g;
-    if (n > NB_MATVEC_MAX_TOKENS && !g->mm.prefill_matvec)
+    if (experts_grouped(g, n))
         nb_op_matmul_id(&g->mm, &g->vk, c, w, x, y, W(&f->eids), W(&f->egroup), n, K, per_slot,
                         0, 0, false);
     else
@@ -172,7 +178,7 @@ static void moe(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
     } else {
         label(c, "moe_gate");
         experts(f, c, &w->ffn_gate_exps, W(&f->f2), W(&f->egu), n, K, false);
-        if (n > NB_MATVEC_MAX_TOKENS && !g->mm.prefill_matvec) /* f->egroup is reused */
+        if (experts_grouped(g, n)) /* f->egroup is reused */
             vkx_cmd_barrier(c);
         label(c, "moe_up");
         experts(f, c, &w->ffn_up_exps, W(&f->f2), W(&f->eup), n, K, false);

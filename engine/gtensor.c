@@ -34,7 +34,8 @@ uint64_t nb_gtensor_row_bytes(enum ggml_type type, uint64_t K)
     return ggml_row_size(type, K) + (is_quant(type) && (K / 32) & 1 ? 2 : 0);
 }
 
-uint64_t nb_gtensor_piece_rows_padded(const struct nb_gtensor *gt, uint32_t i)
+/* Rows piece i's planes are laid out for: its rows rounded up to whole tiles. */
+static uint64_t piece_rows_padded(const struct nb_gtensor *gt, uint32_t i)
 {
     uint64_t t = (uint64_t)1 << gt->tile_shift;
     return (nb_gtensor_piece_rows(gt, i) + t - 1) / t * t;
@@ -44,7 +45,7 @@ uint32_t nb_gtensor_dbase(const struct nb_gtensor *gt, uint32_t i)
 {
     if (!is_quant(gt->type)) return 0;
     uint64_t nb = gt->ne[0] / 32;
-    return (uint32_t)(nb_gtensor_piece_rows_padded(gt, i) * nb * qs_bytes(gt->type) / 4);
+    return (uint32_t)(piece_rows_padded(gt, i) * nb * qs_bytes(gt->type) / 4);
 }
 
 /* Index of block u of piece-local row r in either plane (gtensor.h; quant.glsl's q_block). */
@@ -102,12 +103,6 @@ static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_
 static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                   uint64_t max_piece, uint32_t tile_shift, const struct plat_map *file, char *err,
                   size_t errlen);
-
-int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
-                            uint64_t max_piece, char *err, size_t errlen)
-{
-    return upload(vk, gt, t, max_piece, 0, NULL, err, errlen);
-}
 
 int nb_gtensor_upload_file(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                            const struct plat_map *file, uint32_t tile_shift, char *err,
@@ -239,7 +234,7 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
 int nb_gtensor_upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                       char *err, size_t errlen)
 {
-    return nb_gtensor_upload_split(vk, gt, t, 0, err, errlen);
+    return upload(vk, gt, t, 0, 0, NULL, err, errlen);
 }
 
 int nb_gtensor_from_host(struct vkx_ctx *vk, struct nb_gtensor *gt, enum ggml_type type,

@@ -51,11 +51,9 @@ int nb_gtensor_upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gg
 int nb_gtensor_upload_file(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                            const struct plat_map *file, uint32_t tile_shift, char *err,
                            size_t errlen);
-/* Same with pieces of at most max_piece bytes (0: the device limit); tests force splits. */
-int nb_gtensor_upload_split(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
-                            uint64_t max_piece, char *err, size_t errlen);
 /* For tests: a tensor from host memory in GGUF layout (ggml_row_size(type, ne[0]) bytes per
- * row); unused ne entries must be 1. */
+ * row), in pieces of at most max_piece bytes (0: the device limit; tests force splits); unused
+ * ne entries must be 1. */
 int nb_gtensor_from_host(struct vkx_ctx *vk, struct nb_gtensor *gt, enum ggml_type type,
                          const uint64_t ne[4], const void *data, uint64_t max_piece, char *err,
                          size_t errlen);
@@ -69,8 +67,6 @@ void nb_gtensor_destroy(struct vkx_ctx *vk, struct nb_gtensor *gt);
 uint64_t nb_gtensor_piece_rows(const struct nb_gtensor *gt, uint32_t i);
 /* Device bytes per row of a K-element row of `type` in the layout above. */
 uint64_t nb_gtensor_row_bytes(enum ggml_type type, uint64_t K);
-/* Rows piece i's planes are laid out for: its rows rounded up to whole tiles. */
-uint64_t nb_gtensor_piece_rows_padded(const struct nb_gtensor *gt, uint32_t i);
 /* Q4_0/Q8_0: index (in 32-bit words) of the scale plane inside piece i; 0 for other types. */
 uint32_t nb_gtensor_dbase(const struct nb_gtensor *gt, uint32_t i);
 

@@ -200,7 +200,7 @@ void main()
 #endif
     for (uint rr = group * NR; rr < ROWS; rr += ngroups * NR) {
         uint g = rr / NR;
-        uint rr0 = tsz > 1u ? (g / tsz) * NR * tsz + g % tsz : rr; // rows rr0 + i * tsz
+        uint rr0 = (g / tsz) * NR * tsz + g % tsz; // rows rr0 + i * tsz (tsz = 1: rr)
         A0 = A1 = A2 = A3 = A4 = A5 = A6 = A7 = vec4(0.0);
         // rows past row_end are clamped to the last one (computed, not written)
         for (uint u = lane; u < units; u += glen)

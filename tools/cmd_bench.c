@@ -177,7 +177,6 @@ int cmd_bench(int argc, char **argv)
                           g.vk.caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ||
                               (g.vk.caps.type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU &&
                                g.vk.mem_uma != UINT32_MAX)};
-    uint64_t rss_load = lm.rss, file_size = lm.file, dev_peak = lm.dev;
     const struct nb_config *cf = &g.m.cfg;
     char dev[1024];
     vkx_device_line(&g.vk, dev, sizeof dev);
@@ -301,8 +300,8 @@ int cmd_bench(int argc, char **argv)
             printf(", \"host_us_per_token\": %.2f, \"gpu_us_per_token\": %.2f", host_us, gpu_us);
         printf(", \"load_rss\": %llu, \"peak_rss\": %llu, \"device_bytes\": %llu"
                ", \"file_size\": %llu, \"device\": ",
-               (unsigned long long)rss_load, (unsigned long long)peak_rss,
-               (unsigned long long)dev_peak, (unsigned long long)file_size);
+               (unsigned long long)lm.rss, (unsigned long long)peak_rss,
+               (unsigned long long)lm.dev, (unsigned long long)lm.file);
         json_str(dev);
         printf("}\n");
     }
