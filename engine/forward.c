@@ -42,38 +42,55 @@ static void attention_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uin
     label(c, "attn_norm");
     nb_op_norm(&g->mi, vk, c, W(&f->h), W(&w->attn_norm), W(&f->x), H, n, cf->rms_eps);
     vkx_cmd_barrier(c);
-    /* attn_q, attn_k, attn_v (K=V: V is a copy of the raw K projection) */
-    label(c, "attn_q");
-    nb_op_mul(&g->mm, vk, c, &w->attn_q, W(&f->x), W(&f->q), n, 0, 0, false);
-    if (lc->has_kv) {
-        label(c, "attn_k");
-        nb_op_mul(&g->mm, vk, c, &w->attn_k, W(&f->x), W(&f->k), n, 0, 0, false);
-        if (lc->has_v) {
-            label(c, "attn_v");
-            nb_op_mul(&g->mm, vk, c, &w->attn_v, W(&f->x), W(&f->v), n, 0, 0, false);
+    /* attn_qkv: q|k|v in one product where they are stacked (K=V: V is the raw K projection) */
+    uint32_t nq = nh * hd, nk = nkv * hd;
+    bool fused = w->attn_qkv.data.n != 0;
+    uint32_t qkv_n = nq + (lc->has_kv ? nk : 0) + (lc->has_v ? nk : 0);
+    if (fused) {
+        label(c, "attn_qkv");
+        nb_op_mul(&g->mm, vk, c, &w->attn_qkv, W(&f->x), W(&f->qkv), n, 0, 0, false);
+    } else {
+        label(c, "attn_q");
+        nb_op_mul(&g->mm, vk, c, &w->attn_q, W(&f->x), W(&f->q), n, 0, 0, false);
+        if (lc->has_kv) {
+            label(c, "attn_k");
+            nb_op_mul(&g->mm, vk, c, &w->attn_k, W(&f->x), W(&f->k), n, 0, 0, false);
+            if (lc->has_v) {
+                label(c, "attn_v");
+                nb_op_mul(&g->mm, vk, c, &w->attn_v, W(&f->x), W(&f->v), n, 0, 0, false);
+            }
         }
     }
     vkx_cmd_barrier(c);
-    if (lc->has_kv && !lc->has_v) {
-        struct vkx_view dst = {&f->v, 0, (VkDeviceSize)n * nkv * hd * F4};
-        struct vkx_view src = {&f->k, 0, (VkDeviceSize)n * nkv * hd * F4};
+    if (!fused && lc->has_kv && !lc->has_v) { /* V = raw K, before k_norm changes k in place */
+        struct vkx_view dst = {&f->v, 0, (VkDeviceSize)n * nk * F4};
+        struct vkx_view src = {&f->k, 0, (VkDeviceSize)n * nk * F4};
         vkx_cmd_copy(c, dst, src);
     }
-    /* q_norm + rope_q, k_norm + rope_k, v_norm (per head, fused RoPE) */
-    struct nb_norm_args qa = {.n = hd, .n_heads = nh, .n_tokens = n, .x = W(&f->q), .y = W(&f->q),
-                              .w = W(&w->attn_q_norm), .eps = cf->rms_eps, .n_rot = lc->n_rot,
-                              .rope_base = lc->rope_base, .pos = W(&f->pos), .factors = factors};
+    /* where the norms read q, k and v: rows of [n][qkv_n] fused, else their own buffers */
+    struct vkx_view qx = fused ? W(&f->qkv) : W(&f->q), kx = fused ? W(&f->qkv) : W(&f->k);
+    struct vkx_view vx = fused ? W(&f->qkv) : W(&f->v);
+    uint32_t stride = fused ? qkv_n : 0, k_off = fused ? nq : 0;
+    uint32_t v_off = fused && lc->has_v ? nq + nk : k_off;
+    /* q_norm + rope_q, k_norm + rope_k, v_norm (per head, fused RoPE; into q, k, v) */
+    struct nb_norm_args qa = {.n = hd, .n_heads = nh, .n_tokens = n, .x = qx, .x_stride = stride,
+                              .y = W(&f->q), .w = W(&w->attn_q_norm), .eps = cf->rms_eps,
+                              .n_rot = lc->n_rot, .rope_base = lc->rope_base, .pos = W(&f->pos),
+                              .factors = factors};
     label(c, "q_norm_rope");
     nb_op_rmsnorm(&g->mi, vk, c, &qa);
     if (lc->has_kv) {
         struct nb_norm_args ka = qa;
         ka.n_heads = nkv;
-        ka.x = ka.y = W(&f->k);
+        ka.x = kx;
+        ka.x_off = k_off;
+        ka.y = W(&f->k);
         ka.w = W(&w->attn_k_norm);
         label(c, "k_norm_rope");
         nb_op_rmsnorm(&g->mi, vk, c, &ka);
-        struct nb_norm_args va = {.n = hd, .n_heads = nkv, .n_tokens = n, .x = W(&f->v),
-                                  .y = W(&f->v), .eps = cf->rms_eps};
+        struct nb_norm_args va = {.n = hd, .n_heads = nkv, .n_tokens = n, .x = vx,
+                                  .x_off = v_off, .x_stride = stride, .y = W(&f->v),
+                                  .eps = cf->rms_eps};
         label(c, "v_norm");
         nb_op_rmsnorm(&g->mi, vk, c, &va);
         vkx_cmd_barrier(c);
@@ -104,15 +121,24 @@ static void mlp(struct nb_fwd *f, struct vkx_cmd *c, struct nb_gpu_layer *w, uin
 {
     struct nb_gpu_model *g = f->g;
     struct vkx_ctx *vk = &g->vk;
-    /* ffn_gate_up */
-    label(c, "ffn_gate");
-    nb_op_mul(&g->mm, vk, c, &w->ffn_gate, x, W(&f->gate), n, 0, 0, false);
-    label(c, "ffn_up");
-    nb_op_mul(&g->mm, vk, c, &w->ffn_up, x, W(&f->up), n, 0, 0, false);
+    /* ffn_gate_up: one product into gate|up where they are stacked */
+    bool fused = w->ffn_gate_up.data.n != 0;
+    if (fused) {
+        label(c, "ffn_gate_up");
+        nb_op_mul(&g->mm, vk, c, &w->ffn_gate_up, x, W(&f->gu), n, 0, 0, false);
+    } else {
+        label(c, "ffn_gate");
+        nb_op_mul(&g->mm, vk, c, &w->ffn_gate, x, W(&f->gate), n, 0, 0, false);
+        label(c, "ffn_up");
+        nb_op_mul(&g->mm, vk, c, &w->ffn_up, x, W(&f->up), n, 0, 0, false);
+    }
     vkx_cmd_barrier(c);
-    /* geglu */
+    /* geglu (into gate) */
     label(c, "geglu");
-    nb_op_geglu(&g->mi, vk, c, W(&f->gate), W(&f->up), W(&f->gate), F, n);
+    if (fused)
+        nb_op_geglu(&g->mi, vk, c, W(&f->gu), NONE(), W(&f->gate), F, n);
+    else
+        nb_op_geglu(&g->mi, vk, c, W(&f->gate), W(&f->up), W(&f->gate), F, n);
     vkx_cmd_barrier(c);
     /* ffn_down */
     label(c, "ffn_down");
@@ -425,6 +451,15 @@ int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, u
     uint64_t B = n_batch, nq = (uint64_t)cf->n_head * cf->max_head_dim;
     uint64_t E = cf->n_expert, K = cf->n_expert_used, Fe = cf->n_ff_exp, P = cf->n_embd_ple;
     uint64_t FF = umax(cf->max_n_ff, (uint32_t)P);
+    /* fused products' outputs, and up only where some layer's gate/up stay separate */
+    uint64_t qkv_max = 0, gu_max = 0;
+    bool up_sep = false;
+    for (uint32_t l = 0; l < L; l++) {
+        const struct nb_gpu_layer *gl = &g->layer[l];
+        if (gl->attn_qkv.data.n) qkv_max = umax((uint32_t)qkv_max, (uint32_t)gl->attn_qkv.rows);
+        if (gl->ffn_gate_up.data.n) gu_max = umax((uint32_t)gu_max, (uint32_t)gl->ffn_gate_up.rows);
+        up_sep = up_sep || gl->ffn_up.data.n;
+    }
     struct {
         struct vkx_buffer *b;
         uint64_t bytes;
@@ -441,7 +476,9 @@ int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, u
         {&f->v, B * kv_max * F4, VKX_MEM_DEVICE},
         {&f->att, B * nq * F4, VKX_MEM_DEVICE},
         {&f->gate, B * FF * F4, VKX_MEM_DEVICE},
-        {&f->up, B * FF * F4, VKX_MEM_DEVICE},
+        {&f->up, up_sep ? B * FF * F4 : 4, VKX_MEM_DEVICE},
+        {&f->qkv, qkv_max ? B * qkv_max * F4 : 4, VKX_MEM_DEVICE},
+        {&f->gu, gu_max ? B * gu_max * F4 : 4, VKX_MEM_DEVICE},
         {&f->ple, P ? B * L * P * F4 : 4, VKX_MEM_DEVICE},
         {&f->ple_tok, P ? B * L * P * F4 : 4, VKX_MEM_DEVICE},
         {&f->attn_scratch, umax(256, (uint32_t)nb_op_attn_scratch_bytes(&g->at, (uint32_t)B,
@@ -495,7 +532,8 @@ void nb_fwd_destroy(struct nb_fwd *f)
     if (f->smp.cb) vkx_cmd_destroy(vk, &f->smp);
     struct vkx_buffer *bs[] = {&f->ids,   &f->pos,     &f->h,     &f->x,     &f->o,
                                &f->f2,    &f->q,       &f->k,     &f->v,     &f->att,
-                               &f->gate,  &f->up,      &f->ple,   &f->ple_tok,
+                               &f->gate,  &f->up,      &f->qkv,   &f->gu,
+                               &f->ple,   &f->ple_tok,
                                &f->attn_scratch,       &f->rlogits, &f->eids, &f->ew,
                                &f->egu,   &f->eup,     &f->eact,  &f->edown, &f->egroup,
                                &f->xlast, &f->logits,  &f->sampled, &f->cap};

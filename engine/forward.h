@@ -36,6 +36,10 @@ struct nb_gpu_layer {
     struct vkx_buffer post_attention_norm; /* f32 [H] */
     struct vkx_buffer ffn_norm;            /* f32 [H] */
     struct nb_gtensor ffn_gate, ffn_up;    /* {H, F} */
+    /* Fused products (NIBBLE_DISABLE=fuse: none), one dispatch where the file has several
+     * matrices of one input; the separate ones above are then empty (data.n == 0): */
+    struct nb_gtensor attn_qkv;            /* {H, (nh + 2*nkv)*hd}: q|k|v rows (q|k without V) */
+    struct nb_gtensor ffn_gate_up;         /* {H, 2F}: gate|up rows */
     struct nb_gtensor ffn_down;            /* {F, H} */
     struct vkx_buffer post_ffw_norm;       /* f32 [H] */
     struct vkx_buffer layer_output_scale;  /* f32 [1]      (absent: buf == VK_NULL_HANDLE) */
@@ -93,7 +97,9 @@ struct nb_fwd {
     struct vkx_buffer q;     /* f32 [B][nh*hd_max] */
     struct vkx_buffer k, v;  /* f32 [B][nkv*hd max] */
     struct vkx_buffer att;   /* f32 [B][nh*hd_max] attention output */
-    struct vkx_buffer gate, up; /* f32 [B][max(F, P)] */
+    struct vkx_buffer gate, up; /* f32 [B][max(F, P)] (up: only for unfused gate/up) */
+    struct vkx_buffer qkv;   /* f32 [B][nq + 2*nkv*hd max] fused q|k|v (or 4 bytes) */
+    struct vkx_buffer gu;    /* f32 [B][2F max] fused gate|up (or 4 bytes) */
     struct vkx_buffer ple;   /* f32 [B][L*P] per-layer inputs */
     struct vkx_buffer ple_tok; /* f32 [B][L*P] */
     struct vkx_buffer attn_scratch; /* split-K partials of attention */

@@ -39,6 +39,22 @@ static void mat(struct loader *L, struct nb_gtensor *gt, const struct gguf_tenso
     L->g->weight_bytes += gt->data.size;
 }
 
+/* One tensor of the n matrices (same input) when they stack and fusing is on; else false. */
+static bool stacked(struct loader *L, struct nb_gtensor *gt, const struct gguf_tensor *const *ts,
+                    uint32_t n)
+{
+    if (L->failed || n < 2 || !vkx_has(&L->g->vk, VKX_FEAT_FUSE) ||
+        !nb_gtensor_can_stack(ts, n, L->g->mm.tile_shift))
+        return false;
+    if (nb_gtensor_upload_stack(&L->g->vk, gt, ts, n, file_map(L->g), L->g->mm.tile_shift,
+                                L->err, L->errlen) != 0) {
+        L->failed = 1;
+        return true;
+    }
+    L->g->weight_bytes += gt->data.size;
+    return true;
+}
+
 /* A vector tensor (any float type) as an f32 buffer of n values. */
 static void vec(struct loader *L, struct vkx_buffer *b, const struct gguf_tensor *t)
 {
@@ -68,16 +84,23 @@ static void upload_layer(struct loader *L, uint32_t l)
     const struct nb_layer_weights *w = &L->g->m.w.layer[l];
     struct nb_gpu_layer *d = &L->g->layer[l];
     vec(L, &d->attn_norm, w->attn_norm);
-    mat(L, &d->attn_q, w->attn_q);
-    mat(L, &d->attn_k, w->attn_k);
-    mat(L, &d->attn_v, w->attn_v);
+    /* q|k|v as one product where the layer has its own K (and V) */
+    const struct gguf_tensor *qkv[] = {w->attn_q, w->attn_k, w->attn_v};
+    if (!w->attn_k || !stacked(L, &d->attn_qkv, qkv, w->attn_v ? 3 : 2)) {
+        mat(L, &d->attn_q, w->attn_q);
+        mat(L, &d->attn_k, w->attn_k);
+        mat(L, &d->attn_v, w->attn_v);
+    }
     vec(L, &d->attn_q_norm, w->attn_q_norm);
     vec(L, &d->attn_k_norm, w->attn_k_norm);
     mat(L, &d->attn_output, w->attn_output);
     vec(L, &d->post_attention_norm, w->post_attention_norm);
     vec(L, &d->ffn_norm, w->ffn_norm);
-    mat(L, &d->ffn_gate, w->ffn_gate);
-    mat(L, &d->ffn_up, w->ffn_up);
+    const struct gguf_tensor *gu[] = {w->ffn_gate, w->ffn_up};
+    if (!w->ffn_gate || !stacked(L, &d->ffn_gate_up, gu, 2)) {
+        mat(L, &d->ffn_gate, w->ffn_gate);
+        mat(L, &d->ffn_up, w->ffn_up);
+    }
     mat(L, &d->ffn_down, w->ffn_down);
     vec(L, &d->post_ffw_norm, w->post_ffw_norm);
     vec(L, &d->layer_output_scale, w->layer_output_scale);
@@ -229,7 +252,8 @@ void nb_gpu_model_free(struct nb_gpu_model *g)
                                            &d->ffn_gate, &d->ffn_up, &d->ffn_down, &d->inp_gate,
                                            &d->proj, &d->ffn_gate_inp, &d->ffn_gate_up_exps,
                                            &d->ffn_gate_exps, &d->ffn_up_exps,
-                                           &d->ffn_down_exps};
+                                           &d->ffn_down_exps, &d->attn_qkv,
+                                           &d->ffn_gate_up};
                 for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++)
                     free_vec(vk, vs[i]);
                 for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)

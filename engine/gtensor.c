@@ -100,25 +100,62 @@ static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_
     vkx_upload(vk, buf, doff, dbuf, (size_t)(blocks * 2));
 }
 
-static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
-                  uint64_t max_piece, uint32_t tile_shift, const struct plat_map *file, char *err,
-                  size_t errlen);
+static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *const *ts,
+                  uint32_t nparts, uint64_t max_piece, uint32_t tile_shift,
+                  const struct plat_map *file, char *err, size_t errlen);
 
 int nb_gtensor_upload_file(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                            const struct plat_map *file, uint32_t tile_shift, char *err,
                            size_t errlen)
 {
-    return upload(vk, gt, t, 0, tile_shift, file, err, errlen);
+    return upload(vk, gt, &t, 1, 0, tile_shift, file, err, errlen);
 }
 
-static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
-                  uint64_t max_piece, uint32_t tile_shift, const struct plat_map *file, char *err,
-                  size_t errlen)
+/* Row tiles a tensor of this type and shape gets for a requested tile_shift (see upload). */
+static uint32_t tiles_for(enum ggml_type ty, const uint64_t *ne, uint32_t tile_shift)
+{
+    uint64_t e = ne[2] ? ne[2] : 1;
+    if (tile_shift > 8 || !is_quant(ty) || (e > 1 && ne[1] % (1u << tile_shift))) return 0;
+    return tile_shift;
+}
+
+bool nb_gtensor_can_stack(const struct gguf_tensor *const *ts, uint32_t n, uint32_t tile_shift)
+{
+    if (n == 0 || !ts[0]) return false;
+    uint32_t s = tiles_for(ts[0]->type, ts[0]->ne, tile_shift);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gguf_tensor *t = ts[i];
+        if (!t || t->type != ts[0]->type || t->ne[0] != ts[0]->ne[0] || t->n_dims > 2 ||
+            (t->ne[1] % (1u << s)))
+            return false;
+    }
+    return true;
+}
+
+int nb_gtensor_upload_stack(struct vkx_ctx *vk, struct nb_gtensor *gt,
+                            const struct gguf_tensor *const *ts, uint32_t n,
+                            const struct plat_map *file, uint32_t tile_shift, char *err,
+                            size_t errlen)
+{
+    if (!nb_gtensor_can_stack(ts, n, tile_shift)) {
+        snprintf(err, errlen, "tensors %.*s...: not stackable (type, row length or rows differ)",
+                 ts[0] ? (int)(ts[0]->name.n < 80 ? ts[0]->name.n : 80) : 0,
+                 ts[0] && ts[0]->name.p ? ts[0]->name.p : "");
+        return -1;
+    }
+    return upload(vk, gt, ts, n, 0, tile_shift, file, err, errlen);
+}
+
+/* Uploads ts[0..nparts) stacked by rows (nparts > 1: 2-D tensors that nb_gtensor_can_stack). */
+static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *const *ts,
+                  uint32_t nparts, uint64_t max_piece, uint32_t tile_shift,
+                  const struct plat_map *file, char *err, size_t errlen)
 {
     memset(gt, 0, sizeof *gt);
-    char name[96];
-    snprintf(name, sizeof name, "%.*s", (int)(t->name.n < 80 ? t->name.n : 80),
-             t->name.p ? t->name.p : "");
+    const struct gguf_tensor *t = ts[0];
+    char name[112];
+    snprintf(name, sizeof name, "%.*s%s", (int)(t->name.n < 80 ? t->name.n : 80),
+             t->name.p ? t->name.p : "", nparts > 1 ? " (stacked with the next)" : "");
     enum ggml_type ty = t->type;
     if (ty != GGML_F32 && ty != GGML_F16 && ty != GGML_Q4_0 && ty != GGML_Q8_0) {
         const char *tn = ggml_type_name(ty);
@@ -128,9 +165,13 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
                  name, tn ? tn : "?");
         return -1;
     }
-    uint64_t K = t->ne[0], rows = 1;
-    for (int d = 1; d < GGUF_MAX_DIMS; d++)
-        rows *= t->ne[d] ? t->ne[d] : 1;
+    uint64_t K = t->ne[0], rows = 0;
+    for (uint32_t i = 0; i < nparts; i++) {
+        uint64_t r = 1;
+        for (int d = 1; d < GGUF_MAX_DIMS; d++)
+            r *= ts[i]->ne[d] ? ts[i]->ne[d] : 1;
+        rows += r;
+    }
     if (K == 0 || rows == 0 || K > 0x7FFFFFFFu || rows > 0xFFFFFFFFu) {
         snprintf(err, errlen, "tensor %s: shape %llu x %llu out of range", name,
                  (unsigned long long)K, (unsigned long long)rows);
@@ -142,20 +183,23 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
         return -1;
     }
     uint64_t src_row = ggml_row_size(ty, K);
-    if (!t->data || t->nbytes != src_row * rows) {
-        snprintf(err, errlen, "tensor %s: %llu bytes, expected %llu", name,
-                 (unsigned long long)t->nbytes, (unsigned long long)(src_row * rows));
-        return -1;
+    for (uint32_t i = 0; i < nparts; i++) {
+        uint64_t want = src_row * (nparts > 1 ? ts[i]->ne[1] : rows);
+        if (!ts[i]->data || ts[i]->nbytes != want) {
+            snprintf(err, errlen, "tensor %s: %llu bytes, expected %llu", name,
+                     (unsigned long long)ts[i]->nbytes, (unsigned long long)want);
+            return -1;
+        }
     }
     uint64_t nb = K / 32;
     gt->type = ty;
     for (int d = 0; d < 4; d++)
         gt->ne[d] = t->ne[d] ? t->ne[d] : 1;
+    gt->ne[1] = nparts > 1 ? rows : gt->ne[1];
     gt->rows = rows;
     gt->row_bytes = nb_gtensor_row_bytes(ty, K);
     /* row tiles: quantized only, and 3-D tensors only when an expert is whole tiles */
-    if (tile_shift > 8 || !is_quant(ty) || (gt->ne[2] > 1 && gt->ne[1] % (1u << tile_shift)))
-        tile_shift = 0;
+    tile_shift = tiles_for(ty, gt->ne, tile_shift);
     gt->tile_shift = tile_shift;
     uint64_t tile = (uint64_t)1 << tile_shift;
     /* pieces hold whole experts (3-D tensors) and whole tiles */
@@ -184,10 +228,15 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
     gt->rows_per_piece = gt->data.piece / gt->row_bytes;
 
     if (!is_quant(ty)) { /* the GGUF layout is the device layout */
-        for (uint64_t off = 0; off < t->nbytes; off += CHUNK_BYTES) {
-            uint64_t n = t->nbytes - off < CHUNK_BYTES ? t->nbytes - off : CHUNK_BYTES;
-            vkx_split_upload(vk, &gt->data, off, t->data + off, (size_t)n);
-            release_src(file, t->data + off, n);
+        uint64_t at = 0; /* device offset of the part */
+        for (uint32_t i = 0; i < nparts; i++) {
+            const struct gguf_tensor *pt = ts[i];
+            for (uint64_t off = 0; off < pt->nbytes; off += CHUNK_BYTES) {
+                uint64_t n = pt->nbytes - off < CHUNK_BYTES ? pt->nbytes - off : CHUNK_BYTES;
+                vkx_split_upload(vk, &gt->data, at + off, pt->data + off, (size_t)n);
+                release_src(file, pt->data + off, n);
+            }
+            at += pt->nbytes;
         }
         return 0;
     }
@@ -216,15 +265,22 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
             return -1;
         }
     }
-    for (uint32_t pi = 0; pi < gt->data.n; pi++) {
-        uint64_t prow = nb_gtensor_piece_rows(gt, pi);
-        uint64_t g0 = (uint64_t)pi * gt->rows_per_piece;
-        for (uint64_t r = 0; r < prow; r += chunk_rows) {
-            uint64_t n = prow - r < chunk_rows ? prow - r : chunk_rows;
-            const uint8_t *src = t->data + (g0 + r) * src_row;
-            upload_quant_rows(vk, gt, pi, r, n, src, qbuf, dbuf);
+    /* chunks of whole tiles that stay inside one part and one piece (every part but the last
+     * is whole tiles, so each chunk starts a tile) */
+    uint64_t g = 0; /* global row of the part's first row */
+    for (uint32_t i = 0; i < nparts; i++) {
+        uint64_t prows = ts[i]->nbytes / src_row;
+        for (uint64_t r = 0; r < prows;) {
+            uint32_t pi = (uint32_t)((g + r) / gt->rows_per_piece);
+            uint64_t local = g + r - (uint64_t)pi * gt->rows_per_piece;
+            uint64_t n = prows - r < chunk_rows ? prows - r : chunk_rows;
+            if (n > gt->rows_per_piece - local) n = gt->rows_per_piece - local;
+            const uint8_t *src = ts[i]->data + r * src_row;
+            upload_quant_rows(vk, gt, pi, local, n, src, qbuf, dbuf);
             release_src(file, src, n * src_row);
+            r += n;
         }
+        g += prows;
     }
     free(qbuf);
     free(dbuf);
@@ -234,7 +290,7 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
 int nb_gtensor_upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                       char *err, size_t errlen)
 {
-    return upload(vk, gt, t, 0, 0, NULL, err, errlen);
+    return upload(vk, gt, &t, 1, 0, 0, NULL, err, errlen);
 }
 
 int nb_gtensor_from_host(struct vkx_ctx *vk, struct nb_gtensor *gt, enum ggml_type type,
@@ -266,7 +322,8 @@ int nb_gtensor_from_host_tiled(struct vkx_ctx *vk, struct nb_gtensor *gt, enum g
     }
     t.nbytes = ggml_row_size(type, t.ne[0]) * rows;
     t.data = data;
-    return upload(vk, gt, &t, max_piece, tile_shift, NULL, err, errlen);
+    const struct gguf_tensor *tp = &t;
+    return upload(vk, gt, &tp, 1, max_piece, tile_shift, NULL, err, errlen);
 }
 
 void nb_gtensor_destroy(struct vkx_ctx *vk, struct nb_gtensor *gt)

@@ -19,6 +19,7 @@
 #ifndef NB_GTENSOR_H
 #define NB_GTENSOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,15 @@ int nb_gtensor_upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gg
 int nb_gtensor_upload_file(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                            const struct plat_map *file, uint32_t tile_shift, char *err,
                            size_t errlen);
+/* Whether ts[0..n) can be uploaded as one tensor stacked by rows (nb_gtensor_upload_stack): all
+ * 2-D, of one type and row length, each part's rows whole row tiles of 1 << tile_shift. */
+bool nb_gtensor_can_stack(const struct gguf_tensor *const *ts, uint32_t n, uint32_t tile_shift);
+/* Uploads ts[0..n) as one tensor {K, sum of rows}: the rows of ts[0], then of ts[1], ... (one
+ * product computes them all: fused q|k|v, gate|up). The rest as nb_gtensor_upload_file. */
+int nb_gtensor_upload_stack(struct vkx_ctx *vk, struct nb_gtensor *gt,
+                            const struct gguf_tensor *const *ts, uint32_t n,
+                            const struct plat_map *file, uint32_t tile_shift, char *err,
+                            size_t errlen);
 /* For tests: a tensor from host memory in GGUF layout (ggml_row_size(type, ne[0]) bytes per
  * row), in pieces of at most max_piece bytes (0: the device limit; tests force splits); unused
  * ne entries must be 1. */

@@ -34,7 +34,7 @@ static inline uint32_t vkx_ceil_div(uint64_t a, uint64_t b) { return (uint32_t)(
 
 /* ---- device and capabilities -------------------------------------------------------------- */
 
-/* Features the engine can be told to ignore (NIBBLE_DISABLE=fp16,int8,subgroup,pushdesc). */
+/* Features the engine can be told to ignore (NIBBLE_DISABLE=fp16,int8,subgroup,pushdesc,...). */
 enum vkx_feature {
     VKX_FEAT_FP16 = 1u << 0,     /* shaderFloat16 arithmetic */
     VKX_FEAT_INT8 = 1u << 1,     /* shaderInt8 arithmetic and integer dot product */
@@ -43,6 +43,8 @@ enum vkx_feature {
     VKX_FEAT_UMA = 1u << 4,      /* map device-local memory on UMA devices ("uma": tests the
                                     staging path on a UMA device) */
     VKX_FEAT_TEXEL = 1u << 5,    /* uniform texel buffers of R32G32B32A32_UINT ("texel") */
+    VKX_FEAT_FUSE = 1u << 6,     /* not a device feature: the caller's fused dispatches ("fuse":
+                                    one dispatch per step, for tests) */
 };
 
 struct vkx_caps {

@@ -90,7 +90,7 @@ static int type_rank(VkPhysicalDeviceType t)
 
 static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 
-/* NIBBLE_DISABLE / opts.disable: "fp16,int8,subgroup,pushdesc,uma" in any order and subset. */
+/* NIBBLE_DISABLE / opts.disable: "fp16,int8,subgroup,pushdesc,uma,texel,fuse", any subset. */
 static unsigned parse_disable(const char *s)
 {
     static const struct {
@@ -98,7 +98,8 @@ static unsigned parse_disable(const char *s)
         unsigned bit;
     } names[] = {{"fp16", VKX_FEAT_FP16},         {"int8", VKX_FEAT_INT8},
                  {"subgroup", VKX_FEAT_SUBGROUP}, {"pushdesc", VKX_FEAT_PUSHDESC},
-                 {"uma", VKX_FEAT_UMA},           {"texel", VKX_FEAT_TEXEL}};
+                 {"uma", VKX_FEAT_UMA},           {"texel", VKX_FEAT_TEXEL},
+                 {"fuse", VKX_FEAT_FUSE}};
     unsigned bits = 0;
     while (s && *s) {
         while (*s == ',' || *s == ' ') s++;
@@ -113,7 +114,7 @@ static unsigned parse_disable(const char *s)
         if (!found)
             fprintf(stderr,
                     "nibble: NIBBLE_DISABLE: unknown feature '%.*s' ignored "
-                    "(known: fp16,int8,subgroup,pushdesc,uma,texel)\n",
+                    "(known: fp16,int8,subgroup,pushdesc,uma,texel,fuse)\n",
                     (int)n, s);
         s += n;
     }
@@ -659,6 +660,7 @@ bool vkx_has(const struct vkx_ctx *ctx, enum vkx_feature f)
     case VKX_FEAT_PUSHDESC: return c->push_desc;
     case VKX_FEAT_UMA: return c->uma;
     case VKX_FEAT_TEXEL: return c->texel_u32x4 && c->max_texel_elements > 0;
+    case VKX_FEAT_FUSE: return true;
     }
     return false;
 }

@@ -1,4 +1,5 @@
-/* test_gtensor_file: nb_gtensor_upload_file, the loader's path from a mapped file.
+/* test_gtensor_file: nb_gtensor_upload_file and nb_gtensor_upload_stack, the loader's paths
+ * from a mapped file.
  *
  * Tensors of every GPU type, larger than one upload chunk (4 MiB) and with an odd block count
  * per row (the padded Q4_0/Q8_0 layout), are written to a file at an offset that is not page
@@ -159,11 +160,96 @@ static void test_upload_file_staged(void **state)
     nb_test_check_validation();
 }
 
+/* nb_gtensor_upload_stack: three tensors of one file (q, k, v of 200, 64 and 72 rows) stacked in
+ * row tiles of 8 give the same bytes as the 336 rows uploaded as one, for
+ * each quantized type and F16, with every chunk's file pages released; tensors that differ in
+ * type, row length or whole tiles do not stack. */
+static void test_upload_stack(void **state)
+{
+    (void)state;
+    struct vkx_ctx *vk = nb_test_vk();
+    if (!vk) skip();
+    static const enum ggml_type types[] = {GGML_Q4_0, GGML_Q8_0, GGML_F16};
+    const uint64_t K = 96, part_rows[3] = {200, 64, 72}, rows = 336;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        void *raw;
+        float *ref;
+        nb_test_seed(300 + ti);
+        nb_test_weights(types[ti], K, rows, &raw, &ref);
+        free(ref);
+        uint64_t row = ggml_row_size(types[ti], K), nbytes = row * rows;
+        char path[512], err[512];
+        snprintf(path, sizeof path, "%s/gtensor-stack.bin", NB_TEST_TMP);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(raw, 1, nbytes, f), nbytes);
+        assert_int_equal(fclose(f), 0);
+        struct plat_map m;
+        assert_int_equal(plat_map_file(&m, path, err, sizeof err), 0);
+        struct gguf_tensor t[3];
+        const struct gguf_tensor *tp[3];
+        uint64_t at = 0;
+        for (int i = 0; i < 3; i++) {
+            memset(&t[i], 0, sizeof t[i]);
+            t[i].name.p = "part";
+            t[i].name.n = 4;
+            t[i].n_dims = 2;
+            t[i].type = types[ti];
+            t[i].ne[0] = K;
+            t[i].ne[1] = part_rows[i];
+            t[i].ne[2] = t[i].ne[3] = 1;
+            t[i].offset = at;
+            t[i].nbytes = part_rows[i] * row;
+            t[i].data = (const uint8_t *)m.data + at;
+            at += t[i].nbytes;
+            tp[i] = &t[i];
+        }
+        assert_true(nb_gtensor_can_stack(tp, 3, 3));
+        struct nb_gtensor a, b;
+        assert_int_equal(nb_gtensor_upload_stack(vk, &a, tp, 3, &m, 3, err, sizeof err), 0);
+        uint64_t ne[4] = {K, rows, 1, 1};
+        assert_int_equal(nb_gtensor_from_host_tiled(vk, &b, types[ti], ne, raw, 0, 3, err,
+                                                    sizeof err), 0);
+        assert_int_equal(a.rows, rows);
+        assert_int_equal(a.ne[1], rows);
+        assert_int_equal(a.tile_shift, b.tile_shift);
+        assert_int_equal(a.data.size, b.data.size);
+        uint8_t *pa = download(vk, &a), *pb = download(vk, &b);
+        /* both planes (336 rows are whole tiles), not the unwritten padding after them */
+        uint64_t used = types[ti] == GGML_F16 ? nbytes : rows * (K / 32) * (row / (K / 32));
+        assert_memory_equal(pa, pb, (size_t)used);
+        assert_memory_equal(t[0].data, raw, (size_t)nbytes); /* released pages read back */
+        free(pa);
+        free(pb);
+        nb_gtensor_destroy(vk, &a);
+        nb_gtensor_destroy(vk, &b);
+
+        /* what does not stack: rows not whole tiles (quantized types), another row length,
+         * another type, a 3-D part */
+        t[2].ne[1] = 70;
+        assert_true(nb_gtensor_can_stack(tp, 3, 3) == (types[ti] == GGML_F16));
+        t[2].ne[1] = 72;
+        t[1].ne[0] = K * 2;
+        assert_false(nb_gtensor_can_stack(tp, 3, 0));
+        t[1].ne[0] = K;
+        t[1].type = types[ti] == GGML_F16 ? GGML_F32 : GGML_F16;
+        assert_false(nb_gtensor_can_stack(tp, 3, 0));
+        t[1].type = types[ti];
+        t[1].n_dims = 3;
+        assert_false(nb_gtensor_can_stack(tp, 3, 0));
+        plat_unmap(&m);
+        remove(path);
+        free(raw);
+    }
+    nb_test_check_validation();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upload_file),
         cmocka_unit_test(test_upload_file_staged),
+        cmocka_unit_test(test_upload_stack),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nb_test_vk_done();

@@ -140,7 +140,8 @@ static void test_profile_table(void **state)
     assert_non_null(strstr(out, "| step | shape | count |"));
     assert_non_null(strstr(out, "### prefill p8"));
     assert_non_null(strstr(out, "### decode"));
-    assert_non_null(strstr(out, "| attn_q | 256x256 q4_0 |"));
+    assert_non_null(strstr(out, "| attn_qkv | 256x512 q4_0 |")); /* q|k|v in one product */
+    assert_non_null(strstr(out, "| ffn_gate_up |"));
     assert_non_null(strstr(out, "| moe_gate_up |"));
     assert_non_null(strstr(out, "matrix steps:"));
     snprintf(args, sizeof args, "profile -m '%s' -p 4 -n 1 --probe-mb 4 --csv",

@@ -110,9 +110,9 @@ const char *bu_size(uint64_t bytes, char *buf, size_t n)
  * step's further dispatches (weight pieces, second passes). */
 static const char *const step_names[] = {
     "embed", "ple_embed", "ple_proj_in", "ple_scale", "ple_norm", "ple_add", "ple_mix",
-    "attn_norm", "attn_q", "attn_k", "attn_v", "q_norm_rope", "k_norm_rope", "v_norm", "kv_store",
-    "attention", "attn_out", "post_attn_norm", "ffn_norm", "ffn_gate", "ffn_up", "geglu",
-    "ffn_down", "post_ffw_norm_1", "router_norm", "router", "router_topk", "pre_ffw_norm_2",
+    "attn_norm", "attn_qkv", "attn_q", "attn_k", "attn_v", "q_norm_rope", "k_norm_rope", "v_norm",
+    "kv_store", "attention", "attn_out", "post_attn_norm", "ffn_norm", "ffn_gate_up", "ffn_gate",
+    "ffn_up", "geglu", "ffn_down", "post_ffw_norm_1", "router_norm", "router", "router_topk", "pre_ffw_norm_2",
     "moe_gate_up", "moe_gate", "moe_up", "moe_geglu", "moe_down", "moe_combine",
     "post_ffw_norm_2", "moe_add", "post_ffw_norm", "ple_gate", "ple_geglu", "ple_proj",
     "post_norm", "output_norm", "output", "softcap"};
@@ -138,10 +138,12 @@ static const struct nb_gtensor *step_weight(const struct nb_gpu_model *g, const 
         size_t off;
         bool exp;
     } map[] = {
+        {"attn_qkv", offsetof(struct nb_gpu_layer, attn_qkv), false},
         {"attn_q", offsetof(struct nb_gpu_layer, attn_q), false},
         {"attn_k", offsetof(struct nb_gpu_layer, attn_k), false},
         {"attn_v", offsetof(struct nb_gpu_layer, attn_v), false},
         {"attn_out", offsetof(struct nb_gpu_layer, attn_output), false},
+        {"ffn_gate_up", offsetof(struct nb_gpu_layer, ffn_gate_up), false},
         {"ffn_gate", offsetof(struct nb_gpu_layer, ffn_gate), false},
         {"ffn_up", offsetof(struct nb_gpu_layer, ffn_up), false},
         {"ffn_down", offsetof(struct nb_gpu_layer, ffn_down), false},
