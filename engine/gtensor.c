@@ -56,6 +56,16 @@ static uint64_t block_index(const struct nb_gtensor *gt, uint64_t r, uint64_t u)
     return (((r >> s) * nb + u) << s) + (r & (((uint64_t)1 << s) - 1));
 }
 
+/* Index of the scale of block u of piece-local row r (quant.glsl's q_scale): as block_index,
+ * but inside a tile of T >= 4 rows row j = i * (T/4) + l sits at 4 * l + i. */
+static uint64_t scale_index(const struct nb_gtensor *gt, uint64_t r, uint64_t u)
+{
+    uint32_t s = gt->tile_shift;
+    uint64_t nb = gt->ne[0] / 32, j = r & (((uint64_t)1 << s) - 1);
+    if (s >= 2) j = (j & (((uint64_t)1 << (s - 2)) - 1)) * 4 + (j >> (s - 2));
+    return (((r >> s) * nb + u) << s) + j;
+}
+
 /* Linux maps up to 64 KiB of cached file pages around a faulting page ("fault-around"), so
  * reading a chunk maps back some pages just before it: each release reaches back that far. */
 #define FAULT_AROUND (64u << 10)
@@ -92,7 +102,8 @@ static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_
         for (uint64_t u = 0; u < nb; u++) {
             const uint8_t *b = src + (r * nb + u) * bb;
             uint64_t i = block_index(gt, r0 + r, u) - r0 * nb; /* r0 starts a tile */
-            memcpy(d + i * 2, b, 2);
+            uint64_t si = scale_index(gt, r0 + r, u) - r0 * nb;
+            memcpy(d + si * 2, b, 2);
             memcpy(q + i * qsb, b + 2, qsb);
         }
     if (buf->map) return;
@@ -111,12 +122,16 @@ int nb_gtensor_upload_file(struct vkx_ctx *vk, struct nb_gtensor *gt, const stru
     return upload(vk, gt, &t, 1, 0, tile_shift, file, err, errlen);
 }
 
-/* Row tiles a tensor of this type and shape gets for a requested tile_shift (see upload). */
+/* Row tiles a tensor of this type and shape gets for a requested tile_shift: quantized types
+ * only; a 3-D tensor's experts must be whole tiles, so they get the largest tiles up to the
+ * request, of 4 rows at least, that divide them, or none. */
 static uint32_t tiles_for(enum ggml_type ty, const uint64_t *ne, uint32_t tile_shift)
 {
     uint64_t e = ne[2] ? ne[2] : 1;
-    if (tile_shift > 8 || !is_quant(ty) || (e > 1 && ne[1] % (1u << tile_shift))) return 0;
-    return tile_shift;
+    if (tile_shift > 8 || !is_quant(ty)) return 0;
+    while (e > 1 && tile_shift >= 2 && ne[1] % (1u << tile_shift))
+        tile_shift--;
+    return e > 1 && tile_shift < 2 ? 0 : tile_shift;
 }
 
 bool nb_gtensor_can_stack(const struct gguf_tensor *const *ts, uint32_t n, uint32_t tile_shift)

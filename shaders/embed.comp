@@ -31,14 +31,16 @@ void main()
     float v;
     if (TYPE == NB_T_Q4_0) {
         uint bi = q_block(r, k / 32u, p.K / 32u, p.wtile), j = k % 32u;
+        uint si = q_scale(r, k / 32u, p.K / 32u, p.wtile);
         uint byte = j % 16u;
         uint qw = w1[bi * 4u + byte / 4u];
         uint q = (qw >> (8u * (byte % 4u) + (j >= 16u ? 4u : 0u))) & 0xFu;
-        v = half_of(w1[p.dbase + bi / 2u], bi) * (float(q) - 8.0);
+        v = half_of(w1[p.dbase + si / 2u], si) * (float(q) - 8.0);
     } else if (TYPE == NB_T_Q8_0) {
         uint bi = q_block(r, k / 32u, p.K / 32u, p.wtile), j = k % 32u;
+        uint si = q_scale(r, k / 32u, p.K / 32u, p.wtile);
         uint qw = w1[bi * 8u + j / 4u];
-        v = half_of(w1[p.dbase + bi / 2u], bi) * float(int(qw << (24u - 8u * (j % 4u))) >> 24);
+        v = half_of(w1[p.dbase + si / 2u], si) * float(int(qw << (24u - 8u * (j % 4u))) >> 24);
     } else if (TYPE == NB_T_F16) {
         uint e = r * p.K + k;
         v = half_of(w1[e / 2u], e);

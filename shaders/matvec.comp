@@ -91,14 +91,18 @@ vec4 A0, A1, A2, A3, A4, A5, A6, A7;
 
 #define QLOAD(i)                                                                                 \
     if (i < NR) {                                                                                \
-        uint bi = q_block(min(r0 + uint(i) * rstep, rend - 1u), u, nb, p.wtile);                    \
+        uint ri = min(r0 + uint(i) * rstep, rend - 1u);                                          \
+        uint bi = q_block(ri, u, nb, p.wtile);                                                   \
         if (TYPE == NB_T_Q4_0) {                                                                 \
             qa##i = wquad(bi);                                                                   \
         } else {                                                                                 \
             qa##i = wquad(bi * 2u);                                                              \
             qb##i = wquad(bi * 2u + 1u);                                                         \
         }                                                                                        \
-        d##i = half_of(wword(p.dbase + bi / 2u), bi);                                            \
+        if (!scales4) {                                                                          \
+            uint si = q_scale(ri, u, nb, p.wtile);                                               \
+            d##i = half_of(wword(p.dbase + si / 2u), si);                                        \
+        }                                                                                        \
     }
 
 // F32/F16: 4 weights of row i at element e (nk of them valid).
@@ -127,13 +131,24 @@ vec4 wload(uint e, uint nk)
 
 // Adds unit u of rows r0 + i * rstep, i < NR (piece-local, clamped below rend) times x. The
 // weights of the NR rows are loaded once, then each x vector once for all rows. Tokens past ntok
-// repeat the last one (computed, never written).
-void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok)
+// repeat the last one (computed, never written). scales4: the 4 rows are rows l + i * T/4 of one
+// tile (whole rows per thread on tiles of T >= 4 rows, NR = 4): their scales are the 4 halves at
+// q_scale(first row) (quant.glsl), one load for all; a row past rend reads those of the last
+// tile it may touch (computed, never written).
+void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool scales4)
 {
     if (TYPE == NB_T_Q4_0 || TYPE == NB_T_Q8_0) {
         uint nb = p.K / 32u;
         uvec4 qa0 = uvec4(0), qa1 = qa0, qa2 = qa0, qa3 = qa0, qb0 = qa0, qb1 = qa0, qb2 = qa0, qb3 = qa0;
         float d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0;
+        if (scales4) {
+            uint ts = p.wtile, l = r0 & ((1u << (ts - 2u)) - 1u);
+            uint h = ((((min(r0, rend - 1u) >> ts) * nb + u) << ts) + 4u * l); // a multiple of 4
+            uvec4 sq = wquad(p.dbase / 4u + h / 8u);
+            uvec2 sw = (h & 4u) != 0u ? sq.zw : sq.xy;
+            vec2 s01 = unpackHalf2x16(sw.x), s23 = unpackHalf2x16(sw.y);
+            d0 = s01.x, d1 = s01.y, d2 = s23.x, d3 = s23.y;
+        }
         QLOAD(0) QLOAD(1) QLOAD(2) QLOAD(3)
         QTOK(0) QTOK(1) QTOK(2) QTOK(3) QTOK(4) QTOK(5) QTOK(6) QTOK(7)
     } else { // F32, F16: 4 elements, any K
@@ -189,14 +204,24 @@ void main()
     uint lane = gl_LocalInvocationID.x % TPR, glen = TPR;
 #endif
 
-    // Whole rows per thread (TPR = 1) on weights in row tiles of T = 1 << wtile rows: the T
-    // neighbouring threads (one CPU vector) take the T rows of a tile, so their loads touch
-    // neighbouring bytes; thread g owns rows (g / T) * NR * T + i * T + g % T, i < NR (the host
-    // keeps WG a multiple of T). Otherwise a group owns NR consecutive rows per pass.
+    // Whole rows per thread (TPR = 1) on weights in row tiles of T = 1 << wtile rows: NR rows
+    // of each of S = T / NR neighbouring threads (one CPU vector: the host makes T = NR x its
+    // lanes) fill a tile, thread g owning rows (g / S) * T + i * S + g % S, i < NR (the host
+    // keeps ROWS a multiple of T), so the S threads' loads of row i touch neighbouring bytes and
+    // a thread's NR = 4 scales are neighbours too (q_scale). Otherwise a group owns NR
+    // consecutive rows per pass.
 #if USE_SUBGROUP
     uint tsz = 1u; // the lanes of a subgroup split the units of a row
 #else
-    uint tsz = TPR == 1u ? 1u << p.wtile : 1u;
+    uint tsz = TPR == 1u ? max((1u << p.wtile) / NR, 1u) : 1u;
+#endif
+    // One load for a thread's 4 scales: TEXEL pipelines are the CPU shape and the host gives them
+    // only weights in tiles of >= 4 rows (a run-time condition would not do: a CPU device runs
+    // both sides of a branch under a mask)
+#if TEXEL
+    const bool scales4 = TPR == 1u && NR == 4u;
+#else
+    const bool scales4 = false;
 #endif
     for (uint rr = group * NR; rr < ROWS; rr += ngroups * NR) {
         uint g = rr / NR;
@@ -204,7 +229,7 @@ void main()
         A0 = A1 = A2 = A3 = A4 = A5 = A6 = A7 = vec4(0.0);
         // rows past row_end are clamped to the last one (computed, not written)
         for (uint u = lane; u < units; u += glen)
-            accum(rbase + row_first + rr0, tsz, rbase + row_end, u, xbase, ntok);
+            accum(rbase + row_first + rr0, tsz, rbase + row_end, u, xbase, ntok, scales4);
 #if USE_SUBGROUP
 #define SG_RED(t) if (t < NTOK) A##t = subgroupAdd(A##t);
         SG_RED(0) SG_RED(1) SG_RED(2) SG_RED(3) SG_RED(4) SG_RED(5) SG_RED(6) SG_RED(7)

@@ -8,7 +8,8 @@
 //         holds element j (low nibble) and element j+16 (high nibble), value = d * (q - 8).
 //   Q8_0: two planes: quants [rows][nb][32 int8] (2 uvec4 per block), then scales [rows][nb] f16.
 //   Row tiles (push field wtile > 0, for CPU devices): in both planes the blocks come as
-//   [rows / T][nb][T] with T = 1 << wtile, the T rows of a tile side by side (q_block).
+//   [rows / T][nb][T] with T = 1 << wtile, the T rows of a tile side by side (q_block); inside
+//   a tile of T >= 4 rows the scales of one block are in groups of 4 rows (q_scale).
 // The weight type is the spec constant TYPE with the ggml ids below.
 #ifndef NB_QUANT_GLSL
 #define NB_QUANT_GLSL
@@ -53,6 +54,16 @@ vec4 q8_vec(uint q)
 uint q_block(uint r, uint u, uint nb, uint ts)
 {
     return (((r >> ts) * nb + u) << ts) + (r & ((1u << ts) - 1u));
+}
+// Index (in halves) of the scale of block u of piece-local row r: as q_block, but inside a tile
+// of T = 1 << ts >= 4 rows row j = i * (T / 4) + l (i < 4) sits at 4 * l + i, so the thread of
+// the CPU-shaped matvec that holds rows l, l + T/4, l + T/2, l + 3T/4 of a tile finds their 4
+// scales in 8 neighbouring bytes, one load (matvec.comp).
+uint q_scale(uint r, uint u, uint nb, uint ts)
+{
+    uint j = r & ((1u << ts) - 1u);
+    if (ts >= 2u) j = (j & ((1u << (ts - 2u)) - 1u)) * 4u + (j >> (ts - 2u));
+    return (((r >> ts) * nb + u) << ts) + j;
 }
 // Half number h of a packed array whose word is w (h & 1 selects the half).
 float half_of(uint w, uint h)

@@ -32,7 +32,8 @@ static void dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, cons
 }
 
 /* Row tiles (log2) the weights of matvec, matvec_id and embed checks are uploaded in: the tests
- * run with plain rows and with tiles of 8 rows (lavapipe's own), whatever the op prefers. */
+ * run with plain rows and with tiles of 8 and 32 rows (lavapipe's own: 8 lanes x 4 rows; the
+ * CPU-shaped matvec loads a thread's 4 scales at once from either), whatever the op prefers. */
 static uint32_t wtile;
 
 /* An x buffer as the forward pass makes them: `bytes` at an offset (a whole texel, and the
@@ -114,8 +115,8 @@ static void test_matvec(void **state)
     struct cfg *g = *state;
     if (!g) skip();
     nb_test_seed(1);
-    for (int ti = 0; ti < 8; ti++) {
-        wtile = ti < 4 ? 0 : 3;
+    for (int ti = 0; ti < 12; ti++) {
+        wtile = ti < 4 ? 0 : ti < 8 ? 3 : 5;
         enum ggml_type t = types[ti % 4];
         bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
         if (wtile && !q) continue; /* only quantized weights come in tiles */
@@ -128,9 +129,9 @@ static void test_matvec(void **state)
             check_mul(g, MATVEC, t, 1, 5, 2, false, 0);
             check_mul(g, MATVEC, t, 33, 31, 1, false, 0);
         }
-        /* forced split: pieces of a few rows */
+        /* forced split: pieces of a few rows (whole tiles) */
         uint64_t rb = nb_gtensor_row_bytes(t, q ? 96 : 34);
-        check_mul(g, MATVEC, t, q ? 96 : 34, 53, 2, false, rb * 16);
+        check_mul(g, MATVEC, t, q ? 96 : 34, 53, 2, false, rb * (wtile == 5 ? 32 : 16));
         /* every token-count variant, whatever chunk this device prefers */
         uint32_t chunk = g->op.mv_chunk;
         g->op.mv_chunk = NB_MATVEC_MAX_TOKENS;
