@@ -57,12 +57,12 @@ static uint64_t block_index(const struct nb_gtensor *gt, uint64_t r, uint64_t u)
 }
 
 /* Index of the scale of block u of piece-local row r (quant.glsl's q_scale): as block_index,
- * but inside a tile of T >= 4 rows row j = i * (T/4) + l sits at 4 * l + i. */
+ * but inside a tile of T >= 8 rows row j = i * (T/8) + l sits at 8 * l + i. */
 static uint64_t scale_index(const struct nb_gtensor *gt, uint64_t r, uint64_t u)
 {
     uint32_t s = gt->tile_shift;
     uint64_t nb = gt->ne[0] / 32, j = r & (((uint64_t)1 << s) - 1);
-    if (s >= 2) j = (j & (((uint64_t)1 << (s - 2)) - 1)) * 4 + (j >> (s - 2));
+    if (s >= 3) j = (j & (((uint64_t)1 << (s - 3)) - 1)) * 8 + (j >> (s - 3));
     return (((r >> s) * nb + u) << s) + j;
 }
 

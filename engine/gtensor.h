@@ -14,8 +14,8 @@
  * Row tiles (Q4_0/Q8_0 with tile_shift > 0, for CPU devices): both planes hold tiles of
  * T = 1 << tile_shift rows, block u of the tile's rows side by side ([rows/T][nb][T] blocks and
  * scales), so the lanes of a CPU device's vector, one row each, read neighbouring bytes; inside a
- * tile of T >= 4 rows a block's scales come in groups of 4 rows (row i * T/4 + l at 4 * l + i),
- * the 4 rows one thread takes. A piece's rows are padded to whole tiles (the padding is never
+ * tile of T >= 8 rows a block's scales come in groups of 8 rows (row i * T/8 + l at 8 * l + i),
+ * the 8 rows one thread takes. A piece's rows are padded to whole tiles (the padding is never
  * read).
  */
 #ifndef NB_GTENSOR_H

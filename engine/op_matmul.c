@@ -49,11 +49,11 @@ static const struct vkx_pipeline *built(const struct vkx_pipeline *p, const char
 }
 
 /* Whether a matvec of weight w on x reads both through texel views: the op reads them, w has
- * views and comes in tiles of >= 4 rows (the texel shader loads a thread's 4 scales at once), and
+ * views and comes in tiles of >= 8 rows (the texel shader loads a thread's 8 scales at once), and
  * x's buffer has one (at a whole texel; the shader starts at texel x.off / 16). */
 static bool mv_texel(const struct nb_op_matmul *o, const struct nb_gtensor *w, struct vkx_view x)
 {
-    return o->texel && w->texel && w->tile_shift >= 2 && x.buf && x.buf->texel && x.off % 16 == 0;
+    return o->texel && w->texel && w->tile_shift >= 3 && x.buf && x.buf->texel && x.off % 16 == 0;
 }
 
 /* The matvec pipeline: `tx` when mv_texel, else the storage-buffer one. */
@@ -135,18 +135,19 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
      * scalar per lane and component, in a loop: weights and x come through texel views (GPUs:
      * not measured yet, so they keep storage buffers) */
     o->texel = cpu && !sg && vkx_has(vk, VKX_FEAT_TEXEL);
-    /* whole rows per thread: the weights in tiles of 4 rows for each lane of a vector
-     * (lavapipe: 8 lanes x 4 rows = 32), which a workgroup's rows (wg x 4) hold whole; a
-     * vector's loads of one row each are neighbouring bytes, and a thread's 4 scales one load
-     * (lavapipe tiny-h1024 decode: matrix steps 41% -> 51% of the copy bandwidth against tiles
-     * of 8 rows with a load per scale) */
+    /* whole rows per thread, 8 of them (4 for 8 tokens: registers), so each x vector loaded
+     * serves 8 rows; the weights in tiles of 8 rows for each lane of a vector (lavapipe: 8 lanes
+     * x 8 rows = 64), which every workgroup's rows (wg x 4 at least) hold whole: a vector's
+     * loads of one row each are neighbouring bytes, and a thread's 8 scales one load (lavapipe
+     * tiny-h1024 decode, matrix steps: 38% of the copy bandwidth with tiles of 8 rows, 4 rows
+     * per thread and a load per scale; 48% with a load for 4 scales; 58% with 8 rows) */
     o->tile_shift = 0;
-    while (cpu && !sg && (2u << o->tile_shift) <= sgs * 4u && o->tile_shift < 8 &&
+    while (cpu && !sg && (2u << o->tile_shift) <= sgs * 8u && o->tile_shift < 8 &&
            (wg * 4u) % (2u << o->tile_shift) == 0)
         o->tile_shift++;
     for (int k = 0; k <= NB_MV_VARIANTS; k++) {
         uint32_t ntok = k < NB_MV_VARIANTS ? 1u << k : 1;
-        uint32_t nr = cpu ? 4 : 2;
+        uint32_t nr = cpu ? (!sg && ntok <= 4 ? 8 : 4) : 2; /* 8: whole rows per thread only */
         uint32_t ngroups = sg ? (wg / sgs ? wg / sgs : 1) : wg / tpr;
         uint32_t rows = ngroups * nr;
         o->mv_rows[k] = rows;

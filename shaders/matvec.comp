@@ -24,7 +24,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint TYPE = NB_T_Q4_0;
-layout(constant_id = 2) const uint NR = 2;    // rows per group per pass (1..4)
+layout(constant_id = 2) const uint NR = 2;    // rows per group per pass (1..4; 8: TPR = 1, NTOK <= 4)
 layout(constant_id = 3) const uint NTOK = 1;  // tokens per dispatch (1 <= ntok <= NTOK <= 8)
 layout(constant_id = 4) const uint TPR = 32;  // threads per group (no-subgroup variant)
 layout(constant_id = 5) const uint ROWS = 8;  // rows per workgroup (fallback: WG / TPR * NR)
@@ -57,10 +57,20 @@ layout(std430, binding = 3) readonly buffer Ids { uint ids[]; };
 shared vec4 red[gl_WorkGroupSize.x * NTOK];
 #endif
 
-// Accumulators: A<t>[i] = row i (< NR <= 4) of token t (< NTOK <= 8). Written out with macros
-// so no register array is indexed at run time (a CPU device would spill such an array to
-// memory); the conditions on the spec constants fold away when the pipeline is built.
-vec4 A0, A1, A2, A3, A4, A5, A6, A7;
+// Accumulators: A<t>[i] = row i (< 4) of token t (< NTOK <= 8); with NR = 8 (whole rows per
+// thread, NTOK <= 4) rows 4..7 of token t go to A<t+4> (AH). Written out with macros so no
+// register array is indexed at run time (a CPU device would spill such an array to memory); the
+// conditions on the spec constants fold away when the pipeline is built.
+vec4 A0, A1, A2, A3, A4, A5, A6, A7, AX;
+#define AH(t) AH_##t
+#define AH_0 A4
+#define AH_1 A5
+#define AH_2 A6
+#define AH_3 A7
+#define AH_4 AX
+#define AH_5 AX
+#define AH_6 AX
+#define AH_7 AX
 
 // Q4_0: v0..v7 come scaled by Q4M_LO / Q4M_HI and sx is the block's sum of x (q4m_lo).
 #define Q4DOT(q) (dot(q4m_lo(q.x), v0) + dot(q4m_lo(q.y), v1) + dot(q4m_lo(q.z), v2) + \
@@ -87,6 +97,7 @@ vec4 A0, A1, A2, A3, A4, A5, A6, A7;
         }                                                                                        \
         A##t += vec4(d0 * QDOT(0), NR > 1u ? d1 * QDOT(1) : 0.0, NR > 2u ? d2 * QDOT(2) : 0.0, \
                      NR > 3u ? d3 * QDOT(3) : 0.0);                                              \
+        if (NR > 4u) AH(t) += vec4(d4 * QDOT(4), d5 * QDOT(5), d6 * QDOT(6), d7 * QDOT(7));      \
     }
 
 #define QLOAD(i)                                                                                 \
@@ -99,7 +110,7 @@ vec4 A0, A1, A2, A3, A4, A5, A6, A7;
             qa##i = wquad(bi * 2u);                                                              \
             qb##i = wquad(bi * 2u + 1u);                                                         \
         }                                                                                        \
-        if (!scales4) {                                                                          \
+        if (!scales8) {                                                                          \
             uint si = q_scale(ri, u, nb, p.wtile);                                               \
             d##i = half_of(wword(p.dbase + si / 2u), si);                                        \
         }                                                                                        \
@@ -119,43 +130,48 @@ vec4 wload(uint e, uint nk)
 
 #define FLOAD(i)                                                                                 \
     if (i < NR) wv##i = wload(min(r0 + uint(i) * rstep, rend - 1u) * p.K + k0, nk);
+#define FDOT(i) dot(wv##i, xv)
 
 #define FTOK(t)                                                                                  \
     if (t < NTOK) {                                                                              \
         uint xb = xbase + min(uint(t), ntok - 1u) * p.x_stride + k0;                                \
         vec4 xv = vec4(xword(xb), nk > 1u ? xword(xb + 1u) : 0.0,                                \
                        nk > 2u ? xword(xb + 2u) : 0.0, nk > 3u ? xword(xb + 3u) : 0.0);          \
-        A##t += vec4(dot(wv0, xv), NR > 1u ? dot(wv1, xv) : 0.0, NR > 2u ? dot(wv2, xv) : 0.0,   \
-                     NR > 3u ? dot(wv3, xv) : 0.0);                                              \
+        A##t += vec4(FDOT(0), NR > 1u ? FDOT(1) : 0.0, NR > 2u ? FDOT(2) : 0.0,                \
+                     NR > 3u ? FDOT(3) : 0.0);                                                   \
+        if (NR > 4u) AH(t) += vec4(FDOT(4), FDOT(5), FDOT(6), FDOT(7));                          \
     }
 
 // Adds unit u of rows r0 + i * rstep, i < NR (piece-local, clamped below rend) times x. The
 // weights of the NR rows are loaded once, then each x vector once for all rows. Tokens past ntok
-// repeat the last one (computed, never written). scales4: the 4 rows are rows l + i * T/4 of one
-// tile (whole rows per thread on tiles of T >= 4 rows, NR = 4): their scales are the 4 halves at
+// repeat the last one (computed, never written). scales8: the 8 rows are rows l + i * T/8 of one
+// tile of T >= 8 rows (whole rows per thread, NR = 8): their scales are the 8 halves at
 // q_scale(first row) (quant.glsl), one load for all; a row past rend reads those of the last
 // tile it may touch (computed, never written).
-void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool scales4)
+void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool scales8)
 {
     if (TYPE == NB_T_Q4_0 || TYPE == NB_T_Q8_0) {
         uint nb = p.K / 32u;
-        uvec4 qa0 = uvec4(0), qa1 = qa0, qa2 = qa0, qa3 = qa0, qb0 = qa0, qb1 = qa0, qb2 = qa0, qb3 = qa0;
-        float d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0;
-        if (scales4) {
-            uint ts = p.wtile, l = r0 & ((1u << (ts - 2u)) - 1u);
-            uint h = ((((min(r0, rend - 1u) >> ts) * nb + u) << ts) + 4u * l); // a multiple of 4
-            uvec4 sq = wquad(p.dbase / 4u + h / 8u);
-            uvec2 sw = (h & 4u) != 0u ? sq.zw : sq.xy;
-            vec2 s01 = unpackHalf2x16(sw.x), s23 = unpackHalf2x16(sw.y);
-            d0 = s01.x, d1 = s01.y, d2 = s23.x, d3 = s23.y;
+        uvec4 qa0 = uvec4(0), qa1 = qa0, qa2 = qa0, qa3 = qa0, qa4 = qa0, qa5 = qa0, qa6 = qa0;
+        uvec4 qa7 = qa0, qb0 = qa0, qb1 = qa0, qb2 = qa0, qb3 = qa0, qb4 = qa0, qb5 = qa0;
+        uvec4 qb6 = qa0, qb7 = qa0;
+        float d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0, d4 = 0.0, d5 = 0.0, d6 = 0.0, d7 = 0.0;
+        if (scales8) {
+            uint ts = p.wtile, l = r0 & ((1u << (ts - 3u)) - 1u);
+            uvec4 sq = wquad(p.dbase / 4u + ((min(r0, rend - 1u) >> ts) * nb + u) * (1u << (ts - 3u)) + l);
+            vec2 s01 = unpackHalf2x16(sq.x), s23 = unpackHalf2x16(sq.y);
+            vec2 s45 = unpackHalf2x16(sq.z), s67 = unpackHalf2x16(sq.w);
+            d0 = s01.x, d1 = s01.y, d2 = s23.x, d3 = s23.y, d4 = s45.x, d5 = s45.y, d6 = s67.x;
+            d7 = s67.y;
         }
-        QLOAD(0) QLOAD(1) QLOAD(2) QLOAD(3)
+        QLOAD(0) QLOAD(1) QLOAD(2) QLOAD(3) QLOAD(4) QLOAD(5) QLOAD(6) QLOAD(7)
         QTOK(0) QTOK(1) QTOK(2) QTOK(3) QTOK(4) QTOK(5) QTOK(6) QTOK(7)
     } else { // F32, F16: 4 elements, any K
         uint k0 = u * 4u;
         uint nk = min(4u, p.K - k0);
-        vec4 wv0 = vec4(0.0), wv1 = vec4(0.0), wv2 = vec4(0.0), wv3 = vec4(0.0);
-        FLOAD(0) FLOAD(1) FLOAD(2) FLOAD(3)
+        vec4 wv0 = vec4(0.0), wv1 = wv0, wv2 = wv0, wv3 = wv0, wv4 = wv0, wv5 = wv0, wv6 = wv0;
+        vec4 wv7 = wv0;
+        FLOAD(0) FLOAD(1) FLOAD(2) FLOAD(3) FLOAD(4) FLOAD(5) FLOAD(6) FLOAD(7)
         FTOK(0) FTOK(1) FTOK(2) FTOK(3) FTOK(4) FTOK(5) FTOK(6) FTOK(7)
     }
 }
@@ -208,28 +224,28 @@ void main()
     // of each of S = T / NR neighbouring threads (one CPU vector: the host makes T = NR x its
     // lanes) fill a tile, thread g owning rows (g / S) * T + i * S + g % S, i < NR (the host
     // keeps ROWS a multiple of T), so the S threads' loads of row i touch neighbouring bytes and
-    // a thread's NR = 4 scales are neighbours too (q_scale). Otherwise a group owns NR
+    // a thread's NR = 8 scales are neighbours too (q_scale). Otherwise a group owns NR
     // consecutive rows per pass.
 #if USE_SUBGROUP
     uint tsz = 1u; // the lanes of a subgroup split the units of a row
 #else
     uint tsz = TPR == 1u ? max((1u << p.wtile) / NR, 1u) : 1u;
 #endif
-    // One load for a thread's 4 scales: TEXEL pipelines are the CPU shape and the host gives them
-    // only weights in tiles of >= 4 rows (a run-time condition would not do: a CPU device runs
+    // One load for a thread's 8 scales: TEXEL pipelines are the CPU shape and the host gives them
+    // only weights in tiles of >= 8 rows (a run-time condition would not do: a CPU device runs
     // both sides of a branch under a mask)
 #if TEXEL
-    const bool scales4 = TPR == 1u && NR == 4u;
+    const bool scales8 = TPR == 1u && NR == 8u;
 #else
-    const bool scales4 = false;
+    const bool scales8 = false;
 #endif
     for (uint rr = group * NR; rr < ROWS; rr += ngroups * NR) {
         uint g = rr / NR;
         uint rr0 = (g / tsz) * NR * tsz + g % tsz; // rows rr0 + i * tsz (tsz = 1: rr)
-        A0 = A1 = A2 = A3 = A4 = A5 = A6 = A7 = vec4(0.0);
+        A0 = A1 = A2 = A3 = A4 = A5 = A6 = A7 = AX = vec4(0.0);
         // rows past row_end are clamped to the last one (computed, not written)
         for (uint u = lane; u < units; u += glen)
-            accum(rbase + row_first + rr0, tsz, rbase + row_end, u, xbase, ntok, scales4);
+            accum(rbase + row_first + rr0, tsz, rbase + row_end, u, xbase, ntok, scales8);
 #if USE_SUBGROUP
 #define SG_RED(t) if (t < NTOK) A##t = subgroupAdd(A##t);
         SG_RED(0) SG_RED(1) SG_RED(2) SG_RED(3) SG_RED(4) SG_RED(5) SG_RED(6) SG_RED(7)
@@ -254,7 +270,7 @@ void main()
 #endif
         if (writer) {
             for (uint t = 0; t < ntok; t++) {
-                vec4 a = acc_get(t);
+                vec4 a = acc_get(t), ah = NR > 4u ? acc_get(t + 4u) : a;
                 for (uint i = 0; i < NR; i++) {
                     uint r = row_first + rr0 + i * tsz;
                     if (r >= row_end) break;
@@ -263,7 +279,7 @@ void main()
 #else
                     uint yi = (tok0 + t) * p.y_stride + p.row0 + r;
 #endif
-                    float v = a[i];
+                    float v = i < 4u ? a[i] : ah[i - 4u];
                     y[yi] = p.accumulate != 0u ? y[yi] + v : v;
                 }
             }

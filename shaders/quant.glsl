@@ -9,7 +9,7 @@
 //   Q8_0: two planes: quants [rows][nb][32 int8] (2 uvec4 per block), then scales [rows][nb] f16.
 //   Row tiles (push field wtile > 0, for CPU devices): in both planes the blocks come as
 //   [rows / T][nb][T] with T = 1 << wtile, the T rows of a tile side by side (q_block); inside
-//   a tile of T >= 4 rows the scales of one block are in groups of 4 rows (q_scale).
+//   a tile of T >= 8 rows the scales of one block are in groups of 8 rows (q_scale).
 // The weight type is the spec constant TYPE with the ggml ids below.
 #ifndef NB_QUANT_GLSL
 #define NB_QUANT_GLSL
@@ -56,13 +56,13 @@ uint q_block(uint r, uint u, uint nb, uint ts)
     return (((r >> ts) * nb + u) << ts) + (r & ((1u << ts) - 1u));
 }
 // Index (in halves) of the scale of block u of piece-local row r: as q_block, but inside a tile
-// of T = 1 << ts >= 4 rows row j = i * (T / 4) + l (i < 4) sits at 4 * l + i, so the thread of
-// the CPU-shaped matvec that holds rows l, l + T/4, l + T/2, l + 3T/4 of a tile finds their 4
-// scales in 8 neighbouring bytes, one load (matvec.comp).
+// of T = 1 << ts >= 8 rows row j = i * (T / 8) + l (i < 8) sits at 8 * l + i, so the thread of
+// the CPU-shaped matvec that holds rows l, l + T/8, ..., l + 7T/8 of a tile finds their 8
+// scales in one 16-byte unit (matvec.comp).
 uint q_scale(uint r, uint u, uint nb, uint ts)
 {
     uint j = r & ((1u << ts) - 1u);
-    if (ts >= 2u) j = (j & ((1u << (ts - 2u)) - 1u)) * 4u + (j >> (ts - 2u));
+    if (ts >= 3u) j = (j & ((1u << (ts - 3u)) - 1u)) * 8u + (j >> (ts - 3u));
     return (((r >> ts) * nb + u) << ts) + j;
 }
 // Half number h of a packed array whose word is w (h & 1 selects the half).

@@ -32,8 +32,9 @@ static void dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, cons
 }
 
 /* Row tiles (log2) the weights of matvec, matvec_id and embed checks are uploaded in: the tests
- * run with plain rows and with tiles of 8 and 32 rows (lavapipe's own: 8 lanes x 4 rows; the
- * CPU-shaped matvec loads a thread's 4 scales at once from either), whatever the op prefers. */
+ * run with plain rows and with tiles of 8, 32 and 64 rows (lavapipe's own: 8 lanes x 8 rows; the
+ * CPU-shaped matvec loads a thread's 8 scales at once from any of them), whatever the op
+ * prefers. */
 static uint32_t wtile;
 
 /* An x buffer as the forward pass makes them: `bytes` at an offset (a whole texel, and the
@@ -115,8 +116,9 @@ static void test_matvec(void **state)
     struct cfg *g = *state;
     if (!g) skip();
     nb_test_seed(1);
-    for (int ti = 0; ti < 12; ti++) {
-        wtile = ti < 4 ? 0 : ti < 8 ? 3 : 5;
+    for (int ti = 0; ti < 16; ti++) {
+        static const uint32_t tiles[4] = {0, 3, 5, 6};
+        wtile = tiles[ti / 4];
         enum ggml_type t = types[ti % 4];
         bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
         if (wtile && !q) continue; /* only quantized weights come in tiles */
@@ -131,7 +133,8 @@ static void test_matvec(void **state)
         }
         /* forced split: pieces of a few rows (whole tiles) */
         uint64_t rb = nb_gtensor_row_bytes(t, q ? 96 : 34);
-        check_mul(g, MATVEC, t, q ? 96 : 34, 53, 2, false, rb * (wtile == 5 ? 32 : 16));
+        check_mul(g, MATVEC, t, q ? 96 : 34, wtile == 6 ? 150 : 53, 2, false,
+                  rb * (wtile >= 5 ? 1u << wtile : 16));
         /* every token-count variant, whatever chunk this device prefers */
         uint32_t chunk = g->op.mv_chunk;
         g->op.mv_chunk = NB_MATVEC_MAX_TOKENS;
