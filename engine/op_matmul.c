@@ -111,15 +111,16 @@ static const char *const embed_names[NB_MM_NTYPES] = {"embed_f32", "embed_f16", 
                                                       "embed_q8_0"};
 
 /* The matvec family (4 token counts, matvec_id) with or without subgroups.
- * Tuning: on a CPU device (lavapipe) every load costs per lane and per 32-bit word, so each x
- * vector loaded serves 4 rows, and without subgroups each thread takes whole rows (no
- * shared-memory reduction); GPUs take 2 rows per group and reduce over 32 threads. */
+ * Tuning: on a CPU device (lavapipe) every load costs per lane (a texel fetch is some 40
+ * instructions for 8 lanes), so each x vector loaded serves 8 rows (4 with subgroups or for 8
+ * tokens), and without subgroups each thread takes whole rows (no shared-memory reduction);
+ * GPUs take 2 rows per group and reduce over 32 threads. */
 static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool gpu_shape,
                        bool lean, char *err, size_t errlen)
 {
     bool cpu = vk->tune_cpu && !gpu_shape;
-    /* whole rows per thread: 32 threads x 4 rows = 128 rows per workgroup, so a 256-row matrix
-     * still spreads over two CPU threads (lavapipe, attn_k 1024x256: 8% -> 13% of copy) */
+    /* whole rows per thread: 32 threads x 8 rows = 256 rows per workgroup (128 for 8 tokens),
+     * so small matrices still spread over the CPU's threads */
     uint32_t wg = cpu && !sg ? 32 : 128;
     if (wg > vk->caps.max_wg_invocations) wg = vk->caps.max_wg_invocations;
     uint32_t tpr = cpu ? 1 : 32; /* fallback: threads per row group, a power of two <= wg */
