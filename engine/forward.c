@@ -20,14 +20,18 @@ static struct vkx_view NONE(void)
     struct vkx_view v = {0};
     return v;
 }
-/* A view of an optional vector buffer: absent when it was never created. */
-static struct vkx_view OPT(const struct vkx_buffer *b) { return b->buf ? vkx_whole(b) : NONE(); }
+/* A view of an optional vector buffer: absent when it is NULL or was never created. */
+static struct vkx_view OPT(const struct vkx_buffer *b)
+{
+    return b && b->buf ? vkx_whole(b) : NONE();
+}
 
 static void label(struct vkx_cmd *c, const char *name) { vkx_cmd_label(c, name); }
 
 /* ---- one layer -------------------------------------------------------------------------------- */
 
-/* Attention block: f->h -> f->h + post_attn_norm(attn_out(attention(...))). */
+/* Attention block: f->h -> f->h + post_attn_norm(attn_out(attention(...))), from f->x =
+ * attn_norm(h) (written by the step before); leaves f->x = ffn_norm(h) for the FFN block. */
 static void attention_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
 {
     struct nb_gpu_model *g = f->g;
@@ -38,10 +42,6 @@ static void attention_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uin
     uint32_t H = cf->n_embd, nh = cf->n_head, hd = lc->head_dim, nkv = lc->n_head_kv;
     struct vkx_view factors = lc->is_swa ? NONE() : OPT(&g->rope_factors);
 
-    /* attn_norm */
-    label(c, "attn_norm");
-    nb_op_norm(&g->mi, vk, c, W(&f->h), W(&w->attn_norm), W(&f->x), H, n, cf->rms_eps);
-    vkx_cmd_barrier(c);
     /* attn_qkv: q|k|v in one product where they are stacked (K=V: V is the raw K projection) */
     uint32_t nq = nh * hd, nk = nkv * hd;
     bool fused = w->attn_qkv.data.n != 0;
@@ -108,10 +108,10 @@ static void attention_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uin
     label(c, "attn_out");
     nb_op_mul(&g->mm, vk, c, &w->attn_output, W(&f->att), W(&f->o), n, 0, 0, false);
     vkx_cmd_barrier(c);
-    /* post_attn_norm + residual */
-    label(c, "post_attn_norm");
-    nb_op_norm_add(&g->mi, vk, c, W(&f->o), W(&w->post_attention_norm), W(&f->h), H, n,
-                   cf->rms_eps, NONE());
+    /* post_attn_norm + residual, then ffn_norm (one dispatch) */
+    label(c, "post_attn_norm+ffn_norm");
+    nb_op_norm_add_next(&g->mi, vk, c, W(&f->o), W(&w->post_attention_norm), W(&f->h), H, n,
+                        cf->rms_eps, NONE(), W(&w->ffn_norm), W(&f->x));
     vkx_cmd_barrier(c);
 }
 
@@ -226,8 +226,11 @@ static void moe(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
                    NONE());
 }
 
-/* FFN block: f->h -> f->h + post_ffw_norm(ffn(...)) [* layer scale when there is no PLE]. */
-static void ffn_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
+/* FFN block: f->h -> f->h + post_ffw_norm(ffn(...)) [* layer scale when there is no PLE], from
+ * f->x = ffn_norm(h); with next (the following layer's attn_norm, when no PLE block comes
+ * between) it also leaves f->x = next(h). */
+static void ffn_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n,
+                      const struct vkx_buffer *next)
 {
     struct nb_gpu_model *g = f->g;
     struct vkx_ctx *vk = &g->vk;
@@ -236,10 +239,7 @@ static void ffn_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t 
     struct nb_gpu_layer *w = &g->layer[l];
     uint32_t H = cf->n_embd;
 
-    /* ffn_norm, dense MLP */
-    label(c, "ffn_norm");
-    nb_op_norm(&g->mi, vk, c, W(&f->h), W(&w->ffn_norm), W(&f->x), H, n, cf->rms_eps);
-    vkx_cmd_barrier(c);
+    /* dense MLP (on f->x = ffn_norm(h)) */
     mlp(f, c, w, lc->n_ff, W(&f->x), W(&f->o), n);
     if (lc->is_moe) {
         /* post_ffw_norm_1 on the dense branch, the expert branch, their sum */
@@ -249,16 +249,20 @@ static void ffn_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t 
         moe(f, c, l, n);
         vkx_cmd_barrier(c);
     }
-    /* post_ffw_norm + residual (+ layer_scale here when no PLE block follows) */
+    /* post_ffw_norm + residual (+ layer_scale here when no PLE block follows), then the next
+     * layer's attn_norm (one dispatch) */
     bool scale_here = cf->n_embd_ple == 0;
-    label(c, "post_ffw_norm");
-    nb_op_norm_add(&g->mi, vk, c, W(&f->o), W(&w->post_ffw_norm), W(&f->h), H, n, cf->rms_eps,
-                   scale_here ? OPT(&w->layer_output_scale) : NONE());
+    label(c, next ? "post_ffw_norm+attn_norm" : "post_ffw_norm");
+    nb_op_norm_add_next(&g->mi, vk, c, W(&f->o), W(&w->post_ffw_norm), W(&f->h), H, n,
+                        cf->rms_eps, scale_here ? OPT(&w->layer_output_scale) : NONE(), OPT(next),
+                        W(&f->x));
     vkx_cmd_barrier(c);
 }
 
-/* PLE block: h = (h + post_norm(proj(gelu(inp_gate . h) * ple[l]))) * layer_scale. */
-static void ple_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n)
+/* PLE block: h = (h + post_norm(proj(gelu(inp_gate . h) * ple[l]))) * layer_scale; with next
+ * (the following layer's attn_norm) it also leaves f->x = next(h). */
+static void ple_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t n,
+                      const struct vkx_buffer *next)
 {
     struct nb_gpu_model *g = f->g;
     struct vkx_ctx *vk = &g->vk;
@@ -279,10 +283,10 @@ static void ple_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uint32_t 
     label(c, "ple_proj");
     nb_op_mul(&g->mm, vk, c, &w->proj, W(&f->gate), W(&f->o), n, 0, 0, false);
     vkx_cmd_barrier(c);
-    /* post_norm + residual + layer_scale */
-    label(c, "post_norm");
-    nb_op_norm_add(&g->mi, vk, c, W(&f->o), W(&w->post_norm), W(&f->h), H, n, cf->rms_eps,
-                   OPT(&w->layer_output_scale));
+    /* post_norm + residual + layer_scale, then the next layer's attn_norm (one dispatch) */
+    label(c, next ? "post_norm+attn_norm" : "post_norm");
+    nb_op_norm_add_next(&g->mi, vk, c, W(&f->o), W(&w->post_norm), W(&f->h), H, n, cf->rms_eps,
+                        OPT(&w->layer_output_scale), OPT(next), W(&f->x));
     vkx_cmd_barrier(c);
 }
 
@@ -350,10 +354,15 @@ void nb_fwd_record(struct nb_fwd *f, struct vkx_cmd *c, uint32_t n, bool all_log
     /* ple_inputs */
     if (cf->n_embd_ple) ple_inputs(f, c, n);
 
+    /* attn_norm of layer 0; each later one comes with the step before it (ffn_block, ple_block) */
+    label(c, "attn_norm");
+    nb_op_norm(&g->mi, vk, c, W(&f->h), W(&g->layer[0].attn_norm), W(&f->x), H, n, cf->rms_eps);
+    vkx_cmd_barrier(c);
     for (uint32_t l = 0; l < cf->n_layer; l++) {
+        const struct vkx_buffer *next = l + 1 < cf->n_layer ? &g->layer[l + 1].attn_norm : NULL;
         attention_block(f, c, l, n);
-        ffn_block(f, c, l, n);
-        if (cf->n_embd_ple) ple_block(f, c, l, n);
+        ffn_block(f, c, l, n, cf->n_embd_ple ? NULL : next);
+        if (cf->n_embd_ple) ple_block(f, c, l, n, next);
         capture(f, c, (int)l + 1, n);
     }
 

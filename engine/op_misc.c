@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nb_shaders.h"
@@ -56,9 +57,9 @@ int nb_op_misc_create(struct nb_op_misc *o, struct vkx_ctx *vk, char *err, size_
     const uint32_t norm_push = sizeof(struct nb_push_rmsnorm);
     if (o->subgroup) {
         char e2[256];
-        if (mkpipe(vk, &o->norm, NB_SPV_RMSNORM_SG, 6, norm_push, o->norm_wg, 0, e2,
+        if (mkpipe(vk, &o->norm, NB_SPV_RMSNORM_SG, 8, norm_push, o->norm_wg, 0, e2,
                    sizeof e2) != 0 ||
-            mkpipe(vk, &o->norm_small, NB_SPV_RMSNORM_SG, 6, norm_push, o->norm_small_wg, 0, e2,
+            mkpipe(vk, &o->norm_small, NB_SPV_RMSNORM_SG, 8, norm_push, o->norm_small_wg, 0, e2,
                    sizeof e2) != 0) {
             fprintf(stderr, "nibble: rmsnorm with subgroups refused (%s); using shared memory\n",
                     e2);
@@ -70,8 +71,8 @@ int nb_op_misc_create(struct nb_op_misc *o, struct vkx_ctx *vk, char *err, size_
         }
     }
     if (!o->subgroup &&
-        (mkpipe(vk, &o->norm, NB_SPV_RMSNORM, 6, norm_push, o->norm_wg, 0, err, errlen) != 0 ||
-         mkpipe(vk, &o->norm_small, NB_SPV_RMSNORM, 6, norm_push, o->norm_small_wg, 0, err,
+        (mkpipe(vk, &o->norm, NB_SPV_RMSNORM, 8, norm_push, o->norm_wg, 0, err, errlen) != 0 ||
+         mkpipe(vk, &o->norm_small, NB_SPV_RMSNORM, 8, norm_push, o->norm_small_wg, 0, err,
                 errlen) != 0))
         goto fail;
     if (mkpipe(vk, &o->rope, NB_SPV_ROPE, 3, sizeof(struct nb_push_rope), o->rope_wg, 0, err,
@@ -159,7 +160,7 @@ void nb_op_rmsnorm(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
         .y_off = a->y_off,
         .y_stride = a->y_stride ? a->y_stride : a->n * heads,
         .flags = (a->w.buf ? NB_NORM_W : 0) | (a->add ? NB_NORM_ADD : 0) |
-                 (a->scale.buf ? NB_NORM_SCALE : 0),
+                 (a->scale.buf ? NB_NORM_SCALE : 0) | (a->z.buf ? NB_NORM_NEXT : 0),
         .eps = a->eps,
         .mul = a->mul != 0.0f ? a->mul : 1.0f,
     };
@@ -168,14 +169,21 @@ void nb_op_rmsnorm(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
         p.n_rot = (a->n_rot < a->n ? a->n_rot : a->n) & ~1u;
         rope_theta(a->rope_base, p.n_rot, &p.th_hi, &p.th_lo);
     }
-    struct vkx_view b[6] = {a->x,
+    if (a->z.buf && (heads > 1 || a->n_rot || !a->w2.buf)) {
+        fprintf(stderr, "nibble: %s:%d: rmsnorm: a next norm (z) needs one head, no RoPE and its "
+                "weight w2\n", __FILE__, __LINE__);
+        abort();
+    }
+    struct vkx_view b[8] = {a->x,
                             or_view(a->w, a->x),
                             a->y,
                             or_view(a->scale, a->x),
                             or_view(a->pos, a->x),
-                            or_view(a->factors, a->x)};
+                            or_view(a->factors, a->x),
+                            or_view(a->w2, a->x),
+                            or_view(a->z, a->y)};
     const struct vkx_pipeline *pl = a->n > 1024 ? &o->norm : &o->norm_small;
-    vkx_cmd_dispatch(vk, c, pl, b, 6, &p, sizeof p, heads, a->n_tokens, 1);
+    vkx_cmd_dispatch(vk, c, pl, b, 8, &p, sizeof p, heads, a->n_tokens, 1);
 }
 
 void nb_op_norm(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c, struct vkx_view x,
@@ -189,9 +197,18 @@ void nb_op_norm_add(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                     struct vkx_view x, struct vkx_view w, struct vkx_view h, uint32_t n,
                     uint32_t n_rows, float eps, struct vkx_view scale)
 {
+    struct vkx_view none = {0};
+    nb_op_norm_add_next(o, vk, c, x, w, h, n, n_rows, eps, scale, none, none);
+}
+
+void nb_op_norm_add_next(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                         struct vkx_view x, struct vkx_view w, struct vkx_view h, uint32_t n,
+                         uint32_t n_rows, float eps, struct vkx_view scale, struct vkx_view w2,
+                         struct vkx_view z)
+{
     struct nb_norm_args a = {
         .n = n, .n_tokens = n_rows, .x = x, .y = h, .w = w, .eps = eps, .add = true,
-        .scale = scale};
+        .scale = scale, .w2 = w2, .z = w2.buf ? z : w2};
     nb_op_rmsnorm(o, vk, c, &a);
 }
 

@@ -45,6 +45,7 @@ void nb_op_misc_destroy(struct nb_op_misc *o, struct vkx_ctx *vk);
  *     r = x_t,h * (mean(x_t,h^2) + eps)^-0.5 * w[n] * mul
  *     r = rope(r, pos[t])                     if n_rot (NeoX pairs (i, i + n_rot/2), see nb_op_rope)
  *     y_t,h = (add ? y_t,h + r : r) * scale[0] (scale: device scalar, absent = 1)
+ *     z[t] = rmsnorm(y_t) * w2                 if z (one head, no RoPE; z dense [n_tokens][n])
  * y may be the same buffer as x (in place). n_heads 0 counts as 1, strides 0 as n*n_heads,
  * mul 0 as 1. Examples:
  *   pre-norm          {x=h, y=xn, w=attn_norm}
@@ -52,6 +53,7 @@ void nb_op_misc_destroy(struct nb_op_misc *o, struct vkx_ctx *vk);
  *   v norm            {x=v, y=v, n=hd, n_heads=nkv} (no weight)
  *   post-norm + add   {x=attn_out, y=h, w=post_norm, add=true}
  *   ... + layer scale {..., add=true, scale=layer_output_scale}
+ *   ... + next pre-norm {..., add=true, w2=ffn_norm, z=xn} (one dispatch for two steps)
  *   router input      {x=r, y=z, w=router_scale, mul=1/sqrt(H)} */
 struct nb_norm_args {
     uint32_t n, n_heads, n_tokens;
@@ -68,6 +70,7 @@ struct nb_norm_args {
     double rope_base;
     struct vkx_view pos;    /* uint32 [n_tokens] */
     struct vkx_view factors; /* f32 [n_rot/2], or absent */
+    struct vkx_view w2, z;   /* f32 [n] and [n_tokens][n]: the next norm of y, or absent */
 };
 void nb_op_rmsnorm(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                    const struct nb_norm_args *a);
@@ -79,6 +82,12 @@ void nb_op_norm(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c, str
 void nb_op_norm_add(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                     struct vkx_view x, struct vkx_view w, struct vkx_view h, uint32_t n,
                     uint32_t n_rows, float eps, struct vkx_view scale);
+/* The same, then z[t] = rmsnorm(h[t]) * w2 (the next block's pre-norm) in the same dispatch;
+ * w2 absent: nb_op_norm_add. z [n_rows][n]. */
+void nb_op_norm_add_next(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                         struct vkx_view x, struct vkx_view w, struct vkx_view h, uint32_t n,
+                         uint32_t n_rows, float eps, struct vkx_view scale, struct vkx_view w2,
+                         struct vkx_view z);
 
 /* ---- RoPE ------------------------------------------------------------------------------------
  * In place on x[x_off + t*stride + h*hd + i] (t < n_tokens, h < n_heads): the NeoX pairs

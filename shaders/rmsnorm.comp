@@ -3,6 +3,8 @@
 // (post-norm + residual), then scaled by a device scalar (layer_output_scale), and optionally
 // followed by NeoX RoPE (fused q/k norm + rope). One workgroup per row: workgroup (h, t) takes
 // row x[x_off + t*x_stride + h*n .. +n) and writes y[y_off + t*y_stride + h*n ..]. y may be x.
+// With NB_NORM_NEXT (one head, no RoPE) the row it wrote is normed again into z[t*n ..] with
+// weight w2: post-norm + residual and the next block's pre-norm in one dispatch.
 //
 // Each invocation owns the pairs (i, i + n_rot/2) for i = lid, lid+WG, ... < n_rot/2 and the
 // elements j = n_rot + lid, ... < n, so the rope needs no exchange between invocations.
@@ -19,6 +21,8 @@ layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 3) readonly buffer S { float s[]; };        // [1]
 layout(std430, binding = 4) readonly buffer P { uint pos[]; };       // [n_tokens]
 layout(std430, binding = 5) readonly buffer F { float factors[]; };  // [n_rot/2]
+layout(std430, binding = 6) readonly buffer W2 { float w2[]; };      // [n]
+layout(std430, binding = 7) writeonly buffer Z { float z[]; };       // [n_tokens][n]
 layout(push_constant) uniform Push { nb_push_rmsnorm p; };
 
 void main()
@@ -61,10 +65,18 @@ void main()
         }
     }
     uint j0 = (p.flags & NB_NORM_ROPE) != 0u ? p.n_rot : 0u;
+    float ss2 = 0.0;
     for (uint j = j0 + lid; j < p.n; j += WG) {
         float v = x[xb + j] * r;
         if (has_w) v *= w[j];
         if (add) v += y[yb + j];
-        y[yb + j] = v * sc;
+        v *= sc;
+        y[yb + j] = v;
+        ss2 += v * v;
+    }
+    if ((p.flags & NB_NORM_NEXT) != 0u) { // each invocation reads back only what it wrote
+        float r2 = inversesqrt(wg_sum(ss2) / float(p.n) + p.eps);
+        for (uint j = lid; j < p.n; j += WG)
+            z[t * p.n + j] = y[yb + j] * r2 * w2[j];
     }
 }

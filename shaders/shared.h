@@ -49,6 +49,7 @@ NB_STATIC_SIZE(nb_push_bw, 16)
 #define NB_NORM_SCALE 4u    /* then y *= s[0] (device scalar) */
 #define NB_NORM_ROPE 8u     /* NeoX RoPE on the normalised row before storing */
 #define NB_NORM_FACTORS 16u /* RoPE frequencies divided by factors[n_rot/2] */
+#define NB_NORM_NEXT 32u    /* then z[t][n] = rmsnorm(y row) * w2 (one head, no RoPE) */
 /* rmsnorm.comp: workgroup (h, t) normalises row x[x_off + t*x_stride + h*n .. +n) */
 NB_STRUCT(nb_push_rmsnorm) {
     NB_U32 n;        /* row width */

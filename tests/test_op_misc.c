@@ -65,7 +65,8 @@ static void cmd_finish(struct vkx_ctx *vk, struct vkx_cmd *c)
 
 /* double-precision reference of nb_op_rmsnorm on dense host copies */
 static void ref_norm(const float *x, const float *w, float *y, const struct nb_norm_args *a,
-                     const float *scale, const uint32_t *pos, const float *factors)
+                     const float *scale, const uint32_t *pos, const float *factors,
+                     const float *w2, float *z)
 {
     uint32_t heads = a->n_heads ? a->n_heads : 1;
     uint32_t xs = a->x_stride ? a->x_stride : a->n * heads;
@@ -91,6 +92,12 @@ static void ref_norm(const float *x, const float *w, float *y, const struct nb_n
             }
             for (uint32_t i = 0; i < a->n; i++)
                 yr[i] = (float)(((a->add ? yr[i] : 0.0) + r[i]) * (scale ? *scale : 1.0));
+            if (!z) continue; /* the next norm, of the row just written (one head) */
+            double s2 = 0;
+            for (uint32_t i = 0; i < a->n; i++) s2 += (double)yr[i] * yr[i];
+            double inv2 = 1.0 / sqrt(s2 / a->n + a->eps);
+            for (uint32_t i = 0; i < a->n; i++)
+                z[(size_t)t * a->n + i] = (float)(yr[i] * inv2 * w2[i]);
         }
     free(r);
 }
@@ -99,6 +106,7 @@ struct norm_case {
     uint32_t n, heads, tokens;
     uint32_t x_pad, y_pad; /* extra elements per token row, and the offset of the row */
     bool weight, add, scale;
+    bool next; /* then z = rmsnorm(y) * w2 */
     float mul;
     uint32_t n_rot, pos_max;
     double base;
@@ -118,6 +126,9 @@ static void check_norm(struct cfg *g, const struct norm_case *k)
     size_t nx = (size_t)a.x_stride * k->tokens + k->x_pad;
     size_t ny = (size_t)a.y_stride * k->tokens + k->y_pad;
     float *x = rand_vec(nx, 2.0f), *y = rand_vec(ny, 1.0f), *w = rand_vec(k->n, 1.5f);
+    float *w2 = rand_vec(k->n, 1.5f), *z = rand_vec((size_t)k->n * k->tokens, 1.0f);
+    float *zref = malloc(sizeof(float) * k->n * k->tokens);
+    assert_non_null(zref);
     float *yref = malloc(sizeof(float) * ny);
     assert_non_null(yref);
     memcpy(yref, y, sizeof(float) * ny);
@@ -131,30 +142,41 @@ static void check_norm(struct cfg *g, const struct norm_case *k)
         for (uint32_t i = 0; i < k->n_rot / 2; i++) fac[i] = i < k->n_factors_on ? 1.0f : 1e30f;
     }
 
-    struct vkx_buffer bx, by, bw, bs, bp, bf;
+    struct vkx_buffer bx, by, bw, bs, bp, bf, bw2, bz;
     dev_buf(vk, &bx, nx * 4, x);
     dev_buf(vk, &by, ny * 4, y);
     dev_buf(vk, &bw, k->n * 4, w);
     dev_buf(vk, &bs, 4, &scale);
     dev_buf(vk, &bp, k->tokens * 4, pos);
     dev_buf(vk, &bf, fac ? k->n_rot / 2 * 4 : 4, fac);
+    dev_buf(vk, &bw2, k->n * 4, w2);
+    dev_buf(vk, &bz, (size_t)k->n * k->tokens * 4, z);
     a.x = vkx_whole(&bx);
     a.y = vkx_whole(&by);
     if (k->weight) a.w = vkx_whole(&bw);
     if (k->scale) a.scale = vkx_whole(&bs);
     if (k->n_rot) a.pos = vkx_whole(&bp);
     if (fac) a.factors = vkx_whole(&bf);
+    if (k->next) a.w2 = vkx_whole(&bw2), a.z = vkx_whole(&bz);
 
     struct vkx_cmd c;
     cmd_start(vk, &c);
     nb_op_rmsnorm(&g->op, vk, &c, &a);
     cmd_finish(vk, &c);
     float *got = download(vk, &by, ny);
-    ref_norm(x, k->weight ? w : NULL, yref, &a, k->scale ? &scale : NULL, pos, fac);
+    ref_norm(x, k->weight ? w : NULL, yref, &a, k->scale ? &scale : NULL, pos, fac, w2,
+             k->next ? zref : NULL);
     char what[160];
-    snprintf(what, sizeof what, "norm n=%u heads=%u tok=%u w=%d add=%d sc=%d rot=%u pos=%u",
-             k->n, heads, k->tokens, k->weight, k->add, k->scale, k->n_rot, k->pos_max);
+    snprintf(what, sizeof what, "norm n=%u heads=%u tok=%u w=%d add=%d sc=%d rot=%u pos=%u%s",
+             k->n, heads, k->tokens, k->weight, k->add, k->scale, k->n_rot, k->pos_max,
+             k->next ? " next" : "");
     assert_int_equal(nb_test_compare(what, got, yref, ny, 2e-5f, 2e-5f), 0);
+    if (k->next) {
+        float *zgot = download(vk, &bz, (size_t)k->n * k->tokens);
+        assert_int_equal(nb_test_compare(what, zgot, zref, (size_t)k->n * k->tokens, 2e-5f,
+                                         2e-5f), 0);
+        free(zgot);
+    }
 
     vkx_buffer_destroy(vk, &bx);
     vkx_buffer_destroy(vk, &by);
@@ -162,7 +184,10 @@ static void check_norm(struct cfg *g, const struct norm_case *k)
     vkx_buffer_destroy(vk, &bs);
     vkx_buffer_destroy(vk, &bp);
     vkx_buffer_destroy(vk, &bf);
+    vkx_buffer_destroy(vk, &bw2);
+    vkx_buffer_destroy(vk, &bz);
     free(x), free(y), free(w), free(yref), free(got), free(pos), free(fac);
+    free(w2), free(z), free(zref);
 }
 
 static void test_norm(void **state)
@@ -178,8 +203,13 @@ static void test_norm(void **state)
         check_norm(g, &k);
         k.weight = true, k.add = true; /* post-norm + residual */
         check_norm(g, &k);
-        k.scale = true; /* ... * layer_output_scale */
+        k.next = true; /* ... and the next block's pre-norm */
         check_norm(g, &k);
+        k.next = false, k.scale = true; /* ... * layer_output_scale */
+        check_norm(g, &k);
+        k.next = true;
+        check_norm(g, &k);
+        k.next = false;
         k.add = false, k.mul = 0.0625f; /* router input: scale * H^-0.5 */
         check_norm(g, &k);
     }

@@ -111,11 +111,12 @@ const char *bu_size(uint64_t bytes, char *buf, size_t n)
 static const char *const step_names[] = {
     "embed", "ple_embed", "ple_proj_in", "ple_scale", "ple_norm", "ple_add", "ple_mix",
     "attn_norm", "attn_qkv", "attn_q", "attn_k", "attn_v", "q_norm_rope", "k_norm_rope", "v_norm",
-    "kv_store", "attention", "attn_out", "post_attn_norm", "ffn_norm", "ffn_gate_up", "ffn_gate",
-    "ffn_up", "geglu", "ffn_down", "post_ffw_norm_1", "router_norm", "router", "router_topk", "pre_ffw_norm_2",
-    "moe_gate_up", "moe_gate", "moe_up", "moe_geglu", "moe_down", "moe_combine",
-    "post_ffw_norm_2", "moe_add", "post_ffw_norm", "ple_gate", "ple_geglu", "ple_proj",
-    "post_norm", "output_norm", "output", "softcap"};
+    "kv_store", "attention", "attn_out", "post_attn_norm", "post_attn_norm+ffn_norm", "ffn_norm",
+    "ffn_gate_up", "ffn_gate", "ffn_up", "geglu", "ffn_down", "post_ffw_norm_1", "router_norm",
+    "router", "router_topk", "pre_ffw_norm_2", "moe_gate_up", "moe_gate", "moe_up", "moe_geglu",
+    "moe_down", "moe_combine", "post_ffw_norm_2", "moe_add", "post_ffw_norm",
+    "post_ffw_norm+attn_norm", "ple_gate", "ple_geglu", "ple_proj", "post_norm",
+    "post_norm+attn_norm", "output_norm", "output", "softcap"};
 
 static const char *known(const char *label)
 {
@@ -187,7 +188,8 @@ uint32_t bu_steps(const struct nb_gpu_model *g, const struct vkx_cmd *c, uint32_
         struct bu_step *s = &steps[i];
         memset(s, 0, sizeof *s);
         const char *k = known(c->labels[i]);
-        if (k && !strcmp(k, "attn_norm")) layer++;
+        /* a layer starts with its q (k, v) product: attn_norm comes with the step before it */
+        if (k && (!strcmp(k, "attn_qkv") || !strcmp(k, "attn_q"))) layer++;
         if (k && !strcmp(k, "output_norm")) layer = -1;
         s->first = k != NULL;
         if (k) cur = k;
