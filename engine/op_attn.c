@@ -2,6 +2,7 @@
 #include "op_attn.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nb_shaders.h"
@@ -10,11 +11,13 @@
 #define ATTN_BC 16 /* keys per tile in attn.comp, at most */
 static const uint32_t attn_hd_max[NB_ATTN_NQ_BUCKETS] = {128, 256, 512};
 
-static int make_pipe(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
-                     uint32_t n_bindings, uint32_t push_size, const uint32_t *spec,
-                     uint32_t n_spec, uint32_t subgroup_size, char *err, size_t errlen)
+static int make_pipe_ex(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
+                        uint32_t n_bindings, uint32_t texel, uint32_t push_size,
+                        const uint32_t *spec, uint32_t n_spec, uint32_t subgroup_size, char *err,
+                        size_t errlen)
 {
     struct vkx_pipeline_desc d = {
+        .texel_bindings = texel,
         .subgroup_size = subgroup_size,
         .name = nb_spv[id].name,
         .spv = nb_spv[id].code,
@@ -27,22 +30,62 @@ static int make_pipe(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id 
     return vkx_pipeline_create(vk, p, &d, err, errlen);
 }
 
-static int make_attn(struct nb_op_attn *o, struct vkx_ctx *vk, enum nb_spv_id id, char *err,
-                     size_t errlen)
+static int make_pipe(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
+                     uint32_t n_bindings, uint32_t push_size, const uint32_t *spec,
+                     uint32_t n_spec, uint32_t subgroup_size, char *err, size_t errlen)
 {
-    bool f32 = id == NB_SPV_ATTN_F32 || id == NB_SPV_ATTN_SG_F32;
-    bool sg = id == NB_SPV_ATTN_SG || id == NB_SPV_ATTN_SG_F32;
+    return make_pipe_ex(vk, p, id, n_bindings, 0, push_size, spec, n_spec, subgroup_size, err,
+                        errlen);
+}
+
+/* The attention pipelines of one variant into set[2][buckets]; texel: K and V are bindings of
+ * texel views (the _TX variants). */
+static int make_attn_set(struct nb_op_attn *o, struct vkx_ctx *vk, enum nb_spv_id id, bool sg,
+                         bool texel, struct vkx_pipeline set[2][NB_ATTN_NQ_BUCKETS], char *err,
+                         size_t errlen)
+{
     for (int b = 0; b < 2; b++)
         for (int h = 0; h < NB_ATTN_NQ_BUCKETS; h++) {
             /* keys per tile: BC * NQ = 64 bounds the unrolled inner loops (registers, and the
              * compile time on lavapipe), head_dim 128: 16 keys, 256: 8, 512: 4 */
             uint32_t nq = attn_hd_max[h] / 4 / o->ds, bc = 64 / nq;
             uint32_t spec[5] = {o->rows[b] * o->ds, o->rows[b], o->ds, nq, bc < 4 ? 4 : bc};
-            if (make_pipe(vk, f32 ? &o->attn32[b][h] : &o->attn[b][h], id, 7,
-                          sizeof(struct nb_push_attn), spec, 5, sg ? o->sg_size : 0, err, errlen))
+            if (make_pipe_ex(vk, &set[b][h], id, 7, texel ? 6u : 0u, sizeof(struct nb_push_attn),
+                             spec, 5, sg ? o->sg_size : 0, err, errlen))
                 return -1;
         }
     return 0;
+}
+
+/* The storage-buffer attention pipelines for an f16 or f32 cache (o->subgroup picks the
+ * variant). */
+static int make_attn_storage(struct nb_op_attn *o, struct vkx_ctx *vk, bool f32, char *err,
+                             size_t errlen)
+{
+    bool sg = o->subgroup;
+    enum nb_spv_id id = f32 ? (sg ? NB_SPV_ATTN_SG_F32 : NB_SPV_ATTN_F32)
+                            : (sg ? NB_SPV_ATTN_SG : NB_SPV_ATTN);
+    return make_attn_set(o, vk, id, sg, false, f32 ? o->attn32 : o->attn, err, errlen);
+}
+
+/* The attention pipelines for an f16 or f32 cache: on a texel-reading CPU device (o->texel)
+ * the texel ones only (each set costs lavapipe about 0.3 s to build; a cache without views gets
+ * the storage ones when first dispatched), else the storage ones. */
+static int make_attn(struct nb_op_attn *o, struct vkx_ctx *vk, bool f32, char *err,
+                     size_t errlen)
+{
+    bool sg = o->subgroup;
+    if (o->texel) {
+        enum nb_spv_id id = f32 ? (sg ? NB_SPV_ATTN_SG_F32_TX : NB_SPV_ATTN_F32_TX)
+                                : (sg ? NB_SPV_ATTN_SG_TX : NB_SPV_ATTN_TX);
+        if (make_attn_set(o, vk, id, sg, true, f32 ? o->attn32_tx : o->attn_tx, err,
+                          errlen) == 0)
+            return 0;
+        fprintf(stderr, "nibble: attn with texel reads refused (%s); using storage buffers\n",
+                err);
+        o->texel = false;
+    }
+    return make_attn_storage(o, vk, f32, err, errlen);
 }
 
 static void destroy_attn(struct nb_op_attn *o, struct vkx_ctx *vk)
@@ -51,16 +94,20 @@ static void destroy_attn(struct nb_op_attn *o, struct vkx_ctx *vk)
         for (int h = 0; h < NB_ATTN_NQ_BUCKETS; h++) {
             if (o->attn[b][h].pipe) vkx_pipeline_destroy(vk, &o->attn[b][h]);
             if (o->attn32[b][h].pipe) vkx_pipeline_destroy(vk, &o->attn32[b][h]);
+            if (o->attn_tx[b][h].pipe) vkx_pipeline_destroy(vk, &o->attn_tx[b][h]);
+            if (o->attn32_tx[b][h].pipe) vkx_pipeline_destroy(vk, &o->attn32_tx[b][h]);
         }
     memset(o->attn, 0, sizeof o->attn);
     memset(o->attn32, 0, sizeof o->attn32);
+    memset(o->attn_tx, 0, sizeof o->attn_tx);
+    memset(o->attn32_tx, 0, sizeof o->attn32_tx);
 }
 
 int nb_op_attn_enable_f32(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen)
 {
     if (o->store32.pipe) return 0;
     uint32_t wg = 64;
-    if (make_attn(o, vk, o->subgroup ? NB_SPV_ATTN_SG_F32 : NB_SPV_ATTN_F32, err, errlen) ||
+    if (make_attn(o, vk, true, err, errlen) ||
         make_pipe(vk, &o->store32, NB_SPV_KV_STORE_F32, 5, sizeof(struct nb_push_kv_store), &wg,
                   1, 0, err, errlen))
         return -1;
@@ -83,12 +130,15 @@ int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_
      * where the driver may pick a smaller size, require the default one. */
     if (vk->caps.subgroup_size_control && vk->caps.subgroup_min < o->ds)
         o->sg_size = vk->caps.subgroup_size;
-    if (o->subgroup && make_attn(o, vk, NB_SPV_ATTN_SG, err, errlen)) {
+    /* CPU devices read K and V through texel views (lavapipe, tiny-h1024 decode at depth 2048:
+     * attention 12.1 -> 5.9 ms a token; GPUs: not measured, storage buffers) */
+    o->texel = vk->tune_cpu && vkx_has(vk, VKX_FEAT_TEXEL);
+    if (o->subgroup && make_attn(o, vk, false, err, errlen)) {
         fprintf(stderr, "nibble: attn: subgroup variant refused (%s), using the plain one\n", err);
         destroy_attn(o, vk);
         o->subgroup = false;
     }
-    if (!o->subgroup && make_attn(o, vk, NB_SPV_ATTN, err, errlen)) goto fail;
+    if (!o->subgroup && make_attn(o, vk, false, err, errlen)) goto fail;
     uint32_t wg = 64;
     if (make_pipe(vk, &o->combine, NB_SPV_ATTN_COMBINE, 3, sizeof(struct nb_push_attn_combine),
                   &wg, 1, 0, err, errlen))
@@ -232,7 +282,18 @@ void nb_op_attn(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
         pml = (struct vkx_view){scratch.buf, scratch.off + ob, (VkDeviceSize)n_split * orows * 8};
     }
     struct vkx_view bind[7] = {q, vkx_whole(&S->k), vkx_whole(&S->v), pos, out, po, pml};
-    vkx_cmd_dispatch(vk, c, kv->f32 ? &o->attn32[b][hb] : &o->attn[b][hb], bind, 7, &p, sizeof p, n_split, row_groups, n_kv);
+    bool tx = o->texel && S->k.texel && S->v.texel;
+    const struct vkx_pipeline *pl = kv->f32 ? (tx ? &o->attn32_tx[b][hb] : &o->attn32[b][hb])
+                                            : (tx ? &o->attn_tx[b][hb] : &o->attn[b][hb]);
+    if (!pl->pipe) { /* a texel-reading device given a cache without views: build them now */
+        char err[256];
+        if (make_attn_storage(o, vk, kv->f32, err, sizeof err) != 0) {
+            fprintf(stderr, "nibble: %s:%d: attn: storage-buffer pipelines refused: %s\n",
+                    __FILE__, __LINE__, err);
+            abort();
+        }
+    }
+    vkx_cmd_dispatch(vk, c, pl, bind, 7, &p, sizeof p, n_split, row_groups, n_kv);
     if (n_split == 1) return;
 
     vkx_cmd_barrier(c); /* the partials are complete before the merge reads them */

@@ -26,6 +26,11 @@ struct nb_op_attn {
     struct vkx_pipeline store;                         /* kv_store */
     /* the same for an f32 cache, made by nb_op_attn_enable_f32 (NULL handles until then) */
     struct vkx_pipeline attn32[2][NB_ATTN_NQ_BUCKETS], store32;
+    /* CPU devices with texel buffers (`texel`): the same reading K and V through the caches'
+     * texel views, built instead of the storage ones (those follow on the first dispatch on a
+     * cache without views; NIBBLE_DISABLE=texel: storage only) */
+    struct vkx_pipeline attn_tx[2][NB_ATTN_NQ_BUCKETS], attn32_tx[2][NB_ATTN_NQ_BUCKETS];
+    bool texel;
     bool subgroup;       /* attn uses subgroup shuffles (else a shared-memory reduction) */
     uint32_t ds;         /* threads per query row */
     uint32_t sg_size;    /* subgroup size the subgroup variant requires (0: any) */

@@ -30,12 +30,27 @@ layout(constant_id = 4) const uint BC = 4;  // keys per tile
 const float NEG_BIG = -1.0e30;              // "minus infinity" that keeps exp() and sums finite
 
 layout(std430, binding = 0) readonly buffer Q { vec4 q[]; };          // [T][n_head][hd/4] f32
-#ifdef KV_F32 // f32 cache: a quad is a vec4
+#ifdef TEXEL  // K and V through uniform texel views of uvec4 texels (CPU devices: one vector load
+              // per lane where a storage buffer is a loop over lanes; f16: two quads per texel)
+layout(binding = 1) uniform usamplerBuffer kt;
+layout(binding = 2) uniform usamplerBuffer vt;
+#ifdef KV_F32
+vec4 kc_(uint i) { return uintBitsToFloat(texelFetch(kt, int(i))); }
+vec4 vc_(uint i) { return uintBitsToFloat(texelFetch(vt, int(i))); }
+#else
+uvec2 kc_(uint i) { uvec4 t = texelFetch(kt, int(i >> 1)); return (i & 1u) != 0u ? t.zw : t.xy; }
+uvec2 vc_(uint i) { uvec4 t = texelFetch(vt, int(i >> 1)); return (i & 1u) != 0u ? t.zw : t.xy; }
+#endif
+#elif defined(KV_F32) // f32 cache: a quad is a vec4
 layout(std430, binding = 1) readonly buffer KC { vec4 kc[]; };        // [n_kv][n_slots][hd/4] f32
 layout(std430, binding = 2) readonly buffer VC { vec4 vc[]; };        // [n_kv][n_slots][hd/4] f32
 #else         // f16 cache: a quad is two packed f16 pairs
 layout(std430, binding = 1) readonly buffer KC { uvec2 kc[]; };       // [n_kv][n_slots][hd/4] f16
 layout(std430, binding = 2) readonly buffer VC { uvec2 vc[]; };       // [n_kv][n_slots][hd/4] f16
+#endif
+#ifndef TEXEL
+#define kc_(i) kc[i]
+#define vc_(i) vc[i]
 #endif
 layout(std430, binding = 3) readonly buffer Pos { uint pos[]; };      // [T]
 layout(std430, binding = 4) writeonly buffer Out { vec4 o_out[]; };   // [T][n_head][hd/4]
@@ -125,7 +140,7 @@ void main()
             base[j] = head_base + (p.window != 0u ? kp % p.n_slots : kp) * hd4;
             if (j < nk)
                 for (uint k = 0; k < NQ; k++)
-                    sc[j] += dot(qv[k], unpack4(kc[base[j] + qoff[k]]));
+                    sc[j] += dot(qv[k], unpack4(kc_(base[j] + qoff[k])));
         }
         // Sum the partial dot products over the DS threads of each row.
 #ifdef USE_SUBGROUP
@@ -161,7 +176,7 @@ void main()
             l += pj;
             if (j < nk) // uniform: keys past the range may lie past the buffer
                 for (uint k = 0; k < NQ; k++)
-                    o[k] += pj * unpack4(vc[base[j] + qoff[k]]);
+                    o[k] += pj * unpack4(vc_(base[j] + qoff[k]));
         }
         m = mt;
     }
