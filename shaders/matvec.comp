@@ -9,7 +9,8 @@
 // the CPU-device shape) each take NR rows at a time and split the K dimension between their
 // lanes, one unit (a 32-element block for Q4_0/Q8_0, 4 elements for F32/F16) per lane per step.
 // Whole rows per thread on weights in row tiles (p.wtile, gtensor.h): the threads of one CPU
-// vector take the rows of one tile, so their loads are neighbouring bytes (see main).
+// vector take the rows of one tile, so their loads are neighbouring bytes, and with NR = 8 a
+// thread's 8 scales are one load (see main).
 // Weight formats: see quant.glsl. With TEXEL the weight piece and x are read through uniform
 // texel buffers of uvec4 texels, x from texel p.xtex on (a CPU device such as lavapipe fetches a
 // texel with one vector load per lane but loads from a storage buffer one scalar at a time in a
@@ -24,7 +25,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint TYPE = NB_T_Q4_0;
-layout(constant_id = 2) const uint NR = 2;    // rows per group per pass (1..4; 8: TPR = 1, NTOK <= 4)
+layout(constant_id = 2) const uint NR = 2;    // rows per group per pass (1..4; 8: TPR 1, NTOK <= 4)
 layout(constant_id = 3) const uint NTOK = 1;  // tokens per dispatch (1 <= ntok <= NTOK <= 8)
 layout(constant_id = 4) const uint TPR = 32;  // threads per group (no-subgroup variant)
 layout(constant_id = 5) const uint ROWS = 8;  // rows per workgroup (fallback: WG / TPR * NR)
@@ -157,8 +158,8 @@ void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool s
         uvec4 qb6 = qa0, qb7 = qa0;
         float d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0, d4 = 0.0, d5 = 0.0, d6 = 0.0, d7 = 0.0;
         if (scales8) {
-            uint ts = p.wtile, l = r0 & ((1u << (ts - 3u)) - 1u);
-            uvec4 sq = wquad(p.dbase / 4u + ((min(r0, rend - 1u) >> ts) * nb + u) * (1u << (ts - 3u)) + l);
+            uint ts = p.wtile, per = 1u << (ts - 3u), l = r0 & (per - 1u); // texels per block
+            uvec4 sq = wquad(p.dbase / 4u + ((min(r0, rend - 1u) >> ts) * nb + u) * per + l);
             vec2 s01 = unpackHalf2x16(sq.x), s23 = unpackHalf2x16(sq.y);
             vec2 s45 = unpackHalf2x16(sq.z), s67 = unpackHalf2x16(sq.w);
             d0 = s01.x, d1 = s01.y, d2 = s23.x, d3 = s23.y, d4 = s45.x, d5 = s45.y, d6 = s67.x;
