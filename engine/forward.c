@@ -45,7 +45,6 @@ static void attention_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uin
     /* attn_qkv: q|k|v in one product where they are stacked (K=V: V is the raw K projection) */
     uint32_t nq = nh * hd, nk = nkv * hd;
     bool fused = w->attn_qkv.data.n != 0;
-    uint32_t qkv_n = nq + (lc->has_kv ? nk : 0) + (lc->has_v ? nk : 0);
     if (fused) {
         label(c, "attn_qkv");
         nb_op_mul(&g->mm, vk, c, &w->attn_qkv, W(&f->x), W(&f->qkv), n, 0, 0, false);
@@ -67,10 +66,10 @@ static void attention_block(struct nb_fwd *f, struct vkx_cmd *c, uint32_t l, uin
         struct vkx_view src = {&f->k, 0, (VkDeviceSize)n * nk * F4};
         vkx_cmd_copy(c, dst, src);
     }
-    /* where the norms read q, k and v: rows of [n][qkv_n] fused, else their own buffers */
+    /* where the norms read q, k and v: rows of [n][q|k|v] fused, else their own buffers */
     struct vkx_view qx = fused ? W(&f->qkv) : W(&f->q), kx = fused ? W(&f->qkv) : W(&f->k);
     struct vkx_view vx = fused ? W(&f->qkv) : W(&f->v);
-    uint32_t stride = fused ? qkv_n : 0, k_off = fused ? nq : 0;
+    uint32_t stride = fused ? (uint32_t)w->attn_qkv.rows : 0, k_off = fused ? nq : 0;
     uint32_t v_off = fused && lc->has_v ? nq + nk : k_off;
     /* q_norm + rope_q, k_norm + rope_k, v_norm (per head, fused RoPE; into q, k, v) */
     struct nb_norm_args qa = {.n = hd, .n_heads = nh, .n_tokens = n, .x = qx, .x_stride = stride,

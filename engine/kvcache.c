@@ -95,9 +95,9 @@ int nb_kvcache_create_f32(struct vkx_ctx *vk, struct nb_kvcache *kv, uint32_t n_
         /* texel views where the device has them (CPU devices read K/V through them, see
          * op_attn.h); a cache too large for one is read through storage bindings */
         if (vkx_has(vk, VKX_FEAT_TEXEL) && bytes % 16 == 0) {
-            char ignored[256];
-            (void)(vkx_buffer_texel_view(vk, &L->k, ignored, sizeof ignored) ||
-                   vkx_buffer_texel_view(vk, &L->v, ignored, sizeof ignored));
+            char ignored[256]; /* the op wants both views: V only when K has one */
+            if (vkx_buffer_texel_view(vk, &L->k, ignored, sizeof ignored) == 0)
+                (void)vkx_buffer_texel_view(vk, &L->v, ignored, sizeof ignored);
         }
         kv->bytes += 2 * bytes;
         /* zeros: slots never written hold finite values, whatever a shader reads */

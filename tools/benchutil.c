@@ -111,8 +111,7 @@ const char *bu_size(uint64_t bytes, char *buf, size_t n)
 static const char *const step_names[] = {
     "embed", "ple_embed", "ple_proj_in", "ple_scale", "ple_norm", "ple_add", "ple_mix",
     "attn_norm", "attn_qkv", "attn_q", "attn_k", "attn_v", "q_norm_rope", "k_norm_rope", "v_norm",
-    "kv_store", "attention", "attn_out", "post_attn_norm", "post_attn_norm+ffn_norm", "ffn_norm",
-    "ffn_gate_up", "ffn_gate", "ffn_up", "geglu", "ffn_down", "post_ffw_norm_1", "router_norm",
+    "kv_store", "attention", "attn_out", "post_attn_norm+ffn_norm", "ffn_gate_up", "ffn_gate", "ffn_up", "geglu", "ffn_down", "post_ffw_norm_1", "router_norm",
     "router", "router_topk", "pre_ffw_norm_2", "moe_gate_up", "moe_gate", "moe_up", "moe_geglu",
     "moe_down", "moe_combine", "post_ffw_norm_2", "moe_add", "post_ffw_norm",
     "post_ffw_norm+attn_norm", "ple_gate", "ple_geglu", "ple_proj", "post_norm",
