@@ -1,13 +1,13 @@
 /* quant.c: fp16/bf16 conversion, row dequantization and reference quantizers (see quant.h).
  *
- * Each tensor type is one pair of functions over whole blocks, registered in `ops` below; a new
- * type (Q4_1, Q5_0, Q4_K, ...) is one more dequant function and one table line. Inputs are read
- * byte by byte, so rows may sit at any alignment inside a mapped file.
+ * Each tensor type is one pair of functions over whole blocks, registered in `ops` below (the one
+ * table of every type); the 32-element types live here, the K-quants and IQ4 types in
+ * quant_k.c. Inputs are read byte by byte, so rows may sit at any alignment inside a mapped
+ * file. Float results are bit-exact with ggml's reference code (quant_internal.h).
  */
-#include "quant.h"
+#include "quant_internal.h"
 
 #include <math.h>
-#include <string.h>
 
 /* ---------------------------------------------------------------------------------------------
  * fp16 / bf16
@@ -78,24 +78,22 @@ uint16_t nb_f32_to_bf16(float f)
  * Per-type block functions: `nb` blocks from src to dst
  */
 
-static uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static void st16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
 
 static void dq_f32(const uint8_t *s, float *y, uint64_t nb) { memcpy(y, s, nb * 4); }
 static void dq_f16(const uint8_t *s, float *y, uint64_t nb)
 {
-    for (uint64_t i = 0; i < nb; i++) y[i] = nb_f16_to_f32(ld16(s + 2 * i));
+    for (uint64_t i = 0; i < nb; i++) y[i] = nb_f16_to_f32(nbq_ld16(s + 2 * i));
 }
 static void dq_bf16(const uint8_t *s, float *y, uint64_t nb)
 {
-    for (uint64_t i = 0; i < nb; i++) y[i] = nb_bf16_to_f32(ld16(s + 2 * i));
+    for (uint64_t i = 0; i < nb; i++) y[i] = nb_bf16_to_f32(nbq_ld16(s + 2 * i));
 }
 
 /* Q4_0 block: fp16 d, then 16 bytes; byte j = element j (low nibble) | element j+16 (high). */
 static void dq_q4_0(const uint8_t *s, float *y, uint64_t nb)
 {
     for (uint64_t b = 0; b < nb; b++, s += 18, y += 32) {
-        float d = nb_f16_to_f32(ld16(s));
+        float d = nb_f16_to_f32(nbq_ld16(s));
         for (int j = 0; j < 16; j++) {
             y[j] = (float)((s[2 + j] & 0x0f) - 8) * d;
             y[j + 16] = (float)((s[2 + j] >> 4) - 8) * d;
@@ -107,19 +105,67 @@ static void dq_q4_0(const uint8_t *s, float *y, uint64_t nb)
 static void dq_q8_0(const uint8_t *s, float *y, uint64_t nb)
 {
     for (uint64_t b = 0; b < nb; b++, s += 34, y += 32) {
-        float d = nb_f16_to_f32(ld16(s));
+        float d = nb_f16_to_f32(nbq_ld16(s));
         for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)s[2 + j] * d;
+    }
+}
+
+/* Q4_1 block: fp16 d, fp16 m, then 16 bytes as Q4_0's; x = q * d + m. */
+static void dq_q4_1(const uint8_t *s, float *y, uint64_t nb)
+{
+    for (uint64_t b = 0; b < nb; b++, s += 20, y += 32) {
+        float d = nbq_h(s), m = nbq_h(s + 2);
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)(s[4 + j] & 0x0f) * d + m;
+            y[j + 16] = (float)(s[4 + j] >> 4) * d + m;
+        }
+    }
+}
+
+/* The fifth bits of a Q5_0 / Q5_1 block: bit j of the little-endian u32 is element j's. */
+static uint32_t ld32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Q5_0 block: fp16 d, u32 qh, 16 bytes as Q4_0's; x = ((nibble | fifth bit << 4) - 16) * d. */
+static void dq_q5_0(const uint8_t *s, float *y, uint64_t nb)
+{
+    for (uint64_t b = 0; b < nb; b++, s += 22, y += 32) {
+        float d = nbq_h(s);
+        uint32_t qh = ld32(s + 2);
+        for (int j = 0; j < 16; j++) {
+            int x0 = ((s[6 + j] & 0x0f) | ((qh >> j) & 1) << 4) - 16;
+            int x1 = ((s[6 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16;
+            y[j] = (float)x0 * d;
+            y[j + 16] = (float)x1 * d;
+        }
+    }
+}
+
+/* Q5_1 block: fp16 d, fp16 m, u32 qh, 16 bytes; x = q * d + m with q as in Q5_0 less the 16. */
+static void dq_q5_1(const uint8_t *s, float *y, uint64_t nb)
+{
+    for (uint64_t b = 0; b < nb; b++, s += 24, y += 32) {
+        float d = nbq_h(s), m = nbq_h(s + 2);
+        uint32_t qh = ld32(s + 4);
+        for (int j = 0; j < 16; j++) {
+            int x0 = (s[8 + j] & 0x0f) | ((qh >> j) & 1) << 4;
+            int x1 = (s[8 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
+            y[j] = (float)x0 * d + m;
+            y[j + 16] = (float)x1 * d + m;
+        }
     }
 }
 
 static void q_f32(const float *x, uint8_t *d, uint64_t nb) { memcpy(d, x, nb * 4); }
 static void q_f16(const float *x, uint8_t *d, uint64_t nb)
 {
-    for (uint64_t i = 0; i < nb; i++) st16(d + 2 * i, nb_f32_to_f16(x[i]));
+    for (uint64_t i = 0; i < nb; i++) nbq_st16(d + 2 * i, nb_f32_to_f16(x[i]));
 }
 static void q_bf16(const float *x, uint8_t *d, uint64_t nb)
 {
-    for (uint64_t i = 0; i < nb; i++) st16(d + 2 * i, nb_f32_to_bf16(x[i]));
+    for (uint64_t i = 0; i < nb; i++) nbq_st16(d + 2 * i, nb_f32_to_bf16(x[i]));
 }
 
 /* ggml's reference Q4_0 rounding: the signed value of largest magnitude maps to -8. */
@@ -130,7 +176,7 @@ static void q_q4_0(const float *x, uint8_t *o, uint64_t nb)
         for (int j = 0; j < 32; j++)
             if (amax < fabsf(x[j])) amax = fabsf(x[j]), max = x[j];
         float d = max / -8, id = d != 0 ? 1.0f / d : 0.0f;
-        st16(o, nb_f32_to_f16(d));
+        nbq_st16(o, nb_f32_to_f16(d));
         for (int j = 0; j < 16; j++) {
             float t0 = x[j] * id + 8.5f, t1 = x[j + 16] * id + 8.5f;
             /* Finite input keeps t in [0.5, 16.5]; the clamps only guard inf/NaN input. */
@@ -148,7 +194,7 @@ static void q_q8_0(const float *x, uint8_t *o, uint64_t nb)
         for (int j = 0; j < 32; j++)
             if (amax < fabsf(x[j])) amax = fabsf(x[j]);
         float d = amax / 127, id = d != 0 ? 1.0f / d : 0.0f;
-        st16(o, nb_f32_to_f16(d));
+        nbq_st16(o, nb_f32_to_f16(d));
         for (int j = 0; j < 32; j++) {
             float q = roundf(x[j] * id);
             q = q >= -127 ? (q <= 127 ? q : 127) : (q == q ? -127 : 0); /* NaN -> 0 */
@@ -161,18 +207,25 @@ static void q_q8_0(const float *x, uint8_t *o, uint64_t nb)
  * Dispatch table
  */
 
-typedef void (*dequant_fn)(const uint8_t *src, float *dst, uint64_t nblocks);
-typedef void (*quant_fn)(const float *src, uint8_t *dst, uint64_t nblocks);
-
 static const struct {
-    dequant_fn dq;
-    quant_fn q;
+    nbq_dequant_fn dq;
+    nbq_quant_fn q;
 } ops[GGML_TYPE_MAX] = {
     [GGML_F32] = {dq_f32, q_f32},
     [GGML_F16] = {dq_f16, q_f16},
     [GGML_BF16] = {dq_bf16, q_bf16},
     [GGML_Q4_0] = {dq_q4_0, q_q4_0},
+    [GGML_Q4_1] = {dq_q4_1, NULL},
+    [GGML_Q5_0] = {dq_q5_0, NULL},
+    [GGML_Q5_1] = {dq_q5_1, NULL},
     [GGML_Q8_0] = {dq_q8_0, q_q8_0},
+    [GGML_Q2_K] = {nbq_dq_q2_k, NULL},
+    [GGML_Q3_K] = {nbq_dq_q3_k, NULL},
+    [GGML_Q4_K] = {nbq_dq_q4_k, NULL},
+    [GGML_Q5_K] = {nbq_dq_q5_k, NULL},
+    [GGML_Q6_K] = {nbq_dq_q6_k, NULL},
+    [GGML_IQ4_NL] = {nbq_dq_iq4_nl, NULL},
+    [GGML_IQ4_XS] = {nbq_dq_iq4_xs, NULL},
 };
 
 static bool known(enum ggml_type t) { return (unsigned)t < GGML_TYPE_MAX && ggml_blck_size(t); }
