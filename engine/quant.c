@@ -7,6 +7,7 @@
  */
 #include "quant_internal.h"
 
+#include <float.h>
 #include <math.h>
 
 /* ---------------------------------------------------------------------------------------------
@@ -203,6 +204,77 @@ static void q_q8_0(const float *x, uint8_t *o, uint64_t nb)
     }
 }
 
+/* ggml stores (int8_t)(float) and (uint8_t)(float), which x86-64 compiles as a truncating
+ * conversion to int32 (0x80000000 for NaN and out-of-range values) and then keeps the low
+ * byte. These do the same without undefined behaviour for any input. */
+static int8_t to_i8(float f) { return fabsf(f) < 0x1p31f ? (int8_t)(int32_t)f : 0; }
+static uint8_t to_u8(float f) { return fabsf(f) < 0x1p31f ? (uint8_t)(int32_t)f : 0; }
+static int min_i(int a, int b) { return a < b ? a : b; }
+
+/* ggml's reference Q4_1: d = (max - min) / 15, m = min,
+ * q = min(15, (int8)((x - min) / d + 0.5)). */
+static void q_q4_1(const float *x, uint8_t *o, uint64_t nb)
+{
+    for (uint64_t b = 0; b < nb; b++, x += 32, o += 20) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < 32; j++) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        float d = (max - min) / 15, id = d != 0 ? 1.0f / d : 0.0f;
+        nbq_st16(o, nb_f32_to_f16(d));
+        nbq_st16(o + 2, nb_f32_to_f16(min));
+        for (int j = 0; j < 16; j++) {
+            uint8_t q0 = (uint8_t)min_i(15, to_i8((x[j] - min) * id + 0.5f));
+            uint8_t q1 = (uint8_t)min_i(15, to_i8((x[j + 16] - min) * id + 0.5f));
+            o[4 + j] = (uint8_t)(q0 | q1 << 4);
+        }
+    }
+}
+
+/* ggml's reference Q5_0: as Q4_0 with d = max / -16 and q = min(31, (int8)(x / d + 16.5)). */
+static void q_q5_0(const float *x, uint8_t *o, uint64_t nb)
+{
+    for (uint64_t b = 0; b < nb; b++, x += 32, o += 22) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(x[j])) amax = fabsf(x[j]), max = x[j];
+        float d = max / -16, id = d != 0 ? 1.0f / d : 0.0f;
+        nbq_st16(o, nb_f32_to_f16(d));
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            uint8_t q0 = (uint8_t)min_i(31, to_i8(x[j] * id + 16.5f));
+            uint8_t q1 = (uint8_t)min_i(31, to_i8(x[j + 16] * id + 16.5f));
+            o[6 + j] = (uint8_t)((q0 & 0x0f) | (q1 & 0x0f) << 4);
+            qh |= (uint32_t)(q0 >> 4 & 1) << j | (uint32_t)(q1 >> 4 & 1) << (j + 16);
+        }
+        for (int k = 0; k < 4; k++) o[2 + k] = (uint8_t)(qh >> 8 * k);
+    }
+}
+
+/* ggml's reference Q5_1: d = (max - min) / 31, m = min, q = (uint8)((x - min) / d + 0.5). */
+static void q_q5_1(const float *x, uint8_t *o, uint64_t nb)
+{
+    for (uint64_t b = 0; b < nb; b++, x += 32, o += 24) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < 32; j++) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        float d = (max - min) / 31, id = d != 0 ? 1.0f / d : 0.0f;
+        nbq_st16(o, nb_f32_to_f16(d));
+        nbq_st16(o + 2, nb_f32_to_f16(min));
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            uint8_t q0 = to_u8((x[j] - min) * id + 0.5f);
+            uint8_t q1 = to_u8((x[j + 16] - min) * id + 0.5f);
+            o[8 + j] = (uint8_t)((q0 & 0x0f) | (q1 & 0x0f) << 4);
+            qh |= (uint32_t)(q0 >> 4 & 1) << j | (uint32_t)(q1 >> 4 & 1) << (j + 16);
+        }
+        for (int k = 0; k < 4; k++) o[4 + k] = (uint8_t)(qh >> 8 * k);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Dispatch table
  */
@@ -215,17 +287,17 @@ static const struct {
     [GGML_F16] = {dq_f16, q_f16},
     [GGML_BF16] = {dq_bf16, q_bf16},
     [GGML_Q4_0] = {dq_q4_0, q_q4_0},
-    [GGML_Q4_1] = {dq_q4_1, NULL},
-    [GGML_Q5_0] = {dq_q5_0, NULL},
-    [GGML_Q5_1] = {dq_q5_1, NULL},
+    [GGML_Q4_1] = {dq_q4_1, q_q4_1},
+    [GGML_Q5_0] = {dq_q5_0, q_q5_0},
+    [GGML_Q5_1] = {dq_q5_1, q_q5_1},
     [GGML_Q8_0] = {dq_q8_0, q_q8_0},
-    [GGML_Q2_K] = {nbq_dq_q2_k, NULL},
-    [GGML_Q3_K] = {nbq_dq_q3_k, NULL},
-    [GGML_Q4_K] = {nbq_dq_q4_k, NULL},
-    [GGML_Q5_K] = {nbq_dq_q5_k, NULL},
-    [GGML_Q6_K] = {nbq_dq_q6_k, NULL},
-    [GGML_IQ4_NL] = {nbq_dq_iq4_nl, NULL},
-    [GGML_IQ4_XS] = {nbq_dq_iq4_xs, NULL},
+    [GGML_Q2_K] = {nbq_dq_q2_k, nbq_q_q2_k},
+    [GGML_Q3_K] = {nbq_dq_q3_k, nbq_q_q3_k},
+    [GGML_Q4_K] = {nbq_dq_q4_k, nbq_q_q4_k},
+    [GGML_Q5_K] = {nbq_dq_q5_k, nbq_q_q5_k},
+    [GGML_Q6_K] = {nbq_dq_q6_k, nbq_q_q6_k},
+    [GGML_IQ4_NL] = {nbq_dq_iq4_nl, nbq_q_iq4_nl},
+    [GGML_IQ4_XS] = {nbq_dq_iq4_xs, nbq_q_iq4_xs},
 };
 
 static bool known(enum ggml_type t) { return (unsigned)t < GGML_TYPE_MAX && ggml_blck_size(t); }

@@ -57,11 +57,15 @@ bool nb_dequant_supported(enum ggml_type t);
  * or a bad n (dst untouched). */
 int nb_dequant_row(enum ggml_type t, const void *src, float *dst, uint64_t n);
 
-/* Whether nb_quant_row handles this type (F32, F16, BF16, Q4_0, Q8_0). */
+/* Whether nb_quant_row handles this type (F32, F16, BF16 and every layout above). */
 bool nb_quant_supported(enum ggml_type t);
-/* Quantizes n f32 values (a multiple of the block size) into ggml_row_size(t, n) bytes at dst.
- * Q4_0: per block the value with the largest magnitude `max` gives d = max / -8,
- * q = min(15, (int)(x / d + 8.5)); Q8_0: d = amax / 127, q = round(x / d). Returns 0 or -1. */
+/* Quantizes n f32 values (a multiple of the block size) into ggml_row_size(t, n) bytes at dst
+ * with ggml's reference quantizer of the type (quantize_row_<type>_ref), byte for byte: e.g.
+ * Q4_0: the value of largest magnitude `max` gives d = max / -8, q = min(15, (int)(x / d +
+ * 8.5)); Q8_0: d = amax / 127, q = round(x / d); the K-quants and IQ4_XS search their scales
+ * (quant_k.c). One exception: IQ4_NL's all-zero blocks, whose nibbles ggml leaves unset (we
+ * write 8; see nbq_q_iq4_nl). Non-finite input gives unspecified bytes. Returns 0 or -1 (a bad
+ * type or n; dst untouched). */
 int nb_quant_row(enum ggml_type t, const float *src, void *dst, uint64_t n);
 
 #endif

@@ -45,5 +45,12 @@ void nbq_dq_q5_k(const uint8_t *s, float *y, uint64_t nb);
 void nbq_dq_q6_k(const uint8_t *s, float *y, uint64_t nb);
 void nbq_dq_iq4_nl(const uint8_t *s, float *y, uint64_t nb);
 void nbq_dq_iq4_xs(const uint8_t *s, float *y, uint64_t nb);
+void nbq_q_q2_k(const float *x, uint8_t *o, uint64_t nb);
+void nbq_q_q3_k(const float *x, uint8_t *o, uint64_t nb);
+void nbq_q_q4_k(const float *x, uint8_t *o, uint64_t nb);
+void nbq_q_q5_k(const float *x, uint8_t *o, uint64_t nb);
+void nbq_q_q6_k(const float *x, uint8_t *o, uint64_t nb);
+void nbq_q_iq4_nl(const float *x, uint8_t *o, uint64_t nb);
+void nbq_q_iq4_xs(const float *x, uint8_t *o, uint64_t nb);
 
 #endif

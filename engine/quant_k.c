@@ -175,3 +175,466 @@ void nbq_dq_iq4_xs(const uint8_t *s, float *y, uint64_t nb)
         }
     }
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Reference quantizers: ggml's quantize_row_*_ref, search loops and all
+ */
+
+#define GROUP_MAX_EPS 1e-15f /* ggml: a group whose largest magnitude is below this is zero */
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* ggml's make_qx_quants with rmse_type 1 (weights x^2), the only use the reference quantizers
+ * make of it (Q6_K): symmetric levels -nmax..nmax-1 stored + nmax in L, the scale from a
+ * weighted least-squares fit, tried at 19 trial inverse scales around -nmax / max. */
+static float qx_quants(int n, int nmax, const float *x, int8_t *L)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), max = x[i];
+    if (amax < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    float iscale = -nmax / max, sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = clampi(nbq_nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = (int8_t)(l + nmax);
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f, best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -(nmax + 0.1f * is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = clampi(nbq_nearest_int(iscale * x[i]), -nmax, nmax - 1);
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++)
+                L[i] = (int8_t)(nmax + clampi(nbq_nearest_int(iscale * x[i]), -nmax, nmax - 1));
+            scale = sumlx / suml2, best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* ggml's make_q3_quants with do_rmse (Q3_K): levels -nmax..nmax-1, then up to 5 passes that
+ * move single elements to the level that improves the weighted (x^2) fit. */
+static float q3_quants(int n, int nmax, const float *x, int8_t *L)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), max = x[i];
+    if (amax < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    float iscale = -nmax / max, sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = clampi(nbq_nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = (int8_t)l;
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int n_changed = 0;
+        for (int i = 0; i < n; i++) {
+            float w = x[i] * x[i], slx = sumlx - w * x[i] * L[i];
+            if (slx > 0) {
+                float sl2 = suml2 - w * L[i] * L[i];
+                int new_l = clampi(nbq_nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1);
+                if (new_l != L[i]) {
+                    slx += w * x[i] * new_l;
+                    sl2 += w * new_l * new_l;
+                    if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = (int8_t)new_l, sumlx = slx, suml2 = sl2;
+                        n_changed++;
+                    }
+                }
+            }
+        }
+        if (!n_changed) break;
+    }
+    for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/* ggml's make_qkx2_quants (Q2_K, Q4_K, Q5_K): x ~ scale * L - the_min with L in 0..nmax and
+ * min <= 0, by weighted least squares over nstep + 1 trial inverse scales; error measured as
+ * |diff| (use_mad) or diff^2. Laux is scratch of n. */
+static float qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                         float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                         bool use_mad)
+{
+    float min = x[0], max = x[0], sum_w = weights[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        float w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        memset(L, 0, (size_t)n);
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = nmax / (max - min), scale = 1 / iscale, best_error = 0;
+    for (int i = 0; i < n; i++) {
+        L[i] = (uint8_t)clampi(nbq_nearest_int(iscale * (x[i] - min)), 0, nmax);
+        float diff = scale * L[i] + min - x[i];
+        diff = use_mad ? fabsf(diff) : diff * diff;
+        best_error += weights[i] * diff;
+    }
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = clampi(nbq_nearest_int(iscale * (x[i] - min)), 0, nmax);
+            Laux[i] = (uint8_t)l;
+            float w = weights[i];
+            sum_l += w * l;
+            sum_l2 += w * l * l;
+            sum_xl += w * l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float cur_error = 0;
+            for (int i = 0; i < n; i++) {
+                float diff = this_scale * Laux[i] + this_min - x[i];
+                diff = use_mad ? fabsf(diff) : diff * diff;
+                cur_error += weights[i] * diff;
+            }
+            if (cur_error < best_error) {
+                memcpy(L, Laux, (size_t)n);
+                best_error = cur_error, scale = this_scale, min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* Packs 256 2-bit values as Q2_K and Q3_K store them: qs[32h + l] holds elements 128h + l,
+ * +32, +64, +96 at bits 0, 2, 4, 6. */
+static void pack_2bit(const uint8_t *L, uint8_t *qs)
+{
+    for (int j = 0; j < 256; j += 128)
+        for (int l = 0; l < 32; l++)
+            qs[j / 4 + l] = (uint8_t)(L[j + l] | L[j + l + 32] << 2 | L[j + l + 64] << 4 |
+                                      L[j + l + 96] << 6);
+}
+
+void nbq_q_q2_k(const float *x, uint8_t *o, uint64_t nb)
+{
+    uint8_t L[256], Laux[16];
+    float weights[16], mins[16], scales[16];
+    for (uint64_t b = 0; b < nb; b++, x += 256, o += 84) {
+        float max_scale = 0, max_min = 0; /* the min is subtracted: scales are positive */
+        for (int j = 0; j < 16; j++) {
+            for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
+            scales[j] = qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f,
+                                    0.1f, 15, true);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        uint8_t *sc = o;
+        if (max_scale > 0) {
+            float iscale = 15.f / max_scale;
+            for (int j = 0; j < 16; j++) sc[j] = (uint8_t)nbq_nearest_int(iscale * scales[j]);
+            nbq_st16(o + 80, nb_f32_to_f16(max_scale / 15.f));
+        } else {
+            memset(sc, 0, 16);
+            nbq_st16(o + 80, nb_f32_to_f16(0.f));
+        }
+        if (max_min > 0) {
+            float iscale = 15.f / max_min;
+            for (int j = 0; j < 16; j++)
+                sc[j] = (uint8_t)(sc[j] | (unsigned)nbq_nearest_int(iscale * mins[j]) << 4);
+            nbq_st16(o + 82, nb_f32_to_f16(max_min / 15.f));
+        } else {
+            nbq_st16(o + 82, nb_f32_to_f16(0.f));
+        }
+        /* Re-round every element against the scales as stored (fp16 d, 4-bit sc). */
+        for (int j = 0; j < 16; j++) {
+            float d = nbq_h(o + 80) * (sc[j] & 0xF);
+            if (!d) continue;
+            float dm = nbq_h(o + 82) * (sc[j] >> 4);
+            for (int i = 0; i < 16; i++)
+                L[16 * j + i] = (uint8_t)clampi(nbq_nearest_int((x[16 * j + i] + dm) / d), 0, 3);
+        }
+        pack_2bit(L, o + 16);
+    }
+}
+
+void nbq_q_q3_k(const float *x, uint8_t *o, uint64_t nb)
+{
+    int8_t L[256];
+    float scales[16];
+    for (uint64_t b = 0; b < nb; b++, x += 256, o += 110) {
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < 16; j++) {
+            scales[j] = q3_quants(16, 4, x + 16 * j, L + 16 * j);
+            if (fabsf(scales[j]) > amax) amax = fabsf(scales[j]), max_scale = scales[j];
+        }
+        uint8_t *sc = o + 96;
+        memset(sc, 0, 12);
+        if (max_scale) {
+            float iscale = -32.f / max_scale;
+            for (int j = 0; j < 16; j++) {
+                int8_t l = (int8_t)nbq_nearest_int(iscale * scales[j]); /* ggml's int8 first */
+                l = (int8_t)(clampi(l, -32, 31) + 32);
+                if (j < 8) sc[j] = l & 0xF;
+                else sc[j - 8] = (uint8_t)(sc[j - 8] | (l & 0xF) << 4);
+                sc[j % 4 + 8] = (uint8_t)(sc[j % 4 + 8] | (l >> 4) << (2 * (j / 4)));
+            }
+            nbq_st16(o + 108, nb_f32_to_f16(1 / iscale));
+        } else {
+            nbq_st16(o + 108, nb_f32_to_f16(0.f));
+        }
+        for (int j = 0; j < 16; j++) {
+            float d = nbq_h(o + 108) * (int8_t)(q3k_scale(sc, j) - 32);
+            if (!d) continue;
+            for (int i = 0; i < 16; i++)
+                L[16 * j + i] = (int8_t)(clampi(nbq_nearest_int(x[16 * j + i] / d), -4, 3) + 4);
+        }
+        /* The high bit of element 32k + l goes to bit k of hmask[l]; qs keeps the low 2. */
+        uint8_t *hmask = o, low[256];
+        memset(hmask, 0, 32);
+        for (int j = 0; j < 256; j++) {
+            if (L[j] > 3) hmask[j % 32] = (uint8_t)(hmask[j % 32] | 1 << (j / 32));
+            low[j] = (uint8_t)(L[j] > 3 ? L[j] - 4 : L[j]);
+        }
+        pack_2bit(low, o + 32);
+    }
+}
+
+/* Q4_K and Q5_K share everything but the level count (15 or 31) and the search range. */
+static void k45_quant(const float *x, uint8_t *o, uint8_t *L, int nmax, float rmin, int nstep)
+{
+    uint8_t Laux[32];
+    float weights[32], mins[8], scales[8], max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
+        const float *xb = x + 32 * j;
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++) sum_x2 += xb[l] * xb[l];
+        float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(xb[l]);
+        scales[j] = qkx2_quants(32, nmax, xb, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f,
+                                nstep, false);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    uint8_t *sc = o + 4;
+    for (int j = 0; j < 8; j++) {
+        uint8_t ls = (uint8_t)nbq_nearest_int(inv_scale * scales[j]); /* ggml's u8, then min */
+        uint8_t lm = (uint8_t)nbq_nearest_int(inv_min * mins[j]);
+        ls = ls < 63 ? ls : 63, lm = lm < 63 ? lm : 63;
+        if (j < 4) {
+            sc[j] = ls, sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (uint8_t)((ls & 0xF) | (lm & 0xF) << 4);
+            sc[j - 4] = (uint8_t)(sc[j - 4] | (ls >> 4) << 6);
+            sc[j] = (uint8_t)(sc[j] | (lm >> 4) << 6);
+        }
+    }
+    nbq_st16(o, nb_f32_to_f16(max_scale / 63.f));
+    nbq_st16(o + 2, nb_f32_to_f16(max_min / 63.f));
+    for (int j = 0; j < 8; j++) {
+        uint8_t s, m;
+        k4_scale_min(sc, j, &s, &m);
+        float d = nbq_h(o) * s;
+        if (!d) continue;
+        float dm = nbq_h(o + 2) * m;
+        for (int i = 0; i < 32; i++)
+            L[32 * j + i] = (uint8_t)clampi(nbq_nearest_int((x[32 * j + i] + dm) / d), 0, nmax);
+    }
+}
+
+void nbq_q_q4_k(const float *x, uint8_t *o, uint64_t nb)
+{
+    uint8_t L[256];
+    for (uint64_t b = 0; b < nb; b++, x += 256, o += 144) {
+        k45_quant(x, o, L, 15, -1.f, 20);
+        uint8_t *q = o + 16;
+        for (int j = 0; j < 256; j += 64, q += 32)
+            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
+    }
+}
+
+void nbq_q_q5_k(const float *x, uint8_t *o, uint64_t nb)
+{
+    uint8_t L[256];
+    for (uint64_t b = 0; b < nb; b++, x += 256, o += 176) {
+        k45_quant(x, o, L, 31, -0.5f, 15);
+        uint8_t *qh = o + 16, *ql = o + 48;
+        memset(qh, 0, 32);
+        for (int j = 0; j < 256; j += 64, ql += 32)
+            for (int l = 0; l < 32; l++) {
+                int l1 = L[j + l], l2 = L[j + l + 32], k = j / 32; /* groups k and k + 1 */
+                if (l1 > 15) l1 -= 16, qh[l] = (uint8_t)(qh[l] | 1 << k);
+                if (l2 > 15) l2 -= 16, qh[l] = (uint8_t)(qh[l] | 2 << k);
+                ql[l] = (uint8_t)(l1 | l2 << 4);
+            }
+    }
+}
+
+void nbq_q_q6_k(const float *x, uint8_t *o, uint64_t nb)
+{
+    int8_t L[256];
+    float scales[16];
+    for (uint64_t b = 0; b < nb; b++, x += 256, o += 210) {
+        float max_scale = 0, max_abs_scale = 0;
+        for (int ib = 0; ib < 16; ib++) {
+            scales[ib] = qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+            if (fabsf(scales[ib]) > max_abs_scale)
+                max_abs_scale = fabsf(scales[ib]), max_scale = scales[ib];
+        }
+        if (max_abs_scale < GROUP_MAX_EPS) {
+            memset(o, 0, 210);
+            continue;
+        }
+        float iscale = -128.f / max_scale;
+        nbq_st16(o + 208, nb_f32_to_f16(1 / iscale));
+        int8_t *sc = (int8_t *)(o + 192);
+        for (int ib = 0; ib < 16; ib++) {
+            int l = nbq_nearest_int(iscale * scales[ib]);
+            sc[ib] = (int8_t)(l < 127 ? l : 127);
+        }
+        for (int j = 0; j < 16; j++) {
+            float d = nbq_h(o + 208) * sc[j];
+            if (!d) continue;
+            for (int i = 0; i < 16; i++)
+                L[16 * j + i] = (int8_t)(clampi(nbq_nearest_int(x[16 * j + i] / d), -32, 31) + 32);
+        }
+        uint8_t *ql = o, *qh = o + 128;
+        for (int j = 0; j < 256; j += 128, ql += 64, qh += 32)
+            for (int l = 0; l < 32; l++) {
+                int l0 = L[j + l], l1 = L[j + l + 32], l2 = L[j + l + 64], l3 = L[j + l + 96];
+                ql[l] = (uint8_t)((l0 & 0xF) | (l2 & 0xF) << 4);
+                ql[l + 32] = (uint8_t)((l1 & 0xF) | (l3 & 0xF) << 4);
+                qh[l] = (uint8_t)(l0 >> 4 | (l1 >> 4) << 2 | (l2 >> 4) << 4 | (l3 >> 4) << 6);
+            }
+    }
+}
+
+/* ggml's best_index_int8: the index of the level nearest x (ties to the upper one), by
+ * bisection over the sorted levels. */
+static int iq4_index(float x)
+{
+    const int8_t *v = nbq_iq4nl_values;
+    if (x <= v[0]) return 0;
+    if (x >= v[15]) return 15;
+    int ml = 0, mu = 15;
+    while (mu - ml > 1) {
+        int mav = (ml + mu) / 2;
+        if (x < v[mav]) mu = mav;
+        else ml = mav;
+    }
+    return x - v[mu - 1] < v[mu] - x ? mu - 1 : mu;
+}
+
+/* The scale of one 32-element IQ4 group (ggml's quantize_row_iq4_nl_impl without importance
+ * weights): weights x^2, start at d = max / values[0] (with the sign flipped when ntry > 0),
+ * least-squares fit, then for ntry > 0 the inverse scales (itry + values[0]) / max, itry in
+ * -ntry..ntry, keeping the best fit. L gets the levels of the starting d; an all-zero group
+ * returns 0 and leaves L alone. */
+static float iq4_group(const float *xb, uint8_t *L, int ntry)
+{
+    const int8_t *v = nbq_iq4nl_values;
+    float weight[32], amax = 0, max = 0;
+    for (int j = 0; j < 32; j++) weight[j] = xb[j] * xb[j];
+    for (int j = 0; j < 32; j++)
+        if (fabsf(xb[j]) > amax) amax = fabsf(xb[j]), max = xb[j];
+    if (amax < GROUP_MAX_EPS) return 0;
+    float d = ntry > 0 ? -max / v[0] : max / v[0], id = 1 / d, sumqx = 0, sumq2 = 0;
+    for (int j = 0; j < 32; j++) {
+        int l = iq4_index(id * xb[j]);
+        L[j] = (uint8_t)l;
+        float q = v[l], w = weight[j];
+        sumqx += w * q * xb[j];
+        sumq2 += w * q * q;
+    }
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int itry = -ntry; itry <= ntry; itry++) {
+        id = (itry + v[0]) / max;
+        sumqx = sumq2 = 0;
+        for (int j = 0; j < 32; j++) {
+            float q = v[iq4_index(id * xb[j])], w = weight[j];
+            sumqx += w * q * xb[j];
+            sumq2 += w * q * q;
+        }
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) d = sumqx / sumq2, best = d * sumqx;
+    }
+    return d;
+}
+
+/* Nibbles of 32 levels as IQ4_NL stores them (byte j = j | j+16). */
+static void pack_iq4(const uint8_t *L, uint8_t *q)
+{
+    for (int j = 0; j < 16; j++) q[j] = (uint8_t)(L[j] | L[16 + j] << 4);
+}
+
+/* quantize_row_iq4_nl_ref: ntry = -1, so d is the fit at max / -127 and no search. ggml leaves
+ * the nibbles of an all-zero block as whatever its scratch array held (the previous block's
+ * levels, or uninitialized stack); we write level 8 (value 1, the level nearest 0, what ggml's
+ * searching quantize_iq4_nl writes). The block dequantizes to zeros either way, but its bytes
+ * are not ggml's: the one place these quantizers are not byte-exact. */
+void nbq_q_iq4_nl(const float *x, uint8_t *o, uint64_t nb)
+{
+    uint8_t L[32];
+    for (uint64_t b = 0; b < nb; b++, x += 32, o += 18) {
+        memset(L, 8, sizeof L);
+        nbq_st16(o, nb_f32_to_f16(iq4_group(x, L, -1)));
+        pack_iq4(L, o + 2);
+    }
+}
+
+/* quantize_row_iq4_xs_ref (ggml's quantize_iq4_xs, ntry = 7, no importance weights): a scale
+ * per group, then d = -max_scale / 32 and 6-bit group scales; every element is re-rounded to
+ * the group's scale d * l as the unrounded floats (ggml stores fp16 d but rounds with the
+ * float). */
+void nbq_q_iq4_xs(const float *x, uint8_t *o, uint64_t nb)
+{
+    uint8_t L[256];
+    float scales[8];
+    for (uint64_t b = 0; b < nb; b++, x += 256, o += 136) {
+        float max_scale = 0, amax_scale = 0;
+        for (int ib = 0; ib < 8; ib++) {
+            scales[ib] = iq4_group(x + 32 * ib, L + 32 * ib, 7);
+            if (fabsf(scales[ib]) > amax_scale)
+                amax_scale = fabsf(scales[ib]), max_scale = scales[ib];
+        }
+        float d = -max_scale / 32, id = d ? 1 / d : 0.f;
+        nbq_st16(o, nb_f32_to_f16(d));
+        uint16_t sh = 0;
+        for (int ib = 0; ib < 8; ib++) {
+            int l = clampi(nbq_nearest_int(id * scales[ib]), -32, 31);
+            float dl = d * l, idl = dl ? 1 / dl : 0.f;
+            for (int j = 0; j < 32; j++) L[32 * ib + j] = (uint8_t)iq4_index(idl * x[32 * ib + j]);
+            l += 32;
+            if (ib % 2 == 0) o[4 + ib / 2] = (uint8_t)(l & 0xF);
+            else o[4 + ib / 2] = (uint8_t)(o[4 + ib / 2] | (l & 0xF) << 4);
+            sh = (uint16_t)(sh | (l >> 4) << 2 * ib);
+        }
+        nbq_st16(o + 2, sh);
+        for (int i = 0; i < 8; i++) pack_iq4(L + 32 * i, o + 8 + 16 * i);
+    }
+}
