@@ -13,18 +13,33 @@
 #include <time.h>
 #include <unistd.h>
 
+/* What a non-regular file is, for messages. */
+static const char *kind_name(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
+}
+
 int plat_map_file(struct plat_map *m, const char *path, char *err, size_t errlen)
 {
     m->data = NULL;
     m->size = 0;
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO without a writer would wait for one; the type check after
+     * it refuses anything but a regular file (mmap ignores the flag) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
+    int fs = fstat(fd, &st);
+    if (fs != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file (%s)", path,
+                 fs != 0 ? strerror(errno) : kind_name(st.st_mode));
         close(fd);
         return -1;
     }
@@ -103,4 +118,153 @@ uint64_t plat_peak_rss(void)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
     return (uint64_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
+}
+
+int plat_read_file(const char *path, size_t max, char **data, size_t *size, char *err,
+                   size_t errlen)
+{
+    *data = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    int fs = fstat(fd, &st);
+    if (fs != 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
+        snprintf(err, errlen, "%s: not a regular file or a pipe (%s)", path,
+                 fs != 0 ? strerror(errno) : kind_name(st.st_mode));
+        close(fd);
+        return -1;
+    }
+    /* reads block again: a pipe's writer is waited for; a FIFO that no process has open for
+     * writing reads as empty (end of file) instead of waiting for one */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16, n = 0;
+    char *buf = NULL;
+    for (;;) {
+        if (!buf || n + 1 >= cap) {
+            if (buf) cap *= 2;
+            char *b = realloc(buf, cap);
+            if (!b) {
+                snprintf(err, errlen, "%s: out of host memory", path);
+                goto fail;
+            }
+            buf = b;
+        }
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+        if (n > max) {
+            snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+            goto fail;
+        }
+    }
+    close(fd);
+    buf[n] = 0;
+    *data = buf;
+    *size = n;
+    return 0;
+fail:
+    free(buf);
+    close(fd);
+    return -1;
+}
+
+int plat_out_open(struct plat_out *o, const char *path, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    size_t len = strlen(path);
+    if (len == 0 || len + 32 > sizeof o->tmp) {
+        snprintf(err, errlen, "%s: bad output path", path);
+        return -1;
+    }
+    memcpy(o->path, path, len + 1);
+    struct stat st;
+    int fd;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "%s: is a directory", path);
+            return -1;
+        }
+        /* a device or a FIFO is written in place; O_NONBLOCK: a FIFO with no reader is an
+         * error (ENXIO) instead of a wait for one */
+        fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(err, errlen, "%s: %s", path,
+                     errno == ENXIO ? "a FIFO that nothing reads" : strerror(errno));
+            return -1;
+        }
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    } else {
+        /* a temporary beside the destination, renamed over it when complete */
+        for (unsigned k = 0;; k++) {
+            snprintf(o->tmp, sizeof o->tmp, "%s.tmp%ld.%u", path, (long)getpid(), k);
+            fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+            if (fd >= 0) break;
+            if (errno != EEXIST || k == 100) {
+                snprintf(err, errlen, "%s: %s", path, strerror(errno));
+                o->tmp[0] = 0;
+                return -1;
+            }
+        }
+    }
+    o->f = fdopen(fd, "wb");
+    if (!o->f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
+        if (o->tmp[0]) unlink(o->tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int plat_out_write(struct plat_out *o, const void *p, size_t n)
+{
+    if (o->err) return -1;
+    errno = 0;
+    if (fwrite(p, 1, n, o->f) == n) return 0;
+    o->err = errno ? errno : -1;
+    return -1;
+}
+
+int plat_out_close(struct plat_out *o, bool ok, char *err, size_t errlen)
+{
+    int e = o->err; /* the first failure's errno (-1: a write failed, errno unknown) */
+    if (!o->f) return -1;
+    if (ok && fflush(o->f) != 0) e = errno ? errno : -1;
+    if (ok && !e && ferror(o->f)) e = -1;
+    if (ok && !e && o->tmp[0] && fsync(fileno(o->f)) != 0) e = errno;
+    if (fclose(o->f) != 0 && ok && !e) e = errno ? errno : -1;
+    o->f = NULL;
+    if (o->tmp[0]) {
+        if (ok && !e && rename(o->tmp, o->path) != 0) e = errno;
+        if (!ok || e) unlink(o->tmp);
+        o->tmp[0] = 0;
+    }
+    if (ok && e) snprintf(err, errlen, "%s: %s", o->path, e > 0 ? strerror(e) : "write failed");
+    return ok && !e ? 0 : -1;
+}
+
+unsigned plat_std_guard(void)
+{
+    unsigned closed = 0;
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        closed |= 1u << fd;
+        int n = open("/dev/null", O_RDONLY); /* the lowest free descriptor: fd itself */
+        if (n >= 0 && n != fd) {
+            dup2(n, fd);
+            close(n);
+        }
+    }
+    return closed;
 }
