@@ -5,6 +5,50 @@
 
 #include "vkx_internal.h"
 
+/* ---- recoverable failures ---------------------------------------------------------------------
+ * Normally a failed vkEndCommandBuffer, vkQueueSubmit, vkWaitForFences or vkResetFences aborts
+ * (VKX_CHECK). Between vkx_cmd_catch(true) and vkx_cmd_catch(false) (nibble.c does this around
+ * nibble_eval's and nibble_sample's work) the first such failure is kept instead, later
+ * submissions are skipped, and vkx_cmd_catch(false) returns it: the caller reports it and treats
+ * what the failed work wrote as garbage. Device loss and out-of-memory reach an app this way.
+ * Thread-local: a vkx_ctx is used from one thread at a time.
+ * These two are declared where they are used (nibble.c, tests/test_api.c), not in vkx.h. */
+VkResult vkx_cmd_catch(bool on);
+void vkx_cmd_inject_fault(VkResult r, uint32_t after);
+
+static _Thread_local struct {
+    bool on;
+    VkResult r;        /* the first failure while on */
+    VkResult inject;   /* test hook: a failure to report ... */
+    uint32_t after;    /* ... at the submission after this many more */
+} fault;
+
+VkResult vkx_cmd_catch(bool on)
+{
+    VkResult r = fault.r;
+    fault.on = on;
+    fault.r = VK_SUCCESS;
+    return r;
+}
+
+/* For tests: the submission after `after` more ones reports r (after doing its work, so the
+ * device stays consistent), as a lost device or a full memory would. */
+void vkx_cmd_inject_fault(VkResult r, uint32_t after)
+{
+    fault.inject = r;
+    fault.after = after;
+}
+
+/* VK_SUCCESS: true. A failure: false when caught (kept in fault.r), else it aborts. */
+static bool cmd_ok(VkResult r, const char *call, int line)
+{
+    if (r == VK_SUCCESS) return true;
+    if (!fault.on) vkx_fatal(__FILE__, line, call, r);
+    if (fault.r == VK_SUCCESS) fault.r = r;
+    return false;
+}
+#define CMD_OK(call) cmd_ok((call), #call, __LINE__)
+
 #define STAGE_WORK (VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT)
 #define ACCESS_WRITES (VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT)
 #define ACCESS_ALL                                                                                 \
@@ -181,7 +225,7 @@ void vkx_cmd_end(struct vkx_ctx *ctx, struct vkx_cmd *c)
     vkx_use(ctx);
     /* the host reads mapped results after the fence */
     barrier(c->cb, STAGE_WORK, ACCESS_WRITES, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
-    VKX_CHECK(vkEndCommandBuffer(c->cb));
+    CMD_OK(vkEndCommandBuffer(c->cb));
 }
 
 void vkx_cmd_submit_wait(struct vkx_ctx *ctx, struct vkx_cmd *c)
@@ -190,9 +234,16 @@ void vkx_cmd_submit_wait(struct vkx_ctx *ctx, struct vkx_cmd *c)
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
                        .commandBufferCount = 1,
                        .pCommandBuffers = &c->cb};
-    VKX_CHECK(vkQueueSubmit(ctx->queue, 1, &si, c->fence));
-    VKX_CHECK(vkWaitForFences(ctx->dev, 1, &c->fence, VK_TRUE, UINT64_MAX));
-    VKX_CHECK(vkResetFences(ctx->dev, 1, &c->fence));
+    if (fault.on && fault.r != VK_SUCCESS) return; /* after a caught failure: nothing more */
+    if (!CMD_OK(vkQueueSubmit(ctx->queue, 1, &si, c->fence)) ||
+        !CMD_OK(vkWaitForFences(ctx->dev, 1, &c->fence, VK_TRUE, UINT64_MAX)) ||
+        !CMD_OK(vkResetFences(ctx->dev, 1, &c->fence)))
+        return;
+    if (fault.inject != VK_SUCCESS && fault.after-- == 0) {
+        VkResult r = fault.inject;
+        fault.inject = VK_SUCCESS;
+        CMD_OK(r);
+    }
 }
 
 uint32_t vkx_cmd_read_times(struct vkx_ctx *ctx, struct vkx_cmd *c, double *ns, uint32_t max)
