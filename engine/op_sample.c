@@ -18,6 +18,18 @@ static uint32_t hash32(uint32_t x)
     return x;
 }
 
+/* 1/temp for the shader and the reference, and top_p made safe for any caller (the public API
+ * refuses out-of-range values first, nibble_sampler_check): a temperature that is NaN, not
+ * positive or so small that 1/temp overflows gives 0, greedy (the limit as temp -> 0, where the
+ * shader would compute 0 * inf); top_p NaN or above 1 is 1 (off), below 0 is 0. */
+static float safe_inv_temp(float temp, float *top_p)
+{
+    if (!(*top_p >= 0.0f)) *top_p = isnan(*top_p) ? 1.0f : 0.0f;
+    if (*top_p > 1.0f) *top_p = 1.0f;
+    float inv = temp > 0.0f ? 1.0f / temp : 0.0f;
+    return isfinite(inv) ? inv : 0.0f;
+}
+
 float nb_sample_uniform(uint32_t seed, uint32_t counter)
 {
     return (float)(hash32(seed ^ hash32(counter + 0x9e3779b9u)) >> 8) * (1.0f / 16777216.0f);
@@ -74,7 +86,7 @@ void nb_op_sample(struct nb_op_misc *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                   struct vkx_view logits, uint32_t n, uint32_t k, float temp, float top_p,
                   uint32_t seed, struct vkx_view rng, struct vkx_view out, uint32_t out_off)
 {
-    float inv_temp = temp > 0.0f ? 1.0f / temp : 0.0f;
+    float inv_temp = safe_inv_temp(temp, &top_p);
     if (inv_temp == 0.0f) k = 1;
     record(o, vk, c, logits, n, k, inv_temp, top_p, seed, rng, out, out_off);
 }
@@ -93,7 +105,7 @@ uint32_t nb_sample_ref(const float *logits, uint32_t n, uint32_t k, float temp, 
 {
     if (margin) *margin = 1.0f;
     if (n == 0) return 0;
-    float inv_temp = temp > 0.0f ? 1.0f / temp : 0.0f;
+    float inv_temp = safe_inv_temp(temp, &top_p);
     if (inv_temp == 0.0f || k < 1) k = 1;
     if (k > NB_SAMPLE_MAX_K) k = NB_SAMPLE_MAX_K;
     if (k > n) k = n;

@@ -1,7 +1,7 @@
 /* test_op_sample: token choice on the GPU (argmax, top-k/top-p/temperature sampling) against the
  * CPU reference nb_sample_ref, with ties, NaN, tiny and vocabulary-sized rows, a replayed
- * recording drawing anew from a device counter, in the normal and the forced-fallback
- * configuration. */
+ * recording drawing anew from a device counter, values the API refuses made safe, in the normal
+ * and the forced-fallback configuration. */
 #include "testutil.h"
 
 #include <math.h>
@@ -115,6 +115,58 @@ static void test_reference(void **state)
     }
 }
 
+/* Values the public API refuses, from a caller inside the engine: a temperature that is NaN,
+ * negative, infinite or so small that 1/temp overflows samples greedily (no 0 * inf in the
+ * shader), top_p NaN or above 1 is off and below 0 keeps the best; the device agrees with the
+ * reference. */
+static void test_unsafe_params(void **state)
+{
+    SKIP_IF_NO_GPU(g);
+    struct vkx_ctx *vk = g->fx.vk;
+    nb_test_seed(14);
+    const uint32_t n = 300;
+    float *l = make_logits(n, 0);
+    static const struct { float temp, top_p; bool greedy; } sets[] = {
+        {NAN, 1.0f, true},    {-1.0f, 1.0f, true}, {INFINITY, 1.0f, true},
+        {1e-40f, 1.0f, true}, {1.0f, NAN, false},  {1.0f, 2.0f, false},
+        {1.0f, -1.0f, true},
+    };
+    const uint32_t nsets = sizeof sets / sizeof sets[0];
+    uint32_t counter = 7;
+    struct vkx_buffer bl, bo, br;
+    dev_buf(vk, &bl, (size_t)n * 4, l, VKX_MEM_DEVICE);
+    dev_buf(vk, &bo, 4 * nsets, NULL, VKX_MEM_DEVICE);
+    dev_buf(vk, &br, 4, &counter, VKX_MEM_DEVICE);
+    struct vkx_cmd c;
+    vkx_cmd_create(vk, &c, 32, false);
+    vkx_cmd_begin(vk, &c);
+    for (uint32_t s = 0; s < nsets; s++) {
+        if (s) vkx_cmd_barrier(&c);
+        nb_op_sample(&g->op, vk, &c, vkx_whole(&bl), n, 8, sets[s].temp, sets[s].top_p, 31 + s,
+                     vkx_whole(&br), vkx_whole(&bo), s);
+    }
+    vkx_cmd_end(vk, &c);
+    vkx_cmd_submit_wait(vk, &c);
+    vkx_cmd_destroy(vk, &c);
+    nb_test_check_validation();
+    uint32_t got[8];
+    vkx_download(vk, &bo, 0, got, 4 * nsets);
+    uint32_t best = nb_sample_ref(l, n, 1, 0.0f, 1.0f, 0, 0, NULL);
+    for (uint32_t s = 0; s < nsets; s++) {
+        float margin;
+        uint32_t want = nb_sample_ref(l, n, 8, sets[s].temp, sets[s].top_p, 31 + s, counter,
+                                      &margin);
+        if (sets[s].greedy) assert_int_equal(want, best);
+        if (got[s] != want && margin > 1e-5f)
+            fail_msg("T=%g p=%g: got %u, want %u", (double)sets[s].temp, (double)sets[s].top_p,
+                     got[s], want);
+    }
+    vkx_buffer_destroy(vk, &bl);
+    vkx_buffer_destroy(vk, &bo);
+    vkx_buffer_destroy(vk, &br);
+    free(l);
+}
+
 /* A recording replayed with only the device counter changed draws like the reference. */
 static void test_replay(void **state)
 {
@@ -215,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_unsafe_params),
         cmocka_unit_test(test_bench),
     };
     int rc = cmocka_run_group_tests_name("normal", tests, setup_normal, nb_test_fixture_teardown);
