@@ -8,6 +8,7 @@
  *     int32_t ids[512];
  *     int n = nibble_tokenize(m, "Hello", ids, 512, true);
  *     nibble_eval(c, ids, n, false, err, sizeof err);          // prefill, logits of the last row
+ *     struct nibble_sampler sp = nibble_sampler_default_params();
  *     for (;;) {
  *         int32_t t = nibble_sample(c, &sp);                   // on the device
  *         if (nibble_token_is_eog(m, t)) break;
@@ -25,7 +26,16 @@
  *
  * Errors: functions that can fail take `err`/`errlen` and return NULL or a negative value with a
  * one-line message there (bad file, unsupported model, no Vulkan device, out of device memory,
- * prompt longer than the context). Unexpected Vulkan failures abort with file, line and VkResult.
+ * prompt longer than the context). `err` may be NULL (errlen is then ignored): the message is
+ * dropped. Files that are not regular (FIFO, device, directory) are refused without blocking.
+ *
+ * Device failures: a Vulkan submission or wait that fails inside nibble_eval or nibble_sample
+ * (VK_ERROR_DEVICE_LOST, out of device or host memory) makes that call return -1 (nibble_eval
+ * with a message) and the context unusable: every later eval and sample on it returns -1.
+ * Destroy it; after a device loss destroy the model too and load it again. Other unexpected
+ * Vulkan failures (creating objects, recording commands) still abort with file, line and
+ * VkResult, as do programming errors inside the engine (a recording with more dispatches than
+ * it was sized for). Passing NULL for a model or context is a programming error.
  */
 #ifndef NIBBLE_H
 #define NIBBLE_H
@@ -49,7 +59,8 @@ struct nibble_model_params {
 /* Defaults: device_index -1, disable NULL, validation false. */
 struct nibble_model_params nibble_model_default_params(void);
 
-/* Loads a GGUF model onto the Vulkan device. NULL on error (message in err). */
+/* Loads a GGUF model onto the Vulkan device. NULL on error (message in err): also when
+ * NIBBLE_DEVICE_MEMORY_MB is set to anything but a number of MiB above 0. */
 struct nibble_model *nibble_model_load(const char *path, const struct nibble_model_params *p,
                                        char *err, size_t errlen);
 void nibble_model_free(struct nibble_model *m);
@@ -65,7 +76,11 @@ uint64_t nibble_device_bytes(const struct nibble_model *m, uint64_t *peak);
  * add_bos adds BOS when the model asks for it; special tokens in text are always parsed. */
 int nibble_tokenize(const struct nibble_model *m, const char *text, int32_t *ids, int max,
                     bool add_bos);
-/* The text of one token (byte-fallback tokens give their byte); returns its length, or -1. */
+/* The text of one token (byte-fallback tokens give their byte), like snprintf: writes at most
+ * n - 1 bytes and a terminating NUL when n > 0 (buf may be NULL when n is 0) and returns the
+ * piece's full length without the NUL, so a return >= n means it was truncated. -1 for an id
+ * outside the vocabulary (buf then holds ""). A piece may hold a NUL byte (token <0x00>): use
+ * the length, not strlen. */
 int nibble_token_to_piece(const struct nibble_model *m, int32_t id, char *buf, int n);
 bool nibble_token_is_eog(const struct nibble_model *m, int32_t id);
 int32_t nibble_token_bos(const struct nibble_model *m);
@@ -77,7 +92,8 @@ enum nibble_kv_type {
 };
 
 struct nibble_context_params {
-    uint32_t n_ctx;   /* context length in tokens; 0: min(model's, 4096) */
+    uint32_t n_ctx;   /* context length in tokens; 0: min(model's, 4096); more than the model's
+                         trained context (nibble_n_ctx_train) is refused */
     uint32_t n_batch; /* prefill chunk; 0: 512 */
     enum nibble_kv_type kv_type; /* KV cache element type */
 };
@@ -95,17 +111,30 @@ uint32_t nibble_n_past(const struct nibble_context *c); /* tokens in the KV cach
  * chunks of n_batch. Returns 0, or -1 (e.g. "prompt of 5000 tokens exceeds the context of 4096"). */
 int nibble_eval(struct nibble_context *c, const int32_t *ids, int n, bool all_logits, char *err,
                 size_t errlen);
-/* Logits (n_vocab floats) of row i of the last eval: i in [0, n) with all_logits, else i = -1 for
- * the last row. NULL when there is no such row (nothing evaluated since create or reset). */
+/* Logits (n_vocab floats) of row i of the last eval: i in [0, n) with all_logits, and i = -1 for
+ * the last row either way. NULL when there is no such row: any other i, nothing evaluated since
+ * create or reset, or a device failure. */
 const float *nibble_logits(struct nibble_context *c, int i);
 
+/* Token choice: top_k, then top_p over those, then a draw from softmax(logits / temp). Greedy
+ * (argmax; temp 0 or top_k 1) and top_k 2..64 run on the device; top_k 0 or above 64 on the host
+ * over the whole vocabulary (O(n_vocab) per token: slower on a large vocabulary). Order: larger
+ * logit first, ties to the lower id, NaN as -inf. */
 struct nibble_sampler {
-    float temp;     /* 0: greedy (argmax) */
-    int top_k;      /* 0: off */
-    float top_p;    /* 1: off */
-    uint64_t seed;
+    float temp;    /* [0, 1e6]; 0: greedy (argmax) */
+    int top_k;     /* >= 0; 0 (or n_vocab and above): off, the whole vocabulary */
+    float top_p;   /* [0, 1]; 1: off; 0: only the most likely of the top_k */
+    uint64_t seed; /* all 64 bits count: the draw's 32-bit key is the low half XOR a hash of the
+                      high half, so seeds below 2^32 are the key itself; two random seeds share
+                      a key with chance 2^-32 */
 };
-/* Samples the next token from the last row's logits on the device; -1 before any eval. */
+/* Defaults: temp 0.8, top_k 40, top_p 0.95, seed 42. */
+struct nibble_sampler nibble_sampler_default_params(void);
+/* 0 when every field is in range, else -1 with a message (NaN is out of every range). */
+int nibble_sampler_check(const struct nibble_sampler *s, char *err, size_t errlen);
+/* Samples the next token from the last row's logits. The n-th draw of a context (counted from
+ * its creation) uses the same uniform number for a given seed, so a seeded run repeats. -1
+ * before any eval, for a sampler nibble_sampler_check refuses, or after a device failure. */
 int32_t nibble_sample(struct nibble_context *c, const struct nibble_sampler *s);
 /* Empties the KV cache (n_past = 0). */
 void nibble_reset(struct nibble_context *c);
