@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "benchutil.h"
 #include "cmds.h"
 #include "forward.h"
@@ -23,10 +24,13 @@ struct group {
     double ns, bytes, flops;
 };
 
+#define USAGE                                                                                      \
+    "nibble profile -m MODEL [-p 128] [-n 16] [--csv] [--probe-mb 64] [--fresh-probe] "          \
+    "[--shaders DIR]"
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: nibble profile -m MODEL [-p 128] [-n 16] [--csv] [--probe-mb 64]\n"
-                    "                      [--fresh-probe] [--shaders DIR]\n");
+    fprintf(stderr, "usage: " USAGE "\n");
     return 2;
 }
 
@@ -102,20 +106,26 @@ int cmd_profile(int argc, char **argv)
     bool as_csv = false, fresh = false;
     const char *shaders = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(a, "-m") && v) model = argv[++i];
-        else if (!strcmp(a, "-p") && v) bad = bu_parse_u32(argv[++i], 0, 1 << 16, &p);
-        else if (!strcmp(a, "-n") && v) bad = bu_parse_u32(argv[++i], 0, 1 << 16, &n);
-        else if (!strcmp(a, "--probe-mb") && v) bad = bu_parse_u32(argv[++i], 0, 4096, &probe);
-        else if (!strcmp(a, "--csv")) as_csv = true;
-        else if (!strcmp(a, "--fresh-probe")) fresh = true;
-        else if (!strcmp(a, "--shaders") && v) shaders = argv[++i];
-        else return usage();
-        if (bad) {
-            fprintf(stderr, "nibble profile: bad value for %s: '%s'\n", a, argv[i]);
-            return 2;
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--csv")) {
+            as_csv = true;
+            continue;
         }
+        if (!strcmp(a, "--fresh-probe")) {
+            fresh = true;
+            continue;
+        }
+        if (strcmp(a, "-m") && strcmp(a, "-p") && strcmp(a, "-n") && strcmp(a, "--probe-mb") &&
+            strcmp(a, "--shaders"))
+            return args_unknown("profile", a, USAGE);
+        if (!(v = args_value("profile", argc, argv, &i))) return 2;
+        int bad = 0;
+        if (!strcmp(a, "-m")) model = v;
+        else if (!strcmp(a, "-p")) bad = args_u32("profile", a, v, 0, 1 << 16, &p);
+        else if (!strcmp(a, "-n")) bad = args_u32("profile", a, v, 0, 1 << 16, &n);
+        else if (!strcmp(a, "--probe-mb")) bad = args_u32("profile", a, v, 0, 4096, &probe);
+        else shaders = v;
+        if (bad) return 2;
     }
     if (!model || (p == 0 && n == 0)) return usage();
 

@@ -1,8 +1,11 @@
 /* nibble: command-line front end. Dispatches to tools/cmd_*.c. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "cmds.h"
+#include "platform.h"
 
 static const struct {
     const char *name;
@@ -26,18 +29,35 @@ static void usage(FILE *f)
         fprintf(f, "  %-11s %s\n", cmds[i].name, cmds[i].help);
 }
 
+/* A command that succeeded but whose output did not all reach stdout (a full disk, a closed
+ * stdout) fails: every write to stdout is checked here once, at the end. */
+static int finish(int rc)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    if (rc) return rc; /* the command has said what went wrong */
+    int e = errno;
+    fprintf(stderr, "nibble: writing the output failed%s%s\n", e ? ": " : "",
+            e ? strerror(e) : "");
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
+    plat_std_guard(); /* a closed stdout stays closed: no file opened later takes its place */
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return finish(0);
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], cmds[i].name)) {
+            if (args_check_env() != 0) return 2;
+            return finish(cmds[i].fn(argc - 1, argv + 1));
+        }
     fprintf(stderr, "nibble: unknown command '%s' (try nibble --help)\n", argv[1]);
     return 2;
 }

@@ -1,0 +1,124 @@
+/* args.c: strict number parsing for the command line (see args.h). */
+#include "args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* "nibble CMD: FLAG: ..." (no CMD for environment variables) */
+static void bad(const char *cmd, const char *flag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "nibble%s%s: %s: ", *cmd ? " " : "", cmd, flag);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int all_digits(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return 0;
+    return 1;
+}
+
+int args_u64(const char *cmd, const char *flag, const char *s, uint64_t lo, uint64_t hi,
+             uint64_t *out)
+{
+    errno = 0;
+    char *end;
+    unsigned long long v = all_digits(s) ? strtoull(s, &end, 10) : 0;
+    if (!all_digits(s) || errno || *end || v < lo || v > hi) {
+        bad(cmd, flag, "'%s' is not a whole number from %llu to %llu", s,
+            (unsigned long long)lo, (unsigned long long)hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int args_u32(const char *cmd, const char *flag, const char *s, uint32_t lo, uint32_t hi,
+             uint32_t *out)
+{
+    uint64_t v;
+    if (args_u64(cmd, flag, s, lo, hi, &v) != 0) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* A plain decimal: digits, at most one '.', an optional exponent; no sign but the exponent's,
+ * so "nan", "inf", hex floats and leading spaces are refused before strtod sees them. */
+static int plain_f64(const char *s, double *out)
+{
+    const char *p = s;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9') p++, digits++;
+    if (*p == '.') p++;
+    while (*p >= '0' && *p <= '9') p++, digits++;
+    if (digits && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!(*p >= '0' && *p <= '9')) digits = 0;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    if (!digits || *p) return -1;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int args_f64(const char *cmd, const char *flag, const char *s, double lo, double hi,
+             double *out)
+{
+    double v;
+    if (plain_f64(s, &v) != 0 || v < lo || v > hi) {
+        bad(cmd, flag, "'%s' is not a number from %g to %g", s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+const char *args_value(const char *cmd, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "nibble %s: %s needs a value\n", cmd, argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int args_unknown(const char *cmd, const char *arg, const char *usage)
+{
+    fprintf(stderr, "nibble %s: unknown option '%s' (usage: %s)\n", cmd, arg, usage);
+    return 2;
+}
+
+int args_check_env(void)
+{
+    const char *v = getenv("NIBBLE_DEVICE_MEMORY_MB");
+    double mb;
+    if (v && (plain_f64(v, &mb) != 0 || !(mb > 0))) {
+        bad("", "NIBBLE_DEVICE_MEMORY_MB", "'%s' is not a number of MiB above 0", v);
+        return -1;
+    }
+    v = getenv("NIBBLE_DEVICE");
+    uint64_t d;
+    if (v && *v && args_u64("", "NIBBLE_DEVICE", v, 0, 1000, &d) != 0) return -1;
+    return 0;
+}
+
+uint32_t args_ctx(const char *cmd, uint32_t ctx, uint32_t train)
+{
+    if (!ctx || !train || ctx <= train) return ctx;
+    fprintf(stderr, "nibble %s: -c %u is above the model's trained context of %u tokens: using "
+            "%u\n", cmd, ctx, train, train);
+    return train;
+}
