@@ -3,11 +3,15 @@
  *
  * Streams the generated text as it comes and ends with one line: prompt tokens and tok/s,
  * generated tokens and tok/s, peak device memory. Without -m it runs the model shipped in
- * models/default.gguf. */
+ * models/default.gguf. -c above the model's trained context is clamped to it with a note; when
+ * the context fills before N tokens a note says so. A failed write to stdout (a full disk, a
+ * closed stdout) stops the run with exit status 1. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cmds.h"
 #include "nibble.h"
 #include "platform.h"
@@ -16,13 +20,9 @@
 #define NB_DEFAULT_MODEL "models/default.gguf"
 #endif
 
-static int usage(void)
-{
-    fprintf(stderr,
-            "usage: nibble run [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-            "                  [--seed S] [-c CTX] [-b BATCH] [--chat]\n");
-    return 2;
-}
+#define USAGE                                                                                      \
+    "nibble run [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] "     \
+    "[-c CTX] [-b BATCH] [--chat]"
 
 /* Wraps the prompt in the Gemma 4 turn format (the tokenizer adds <bos>). */
 static char *chat_wrap(const char *p)
@@ -34,52 +34,64 @@ static char *chat_wrap(const char *p)
     return s;
 }
 
-static int parse_num(const char *s, double lo, double hi, double *out)
+/* Writes a piece of text to stdout; 0, or -1 after saying why the output failed. */
+static int emit(const char *p, size_t n)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= lo && v <= hi)) return -1;
-    *out = v;
-    return 0;
+    errno = 0;
+    if (fwrite(p, 1, n, stdout) == n && fflush(stdout) == 0) return 0;
+    fprintf(stderr, "\nnibble run: writing the output failed: %s\n",
+            errno ? strerror(errno) : "write error");
+    return -1;
 }
 
 int cmd_run(int argc, char **argv)
 {
     const char *model = NULL, *prompt = NULL;
-    double n_gen = 128, temp = 0.8, top_k = 40, top_p = 0.95, seed = 42, ctx = 0, batch = 512;
+    uint32_t n_gen = 128, ctx = 0, batch = 512, top_k = 40;
+    double temp = 0.8, top_p = 0.95;
+    uint64_t seed = 42;
     bool chat = false;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i], *v = NULL;
         int bad = 0;
-        if (!strcmp(a, "-m") && v)
-            model = argv[++i];
-        else if (!strcmp(a, "-p") && v)
-            prompt = argv[++i];
-        else if (!strcmp(a, "-n") && v)
-            bad = parse_num(argv[++i], 0, 1e9, &n_gen);
-        else if (!strcmp(a, "--temp") && v)
-            bad = parse_num(argv[++i], 0, 100, &temp);
-        else if (!strcmp(a, "--top-k") && v)
-            bad = parse_num(argv[++i], 0, 1e9, &top_k);
-        else if (!strcmp(a, "--top-p") && v)
-            bad = parse_num(argv[++i], 0, 1, &top_p);
-        else if (!strcmp(a, "--seed") && v)
-            bad = parse_num(argv[++i], 0, 4294967295.0, &seed);
-        else if (!strcmp(a, "-c") && v)
-            bad = parse_num(argv[++i], 1, 1 << 24, &ctx);
-        else if (!strcmp(a, "-b") && v)
-            bad = parse_num(argv[++i], 1, 1 << 16, &batch);
-        else if (!strcmp(a, "--chat"))
+        if (!strcmp(a, "--chat")) {
             chat = true;
-        else
-            return usage();
-        if (bad) {
-            fprintf(stderr, "nibble run: bad value for %s: '%s'\n", a, argv[i]);
-            return 2;
+            continue;
         }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: " USAGE "\n");
+            return 0;
+        }
+        const char *flags[] = {"-m", "-p", "-n", "--temp", "--top-k", "--top-p", "--seed", "-c",
+                               "-b"};
+        size_t f = 0;
+        while (f < sizeof flags / sizeof flags[0] && strcmp(a, flags[f])) f++;
+        if (f == sizeof flags / sizeof flags[0]) return args_unknown("run", a, USAGE);
+        if (!(v = args_value("run", argc, argv, &i))) return 2;
+        if (!strcmp(a, "-m"))
+            model = v;
+        else if (!strcmp(a, "-p"))
+            prompt = v;
+        else if (!strcmp(a, "-n"))
+            bad = args_u32("run", a, v, 0, 1u << 30, &n_gen);
+        else if (!strcmp(a, "--temp"))
+            bad = args_f64("run", a, v, 0, 1e6, &temp);
+        else if (!strcmp(a, "--top-k"))
+            bad = args_u32("run", a, v, 0, 0x7fffffff, &top_k);
+        else if (!strcmp(a, "--top-p"))
+            bad = args_f64("run", a, v, 0, 1, &top_p);
+        else if (!strcmp(a, "--seed"))
+            bad = args_u64("run", a, v, 0, UINT64_MAX, &seed);
+        else if (!strcmp(a, "-c"))
+            bad = args_u32("run", a, v, 1, 1u << 24, &ctx);
+        else
+            bad = args_u32("run", a, v, 1, 1u << 16, &batch);
+        if (bad) return 2;
     }
-    if (!prompt) return usage();
+    if (!prompt) {
+        fprintf(stderr, "nibble run: -p PROMPT is required (usage: " USAGE ")\n");
+        return 2;
+    }
     if (!model) model = NB_DEFAULT_MODEL;
 
     char err[512];
@@ -102,8 +114,8 @@ int cmd_run(int argc, char **argv)
     nibble_tokenize(m, in, ids, n_prompt, true);
 
     struct nibble_context_params cp = nibble_context_default_params();
-    cp.n_ctx = (uint32_t)ctx;
-    cp.n_batch = (uint32_t)batch;
+    cp.n_ctx = args_ctx("run", ctx, (uint32_t)nibble_n_ctx_train(m));
+    cp.n_batch = batch;
     c = nibble_context_create(m, &cp, err, sizeof err);
     if (!c) {
         fprintf(stderr, "nibble run: %s\n", err);
@@ -115,8 +127,7 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     /* echo the prompt as the model sees it */
-    fputs(prompt, stdout);
-    fflush(stdout);
+    if (emit(prompt, strlen(prompt)) != 0) goto done;
 
     uint64_t t0 = plat_now_ns();
     if (nibble_eval(c, ids, n_prompt, false, err, sizeof err) != 0) {
@@ -124,17 +135,30 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     uint64_t t1 = plat_now_ns();
-    struct nibble_sampler sp = {(float)temp, (int)top_k, (float)top_p, (uint64_t)seed};
-    int n_done = 0;
+    struct nibble_sampler sp = {(float)temp, (int)top_k, (float)top_p, seed};
+    if (nibble_sampler_check(&sp, err, sizeof err) != 0) {
+        fprintf(stderr, "\nnibble run: %s\n", err);
+        goto done;
+    }
+    uint32_t n_done = 0;
+    bool full = false; /* stopped at the end of the context */
     char piece[256];
-    while (n_done < (int)n_gen && nibble_n_past(c) < nibble_n_ctx(c)) {
+    while (n_done < n_gen) {
         int32_t t = nibble_sample(c, &sp);
+        if (t < 0) {
+            fprintf(stderr, "\nnibble run: sampling failed\n");
+            goto done;
+        }
         if (nibble_token_is_eog(m, t)) break;
         int len = nibble_token_to_piece(m, t, piece, sizeof piece);
-        if (len > 0) fwrite(piece, 1, (size_t)(len < (int)sizeof piece ? len : (int)sizeof piece),
-                            stdout);
-        fflush(stdout);
+        if (len > 0 && emit(piece, len < (int)sizeof piece ? (size_t)len : sizeof piece - 1) != 0)
+            goto done;
         n_done++;
+        if (n_done == n_gen) break;
+        if (nibble_n_past(c) == nibble_n_ctx(c)) { /* the last token is shown, not evaluated */
+            full = true;
+            break;
+        }
         if (nibble_eval(c, &t, 1, false, err, sizeof err) != 0) {
             fprintf(stderr, "\nnibble run: %s\n", err);
             goto done;
@@ -144,9 +168,15 @@ int cmd_run(int argc, char **argv)
     uint64_t peak;
     nibble_device_bytes(m, &peak);
     double pp = n_prompt / ((t1 - t0) / 1e9), tg = n_done ? n_done / ((t2 - t1) / 1e9) : 0;
-    printf("\n");
-    fflush(stdout); /* the text's end before the stats line, also when stdout is a pipe */
-    fprintf(stderr, "prompt: %d tokens, %.1f tok/s | generated: %d tokens, %.1f tok/s | "
+    /* the text's end before the stats line, also when stdout is a pipe */
+    if (emit("\n", 1) != 0) goto done;
+    if (full) {
+        uint32_t train = (uint32_t)nibble_n_ctx_train(m);
+        fprintf(stderr, "nibble run: stopped at the end of the context (%u tokens): generated %u "
+                "of the %u asked for%s\n", nibble_n_ctx(c), n_done, n_gen,
+                nibble_n_ctx(c) < train ? "; -c raises the context" : "");
+    }
+    fprintf(stderr, "prompt: %d tokens, %.1f tok/s | generated: %u tokens, %.1f tok/s | "
             "peak device memory: %.1f MiB\n",
             n_prompt, pp, n_done, tg, peak / 1048576.0);
     rc = 0;
