@@ -3,19 +3,23 @@
  * Writes n x n_vocab little-endian float32 logits: row i after ids[0..i]. Without --decode all
  * ids go in one prefill batch (every row kept); with --decode one id per step. This is how
  * nibble is compared with other engines. --kv picks the KV cache type (default: f32 for models
- * with F32 K/V projections, else f16). */
+ * with F32 K/V projections, else f16). OUT is written whole or not at all (a temporary renamed
+ * over it; a device such as /dev/stdout is written in place), every write checked. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cmds.h"
 #include "nibble.h"
+#include "platform.h"
+
+#define USAGE "nibble logits -m MODEL --ids \"2 17 ...\" -o OUT.f32 [--decode] [-c CTX] [--kv f16|f32]"
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: nibble logits -m MODEL --ids \"2 17 ...\" -o OUT.f32 [--decode] "
-                    "[-c CTX] [--kv f16|f32]\n");
+    fprintf(stderr, "usage: " USAGE "\n");
     return 2;
 }
 
@@ -28,10 +32,11 @@ static int parse_ids(const char *s, int32_t **out)
         while (*s == ' ' || *s == ',' || *s == '\t' || *s == '\n')
             s++;
         if (!*s) break;
-        char *end;
+        char *end = (char *)s;
         errno = 0;
-        long v = strtol(s, &end, 10);
-        if (end == s || errno || v < 0 || v > 0x7fffffff) {
+        long v = *s >= '0' && *s <= '9' ? strtol(s, &end, 10) : -1;
+        if (end == s || errno || v < 0 || v > 0x7fffffff ||
+            (*end && !strchr(" ,\t\n", *end))) {
             free(ids);
             return -1;
         }
@@ -51,25 +56,32 @@ int cmd_logits(int argc, char **argv)
 {
     const char *model = NULL, *ids_s = NULL, *out = NULL;
     bool decode = false;
-    unsigned ctx = 0;
+    uint32_t ctx = 0;
     enum nibble_kv_type kv = NIBBLE_KV_AUTO;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc)
-            model = argv[++i];
-        else if (!strcmp(argv[i], "--ids") && i + 1 < argc)
-            ids_s = argv[++i];
-        else if (!strcmp(argv[i], "-o") && i + 1 < argc)
-            out = argv[++i];
-        else if (!strcmp(argv[i], "-c") && i + 1 < argc)
-            ctx = (unsigned)strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--kv") && i + 1 < argc && !strcmp(argv[i + 1], "f16") && ++i)
-            kv = NIBBLE_KV_F16;
-        else if (!strcmp(argv[i], "--kv") && i + 1 < argc && !strcmp(argv[i + 1], "f32") && ++i)
-            kv = NIBBLE_KV_F32;
-        else if (!strcmp(argv[i], "--decode"))
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--decode")) {
             decode = true;
-        else
-            return usage();
+            continue;
+        }
+        if (strcmp(a, "-m") && strcmp(a, "--ids") && strcmp(a, "-o") && strcmp(a, "-c") &&
+            strcmp(a, "--kv"))
+            return args_unknown("logits", a, USAGE);
+        if (!(v = args_value("logits", argc, argv, &i))) return 2;
+        if (!strcmp(a, "-m")) {
+            model = v;
+        } else if (!strcmp(a, "--ids")) {
+            ids_s = v;
+        } else if (!strcmp(a, "-o")) {
+            out = v;
+        } else if (!strcmp(a, "-c")) {
+            if (args_u32("logits", a, v, 1, 1u << 24, &ctx) != 0) return 2;
+        } else if (!strcmp(v, "f16") || !strcmp(v, "f32")) {
+            kv = v[1] == '1' ? NIBBLE_KV_F16 : NIBBLE_KV_F32;
+        } else {
+            fprintf(stderr, "nibble logits: --kv: '%s' is not f16 or f32\n", v);
+            return 2;
+        }
     }
     if (!model || !ids_s || !out) return usage();
     int32_t *ids;
@@ -86,43 +98,50 @@ int cmd_logits(int argc, char **argv)
         free(ids);
         return 1;
     }
+    size_t V = (size_t)nibble_n_vocab(m);
     struct nibble_context_params cp = nibble_context_default_params();
-    cp.n_ctx = ctx ? ctx : (unsigned)n;
+    cp.n_ctx = args_ctx("logits", ctx ? ctx : (uint32_t)n, (uint32_t)nibble_n_ctx_train(m));
     cp.n_batch = decode ? 1 : (unsigned)n;
     cp.kv_type = kv;
-    struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
-    FILE *f = NULL;
+    struct nibble_context *c = NULL;
+    struct plat_out f = {0};
     int rc = 1;
+    for (int i = 0; i < n; i++) /* the index in --ids, whichever way they are evaluated */
+        if ((size_t)ids[i] >= V) {
+            fprintf(stderr, "nibble logits: --ids: id %d at index %d is outside the vocabulary "
+                    "of %zu\n", ids[i], i, V);
+            goto done;
+        }
+    c = nibble_context_create(m, &cp, err, sizeof err);
     if (!c) {
         fprintf(stderr, "nibble logits: %s\n", err);
         goto done;
     }
-    f = fopen(out, "wb");
-    if (!f) {
-        fprintf(stderr, "nibble logits: %s: %s\n", out, strerror(errno));
+    if (plat_out_open(&f, out, err, sizeof err) != 0) {
+        fprintf(stderr, "nibble logits: %s\n", err);
         goto done;
     }
-    size_t V = (size_t)nibble_n_vocab(m);
+    bool wrote = true;
     if (decode) {
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && wrote; i++) {
             if (nibble_eval(c, &ids[i], 1, false, err, sizeof err) != 0) {
-                fprintf(stderr, "nibble logits: %s\n", err);
+                fprintf(stderr, "nibble logits: at --ids index %d: %s\n", i, err);
                 goto done;
             }
-            fwrite(nibble_logits(c, -1), sizeof(float), V, f);
+            wrote = plat_out_write(&f, nibble_logits(c, -1), V * sizeof(float)) == 0;
         }
     } else {
         if (nibble_eval(c, ids, n, true, err, sizeof err) != 0) {
             fprintf(stderr, "nibble logits: %s\n", err);
             goto done;
         }
-        for (int i = 0; i < n; i++)
-            fwrite(nibble_logits(c, i), sizeof(float), V, f);
+        for (int i = 0; i < n && wrote; i++)
+            wrote = plat_out_write(&f, nibble_logits(c, i), V * sizeof(float)) == 0;
     }
     rc = 0;
 done:
-    if (f && fclose(f) != 0 && rc == 0) {
-        fprintf(stderr, "nibble logits: %s: write failed\n", out);
+    if (f.f && plat_out_close(&f, rc == 0, err, sizeof err) != 0 && rc == 0) {
+        fprintf(stderr, "nibble logits: %s\n", err);
         rc = 1;
     }
     nibble_context_destroy(c);

@@ -1,17 +1,19 @@
-/* nibble perplexity -m MODEL -f TEXT [-c CTX] [-b BATCH]
+/* nibble perplexity -m MODEL -f TEXT [-c CTX]
  *
  * Perplexity as llama-perplexity computes it, so the two compare number for number: the whole
  * text is tokenized once (BOS first), cut into non-overlapping windows of CTX tokens; each
  * window starts with BOS (its first token replaced), runs in one pass with every row's logits
  * kept, and its second half is scored: the logits of position i predict token i+1 for
  * i in [CTX/2, CTX-1). Prints the running estimate per window and
- * "Final estimate: PPL = X +/- Y" (standard error of the mean log-likelihood, propagated). */
-#include <errno.h>
+ * "Final estimate: PPL = X +/- Y" (standard error of the mean log-likelihood, propagated).
+ * TEXT may be a pipe (-f /dev/stdin): it is read to its end. CTX above the model's trained
+ * context is clamped to it with a note. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cmds.h"
 #include "nibble.h"
 #include "platform.h"
@@ -20,32 +22,12 @@
 #define NB_DEFAULT_MODEL "models/default.gguf"
 #endif
 
+#define USAGE "nibble perplexity [-m MODEL] -f TEXT [-c CTX (default 512)]"
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: nibble perplexity [-m MODEL] -f TEXT [-c CTX (default 512)]\n");
+    fprintf(stderr, "usage: " USAGE "\n");
     return 2;
-}
-
-static char *read_text(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) {
-        snprintf(err, errlen, "%s: cannot read", path);
-        free(s);
-        fclose(f);
-        return NULL;
-    }
-    s[n] = 0;
-    fclose(f);
-    return s;
 }
 
 /* -log softmax(logits)[tok] in double precision */
@@ -63,27 +45,31 @@ static double nll_of(const float *lg, int n_vocab, int tok)
 int cmd_perplexity(int argc, char **argv)
 {
     const char *model = NULL, *file = NULL;
-    long ctx = 512;
+    uint32_t ctx32 = 512;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc)
-            model = argv[++i];
-        else if (!strcmp(argv[i], "-f") && i + 1 < argc)
-            file = argv[++i];
-        else if (!strcmp(argv[i], "-c") && i + 1 < argc)
-            ctx = strtol(argv[++i], NULL, 10);
-        else
-            return usage();
+        const char *a = argv[i], *v;
+        if (strcmp(a, "-m") && strcmp(a, "-f") && strcmp(a, "-c"))
+            return args_unknown("perplexity", a, USAGE);
+        if (!(v = args_value("perplexity", argc, argv, &i))) return 2;
+        if (!strcmp(a, "-m"))
+            model = v;
+        else if (!strcmp(a, "-f"))
+            file = v;
+        else if (args_u32("perplexity", a, v, 4, 1u << 20, &ctx32) != 0)
+            return 2;
     }
     if (!file) return usage();
-    if (ctx < 4 || ctx > (1 << 20)) {
-        fprintf(stderr, "nibble perplexity: -c must be between 4 and 1048576\n");
-        return 2;
-    }
     if (!model) model = NB_DEFAULT_MODEL;
     char err[512];
-    char *text = read_text(file, err, sizeof err);
-    if (!text) {
+    char *text;
+    size_t text_len;
+    if (plat_read_file(file, (size_t)1 << 30, &text, &text_len, err, sizeof err) != 0) {
         fprintf(stderr, "nibble perplexity: %s\n", err);
+        return 1;
+    }
+    if (text_len == 0) { /* also a FIFO that nothing writes to */
+        fprintf(stderr, "nibble perplexity: %s is empty\n", file);
+        free(text);
         return 1;
     }
     struct nibble_model *m = nibble_model_load(model, NULL, err, sizeof err);
@@ -92,6 +78,7 @@ int cmd_perplexity(int argc, char **argv)
         free(text);
         return 1;
     }
+    long ctx = args_ctx("perplexity", ctx32, (uint32_t)nibble_n_ctx_train(m));
     int rc = 1;
     struct nibble_context *c = NULL;
     int n = nibble_tokenize(m, text, NULL, 0, true);
