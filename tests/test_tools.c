@@ -2,11 +2,17 @@
  * presets that nibble loads and runs; `nibble bench -o json` prints one valid line per test with
  * the llama-bench fields; `nibble profile` prints its table, also with --shaders (GLSL compiled
  * at run time). Every run must be free of validation
- * messages (the CLI prints them as "vulkan warning/error: ..." on stderr). */
+ * messages (the CLI prints them as "vulkan warning/error: ..." on stderr).
+ * The CLI's failure paths: strict numbers and named flags, FIFOs as the model and the pipeline
+ * cache, output to a full disk or a closed stdout, logits written whole or not at all, the end
+ * of the context, a context above the trained one, perplexity from a pipe. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -19,6 +25,30 @@ static int cli(const char *args)
     snprintf(cmd, sizeof cmd, "'%s' %s > '%s/tools.out' 2> '%s/tools.err'", NB_CLI, args,
              NB_TEST_TMP, NB_TEST_TMP);
     int st = system(cmd);
+    assert_true(st != -1 && WIFEXITED(st));
+    char path[1024];
+    char *bufs[2] = {out, err};
+    const char *names[2] = {"tools.out", "tools.err"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", NB_TEST_TMP, names[i]);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        size_t n = fread(bufs[i], 1, sizeof out - 1, f);
+        bufs[i][n] = 0;
+        fclose(f);
+    }
+    return WEXITSTATUS(st);
+}
+
+/* Runs the shell command cmd (the CLI as "$NB") with stdout and stderr into out/err (a
+ * redirection inside cmd wins); returns the exit status. */
+static int sh(const char *cmd)
+{
+    char full[4096];
+    setenv("NB", NB_CLI, 1);
+    snprintf(full, sizeof full, "( %s ) > '%s/tools.out' 2> '%s/tools.err'", cmd, NB_TEST_TMP,
+             NB_TEST_TMP);
+    int st = system(full);
     assert_true(st != -1 && WIFEXITED(st));
     char path[1024];
     char *bufs[2] = {out, err};
@@ -170,6 +200,173 @@ static void test_profile_shaders(void **state)
     assert_non_null(strstr(err, "CMakeLists.txt"));
 }
 
+#define DEFAULT_MODEL NB_TEST_DATA "/../../models/default.gguf"
+#define HELDOUT NB_TEST_DATA "/../../models/kjv-heldout.txt"
+
+/* Every number is parsed strictly and a bad one names its flag (exit 2, before any loading). */
+static void test_cli_numbers(void **state)
+{
+    (void)state;
+    static const struct { const char *args, *flag; } cases[] = {
+        {"run -p hi -c 256x", "-c: '256x'"},
+        {"run -p hi -c abc", "-c: 'abc'"},
+        {"run -p hi -c -1", "-c: '-1'"},
+        {"run -p hi -c ' 5'", "-c: ' 5'"},
+        {"run -p hi --seed -1", "--seed: '-1'"},
+        {"run -p hi --seed 18446744073709551616", "--seed"},
+        {"run -p hi -n 5.7", "-n: '5.7'"},
+        {"run -p hi --temp nan", "--temp: 'nan'"},
+        {"run -p hi --temp 0x1p3", "--temp"},
+        {"run -p hi --top-p 1.5", "--top-p: '1.5'"},
+        {"run -p hi --top-k -2", "--top-k"},
+        {"run -p hi -b 0", "-b: '0'"},
+        {"run -p hi --bogus", "unknown option '--bogus'"},
+        {"run -p hi -n", "-n needs a value"},
+        {"logits -m x --ids 2 -o /dev/null -c 12x", "-c: '12x'"},
+        {"logits -m x --ids 2 -o /dev/null --kv f8", "--kv: 'f8'"},
+        {"logits -m x --ids 2 -o /dev/null --bogus", "unknown option '--bogus'"},
+        {"perplexity -f x -c abc", "-c: 'abc'"},
+        {"perplexity -f x -c 2", "-c: '2'"},
+        {"perplexity -f x -b 5", "unknown option '-b'"},
+        {"profile -m x -p 5x", "-p: '5x'"},
+        {"profile -m x -n -1", "-n: '-1'"},
+    };
+    char cmd[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(cmd, sizeof cmd, "\"$NB\" %s", cases[i].args);
+        int rc = sh(cmd);
+        if (rc != 2 || !strstr(err, cases[i].flag))
+            fail_msg("%s: exit %d, want 2 and \"%s\": %s", cases[i].args, rc, cases[i].flag, err);
+    }
+    assert_int_equal(sh("NIBBLE_DEVICE_MEMORY_MB=abc \"$NB\" run -p hi"), 2);
+    assert_non_null(strstr(err, "NIBBLE_DEVICE_MEMORY_MB: 'abc'"));
+    assert_int_equal(sh("NIBBLE_DEVICE=1x \"$NB\" info"), 2);
+    assert_non_null(strstr(err, "NIBBLE_DEVICE: '1x'"));
+}
+
+/* A FIFO as the model is refused at once; a FIFO at the pipeline cache's path is skipped. */
+static void test_cli_fifo(void **state)
+{
+    (void)state;
+    const char *fifo = NB_TEST_TMP "/cli-fifo.gguf";
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "timeout 120 \"$NB\" run -m '%s' -p hi", fifo);
+    assert_int_equal(sh(cmd), 1);
+    assert_non_null(strstr(err, "not a regular file (a FIFO)"));
+    snprintf(cmd, sizeof cmd, "timeout 120 \"$NB\" tokenize -m '%s' hi", fifo);
+    assert_int_equal(sh(cmd), 1);
+    assert_non_null(strstr(err, "FIFO"));
+    unlink(fifo);
+
+    const char *dir = NB_TEST_TMP "/cli-pcache";
+    mkdir(dir, 0755);
+    snprintf(cmd, sizeof cmd, "NIBBLE_CACHE_DIR='%s' timeout 300 \"$NB\" run -m '%s' -p hi -n 1",
+             dir, DEFAULT_MODEL);
+    check_clean(sh(cmd));
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char cache[1400] = "";
+    for (struct dirent *e; (e = readdir(d));)
+        if (!strncmp(e->d_name, "pipelines-", 10))
+            snprintf(cache, sizeof cache, "%s/%s", dir, e->d_name);
+    closedir(d);
+    assert_true(cache[0] != 0);
+    unlink(cache);
+    assert_int_equal(mkfifo(cache, 0600), 0);
+    int rc = sh(cmd);
+    assert_int_not_equal(rc, 124); /* timeout: it waited on the FIFO */
+    check_clean(rc);
+    unlink(cache);
+}
+
+/* Output that cannot be written fails the command; logits are written whole or not at all. */
+static void test_cli_outputs(void **state)
+{
+    (void)state;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "\"$NB\" run -m '%s' -p hi -n 3 > /dev/full", DEFAULT_MODEL);
+    assert_int_equal(sh(cmd), 1);
+    assert_non_null(strstr(err, "No space left on device"));
+    snprintf(cmd, sizeof cmd, "\"$NB\" run -m '%s' -p hi -n 3 >&-", DEFAULT_MODEL);
+    assert_int_equal(sh(cmd), 1);
+    assert_non_null(strstr(err, "writing the output failed"));
+    assert_int_equal(sh("\"$NB\" --help > /dev/full"), 1);
+    snprintf(cmd, sizeof cmd, "\"$NB\" tokenize -m '%s' hi > /dev/full", DEFAULT_MODEL);
+    assert_int_equal(sh(cmd), 1);
+
+    snprintf(cmd, sizeof cmd, "\"$NB\" logits -m '%s' --ids '2 17 99' -o /dev/full",
+             DEFAULT_MODEL);
+    assert_int_equal(sh(cmd), 1);
+    assert_non_null(strstr(err, "/dev/full: No space left on device"));
+    /* a file limit (SIGXFSZ ignored: the write fails with EFBIG) leaves the old file as it was */
+    const char *dst = NB_TEST_TMP "/cli-logits.f32";
+    FILE *f = fopen(dst, "wb");
+    assert_non_null(f);
+    fputs("old", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "trap '' XFSZ; ulimit -f 8; \"$NB\" logits -m '%s' "
+             "--ids '2 17 99 100 101' -o '%s'", DEFAULT_MODEL, dst);
+    assert_int_equal(sh(cmd), 1);
+    assert_non_null(strstr(err, "File too large"));
+    size_t n;
+    char *old = nb_test_read(dst, &n);
+    assert_non_null(old);
+    assert_int_equal(n, 3);
+    free(old);
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c 'cli-logits.f32.tmp'", NB_TEST_TMP);
+    sh(cmd);
+    assert_string_equal(out, "0\n");
+    /* a whole one replaces it */
+    snprintf(cmd, sizeof cmd, "\"$NB\" logits -m '%s' --ids '2 17 99' -o '%s'", DEFAULT_MODEL, dst);
+    check_clean(sh(cmd));
+    free(nb_test_read(dst, &n));
+    assert_int_equal(n, 3 * 4096 * sizeof(float));
+    /* a bad id is reported at its index in --ids, also with --decode */
+    snprintf(cmd, sizeof cmd, "\"$NB\" logits -m '%s' --ids '2 17 99999' -o '%s' --decode",
+             DEFAULT_MODEL, dst);
+    assert_int_equal(sh(cmd), 1);
+    assert_non_null(strstr(err, "id 99999 at index 2"));
+}
+
+/* The end of the context is said; -c above the trained context is clamped with a note. */
+static void test_cli_context(void **state)
+{
+    (void)state;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "\"$NB\" run -m '%s' -p 'And God said' -n 100 -c 16 --temp 0",
+             DEFAULT_MODEL);
+    check_clean(sh(cmd));
+    assert_non_null(strstr(err, "stopped at the end of the context (16 tokens)"));
+    assert_non_null(strstr(err, "-c raises the context"));
+    snprintf(cmd, sizeof cmd, "\"$NB\" run -m '%s' -p 'And God said' -n 2 -c 100000",
+             DEFAULT_MODEL);
+    check_clean(sh(cmd));
+    assert_non_null(strstr(err, "-c 100000 is above the model's trained context of 1024 tokens: "
+                                "using 1024"));
+    assert_null(strstr(err, "stopped at the end"));
+}
+
+/* perplexity reads a pipe to its end: the same result as from the file. */
+static void test_cli_perplexity_pipe(void **state)
+{
+    (void)state;
+    const char *txt = NB_TEST_TMP "/cli-ppl.txt";
+    char cmd[2048], first[256];
+    snprintf(cmd, sizeof cmd, "head -c 3000 '%s' > '%s'", HELDOUT, txt);
+    assert_int_equal(sh(cmd), 0);
+    snprintf(cmd, sizeof cmd, "\"$NB\" perplexity -m '%s' -f '%s' -c 128", DEFAULT_MODEL, txt);
+    check_clean(sh(cmd));
+    char *fin = strstr(out, "Final estimate");
+    assert_non_null(fin);
+    snprintf(first, sizeof first, "%s", fin);
+    snprintf(cmd, sizeof cmd, "cat '%s' | \"$NB\" perplexity -m '%s' -f /dev/stdin -c 128", txt,
+             DEFAULT_MODEL);
+    check_clean(sh(cmd));
+    assert_non_null(strstr(out, first));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +375,11 @@ int main(void)
         cmocka_unit_test(test_bench_json),
         cmocka_unit_test(test_profile_table),
         cmocka_unit_test(test_profile_shaders),
+        cmocka_unit_test(test_cli_numbers),
+        cmocka_unit_test(test_cli_fifo),
+        cmocka_unit_test(test_cli_outputs),
+        cmocka_unit_test(test_cli_context),
+        cmocka_unit_test(test_cli_perplexity_pipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
