@@ -69,6 +69,13 @@ static const struct preset presets[] = {
      256, 10, 4, 1, 1, 64, 128, 256, 512, 32, 5, 5, 64, 0, 0, 0, false, 4096, 4096},
     {"tiny-moe", "MoE H=256, 2 layers, 16 experts top-4, 4k vocabulary (tests)", 256, 2, 4, 2, 1,
      64, 128, 256, 0, 0, 0, 2, 64, 16, 4, 64, true, 4096, 4096},
+    /* the weight-type goldens (tests/data/types): H, FF, Fe, L*P in whole 256-blocks, 512 tokens */
+    {"types-dense", "dense H=256, 2 layers (sliding, full), 512 tokens (type goldens)", 256, 2, 4,
+     2, 1, 64, 128, 256, 0, 0, 0, 2, 8, 0, 0, 0, false, 512, 512},
+    {"types-moe", "MoE H=256, 2 layers, 4 experts of 256 top-2, 512 tokens (type goldens)", 256, 2,
+     4, 2, 1, 64, 128, 256, 0, 0, 0, 2, 8, 4, 2, 256, true, 512, 512},
+    {"types-ple", "PLE (P=64) + KV sharing, 4 layers, 2 shared, 512 tokens (type goldens)", 256, 4,
+     4, 1, 1, 64, 128, 256, 512, 64, 2, 2, 8, 0, 0, 0, false, 512, 512},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
