@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gtensor_pack.h"
 #include "platform.h"
 
 /* Source bytes per upload step: the repack buffer's size (when the device memory is not mapped)
@@ -13,12 +14,14 @@
 
 static bool is_quant(enum ggml_type t)
 {
-    return t == GGML_Q4_0 || t == GGML_Q8_0;
+    return nb_pack_info(t, NULL);
 }
-/* Bytes of one block's quants (Q4_0: 16, Q8_0: 32). */
-static uint32_t qs_bytes(enum ggml_type t)
+/* The type's two-plane layout (gtensor_pack.h); zeros for F32/F16/BF16. */
+static struct nb_pack_info pack_of(enum ggml_type t)
 {
-    return t == GGML_Q4_0 ? 16u : 32u;
+    struct nb_pack_info pi = {0, 0, 0};
+    nb_pack_info(t, &pi);
+    return pi;
 }
 
 uint64_t nb_gtensor_piece_rows(const struct nb_gtensor *gt, uint32_t i)
@@ -31,7 +34,10 @@ uint64_t nb_gtensor_piece_rows(const struct nb_gtensor *gt, uint32_t i)
 
 uint64_t nb_gtensor_row_bytes(enum ggml_type type, uint64_t K)
 {
-    return ggml_row_size(type, K) + (is_quant(type) && (K / 32) & 1 ? 2 : 0);
+    struct nb_pack_info pi = pack_of(type);
+    if (!pi.be) return ggml_row_size(type, K);
+    uint64_t nbb = K / pi.be; /* blocks: a 2-byte plane B entry pads an odd count to a word */
+    return K / 32 * pi.qu + nbb * pi.sb + (pi.sb == 2 && (nbb & 1) ? 2 : 0);
 }
 
 /* Rows piece i's planes are laid out for: its rows rounded up to whole tiles. */
@@ -43,25 +49,25 @@ static uint64_t piece_rows_padded(const struct nb_gtensor *gt, uint32_t i)
 
 uint32_t nb_gtensor_dbase(const struct nb_gtensor *gt, uint32_t i)
 {
-    if (!is_quant(gt->type)) return 0;
-    uint64_t nb = gt->ne[0] / 32;
-    return (uint32_t)(piece_rows_padded(gt, i) * nb * qs_bytes(gt->type) / 4);
+    struct nb_pack_info pi = pack_of(gt->type);
+    if (!pi.be) return 0;
+    return (uint32_t)(piece_rows_padded(gt, i) * (gt->ne[0] / 32) * pi.qu / 4);
 }
 
-/* Index of block u of piece-local row r in either plane (gtensor.h; quant.glsl's q_block). */
-static uint64_t block_index(const struct nb_gtensor *gt, uint64_t r, uint64_t u)
+/* Index of unit u (of nb per row) of piece-local row r in plane A (gtensor.h; quant.glsl's
+ * q_block). */
+static uint64_t block_index(const struct nb_gtensor *gt, uint64_t r, uint64_t u, uint64_t nb)
 {
     uint32_t s = gt->tile_shift;
-    uint64_t nb = gt->ne[0] / 32;
     return (((r >> s) * nb + u) << s) + (r & (((uint64_t)1 << s) - 1));
 }
 
-/* Index of the scale of block u of piece-local row r (quant.glsl's q_scale): as block_index,
- * but inside a tile of T >= 8 rows row j = i * (T/8) + l sits at 8 * l + i. */
-static uint64_t scale_index(const struct nb_gtensor *gt, uint64_t r, uint64_t u)
+/* Index of block u (of nb per row) of piece-local row r in plane B (quant.glsl's q_scale): as
+ * block_index, but inside a tile of T >= 8 rows row j = i * (T/8) + l sits at 8 * l + i. */
+static uint64_t scale_index(const struct nb_gtensor *gt, uint64_t r, uint64_t u, uint64_t nb)
 {
     uint32_t s = gt->tile_shift;
-    uint64_t nb = gt->ne[0] / 32, j = r & (((uint64_t)1 << s) - 1);
+    uint64_t j = r & (((uint64_t)1 << s) - 1);
     if (s >= 3) j = (j & (((uint64_t)1 << (s - 3)) - 1)) * 8 + (j >> (s - 3));
     return (((r >> s) * nb + u) << s) + j;
 }
@@ -85,30 +91,35 @@ static void release_src(const struct plat_map *file, const uint8_t *p, uint64_t 
 static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_t pi, uint64_t r0,
                               uint64_t n, const uint8_t *src, uint8_t *qbuf, uint8_t *dbuf)
 {
-    uint64_t nb = gt->ne[0] / 32, qsb = qs_bytes(gt->type), bb = qsb + 2;
+    struct nb_pack_info pk = pack_of(gt->type);
+    uint64_t nb = gt->ne[0] / 32, nbb = gt->ne[0] / pk.be, upb = pk.be / 32;
+    uint64_t bb = ggml_type_size(gt->type); /* GGUF bytes per block */
     uint64_t t = (uint64_t)1 << gt->tile_shift;
-    uint64_t blocks = (n + t - 1) / t * t * nb; /* the rows' whole tiles: one run in each plane */
+    uint64_t rows = (n + t - 1) / t * t; /* the rows' whole tiles: one run in each plane */
     struct vkx_buffer *buf = &gt->data.b[pi];
-    uint64_t qoff = r0 * nb * qsb, doff = (uint64_t)nb_gtensor_dbase(gt, pi) * 4 + r0 * nb * 2;
+    uint64_t qoff = r0 * nb * pk.qu, doff = (uint64_t)nb_gtensor_dbase(gt, pi) * 4 + r0 * nbb * pk.sb;
     uint8_t *q = qbuf, *d = dbuf;
     if (buf->map) { /* host-visible and coherent: the next submission sees the writes */
         q = (uint8_t *)buf->map + qoff;
         d = (uint8_t *)buf->map + doff;
     } else if (n % t) { /* the padding rows of a last tile: defined bytes, never read */
-        memset(qbuf, 0, (size_t)(blocks * qsb));
-        memset(dbuf, 0, (size_t)(blocks * 2));
+        memset(qbuf, 0, (size_t)(rows * nb * pk.qu));
+        memset(dbuf, 0, (size_t)(rows * nbb * pk.sb));
     }
+    uint8_t units[8 * 32], blk[128]; /* one block's units (<= 8 x 32 bytes) and plane B entry */
     for (uint64_t r = 0; r < n; r++)
-        for (uint64_t u = 0; u < nb; u++) {
-            const uint8_t *b = src + (r * nb + u) * bb;
-            uint64_t i = block_index(gt, r0 + r, u) - r0 * nb; /* r0 starts a tile */
-            uint64_t si = scale_index(gt, r0 + r, u) - r0 * nb;
-            memcpy(d + si * 2, b, 2);
-            memcpy(q + i * qsb, b + 2, qsb);
+        for (uint64_t b = 0; b < nbb; b++) {
+            nb_pack_block(gt->type, src + (r * nbb + b) * bb, units, blk);
+            for (uint64_t s = 0; s < upb; s++) {
+                uint64_t i = block_index(gt, r0 + r, b * upb + s, nb) - r0 * nb; /* r0: a tile */
+                memcpy(q + i * pk.qu, units + s * pk.qu, pk.qu);
+            }
+            uint64_t si = scale_index(gt, r0 + r, b, nbb) - r0 * nbb;
+            memcpy(d + si * pk.sb, blk, pk.sb);
         }
     if (buf->map) return;
-    vkx_upload(vk, buf, qoff, qbuf, (size_t)(blocks * qsb));
-    vkx_upload(vk, buf, doff, dbuf, (size_t)(blocks * 2));
+    vkx_upload(vk, buf, qoff, qbuf, (size_t)(rows * nb * pk.qu));
+    vkx_upload(vk, buf, doff, dbuf, (size_t)(rows * nbb * pk.sb));
 }
 
 static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *const *ts,
@@ -172,12 +183,10 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
     snprintf(name, sizeof name, "%.*s%s", (int)(t->name.n < 80 ? t->name.n : 80),
              t->name.p ? t->name.p : "", nparts > 1 ? " (stacked with the next)" : "");
     enum ggml_type ty = t->type;
-    if (ty != GGML_F32 && ty != GGML_F16 && ty != GGML_Q4_0 && ty != GGML_Q8_0) {
+    if (ty != GGML_F32 && ty != GGML_F16 && ty != GGML_BF16 && !is_quant(ty)) {
         const char *tn = ggml_type_name(ty);
-        snprintf(err, errlen,
-                 "tensor %s: type %s is not supported on the GPU (F32, F16, Q4_0, "
-                 "Q8_0)",
-                 name, tn ? tn : "?");
+        snprintf(err, errlen, "tensor %s: type %s is not supported on the GPU (%s)", name,
+                 tn ? tn : "?", NB_WEIGHT_TYPES);
         return -1;
     }
     uint64_t K = t->ne[0], rows = 0;
@@ -192,7 +201,8 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
                  (unsigned long long)K, (unsigned long long)rows);
         return -1;
     }
-    if ((is_quant(ty) && K % 32) || (ty == GGML_F16 && K % 2)) {
+    struct nb_pack_info pk = pack_of(ty);
+    if ((pk.be && K % pk.be) || ((ty == GGML_F16 || ty == GGML_BF16) && K % 2)) {
         snprintf(err, errlen, "tensor %s: row length %llu does not suit type %s on the GPU", name,
                  (unsigned long long)K, ggml_type_name(ty));
         return -1;
@@ -206,7 +216,7 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
             return -1;
         }
     }
-    uint64_t nb = K / 32;
+    uint64_t nb = K / 32, nbb = pk.be ? K / pk.be : 0; /* units, blocks per row */
     gt->type = ty;
     for (int d = 0; d < 4; d++)
         gt->ne[d] = t->ne[d] ? t->ne[d] : 1;
@@ -265,13 +275,13 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
     }
     uint64_t chunk_rows = CHUNK_BYTES / src_row / tile * tile; /* whole tiles */
     if (chunk_rows == 0) chunk_rows = tile;
-    uint8_t *qbuf = NULL, *dbuf = NULL; /* (chunk_rows x nb x 16|32), (chunk_rows x nb x 2) */
+    uint8_t *qbuf = NULL, *dbuf = NULL; /* (chunk_rows x nb x qu), (chunk_rows x nbb x sb) */
     bool mapped = true;
     for (uint32_t pi = 0; pi < gt->data.n; pi++)
         mapped = mapped && gt->data.b[pi].map;
     if (!mapped) {
-        qbuf = malloc((size_t)(chunk_rows * nb * qs_bytes(ty)));
-        dbuf = malloc((size_t)(chunk_rows * nb * 2));
+        qbuf = malloc((size_t)(chunk_rows * nb * pk.qu));
+        dbuf = malloc((size_t)(chunk_rows * nbb * pk.sb));
         if (!qbuf || !dbuf) {
             free(qbuf);
             free(dbuf);

@@ -5,18 +5,20 @@
  * several buffers; the ops in op_matmul.h dispatch once per piece.
  *
  * Device layout, per piece (see shaders/quant.glsl):
- *   F32, F16: the GGUF rows unchanged (F16 needs an even ne0).
- *   Q4_0: a nibble plane [rows][nb][16 bytes] (every block 16-byte aligned, so the shaders load
- *         it as uvec4) followed by a scale plane [rows][nb] f16; nb = ne0 / 32.
- *   Q8_0: a quant plane [rows][nb][32 int8] followed by a scale plane [rows][nb] f16.
- * When nb is odd each row carries 2 bytes of padding (at the end of the piece) so the scale
- * plane can be read as whole 32-bit words.
- * Row tiles (Q4_0/Q8_0 with tile_shift > 0, for CPU devices): both planes hold tiles of
- * T = 1 << tile_shift rows, block u of the tile's rows side by side ([rows/T][nb][T] blocks and
- * scales), so the lanes of a CPU device's vector, one row each, read neighbouring bytes; inside a
- * tile of T >= 8 rows a block's scales come in groups of 8 rows (row i * T/8 + l at 8 * l + i),
- * the 8 rows one thread takes. A piece's rows are padded to whole tiles (the padding is never
- * read).
+ *   F32, F16, BF16: the GGUF rows unchanged (F16, BF16 need an even ne0).
+ *   Quantized types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS): a unit plane
+ *         [rows][nb][qu bytes] (nb = ne0 / 32 units of 32 elements; 16-byte aligned units for
+ *         qu >= 16, so the shaders load them as uvec4) followed by a block plane [rows][nbb][sb
+ *         bytes] of scales and high bits (nbb = ne0 / 32 or / 256); gtensor_pack.h has the
+ *         per-type table (Q4_0: nibbles | f16 d; Q8_0: int8 | f16 d; ...).
+ * When sb is 2 and nbb is odd each row carries 2 bytes of padding (at the end of the piece) so
+ * the block plane can be read as whole 32-bit words.
+ * Row tiles (quantized types with tile_shift > 0, for CPU devices): both planes hold tiles of
+ * T = 1 << tile_shift rows, unit (block) u of the tile's rows side by side ([rows/T][nb][T]
+ * units, [rows/T][nbb][T] blocks), so the lanes of a CPU device's vector, one row each, read
+ * neighbouring bytes; inside a tile of T >= 8 rows a block's plane B entries come in groups of 8
+ * rows (row i * T/8 + l at 8 * l + i), the 8 rows one thread takes. A piece's rows are padded to
+ * whole tiles (the padding is never read).
  */
 #ifndef NB_GTENSOR_H
 #define NB_GTENSOR_H
@@ -26,6 +28,7 @@
 #include <stdint.h>
 
 #include "gguf.h"
+#include "gtensor_pack.h"
 #include "vkx.h"
 
 struct plat_map;
@@ -37,12 +40,13 @@ struct nb_gtensor {
     uint64_t rows;      /* ne[1] * ne[2] * ne[3] */
     uint64_t rows_per_piece; /* rows of every piece but the last (a multiple of ne[1] if 3-D) */
     struct vkx_split data;   /* data.n pieces */
-    bool texel; /* Q4_0/Q8_0: every piece has a texel view (vkx_buffer_texel_view) */
-    uint32_t tile_shift; /* Q4_0/Q8_0: rows come in tiles of 1 << tile_shift (see above); 0: plain */
+    bool texel; /* quantized: every piece has a texel view (vkx_buffer_texel_view) */
+    uint32_t tile_shift; /* quantized: rows come in tiles of 1 << tile_shift (see above); 0: plain */
 };
 
+
 /* Uploads a tensor from the mapped file (t->data, t->nbytes), repacking quantized types in
- * chunks (no full host copy). Types: F32, F16, Q4_0, Q8_0. Returns 0, or -1 with a one-line
+ * chunks (no full host copy). Types: NB_WEIGHT_TYPES. Returns 0, or -1 with a one-line
  * message naming the tensor. */
 int nb_gtensor_upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *t,
                       char *err, size_t errlen);
@@ -79,7 +83,7 @@ void nb_gtensor_destroy(struct vkx_ctx *vk, struct nb_gtensor *gt);
 uint64_t nb_gtensor_piece_rows(const struct nb_gtensor *gt, uint32_t i);
 /* Device bytes per row of a K-element row of `type` in the layout above. */
 uint64_t nb_gtensor_row_bytes(enum ggml_type type, uint64_t K);
-/* Q4_0/Q8_0: index (in 32-bit words) of the scale plane inside piece i; 0 for other types. */
+/* Quantized types: index (in 32-bit words) of the block plane inside piece i; 0 for others. */
 uint32_t nb_gtensor_dbase(const struct nb_gtensor *gt, uint32_t i);
 
 #endif

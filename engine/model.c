@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gtensor_pack.h"
 #include "quant.h"
 
 /* Loading state: the file, the architecture prefix of the keys and the first error. */
@@ -48,7 +49,7 @@ bool nb_type_ok_vector(enum ggml_type t)
 
 bool nb_type_ok_matrix(enum ggml_type t)
 {
-    return nb_type_ok_vector(t) || t == GGML_Q4_0 || t == GGML_Q8_0;
+    return nb_type_ok_vector(t) || nb_pack_info(t, NULL);
 }
 
 /* ---- metadata ------------------------------------------------------------------------------ */
@@ -306,7 +307,7 @@ static const struct gguf_tensor *tensor(struct loader *L, const char *name, enum
         }
         fail(L, "%s: unsupported type %s (%s)", name, tn,
              cls == T_VEC ? "norms and scales must be f32, f16 or bf16"
-                          : "matrices must be f32, f16, bf16, q4_0 or q8_0");
+                          : "supported matrix types: " NB_WEIGHT_TYPES);
         return NULL;
     }
     uint64_t want[GGUF_MAX_DIMS] = {e0, e1, e2, 1};

@@ -10,7 +10,22 @@
 #include "shared.h"
 
 /* Type slots of the pipeline tables; the shaders take the ggml id as spec constant TYPE. */
-static const enum ggml_type slot_type[NB_MM_NTYPES] = {GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0};
+static const enum ggml_type slot_type[NB_MM_NTYPES] = {
+    GGML_F32,  GGML_F16,  GGML_BF16, GGML_Q4_0, GGML_Q4_1,   GGML_Q5_0,  GGML_Q5_1,  GGML_Q8_0,
+    GGML_Q2_K, GGML_Q3_K, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K, GGML_IQ4_NL, GGML_IQ4_XS};
+
+/* Pipeline names (they must outlive the pipelines: timestamp labels), in slot order. */
+#define TYPE_NAMES(op)                                                                           \
+    {                                                                                            \
+        op "_f32", op "_f16", op "_bf16", op "_q4_0", op "_q4_1", op "_q5_0", op "_q5_1",        \
+            op "_q8_0", op "_q2_k", op "_q3_k", op "_q4_k", op "_q5_k", op "_q6_k", op "_iq4_nl", \
+            op "_iq4_xs"                                                                         \
+    }
+
+static bool quantized(enum ggml_type t)
+{
+    return t != GGML_F32 && t != GGML_F16 && t != GGML_BF16;
+}
 
 static int type_slot(enum ggml_type t)
 {
@@ -96,19 +111,12 @@ static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, c
     return make_ex(vk, p, id, name, n_bindings, 0, push_size, spec, n_spec, err, errlen);
 }
 
-/* Pipeline names must outlive the pipelines (timestamp labels). */
 static const char *const mv_names[NB_MV_VARIANTS + 1][NB_MM_NTYPES] = {
-    {"matvec_f32", "matvec_f16", "matvec_q4_0", "matvec_q8_0"},
-    {"matvec2_f32", "matvec2_f16", "matvec2_q4_0", "matvec2_q8_0"},
-    {"matvec4_f32", "matvec4_f16", "matvec4_q4_0", "matvec4_q8_0"},
-    {"matvec8_f32", "matvec8_f16", "matvec8_q4_0", "matvec8_q8_0"},
-    {"matvec_id_f32", "matvec_id_f16", "matvec_id_q4_0", "matvec_id_q8_0"}};
-static const char *const mm_names[NB_MM_NTYPES] = {"matmul_f32", "matmul_f16", "matmul_q4_0",
-                                                   "matmul_q8_0"};
-static const char *const mm_id_names[NB_MM_NTYPES] = {"matmul_id_f32", "matmul_id_f16",
-                                                      "matmul_id_q4_0", "matmul_id_q8_0"};
-static const char *const embed_names[NB_MM_NTYPES] = {"embed_f32", "embed_f16", "embed_q4_0",
-                                                      "embed_q8_0"};
+    TYPE_NAMES("matvec"), TYPE_NAMES("matvec2"), TYPE_NAMES("matvec4"), TYPE_NAMES("matvec8"),
+    TYPE_NAMES("matvec_id")};
+static const char *const mm_names[NB_MM_NTYPES] = TYPE_NAMES("matmul");
+static const char *const mm_id_names[NB_MM_NTYPES] = TYPE_NAMES("matmul_id");
+static const char *const embed_names[NB_MM_NTYPES] = TYPE_NAMES("embed");
 
 /* The matvec family (4 token counts, matvec_id) with or without subgroups.
  * Tuning: on a CPU device (lavapipe) every load costs per lane (a texel fetch is some 40
@@ -165,7 +173,7 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
             if (make(vk, p, id, mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4,
                      sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0)
                 return -1;
-            if (!o->texel || (slot_type[ts] != GGML_Q4_0 && slot_type[ts] != GGML_Q8_0)) continue;
+            if (!o->texel || !quantized(slot_type[ts])) continue;
             struct vkx_pipeline *pt = k < NB_MV_VARIANTS ? &o->mv_tx[ts][k] : &o->mv_id_tx[ts];
             /* the same reading the weights (binding 0) and x (1) through texel views */
             if (make_ex(vk, pt, k < NB_MV_VARIANTS ? NB_SPV_MATVEC_TX : NB_SPV_MATVEC_ID_TX,
@@ -192,27 +200,34 @@ static void destroy_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk)
     }
 }
 
-static const uint32_t all_types = NB_MM_TYPE_BIT(GGML_F32) | NB_MM_TYPE_BIT(GGML_F16) |
-                                  NB_MM_TYPE_BIT(GGML_Q4_0) | NB_MM_TYPE_BIT(GGML_Q8_0);
+/* NB_MM_TYPE_BIT of every slot type. */
+static uint32_t all_types(void)
+{
+    uint32_t m = 0;
+    for (int i = 0; i < NB_MM_NTYPES; i++)
+        m |= NB_MM_TYPE_BIT(slot_type[i]);
+    return m;
+}
 
 static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint32_t types,
                   bool lean, char *err, size_t errlen);
 
 int nb_op_matmul_create(struct nb_op_matmul *o, struct vkx_ctx *vk, char *err, size_t errlen)
 {
-    return create(o, vk, -1, all_types | NB_MM_EXPERTS, false, err, errlen);
+    return create(o, vk, -1, all_types() | NB_MM_EXPERTS, false, err, errlen);
 }
 
 int nb_op_matmul_create_for(struct nb_op_matmul *o, struct vkx_ctx *vk, uint32_t types,
                             char *err, size_t errlen)
 {
-    return create(o, vk, -1, types & (all_types | NB_MM_EXPERTS), true, err, errlen);
+    return create(o, vk, -1, types & (all_types() | NB_MM_EXPERTS), true, err, errlen);
 }
 
-int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, char *err,
-                           size_t errlen)
+int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup,
+                           uint32_t types, char *err, size_t errlen)
 {
-    return create(o, vk, subgroup, all_types | NB_MM_EXPERTS, false, err, errlen);
+    types = types ? types & (all_types() | NB_MM_EXPERTS) : all_types() | NB_MM_EXPERTS;
+    return create(o, vk, subgroup, types, false, err, errlen);
 }
 
 static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint32_t types,

@@ -2,7 +2,7 @@
  * prefill matrix-matrix, embedding lookup, the MoE expert matrix-vector and the expert-grouped
  * MoE prefill matrix-matrix (nb_op_matmul_id).
  *
- * Weights are nb_gtensor (F32, F16, Q4_0, Q8_0), activations f32 row-major [tokens][width].
+ * Weights are nb_gtensor (NB_WEIGHT_TYPES), activations f32 row-major [tokens][width].
  * Every function records one dispatch per weight piece (more only past 65535 grid slices of
  * tokens or pairs) and NO barrier before or after: the caller puts vkx_cmd_barrier() between a
  * dispatch and the one that reads its output. `accumulate` adds into y instead of overwriting it
@@ -19,14 +19,14 @@
 #include "vkx.h"
 
 #define NB_MATVEC_MAX_TOKENS 8 /* tokens sharing one weight read in nb_op_matvec */
-#define NB_MM_NTYPES 4         /* F32, F16, Q4_0, Q8_0 */
+#define NB_MM_NTYPES 15        /* F32, F16, BF16 and the 12 quantized types of gtensor_pack.h */
 
 #define NB_MV_VARIANTS 4 /* matvec pipelines for 1, 2, 4, 8 tokens */
 
 struct nb_op_matmul {
     struct vkx_pipeline mv[NB_MM_NTYPES][NB_MV_VARIANTS]; /* matvec [type][2^k tokens] */
     struct vkx_pipeline mv_id[NB_MM_NTYPES];              /* MoE matvec */
-    /* the same reading Q4_0/Q8_0 weights through texel views (gtensor.texel), when `texel` */
+    /* the same reading quantized weights through texel views (gtensor.texel), when `texel` */
     struct vkx_pipeline mv_tx[NB_MM_NTYPES][NB_MV_VARIANTS], mv_id_tx[NB_MM_NTYPES];
     bool texel; /* CPU-device shape on a device with texel buffers (NIBBLE_DISABLE=texel: off) */
     struct vkx_pipeline mm[NB_MM_NTYPES];                 /* prefill matmul */
@@ -63,9 +63,10 @@ int nb_op_matmul_create_for(struct nb_op_matmul *o, struct vkx_ctx *vk, uint32_t
                             char *err, size_t errlen);
 /* Same with the matvec shape chosen, for tests: subgroup -1 decides from the device (what
  * nb_op_matmul_create does), 1 uses subgroup arithmetic when the device has it, 0 never, 2 never
- * and with the GPU shape even on a CPU device (shared-memory reduction over 32 threads). */
-int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, char *err,
-                           size_t errlen);
+ * and with the GPU shape even on a CPU device (shared-memory reduction over 32 threads); every
+ * pipeline (all token counts, matmul) for the types in `types` (NB_MM_TYPE_BIT mask, 0: all). */
+int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup,
+                           uint32_t types, char *err, size_t errlen);
 void nb_op_matmul_destroy(struct nb_op_matmul *o, struct vkx_ctx *vk);
 
 /* Whether the ops handle this weight type. */

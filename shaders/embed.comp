@@ -11,9 +11,13 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint TYPE = NB_T_Q4_0;
 
 layout(std430, binding = 0) readonly buffer W1 { uint w1[]; };
+layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
+uvec4 wquad(uint i) { return w4[i]; }
+uint wword(uint i) { return w1[i]; }
 layout(std430, binding = 1) readonly buffer Ids { uint ids[]; };
 layout(std430, binding = 2) writeonly buffer Out { float o[]; };
 layout(push_constant) uniform Push { nb_push_embed p; };
+#include "quant_unit.glsl"
 
 void main()
 {
@@ -41,9 +45,12 @@ void main()
         uint si = q_scale(r, k / 32u, p.K / 32u, p.wtile);
         uint qw = w1[bi * 8u + j / 4u];
         v = half_of(w1[p.dbase + si / 2u], si) * float(int(qw << (24u - 8u * (j % 4u))) >> 24);
-    } else if (TYPE == NB_T_F16) {
+    } else if (!t_float(TYPE)) {
+        wunit wu = wq_load(r, k / 32u, p.K / 32u, p.wtile, p.dbase);
+        v = wq_value4(wu, (k % 32u) / 4u)[k % 4u];
+    } else if (TYPE != NB_T_F32) {
         uint e = r * p.K + k;
-        v = half_of(w1[e / 2u], e);
+        v = f16x_of(w1[e / 2u], e, TYPE == NB_T_BF16);
     } else {
         v = uintBitsToFloat(w1[r * p.K + k]);
     }

@@ -2,7 +2,7 @@
 // matmul.comp: prefill matrix product for the rows of one weight piece:
 //   y[n][row0 + m] (+)= sum_k W[m][k] * x[n][k],  m < nrows, n < ntok.
 // A workgroup computes a BM (weight rows) x BN (tokens) tile of y, walking K in steps of 32 (one
-// Q4_0/Q8_0 block): W is dequantized while it is staged into shared memory, x is staged as is,
+// unit of the quantized types): W is dequantized while it is staged into shared memory, x is staged as is,
 // and each thread accumulates a TM x TN sub-tile in f32 registers. Shared memory:
 // 32 * (BM + 1 + BN + 1) floats (BM = BN = 64: 16.6 KB). Weight formats: see quant.glsl.
 // With MM_ID (MoE prefill, tokens grouped by expert): grid z = expert of the piece; the tokens
@@ -27,6 +27,9 @@ layout(constant_id = 3) const uint BN = 64;
 #define BK 32u
 
 layout(std430, binding = 0) readonly buffer W1 { uint w1[]; };
+layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
+uvec4 wquad(uint i) { return w4[i]; }
+uint wword(uint i) { return w1[i]; }
 layout(std430, binding = 1) readonly buffer X1 { float x1[]; };
 layout(std430, binding = 2) buffer Y { float y[]; };
 #if MM_ID
@@ -36,6 +39,8 @@ shared uint prs[BN]; // pair of each tile token
 #else
 layout(push_constant) uniform Push { nb_push_matmul p; };
 #endif
+
+#include "quant_unit.glsl"
 
 shared float ws[BK * (BM + 1u)]; // [k][m]
 shared float xs[BK * (BN + 1u)]; // [k][n]
@@ -79,6 +84,16 @@ void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
                 vec4 v = d * q8_vec(w1[bi * 8u + q]);
                 for (uint c = 0; c < 4u; c++) ws[(4u * q + c) * (BM + 1u) + m] = v[c];
             }
+        } else if (!t_float(TYPE)) { // a thread stages half a unit of a row
+            for (uint idx = tid; idx < BM * 2u; idx += WG) {
+                uint m = idx / 2u, h = idx % 2u;
+                uint r = rbase + min(m_first + m, nrows - 1u);
+                wunit wu = wq_load(r, kt, nb, 0u, p.dbase);
+                for (uint i = 0; i < 4u; i++) {
+                    vec4 v = wq_value4(wu, 4u * h + i);
+                    for (uint c = 0; c < 4u; c++) ws[(16u * h + 4u * i + c) * (BM + 1u) + m] = v[c];
+                }
+            }
         } else {
             for (uint idx = tid; idx < BM * BK; idx += WG) {
                 uint m = idx / BK, kk = idx % BK;
@@ -87,7 +102,8 @@ void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
                 float v = 0.0;
                 if (k < p.K) {
                     uint e = r * p.K + k;
-                    v = TYPE == NB_T_F32 ? uintBitsToFloat(w1[e]) : half_of(w1[e / 2u], e);
+                    v = TYPE == NB_T_F32 ? uintBitsToFloat(w1[e])
+                                         : f16x_of(w1[e / 2u], e, TYPE == NB_T_BF16);
                 }
                 ws[kk * (BM + 1u) + m] = v;
             }

@@ -7,7 +7,7 @@
 // Work split: a workgroup owns ROWS consecutive rows; groups of threads (a subgroup with
 // USE_SUBGROUP, else TPR threads reduced through shared memory; TPR = 1: whole rows per thread,
 // the CPU-device shape) each take NR rows at a time and split the K dimension between their
-// lanes, one unit (a 32-element block for Q4_0/Q8_0, 4 elements for F32/F16) per lane per step.
+// lanes, one unit (32 elements for the quantized types, 4 for F32/F16/BF16) per lane per step.
 // Whole rows per thread on weights in row tiles (p.wtile, gtensor.h): the threads of one CPU
 // vector take the rows of one tile, so their loads are neighbouring bytes, and with NR = 8 a
 // thread's 8 scales are one load (see main).
@@ -50,6 +50,7 @@ vec4 xquad(uint i) { return x4[i]; }
 float xword(uint i) { return x1[i]; }
 #endif
 layout(std430, binding = 2) buffer Y { float y[]; };
+#include "quant_unit.glsl"
 #if MV_ID
 layout(std430, binding = 3) readonly buffer Ids { uint ids[]; };
 #endif
@@ -101,6 +102,24 @@ vec4 A0, A1, A2, A3, A4, A5, A6, A7, AX;
         if (NR > 4u) AH(t) += vec4(d4 * QDOT(4), d5 * QDOT(5), d6 * QDOT(6), d7 * QDOT(7));      \
     }
 
+// The other quantized types (quant_unit.glsl): a unit of row i is wu<i>; sxl, sxh the sums of
+// the token's x over the unit's two halves.
+#define GDOT(i) wq_dot(wu##i, v0, v1, v2, v3, v4, v5, v6, v7, sxl, sxh)
+#define GTOK(t)                                                                                  \
+    if (t < NTOK) {                                                                              \
+        uint xb = (xbase + min(uint(t), ntok - 1u) * p.x_stride + u * 32u) / 4u;                    \
+        vec4 v0 = xquad(xb), v1 = xquad(xb + 1u), v2 = xquad(xb + 2u), v3 = xquad(xb + 3u);     \
+        vec4 v4 = xquad(xb + 4u), v5 = xquad(xb + 5u), v6 = xquad(xb + 6u);                     \
+        vec4 v7 = xquad(xb + 7u);                                                                \
+        vec4 sl = (v0 + v1) + (v2 + v3), sh = (v4 + v5) + (v6 + v7);                             \
+        float sxl = (sl.x + sl.y) + (sl.z + sl.w), sxh = (sh.x + sh.y) + (sh.z + sh.w);          \
+        A##t += vec4(GDOT(0), NR > 1u ? GDOT(1) : 0.0, NR > 2u ? GDOT(2) : 0.0,                  \
+                     NR > 3u ? GDOT(3) : 0.0);                                                   \
+        if (NR > 4u) AH(t) += vec4(GDOT(4), GDOT(5), GDOT(6), GDOT(7));                          \
+    }
+#define GLOAD(i)                                                                                 \
+    if (i < NR) wu##i = wq_load(min(r0 + uint(i) * rstep, rend - 1u), u, nb, p.wtile, p.dbase);
+
 #define QLOAD(i)                                                                                 \
     if (i < NR) {                                                                                \
         uint ri = min(r0 + uint(i) * rstep, rend - 1u);                                          \
@@ -117,16 +136,18 @@ vec4 A0, A1, A2, A3, A4, A5, A6, A7, AX;
         }                                                                                        \
     }
 
-// F32/F16: 4 weights of row i at element e (nk of them valid).
+// F32/F16/BF16: 4 weights of row i at element e (nk of them valid).
 vec4 wload(uint e, uint nk)
 {
     if (TYPE == NB_T_F32)
         return vec4(uintBitsToFloat(wword(e)), nk > 1u ? uintBitsToFloat(wword(e + 1u)) : 0.0,
                     nk > 2u ? uintBitsToFloat(wword(e + 2u)) : 0.0,
                     nk > 3u ? uintBitsToFloat(wword(e + 3u)) : 0.0);
-    return vec4(half_of(wword(e / 2u), e), nk > 1u ? half_of(wword((e + 1u) / 2u), e + 1u) : 0.0,
-                nk > 2u ? half_of(wword((e + 2u) / 2u), e + 2u) : 0.0,
-                nk > 3u ? half_of(wword((e + 3u) / 2u), e + 3u) : 0.0);
+    bool bf = TYPE == NB_T_BF16;
+    return vec4(f16x_of(wword(e / 2u), e, bf),
+                nk > 1u ? f16x_of(wword((e + 1u) / 2u), e + 1u, bf) : 0.0,
+                nk > 2u ? f16x_of(wword((e + 2u) / 2u), e + 2u, bf) : 0.0,
+                nk > 3u ? f16x_of(wword((e + 3u) / 2u), e + 3u, bf) : 0.0);
 }
 
 #define FLOAD(i)                                                                                 \
@@ -167,7 +188,13 @@ void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool s
         }
         QLOAD(0) QLOAD(1) QLOAD(2) QLOAD(3) QLOAD(4) QLOAD(5) QLOAD(6) QLOAD(7)
         QTOK(0) QTOK(1) QTOK(2) QTOK(3) QTOK(4) QTOK(5) QTOK(6) QTOK(7)
-    } else { // F32, F16: 4 elements, any K
+    } else if (!t_float(TYPE)) { // the other quantized types: one 32-element unit
+        uint nb = p.K / 32u;
+        wunit wu0 = WQ_ZERO, wu1 = WQ_ZERO, wu2 = WQ_ZERO, wu3 = WQ_ZERO, wu4 = WQ_ZERO;
+        wunit wu5 = WQ_ZERO, wu6 = WQ_ZERO, wu7 = WQ_ZERO;
+        GLOAD(0) GLOAD(1) GLOAD(2) GLOAD(3) GLOAD(4) GLOAD(5) GLOAD(6) GLOAD(7)
+        GTOK(0) GTOK(1) GTOK(2) GTOK(3) GTOK(4) GTOK(5) GTOK(6) GTOK(7)
+    } else { // F32, F16, BF16: 4 elements, any K
         uint k0 = u * 4u;
         uint nk = min(4u, p.K - k0);
         vec4 wv0 = vec4(0.0), wv1 = wv0, wv2 = wv0, wv3 = wv0, wv4 = wv0, wv5 = wv0, wv6 = wv0;
@@ -187,7 +214,7 @@ vec4 acc_get(uint t)
 void main()
 {
     const uint WG = gl_WorkGroupSize.x;
-    uint units = (TYPE == NB_T_Q4_0 || TYPE == NB_T_Q8_0) ? p.K / 32u : (p.K + 3u) / 4u;
+    uint units = t_float(TYPE) ? (p.K + 3u) / 4u : p.K / 32u;
     uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
 
 #if MV_ID
@@ -236,7 +263,7 @@ void main()
     // only weights in tiles of >= 8 rows (a run-time condition would not do: a CPU device runs
     // both sides of a branch under a mask)
 #if TEXEL
-    const bool scales8 = TPR == 1u && NR == 8u;
+    const bool scales8 = TPR == 1u && NR == 8u && (TYPE == NB_T_Q4_0 || TYPE == NB_T_Q8_0);
 #else
     const bool scales8 = false;
 #endif

@@ -2,14 +2,17 @@
 //
 // Device layout of a weight tensor (written by engine/gtensor.c), per piece of whole rows:
 //   F32:  the GGUF rows as is (uint words, uintBitsToFloat)
-//   F16:  the GGUF rows as is (two halves per uint word, element i in word i/2)
-//   Q4_0: repacked into two planes: nibbles [rows][nb][16 bytes] (uvec4 per block, 16-byte
-//         aligned), then scales [rows][nb] f16; nb = K/32 blocks per row. Inside a block byte j
-//         holds element j (low nibble) and element j+16 (high nibble), value = d * (q - 8).
-//   Q8_0: two planes: quants [rows][nb][32 int8] (2 uvec4 per block), then scales [rows][nb] f16.
-//   Row tiles (push field wtile > 0, for CPU devices): in both planes the blocks come as
-//   [rows / T][nb][T] with T = 1 << wtile, the T rows of a tile side by side (q_block); inside
-//   a tile of T >= 8 rows the scales of one block are in groups of 8 rows (q_scale).
+//   F16, BF16: the GGUF rows as is (two halves per uint word, element i in word i/2)
+//   Quantized types: two planes (the per-type table is in engine/gtensor_pack.h):
+//     A, units [rows][nb][qu bytes], nb = K/32 units of 32 elements: 4-bit values in Q4_0's
+//        order (qu = 16, one uvec4: byte j holds element j in its low nibble and element j+16 in
+//        its high one), Q8_0's int8 (qu = 32, two uvec4) or 2-bit values (qu = 8, Q2_K/Q3_K);
+//     B, blocks [rows][nbb][sb bytes] at word p.dbase, nbb = K/32 (legacy types) or K/256
+//        (K-quants, IQ4_XS) blocks: scales, minimums, high bits. Q4_0 and Q8_0: sb = 2, the f16 d
+//        (value = d * (q - 8) and d * q); the other types: quant_legacy.glsl, quant_k.glsl.
+//   Row tiles (push field wtile > 0, for CPU devices): in both planes the units and blocks come
+//   as [rows / T][n][T] with T = 1 << wtile, the T rows of a tile side by side (q_block); inside
+//   a tile of T >= 8 rows the plane B entries of one block are in groups of 8 rows (q_scale).
 // The weight type is the spec constant TYPE with the ggml ids below.
 #ifndef NB_QUANT_GLSL
 #define NB_QUANT_GLSL
@@ -17,7 +20,31 @@
 #define NB_T_F32 0
 #define NB_T_F16 1
 #define NB_T_Q4_0 2
+#define NB_T_Q4_1 3
+#define NB_T_Q5_0 6
+#define NB_T_Q5_1 7
 #define NB_T_Q8_0 8
+#define NB_T_Q2_K 10
+#define NB_T_Q3_K 11
+#define NB_T_Q4_K 12
+#define NB_T_Q5_K 13
+#define NB_T_Q6_K 14
+#define NB_T_IQ4_NL 20
+#define NB_T_IQ4_XS 23
+#define NB_T_BF16 30
+
+// Whether type t is stored as rows of floats (F32, F16, BF16) rather than in the two planes.
+bool t_float(uint t)
+{
+    return t == NB_T_F32 || t == NB_T_F16 || t == NB_T_BF16;
+}
+// Element e of a row of 16-bit floats (F16 or BF16) whose word e / 2 is w.
+float f16x_of(uint w, uint e, bool bf16)
+{
+    if (bf16) return uintBitsToFloat((e & 1u) != 0u ? (w & 0xFFFF0000u) : (w << 16));
+    vec2 v = unpackHalf2x16(w);
+    return (e & 1u) != 0u ? v.y : v.x;
+}
 
 // Elements j..j+3 (low nibbles) of the 4 bytes in q, minus 8.
 vec4 q4_lo(uint q)

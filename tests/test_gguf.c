@@ -112,7 +112,7 @@ static void test_valid_roundtrip(void **state)
     gw_tensor_f32(w, "t.bf16", GGML_BF16, 1, (uint64_t[]){7}, x);
     gw_tensor_f32(w, "t.q4", GGML_Q4_0, 3, (uint64_t[]){64, 2, 2}, x);
     gw_tensor_f32(w, "t.q8", GGML_Q8_0, 4, (uint64_t[]){32, 2, 1, 3}, x);
-    gw_tensor(w, "t.q4k", GGML_Q4_K, 1, (uint64_t[]){256}, NULL); /* readable, not dequantizable */
+    gw_tensor(w, "t.q4k", GGML_Q4_K, 1, (uint64_t[]){256}, NULL); /* a K-quant block */
     size_t n;
     void *p = build(w, &n), *copy;
     char err[256];
@@ -183,7 +183,8 @@ static void test_valid_roundtrip(void **state)
     assert_int_equal(nb_test_compare("f16 row", row, x, 100, 0, 1e-3f), 0);
     assert_int_equal(nb_dequant_row(GGML_BF16, gguf_find_tensor(g, "t.bf16")->data, row, 7), 0);
     assert_int_equal(nb_test_compare("bf16 row", row, x, 7, 0, 8e-3f), 0);
-    assert_int_equal(nb_dequant_row(GGML_Q4_K, gguf_find_tensor(g, "t.q4k")->data, row, 256), -1);
+    assert_int_equal(nb_dequant_row((enum ggml_type)16, gguf_find_tensor(g, "t.q4k")->data, row, 256),
+                     -1); /* IQ2_XXS: no dequantizer */
     assert_string_equal(ggml_type_name(gguf_find_tensor(g, "t.q4k")->type), "q4_k");
     gguf_close(g);
     free(copy);
@@ -628,10 +629,11 @@ static void test_dequant_layout(void **state)
     for (int j = 0; j < 32; j++) assert_true(y[j] == 0.5f * (float)(j - 16));
     /* Bad arguments. */
     assert_int_equal(nb_dequant_row(GGML_Q4_0, q4, y, 31), -1);
-    assert_int_equal(nb_dequant_row(GGML_Q6_K, q4, y, 256), -1);
+    assert_int_equal(nb_dequant_row(GGML_Q6_K, q4, y, 255), -1);
     assert_int_equal(nb_dequant_row((enum ggml_type)99, q4, y, 32), -1);
     assert_int_equal(nb_quant_row(GGML_Q8_0, y, q8, 33), -1);
-    assert_false(nb_dequant_supported(GGML_Q4_1));
+    assert_true(nb_dequant_supported(GGML_Q4_1));
+    assert_false(nb_dequant_supported((enum ggml_type)19)); /* IQ1_S */
     assert_true(nb_dequant_supported(GGML_BF16));
     assert_int_equal(ggml_row_size(GGML_Q4_0, 4096), 4096 / 32 * 18);
     assert_int_equal(ggml_row_size(GGML_Q6_K, 4096), 16 * 210);

@@ -1,7 +1,9 @@
 /* test_op_matmul: GPU weight products (matvec, matmul, embed, MoE matvec_id) against CPU
  * references, for every weight type, awkward shapes, forced weight splits, plain rows and row
  * tiles, in the normal and the forced-fallback (NIBBLE_DISABLE=fp16,subgroup,int8,texel)
- * configuration. */
+ * configuration. The groups run twice: on F32, F16, Q4_0 and Q8_0 (the types with their own
+ * shader code), then on the types read through quant_unit.glsl (BF16, Q4_1 ... IQ4_XS), each
+ * time with only those types' pipelines built. */
 #include "testutil.h"
 
 #include <math.h>
@@ -109,37 +111,57 @@ static void check_mul(struct cfg *g, enum which op, enum ggml_type type, uint32_
     assert_int_equal(bad, 0);
 }
 
-static const enum ggml_type types[4] = {GGML_Q4_0, GGML_Q8_0, GGML_F16, GGML_F32};
+/* The types under test (main picks one of the two lists) and how many. */
+static const enum ggml_type *types;
+static int ntypes;
+static const enum ggml_type types_own[] = {GGML_Q4_0, GGML_Q8_0, GGML_F16, GGML_F32};
+static const enum ggml_type types_unit[] = {GGML_Q6_K,  GGML_Q4_K,   GGML_Q5_K, GGML_Q2_K,
+                                            GGML_Q3_K,  GGML_IQ4_XS, GGML_Q4_1, GGML_Q5_0,
+                                            GGML_Q5_1,  GGML_IQ4_NL, GGML_BF16};
+
+static bool is_q(enum ggml_type t)
+{
+    return t != GGML_F32 && t != GGML_F16 && t != GGML_BF16;
+}
+
+/* A row length for a quantized type near n32 units of 32: whole blocks (256 for K-quants), at
+ * least one; f: the float types' own length. */
+static uint32_t klen(enum ggml_type t, uint32_t n32, uint32_t f)
+{
+    if (!is_q(t)) return f;
+    uint32_t bs = ggml_blck_size(t), k = n32 * 32;
+    return k < bs ? bs : (k + bs - 1) / bs * bs;
+}
 
 static void test_matvec(void **state)
 {
     struct cfg *g = *state;
     if (!g) skip();
     nb_test_seed(1);
-    for (int ti = 0; ti < 16; ti++) {
+    for (int ti = 0; ti < 4 * ntypes; ti++) {
         static const uint32_t tiles[4] = {0, 3, 5, 6};
-        wtile = tiles[ti / 4];
-        enum ggml_type t = types[ti % 4];
-        bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
+        wtile = tiles[ti / ntypes];
+        enum ggml_type t = types[ti % ntypes];
+        bool q = is_q(t);
         if (wtile && !q) continue; /* only quantized weights come in tiles */
-        check_mul(g, MATVEC, t, q ? 32 : 2, 1, 1, false, 0);
-        check_mul(g, MATVEC, t, q ? 96 : 34, 31, 1, false, 0);
-        check_mul(g, MATVEC, t, q ? 320 : 66, 33, 3, false, 0);
-        check_mul(g, MATVEC, t, q ? 256 : 130, 67, 8, true, 0);
-        check_mul(g, MATVEC, t, q ? 160 : 62, 29, 11, false, 0); /* 8 + 3 tokens */
+        check_mul(g, MATVEC, t, klen(t, 1, 2), 1, 1, false, 0);
+        check_mul(g, MATVEC, t, klen(t, 3, 34), 31, 1, false, 0);
+        check_mul(g, MATVEC, t, klen(t, 10, 66), 33, 3, false, 0);
+        check_mul(g, MATVEC, t, klen(t, 8, 130), 67, 8, true, 0);
+        check_mul(g, MATVEC, t, klen(t, 5, 62), 29, 11, false, 0); /* 8 + 3 tokens */
         if (t == GGML_F32) {
             check_mul(g, MATVEC, t, 1, 5, 2, false, 0);
             check_mul(g, MATVEC, t, 33, 31, 1, false, 0);
         }
         /* forced split: pieces of a few rows (whole tiles) */
-        uint64_t rb = nb_gtensor_row_bytes(t, q ? 96 : 34);
-        check_mul(g, MATVEC, t, q ? 96 : 34, wtile == 6 ? 150 : 53, 2, false,
+        uint64_t rb = nb_gtensor_row_bytes(t, klen(t, 3, 34));
+        check_mul(g, MATVEC, t, klen(t, 3, 34), wtile == 6 ? 150 : 53, 2, false,
                   rb * (wtile >= 5 ? 1u << wtile : 16));
         /* every token-count variant, whatever chunk this device prefers */
         uint32_t chunk = g->op.mv_chunk;
         g->op.mv_chunk = NB_MATVEC_MAX_TOKENS;
-        check_mul(g, MATVEC, t, q ? 64 : 18, 37, 6, true, 0);
-        check_mul(g, MATVEC, t, q ? 64 : 18, 37, 19, false, 0);
+        check_mul(g, MATVEC, t, klen(t, 2, 18), 37, 6, true, 0);
+        check_mul(g, MATVEC, t, klen(t, 2, 18), 37, 19, false, 0);
         g->op.mv_chunk = chunk;
     }
     wtile = 0;
@@ -150,16 +172,15 @@ static void test_matmul(void **state)
     struct cfg *g = *state;
     if (!g) skip();
     nb_test_seed(2);
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < ntypes; ti++) {
         enum ggml_type t = types[ti];
-        bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
-        check_mul(g, MATMUL, t, q ? 32 : 2, 1, 1, false, 0);
-        check_mul(g, MATMUL, t, q ? 96 : 34, 33, 9, false, 0);
-        check_mul(g, MATMUL, t, q ? 64 : 30, 70, 31, true, 0);
-        check_mul(g, MATMUL, t, q ? 256 : 66, 130, 67, false, 0);
+        check_mul(g, MATMUL, t, klen(t, 1, 2), 1, 1, false, 0);
+        check_mul(g, MATMUL, t, klen(t, 3, 34), 33, 9, false, 0);
+        check_mul(g, MATMUL, t, klen(t, 2, 30), 70, 31, true, 0);
+        check_mul(g, MATMUL, t, klen(t, 8, 66), 130, 67, false, 0);
         if (t == GGML_F32) check_mul(g, MATMUL, t, 33, 65, 65, false, 0);
-        uint64_t rb = nb_gtensor_row_bytes(t, q ? 96 : 34);
-        check_mul(g, MATMUL, t, q ? 96 : 34, 150, 17, false, rb * 64);
+        uint64_t rb = nb_gtensor_row_bytes(t, klen(t, 3, 34));
+        check_mul(g, MATMUL, t, klen(t, 3, 34), 150, 17, false, rb * 64);
     }
 }
 
@@ -167,7 +188,7 @@ static void test_matmul(void **state)
 static void test_matvec_big_rows(void **state)
 {
     struct cfg *g = *state;
-    if (!g) skip();
+    if (!g || types != types_own) skip();
     nb_test_seed(3);
     wtile = g->op.tile_shift;
     check_mul(g, MATVEC, GGML_Q4_0, 32, 300000, 1, false, 0);
@@ -180,10 +201,9 @@ static void test_embed(void **state)
     if (!g) skip();
     struct vkx_ctx *vk = g->fx.vk;
     nb_test_seed(4);
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < ntypes; ti++) {
         enum ggml_type t = types[ti];
-        bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
-        uint32_t K = q ? 96 : 66, rows = 37, ntok = 7;
+        uint32_t K = klen(t, 3, 66), rows = 37, ntok = 7;
         for (int mode = 0; mode < 4; mode++) { /* bit 0: split, bit 1: row tiles */
             bool split = mode & 1;
             void *raw;
@@ -231,10 +251,10 @@ static void test_matvec_id(void **state)
     if (!g) skip();
     struct vkx_ctx *vk = g->fx.vk;
     nb_test_seed(5);
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < ntypes; ti++) {
         enum ggml_type t = types[ti];
-        bool q = t == GGML_Q4_0 || t == GGML_Q8_0;
-        uint32_t K = q ? 64 : 34, E = 5, ntok = 3, ns = 2;
+        bool q = is_q(t);
+        uint32_t K = klen(t, 2, 34), E = 5, ntok = 3, ns = 2;
         /* bit 0: x per slot, bit 1: split, bit 2: row tiles of 8 (experts of 40 rows) */
         for (int mode = 0; mode < 8; mode++) {
             bool per_slot = mode & 1;
@@ -300,7 +320,7 @@ static void test_bad_input(void **state)
     if (!g) skip();
     char err[256] = "";
     struct nb_gtensor w;
-    uint8_t data[64] = {0};
+    uint8_t data[80] = {0};
     uint64_t ne[4] = {48, 1, 1, 1}; /* Q4_0 rows must be multiples of 32 */
     assert_int_equal(nb_gtensor_from_host(g->fx.vk, &w, GGML_Q4_0, ne, data, 0, err, sizeof err),
                      -1);
@@ -309,11 +329,11 @@ static void test_bad_input(void **state)
     memset(&t, 0, sizeof t);
     t.name.p = "blk.0.x";
     t.name.n = 7;
-    t.type = GGML_Q4_K;
+    t.type = (enum ggml_type)16; /* IQ2_XXS: no device layout */
     t.ne[0] = 256;
     t.ne[1] = t.ne[2] = t.ne[3] = 1;
     t.data = data;
-    t.nbytes = 144;
+    t.nbytes = 66;
     assert_int_equal(nb_gtensor_upload(g->fx.vk, &w, &t, err, sizeof err), -1);
     printf("# expected error: %s\n", err);
     t.type = GGML_F32;
@@ -343,7 +363,7 @@ static double best_ns(struct vkx_ctx *vk, struct vkx_cmd *c, int reps)
 static void test_bench(void **state)
 {
     struct cfg *g = *state;
-    if (!g || !getenv("NIBBLE_BENCH")) skip();
+    if (!g || !getenv("NIBBLE_BENCH") || types != types_own) skip();
     struct vkx_ctx *vk = g->fx.vk;
     const char *env_k = getenv("NIBBLE_BENCH_K"), *env_m = getenv("NIBBLE_BENCH_M");
     uint32_t K = env_k ? (uint32_t)atoi(env_k) : 4096, M = env_m ? (uint32_t)atoi(env_m) : 4096;
@@ -413,7 +433,10 @@ static int mv_subgroup; /* the matvec shape op_create asks nb_op_matmul_create_e
 
 static int op_create(void *op, struct vkx_ctx *vk, char *err, size_t errlen)
 {
-    return nb_op_matmul_create_ex(op, vk, mv_subgroup, err, errlen);
+    uint32_t mask = NB_MM_EXPERTS;
+    for (int i = 0; i < ntypes; i++)
+        mask |= NB_MM_TYPE_BIT(types[i]);
+    return nb_op_matmul_create_ex(op, vk, mv_subgroup, mask, err, errlen);
 }
 static void op_destroy(void *op, struct vkx_ctx *vk) { nb_op_matmul_destroy(op, vk); }
 
@@ -465,10 +488,27 @@ int main(void)
         cmocka_unit_test(test_bench),
     };
     int (*teardown)(void **) = nb_test_fixture_teardown;
+    types = types_own, ntypes = 4;
     int rc = cmocka_run_group_tests_name("normal", normal, setup_normal, teardown);
     rc |= cmocka_run_group_tests_name("subgroup", subgroup, setup_subgroup, teardown);
     rc |= cmocka_run_group_tests_name("gpu-shape", subgroup, setup_gpu_shape, teardown);
     rc |= cmocka_run_group_tests_name("fallback", fallback, setup_fallback, teardown);
+    /* the types of quant_unit.glsl (NIBBLE_TEST_TYPES=q6_k,bf16,...: only those) */
+    types = types_unit, ntypes = (int)(sizeof types_unit / sizeof *types_unit);
+    static enum ggml_type picked[16];
+    const char *only = getenv("NIBBLE_TEST_TYPES");
+    if (only) {
+        ntypes = 0;
+        for (int i = 0; i < (int)(sizeof types_unit / sizeof *types_unit); i++) {
+            const char *n = ggml_type_name(types_unit[i]), *hit = strstr(only, n);
+            if (hit && (hit[strlen(n)] == 0 || hit[strlen(n)] == ',')) picked[ntypes++] = types_unit[i];
+        }
+        types = picked;
+    }
+    rc |= cmocka_run_group_tests_name("normal-unit", normal, setup_normal, teardown);
+    rc |= cmocka_run_group_tests_name("subgroup-unit", subgroup, setup_subgroup, teardown);
+    rc |= cmocka_run_group_tests_name("gpu-shape-unit", subgroup, setup_gpu_shape, teardown);
+    rc |= cmocka_run_group_tests_name("fallback-unit", fallback, setup_fallback, teardown);
     nb_test_vk_done();
     return rc;
 }

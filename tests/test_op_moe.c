@@ -1,5 +1,6 @@
 /* test_op_moe: nb_op_matmul_id (MoE prefill, tokens grouped by expert on the device) against a
- * CPU reference and against nb_op_matvec_id, for Q4_0, Q8_0, F16 and F32 experts, awkward token
+ * CPU reference and against nb_op_matvec_id, for Q4_0, Q8_0, F16 and F32 experts and the
+ * K-quant / legacy types MoE files carry (Q4_K, Q5_K, Q6_K, Q5_0, BF16), awkward token
  * counts (1, 9, 31, 33, 100), 4..16 experts, 1..4 slots, K 64..288, x shared or per slot,
  * accumulate, forced weight splits, ids past the expert count and lists longer than the token
  * count, in the normal and the forced-fallback (fp16,subgroup,int8,texel disabled) configuration. */
@@ -36,18 +37,21 @@ struct moecase {
     enum idmode im;
 };
 
+/* The expert weight types under test. */
+static const enum ggml_type types[] = {GGML_Q4_0, GGML_Q8_0, GGML_F32,  GGML_F16, GGML_Q4_K,
+                                       GGML_Q5_K, GGML_Q6_K, GGML_Q5_0, GGML_BF16};
+
 static void check(struct cfg *g, const struct moecase *mc)
 {
     struct vkx_ctx *vk = g->fx.vk;
     uint32_t K = mc->K, M = mc->M, E = mc->E, nt = mc->ntok, ns = mc->ns, np = nt * ns;
-    bool q = mc->type == GGML_Q4_0 || mc->type == GGML_Q8_0;
     void *raw;
     float *wref;
     nb_test_weights(mc->type, K, (uint64_t)M * E, &raw, &wref);
     char err[256];
     struct nb_gtensor w;
     uint64_t ne[4] = {K, M, E, 1};
-    uint64_t mp = mc->split ? (ggml_row_size(mc->type, K) + (q ? 2 : 0)) * M * 3 : 0;
+    uint64_t mp = mc->split ? nb_gtensor_row_bytes(mc->type, K) * M * 3 : 0;
     assert_int_equal(nb_gtensor_from_host(vk, &w, mc->type, ne, raw, mp, err, sizeof err), 0);
     if (mc->split) assert_true(w.data.n > 1);
 
@@ -132,17 +136,18 @@ static void test_matmul_id(void **state)
     struct cfg *g = *state;
     if (!g) skip();
     nb_test_seed(11);
-    static const enum ggml_type types[4] = {GGML_Q4_0, GGML_Q8_0, GGML_F32, GGML_F16};
     static const uint32_t toks[5] = {1, 9, 31, 33, 100};
     static const uint32_t Ks[4] = {64, 96, 288, 160};
     static const uint32_t Ms[4] = {33, 31, 70, 1};
     static const uint32_t Es[4] = {4, 16, 7, 5};
     int i = 0;
-    for (int ti = 0; ti < 4; ti++)
+    for (int ti = 0; ti < (int)(sizeof types / sizeof *types); ti++)
         for (int ni = 0; ni < 5; ni++, i++) {
             struct moecase mc = {.type = types[ti], .ntok = toks[ni]};
             mc.K = Ks[(ti + ni) % 4];
-            if (mc.type == GGML_F32 || mc.type == GGML_F16) mc.K += (uint32_t)(ni % 2) * 2 + 2;
+            if (mc.type == GGML_F32 || mc.type == GGML_F16 || mc.type == GGML_BF16)
+                mc.K += (uint32_t)(ni % 2) * 2 + 2;
+            if (ggml_blck_size(mc.type) == 256) mc.K = 256 * (1 + (uint32_t)(ni % 2));
             mc.M = Ms[(i * 3) % 4];
             mc.E = Es[(i + ti) % 4];
             mc.ns = 1 + (uint32_t)(i % 4);
@@ -161,7 +166,10 @@ static void test_matmul_id(void **state)
 
 static int op_create(void *op, struct vkx_ctx *vk, char *err, size_t errlen)
 {
-    return nb_op_matmul_create(op, vk, err, errlen);
+    uint32_t mask = NB_MM_EXPERTS; /* only the types under test: fewer pipelines to build */
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        mask |= NB_MM_TYPE_BIT(types[i]);
+    return nb_op_matmul_create_ex(op, vk, -1, mask, err, errlen);
 }
 static void op_destroy(void *op, struct vkx_ctx *vk) { nb_op_matmul_destroy(op, vk); }
 

@@ -455,7 +455,7 @@ static void *tiny_model(enum tiny b, size_t *size)
     } while (0)
         T("attn_norm.weight", b == B_NORM_TYPE && l == 1 ? GGML_Q8_0 : GGML_F32, 1, TH, 1);
         T("attn_q.weight", GGML_Q8_0, 2, TH, 2 * hd);
-        T("attn_k.weight", b == B_TYPE && l == 0 ? GGML_Q4_1 : GGML_Q4_0, 2, TH,
+        T("attn_k.weight", b == B_TYPE && l == 0 ? (enum ggml_type)39 /* MXFP4 */ : GGML_Q4_0, 2, TH,
           b == B_SHAPE && l == 1 ? hd / 2 : hd);
         T("attn_v.weight", GGML_F16, 2, TH, hd);
         T("attn_q_norm.weight", GGML_F32, 1, hd, 1);
@@ -546,7 +546,9 @@ static void test_errors(void **s)
     expect_error(B_ARCH, "unsupported architecture 'llama' (nibble runs gemma4)");
     expect_error(B_MISSING, "missing tensor blk.0.ffn_up.weight");
     expect_error(B_SHAPE, "blk.1.attn_k.weight: expected shape {32, 32}, got {32, 16}");
-    expect_error(B_TYPE, "blk.0.attn_k.weight: unsupported type q4_1");
+    expect_error(B_TYPE, "blk.0.attn_k.weight: unsupported type mxfp4 (supported matrix types: f32, "
+                         "f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, "
+                         "iq4_nl, iq4_xs)");
     expect_error(B_NORM_TYPE, "blk.1.attn_norm.weight: unsupported type q8_0");
     expect_error(B_KV_ARRAY, "gemma4.attention.head_count_kv: array has 3 entries, expected 2");
     char err[512];

@@ -158,7 +158,30 @@ static uint16_t rand_scale(uint32_t e0)
                       (nb_test_randu() & 1023));
 }
 
-/* Random weights of `type`, rows x K: GGUF layout (*raw) and dequantized (*ref). */
+/* Byte offsets of the f16 scale fields of a GGUF block of `type` (ggml-common.h), the scale
+ * exponent that keeps the block's values around 1 (rand_scale), and how many there are. */
+static int scale_fields(enum ggml_type type, uint32_t off[2], uint32_t *e0)
+{
+    switch (type) {
+    case GGML_Q4_0: *e0 = 9, off[0] = 0; return 1;
+    case GGML_Q8_0: *e0 = 6, off[0] = 0; return 1;
+    case GGML_Q4_1: *e0 = 9, off[0] = 0, off[1] = 2; return 2;
+    case GGML_Q5_0: *e0 = 8, off[0] = 0; return 1;
+    case GGML_Q5_1: *e0 = 8, off[0] = 0, off[1] = 2; return 2;
+    case GGML_IQ4_NL: *e0 = 4, off[0] = 0; return 1;
+    case GGML_Q2_K: *e0 = 7, off[0] = 80, off[1] = 82; return 2;
+    case GGML_Q3_K: *e0 = 5, off[0] = 108; return 1;
+    case GGML_Q4_K: *e0 = 5, off[0] = 0, off[1] = 2; return 2;
+    case GGML_Q5_K: *e0 = 4, off[0] = 0, off[1] = 2; return 2;
+    case GGML_Q6_K: *e0 = 1, off[0] = 208; return 1;
+    case GGML_IQ4_XS: *e0 = 1, off[0] = 0; return 1;
+    default: return 0;
+    }
+}
+
+/* Random weights of `type`, rows x K: GGUF layout (*raw) and dequantized (*ref). Quantized
+ * blocks are random bytes with finite scales of a size that keeps values around 1; *ref comes
+ * from nb_dequant_row (checked against ggml itself by test_quant). */
 void nb_test_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **raw, float **ref)
 {
     size_t rb = (size_t)ggml_row_size(type, K);
@@ -166,6 +189,9 @@ void nb_test_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **raw,
     float *f = malloc(sizeof(float) * K * rows);
     assert_non_null(w);
     assert_non_null(f);
+    uint32_t off[2], e0 = 0;
+    int nsc = scale_fields(type, off, &e0);
+    uint32_t bs = ggml_blck_size(type), bb = ggml_type_size(type);
     for (uint64_t r = 0; r < rows; r++) {
         uint8_t *row = w + r * rb;
         float *fr = f + r * K;
@@ -173,30 +199,24 @@ void nb_test_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **raw,
             for (uint64_t k = 0; k < K; k++)
                 fr[k] = nb_test_randf();
             memcpy(row, fr, K * 4);
-        } else if (type == GGML_F16) {
-            for (uint64_t k = 0; k < K; k++) {
-                uint16_t h = (uint16_t)(nb_test_randu() & 0xBBFF); /* |h| < 1 */
+            continue;
+        }
+        if (type == GGML_F16 || type == GGML_BF16) {
+            for (uint64_t k = 0; k < K; k++) { /* |value| < 1 */
+                uint16_t h = (uint16_t)(nb_test_randu() & (type == GGML_F16 ? 0xBBFF : 0xBF7F));
                 memcpy(row + k * 2, &h, 2);
-                fr[k] = nb_f16_to_f32(h);
             }
         } else {
-            bool q4 = type == GGML_Q4_0;
-            for (uint64_t b = 0; b < K / 32; b++) {
-                uint8_t *blk = row + b * (q4 ? 18 : 34);
-                uint16_t d = rand_scale(q4 ? 9 : 6);
-                memcpy(blk, &d, 2);
-                float df = nb_f16_to_f32(d);
-                for (int j = 0; j < (q4 ? 16 : 32); j++) {
-                    uint8_t q = (uint8_t)nb_test_randu();
-                    blk[2 + j] = q;
-                    if (q4) {
-                        fr[b * 32 + j] = df * (float)((q & 15) - 8);
-                        fr[b * 32 + j + 16] = df * (float)((q >> 4) - 8);
-                    } else
-                        fr[b * 32 + j] = df * (float)(int8_t)q;
+            assert_true(nsc > 0);
+            for (size_t i = 0; i < rb; i++)
+                row[i] = (uint8_t)nb_test_randu();
+            for (uint64_t b = 0; b < K / bs; b++)
+                for (int i = 0; i < nsc; i++) {
+                    uint16_t d = rand_scale(e0);
+                    memcpy(row + b * bb + off[i], &d, 2);
                 }
-            }
         }
+        assert_int_equal(nb_dequant_row(type, row, fr, K), 0);
     }
     *raw = w;
     *ref = f;

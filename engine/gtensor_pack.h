@@ -1,0 +1,53 @@
+/* gtensor_pack: the device layout of each quantized weight type (shaders/quant.glsl reads it).
+ *
+ * Every quantized type is split into two planes per piece of whole rows (gtensor.h):
+ *   plane A, the "unit" plane: per 32-element unit, QU bytes of its low bits (16: 4-bit values
+ *     in Q4_0's order, byte j = element j | element j+16 << 4; 32: Q8_0's int8 values; 8:
+ *     2-bit values, element e at bit 2*(e % 16) of word e / 16);
+ *   plane B, the "block" plane: per GGUF block (32 or 256 elements), SB bytes of its scales and
+ *     high bits, fields word aligned.
+ * The table (per block; BE elements):
+ *   type    BE  QU  SB  plane B
+ *   Q4_0    32  16   2  d
+ *   Q8_0    32  32   2  d
+ *   Q4_1    32  16   4  d, m
+ *   Q5_0    32  16   8  d, 0 | qh (bit e: element e's 5th bit)
+ *   Q5_1    32  16   8  d, m | qh
+ *   IQ4_NL  32  16   2  d
+ *   Q2_K   256   8  20  d, dmin | scales[16]
+ *   Q3_K   256   8  48  d, 0 | scales[12] (GGUF's packed 6-bit) | hm[8] (word s, bit e: the
+ *                       high bit of element e of unit s)
+ *   Q4_K   256  16  16  d, dmin | scales[12] (packed 6-bit)
+ *   Q5_K   256  16  48  d, dmin | scales[12] | qh[8] (word s, bit e: element e's 5th bit)
+ *   Q6_K   256  16  84  d, 0 | scales[16] (int8) | qh[16] (words 2s, 2s+1: the 2 high bits of
+ *                       elements 0..15 and 16..31 of unit s, element e at bit 2 * (e % 16))
+ *   IQ4_XS 256  16   8  d, scales_h | scales_l[4]
+ * Bytes per weight stay GGUF's except where a field is padded to a word (Q5_0, Q3_K, Q6_K: 1-2
+ * bytes per block). The repack is exact: no value changes, only where bits sit.
+ */
+#ifndef NB_GTENSOR_PACK_H
+#define NB_GTENSOR_PACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gguf.h"
+
+/* Every weight type nibble reads (matrices and embeddings), for messages. */
+#define NB_WEIGHT_TYPES                                                                          \
+    "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs"
+
+struct nb_pack_info {
+    uint32_t be; /* elements per GGUF block (32 or 256) */
+    uint32_t qu; /* plane A bytes per 32-element unit */
+    uint32_t sb; /* plane B bytes per block */
+};
+
+/* Whether `t` is a quantized type with a two-plane device layout; fills *pi when pi != NULL. */
+bool nb_pack_info(enum ggml_type t, struct nb_pack_info *pi);
+
+/* Repacks one GGUF block `src` of type t into be / 32 units of qu bytes at units (contiguous,
+ * unit by unit) and sb bytes at blk. */
+void nb_pack_block(enum ggml_type t, const uint8_t *src, uint8_t *units, uint8_t *blk);
+
+#endif

@@ -1,0 +1,90 @@
+// quant_unit.glsl: one 32-element unit of a quantized weight row, for every quantized type but
+// Q4_0 and Q8_0 (whose own code in matvec.comp, matmul.comp and embed.comp is tuned for them).
+//
+// A unit's value of element e (< 32) is  s.x * q[e] + s.z  for e < 16 and  s.y * q[e] + s.w
+// for e >= 16, with q[e] a small integer made from the unit's bits: every type's dequantization
+// fits that shape (a scale per 16 or 32 elements, an offset or minimum per 16 or 32). So a dot
+// product with x is four terms: s.x * q.x[0..16) + s.y * q.x[16..32) + s.z * sum(x[0..16)) +
+// s.w * sum(x[16..32)) (wq_dot), and a dequantized vec4 is one multiply-add (wq_value4).
+//
+// Include after the shader has declared the spec constant TYPE and the weight accessors
+// uvec4 wquad(uint i) (the piece's 16-byte unit i) and uint wword(uint i) (its 32-bit word i).
+#ifndef NB_QUANT_UNIT_GLSL
+#define NB_QUANT_UNIT_GLSL
+
+struct wunit {
+    uvec4 q; // the low bits: 4-bit values in Q4_0's order, or two words of 2-bit values (.xy)
+    uvec2 h; // high bits: Q5_0/Q5_1/Q5_K/Q3_K bit e of h.x; Q6_K 2 bits of element e at bit
+             // 2 * (e % 16) of h.x (e < 16) or h.y (e >= 16)
+    vec4 s;  // (scale of elements 0..15, scale of 16..31, offset of 0..15, offset of 16..31)
+};
+const wunit WQ_ZERO = wunit(uvec4(0u), uvec2(0u), vec4(0.0));
+
+// Plane A at unit index bi: 16 bytes (qu = 16) or 8 (qu = 8, in .xy).
+uvec4 wq_quad(uint bi)
+{
+    if (TYPE == NB_T_Q2_K || TYPE == NB_T_Q3_K) {
+        uvec4 t = wquad(bi >> 1u);
+        return (bi & 1u) != 0u ? t.zwxy : t;
+    }
+    return wquad(bi);
+}
+
+#include "quant_legacy.glsl"
+#include "quant_k.glsl"
+
+// Unit u (of nb = K / 32 per row) of piece-local row r; rows in tiles of 1 << ts; plane B at
+// word dbase.
+wunit wq_load(uint r, uint u, uint nb, uint ts, uint dbase)
+{
+    bool k = TYPE == NB_T_Q2_K || TYPE == NB_T_Q3_K || TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K ||
+             TYPE == NB_T_Q6_K || TYPE == NB_T_IQ4_XS;
+    uint upb = k ? 8u : 1u; // units per block
+    wunit w = WQ_ZERO;
+    w.q = wq_quad(q_block(r, u, nb, ts));
+    uint si = q_scale(r, u / upb, nb / upb, ts); // plane B entry
+    if (k)
+        wq_load_k(w, si, u % upb, dbase);
+    else
+        wq_load_legacy(w, si, dbase);
+    return w;
+}
+
+// The integer values q[4i..4i+3] of a unit, i < 8.
+vec4 wq_q(wunit w, uint i)
+{
+    uint word = i < 4u ? w.q[i] : w.q[i - 4u];
+    if (TYPE == NB_T_Q2_K || TYPE == NB_T_Q3_K) { // 2-bit: element e at bit 2 * (e % 16)
+        uvec4 v = (uvec4(i < 4u ? w.q.x : w.q.y) >> (8u * (i % 4u) + uvec4(0u, 2u, 4u, 6u))) & 3u;
+        if (TYPE == NB_T_Q3_K) v += 4u * ((uvec4(w.h.x) >> (4u * i + uvec4(0u, 1u, 2u, 3u))) & 1u);
+        return vec4(v);
+    }
+    uvec4 n = (uvec4(word) >> (uvec4(0u, 8u, 16u, 24u) + (i < 4u ? 0u : 4u))) & 0xFu;
+    if (TYPE == NB_T_IQ4_NL || TYPE == NB_T_IQ4_XS)
+        return vec4(IQ4_VALUES[n.x], IQ4_VALUES[n.y], IQ4_VALUES[n.z], IQ4_VALUES[n.w]);
+    if (TYPE == NB_T_Q5_0 || TYPE == NB_T_Q5_1 || TYPE == NB_T_Q5_K)
+        n += 16u * ((uvec4(w.h.x) >> (4u * i + uvec4(0u, 1u, 2u, 3u))) & 1u);
+    if (TYPE == NB_T_Q6_K)
+        n += 16u * ((uvec4(i < 4u ? w.h.x : w.h.y) >> (8u * (i % 4u) + uvec4(0u, 2u, 4u, 6u))) & 3u);
+    return vec4(n);
+}
+
+// Dequantized elements 4i..4i+3 of a unit, i < 8.
+vec4 wq_value4(wunit w, uint i)
+{
+    return i < 4u ? w.s.x * wq_q(w, i) + w.s.z : w.s.y * wq_q(w, i) + w.s.w;
+}
+
+// The unit's dot product with x[0..32) = v0..v7 (x[4i..4i+3] in vi), sxl = sum of x[0..16),
+// sxh = sum of x[16..32).
+float wq_dot(wunit w, vec4 v0, vec4 v1, vec4 v2, vec4 v3, vec4 v4, vec4 v5, vec4 v6, vec4 v7,
+             float sxl, float sxh)
+{
+    float lo = (dot(wq_q(w, 0u), v0) + dot(wq_q(w, 1u), v1)) +
+               (dot(wq_q(w, 2u), v2) + dot(wq_q(w, 3u), v3));
+    float hi = (dot(wq_q(w, 4u), v4) + dot(wq_q(w, 5u), v5)) +
+               (dot(wq_q(w, 6u), v6) + dot(wq_q(w, 7u), v7));
+    return w.s.x * lo + w.s.y * hi + w.s.z * sxl + w.s.w * sxh;
+}
+
+#endif
