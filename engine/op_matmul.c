@@ -27,6 +27,30 @@ static bool quantized(enum ggml_type t)
     return t != GGML_F32 && t != GGML_F16 && t != GGML_BF16;
 }
 
+/* Whether the shaders read t through quant_unit.glsl (their UNIT variants). */
+static bool unit_type(enum ggml_type t)
+{
+    return quantized(t) && t != GGML_Q4_0 && t != GGML_Q8_0;
+}
+
+/* The SPIR-V of shader `id` (a plain variant) for weights of type t. */
+static enum nb_spv_id spv_for(enum nb_spv_id id, enum ggml_type t)
+{
+    if (!unit_type(t)) return id;
+    switch (id) {
+    case NB_SPV_MATVEC: return NB_SPV_MATVEC_U;
+    case NB_SPV_MATVEC_SG: return NB_SPV_MATVEC_U_SG;
+    case NB_SPV_MATVEC_ID: return NB_SPV_MATVEC_ID_U;
+    case NB_SPV_MATVEC_ID_SG: return NB_SPV_MATVEC_ID_U_SG;
+    case NB_SPV_MATVEC_TX: return NB_SPV_MATVEC_U_TX;
+    case NB_SPV_MATVEC_ID_TX: return NB_SPV_MATVEC_ID_U_TX;
+    case NB_SPV_MATMUL: return NB_SPV_MATMUL_U;
+    case NB_SPV_MATMUL_ID: return NB_SPV_MATMUL_ID_U;
+    case NB_SPV_EMBED: return NB_SPV_EMBED_U;
+    default: return id;
+    }
+}
+
 static int type_slot(enum ggml_type t)
 {
     for (int i = 0; i < NB_MM_NTYPES; i++)
@@ -170,13 +194,15 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
             struct vkx_pipeline *p = k < NB_MV_VARIANTS ? &o->mv[ts][k] : &o->mv_id[ts];
             enum nb_spv_id id = k < NB_MV_VARIANTS ? (sg ? NB_SPV_MATVEC_SG : NB_SPV_MATVEC)
                                                    : (sg ? NB_SPV_MATVEC_ID_SG : NB_SPV_MATVEC_ID);
-            if (make(vk, p, id, mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4,
+            if (make(vk, p, spv_for(id, slot_type[ts]), mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4,
                      sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0)
                 return -1;
             if (!o->texel || !quantized(slot_type[ts])) continue;
             struct vkx_pipeline *pt = k < NB_MV_VARIANTS ? &o->mv_tx[ts][k] : &o->mv_id_tx[ts];
             /* the same reading the weights (binding 0) and x (1) through texel views */
-            if (make_ex(vk, pt, k < NB_MV_VARIANTS ? NB_SPV_MATVEC_TX : NB_SPV_MATVEC_ID_TX,
+            if (make_ex(vk, pt,
+                        spv_for(k < NB_MV_VARIANTS ? NB_SPV_MATVEC_TX : NB_SPV_MATVEC_ID_TX,
+                                slot_type[ts]),
                         mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4, 3u,
                         sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0) {
                 fprintf(stderr, "nibble: matvec with texel buffers refused (%s); using storage "
@@ -275,11 +301,13 @@ static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint
         uint32_t espec[2] = {o->embed_wg, (uint32_t)slot_type[ts]};
         uint32_t idspec[4] = {(bm / 4) * (o->mm_id_bn / 4), (uint32_t)slot_type[ts], bm,
                               o->mm_id_bn};
-        if ((tiles && make(vk, &o->mm[ts], NB_SPV_MATMUL, mm_names[ts], 3,
+        enum ggml_type t = slot_type[ts];
+        if ((tiles && make(vk, &o->mm[ts], spv_for(NB_SPV_MATMUL, t), mm_names[ts], 3,
                            sizeof(struct nb_push_matmul), spec, 4, err, errlen) != 0) ||
-            (moe && make(vk, &o->mm_id[ts], NB_SPV_MATMUL_ID, mm_id_names[ts], 4,
+            (moe && make(vk, &o->mm_id[ts], spv_for(NB_SPV_MATMUL_ID, t), mm_id_names[ts], 4,
                          sizeof(struct nb_push_matmul_id), idspec, 4, err, errlen) != 0) ||
-            make(vk, &o->embed[ts], NB_SPV_EMBED, embed_names[ts], 3, sizeof(struct nb_push_embed),
+            make(vk, &o->embed[ts], spv_for(NB_SPV_EMBED, t), embed_names[ts], 3,
+                 sizeof(struct nb_push_embed),
                  espec, 2, err, errlen) != 0) {
             nb_op_matmul_destroy(o, vk);
             return -1;

@@ -40,7 +40,9 @@ shared uint prs[BN]; // pair of each tile token
 layout(push_constant) uniform Push { nb_push_matmul p; };
 #endif
 
+#if UNIT
 #include "quant_unit.glsl"
+#endif
 
 shared float ws[BK * (BM + 1u)]; // [k][m]
 shared float xs[BK * (BN + 1u)]; // [k][n]
@@ -62,6 +64,17 @@ void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
     for (uint kt = 0; kt < nkt; kt++) {
         uint k0 = kt * BK;
         // Stage W: BM rows x 32 elements, dequantized.
+#if UNIT // the types of quant_unit.glsl: a thread stages half a unit of a row
+        for (uint idx = tid; idx < BM * 2u; idx += WG) {
+            uint m = idx / 2u, h = idx % 2u;
+            uint r = rbase + min(m_first + m, nrows - 1u);
+            wunit wu = wq_load(r, kt, nb, 0u, p.dbase);
+            for (uint i = 0; i < 4u; i++) {
+                vec4 v = wq_value4(wu, 4u * h + i);
+                for (uint c = 0; c < 4u; c++) ws[(16u * h + 4u * i + c) * (BM + 1u) + m] = v[c];
+            }
+        }
+#else
         if (TYPE == NB_T_Q4_0) {
             for (uint idx = tid; idx < BM * 4u; idx += WG) {
                 uint m = idx / 4u, q = idx % 4u;
@@ -84,16 +97,6 @@ void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
                 vec4 v = d * q8_vec(w1[bi * 8u + q]);
                 for (uint c = 0; c < 4u; c++) ws[(4u * q + c) * (BM + 1u) + m] = v[c];
             }
-        } else if (!t_float(TYPE)) { // a thread stages half a unit of a row
-            for (uint idx = tid; idx < BM * 2u; idx += WG) {
-                uint m = idx / 2u, h = idx % 2u;
-                uint r = rbase + min(m_first + m, nrows - 1u);
-                wunit wu = wq_load(r, kt, nb, 0u, p.dbase);
-                for (uint i = 0; i < 4u; i++) {
-                    vec4 v = wq_value4(wu, 4u * h + i);
-                    for (uint c = 0; c < 4u; c++) ws[(16u * h + 4u * i + c) * (BM + 1u) + m] = v[c];
-                }
-            }
         } else {
             for (uint idx = tid; idx < BM * BK; idx += WG) {
                 uint m = idx / BK, kk = idx % BK;
@@ -108,6 +111,7 @@ void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
                 ws[kk * (BM + 1u) + m] = v;
             }
         }
+#endif
         // Stage x: BN tokens x 32 elements.
         for (uint idx = tid; idx < BN * BK; idx += WG) {
             uint n = idx / BK, kk = idx % BK;

@@ -11,7 +11,8 @@
 // Whole rows per thread on weights in row tiles (p.wtile, gtensor.h): the threads of one CPU
 // vector take the rows of one tile, so their loads are neighbouring bytes, and with NR = 8 a
 // thread's 8 scales are one load (see main).
-// Weight formats: see quant.glsl. With TEXEL the weight piece and x are read through uniform
+// Weight formats: see quant.glsl; the UNIT variants take the types of quant_unit.glsl (TYPE one
+// of them), the others F32, F16, BF16, Q4_0 and Q8_0. With TEXEL the weight piece and x are read through uniform
 // texel buffers of uvec4 texels, x from texel p.xtex on (a CPU device such as lavapipe fetches a
 // texel with one vector load per lane but loads from a storage buffer one scalar at a time in a
 // loop; Adreno's fastest GEMVs read weights through the texture path too).
@@ -50,7 +51,9 @@ vec4 xquad(uint i) { return x4[i]; }
 float xword(uint i) { return x1[i]; }
 #endif
 layout(std430, binding = 2) buffer Y { float y[]; };
+#if UNIT
 #include "quant_unit.glsl"
+#endif
 #if MV_ID
 layout(std430, binding = 3) readonly buffer Ids { uint ids[]; };
 #endif
@@ -102,23 +105,31 @@ vec4 A0, A1, A2, A3, A4, A5, A6, A7, AX;
         if (NR > 4u) AH(t) += vec4(d4 * QDOT(4), d5 * QDOT(5), d6 * QDOT(6), d7 * QDOT(7));      \
     }
 
-// The other quantized types (quant_unit.glsl): a unit of row i is wu<i>; sxl, sxh the sums of
-// the token's x over the unit's two halves.
-#define GDOT(i) wq_dot(wu##i, v0, v1, v2, v3, v4, v5, v6, v7, sxl, sxh)
+// The types of quant_unit.glsl: row i's unit is dequantized once into W<i>0..W<i>7 (elements
+// 4j..4j+3 in W<i>j), then each token's x takes 8 dot products per row (the type's decoding is
+// not repeated per token, and the shader stays small).
+#define GDECL(i) vec4 W##i##0 = vec4(0.0), W##i##1 = W##i##0, W##i##2 = W##i##0, W##i##3 = W##i##0, \
+                      W##i##4 = W##i##0, W##i##5 = W##i##0, W##i##6 = W##i##0, W##i##7 = W##i##0;
+#define GLOAD(i)                                                                                 \
+    if (i < NR) {                                                                                \
+        wunit wu = wq_load(min(r0 + uint(i) * rstep, rend - 1u), u, nb, p.wtile, p.dbase);       \
+        W##i##0 = wq_value4(wu, 0u), W##i##1 = wq_value4(wu, 1u), W##i##2 = wq_value4(wu, 2u);   \
+        W##i##3 = wq_value4(wu, 3u), W##i##4 = wq_value4(wu, 4u), W##i##5 = wq_value4(wu, 5u);   \
+        W##i##6 = wq_value4(wu, 6u), W##i##7 = wq_value4(wu, 7u);                                \
+    }
+#define GDOT(i)                                                                                  \
+    (((dot(W##i##0, v0) + dot(W##i##1, v1)) + (dot(W##i##2, v2) + dot(W##i##3, v3))) +           \
+     ((dot(W##i##4, v4) + dot(W##i##5, v5)) + (dot(W##i##6, v6) + dot(W##i##7, v7))))
 #define GTOK(t)                                                                                  \
     if (t < NTOK) {                                                                              \
         uint xb = (xbase + min(uint(t), ntok - 1u) * p.x_stride + u * 32u) / 4u;                    \
         vec4 v0 = xquad(xb), v1 = xquad(xb + 1u), v2 = xquad(xb + 2u), v3 = xquad(xb + 3u);     \
         vec4 v4 = xquad(xb + 4u), v5 = xquad(xb + 5u), v6 = xquad(xb + 6u);                     \
         vec4 v7 = xquad(xb + 7u);                                                                \
-        vec4 sl = (v0 + v1) + (v2 + v3), sh = (v4 + v5) + (v6 + v7);                             \
-        float sxl = (sl.x + sl.y) + (sl.z + sl.w), sxh = (sh.x + sh.y) + (sh.z + sh.w);          \
         A##t += vec4(GDOT(0), NR > 1u ? GDOT(1) : 0.0, NR > 2u ? GDOT(2) : 0.0,                  \
                      NR > 3u ? GDOT(3) : 0.0);                                                   \
         if (NR > 4u) AH(t) += vec4(GDOT(4), GDOT(5), GDOT(6), GDOT(7));                          \
     }
-#define GLOAD(i)                                                                                 \
-    if (i < NR) wu##i = wq_load(min(r0 + uint(i) * rstep, rend - 1u), u, nb, p.wtile, p.dbase);
 
 #define QLOAD(i)                                                                                 \
     if (i < NR) {                                                                                \
@@ -172,6 +183,12 @@ vec4 wload(uint e, uint nk)
 // tile it may touch (computed, never written).
 void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool scales8)
 {
+#if UNIT // the types of quant_unit.glsl: one 32-element unit
+    uint nb = p.K / 32u;
+    GDECL(0) GDECL(1) GDECL(2) GDECL(3) GDECL(4) GDECL(5) GDECL(6) GDECL(7)
+    GLOAD(0) GLOAD(1) GLOAD(2) GLOAD(3) GLOAD(4) GLOAD(5) GLOAD(6) GLOAD(7)
+    GTOK(0) GTOK(1) GTOK(2) GTOK(3) GTOK(4) GTOK(5) GTOK(6) GTOK(7)
+#else
     if (TYPE == NB_T_Q4_0 || TYPE == NB_T_Q8_0) {
         uint nb = p.K / 32u;
         uvec4 qa0 = uvec4(0), qa1 = qa0, qa2 = qa0, qa3 = qa0, qa4 = qa0, qa5 = qa0, qa6 = qa0;
@@ -188,12 +205,6 @@ void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool s
         }
         QLOAD(0) QLOAD(1) QLOAD(2) QLOAD(3) QLOAD(4) QLOAD(5) QLOAD(6) QLOAD(7)
         QTOK(0) QTOK(1) QTOK(2) QTOK(3) QTOK(4) QTOK(5) QTOK(6) QTOK(7)
-    } else if (!t_float(TYPE)) { // the other quantized types: one 32-element unit
-        uint nb = p.K / 32u;
-        wunit wu0 = WQ_ZERO, wu1 = WQ_ZERO, wu2 = WQ_ZERO, wu3 = WQ_ZERO, wu4 = WQ_ZERO;
-        wunit wu5 = WQ_ZERO, wu6 = WQ_ZERO, wu7 = WQ_ZERO;
-        GLOAD(0) GLOAD(1) GLOAD(2) GLOAD(3) GLOAD(4) GLOAD(5) GLOAD(6) GLOAD(7)
-        GTOK(0) GTOK(1) GTOK(2) GTOK(3) GTOK(4) GTOK(5) GTOK(6) GTOK(7)
     } else { // F32, F16, BF16: 4 elements, any K
         uint k0 = u * 4u;
         uint nk = min(4u, p.K - k0);
@@ -202,6 +213,7 @@ void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool s
         FLOAD(0) FLOAD(1) FLOAD(2) FLOAD(3) FLOAD(4) FLOAD(5) FLOAD(6) FLOAD(7)
         FTOK(0) FTOK(1) FTOK(2) FTOK(3) FTOK(4) FTOK(5) FTOK(6) FTOK(7)
     }
+#endif
 }
 
 // Accumulator of token t (t < NTOK).

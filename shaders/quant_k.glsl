@@ -10,7 +10,7 @@
 //   Q5_K   48 bytes: as Q4_K | qh[8] (word s: 5th bits)  q += 16 * qh bit e
 //   Q6_K   84 bytes: f16 d, 0 | scales[16] (int8) | qh[16] (2 high bits)
 //                    value = d * sc * (q + 16 * high) - 32 d sc
-//   IQ4_XS  8 bytes: f16 d, u16 scales_h | scales_l[4]   value = d * (ls - 32) * IQ4_VALUES[q]
+//   IQ4_XS  8 bytes: f16 d, u16 scales_h | scales_l[4]   value = d * (ls - 32) * iq4 level q
 // (ggml's dequantize_row_q2_K ... q6_K, iq4_xs; scale products as ggml forms them.)
 #ifndef NB_QUANT_K_GLSL
 #define NB_QUANT_K_GLSL

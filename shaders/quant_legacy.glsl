@@ -4,14 +4,21 @@
 //   Q4_1    4 bytes: f16 d, f16 m              value = d * q + m
 //   Q5_0    8 bytes: f16 d, 0 | u32 qh          value = d * (q + 16 * qh bit e) - 16 d
 //   Q5_1    8 bytes: f16 d, f16 m | u32 qh      value = d * (q + 16 * qh bit e) + m
-//   IQ4_NL  2 bytes: f16 d                      value = d * IQ4_VALUES[q]
+//   IQ4_NL  2 bytes: f16 d                      value = d * iq4 level q
 // (ggml's dequantize_row_q4_1, _q5_0, _q5_1, _iq4_nl.)
 #ifndef NB_QUANT_LEGACY_GLSL
 #define NB_QUANT_LEGACY_GLSL
 
-// The 16 levels of IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl).
-const float IQ4_VALUES[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0,
-                                       1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+// The 16 levels of IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl: -127, -104, -83, -65, -49, -35, -22,
+// -10, 1, 13, 25, 38, 53, 69, 89, 113) as signed bytes, 4 per word: a vector indexed at run time
+// compiles to one extract, where a constant array would be copied to memory at every lookup.
+const uvec4 IQ4_PACKED = uvec4(0xBFAD9881u, 0xF6EADDCFu, 0x26190D01u, 0x71594535u);
+vec4 iq4_values(uvec4 n)
+{
+    ivec4 b = ivec4(uvec4(IQ4_PACKED[n.x >> 2u], IQ4_PACKED[n.y >> 2u], IQ4_PACKED[n.z >> 2u],
+                          IQ4_PACKED[n.w >> 2u]) << (24u - 8u * (n & 3u)));
+    return vec4(b >> 24);
+}
 
 // Fills w.h and w.s from plane B entry si (plane B at word dbase).
 void wq_load_legacy(inout wunit w, uint si, uint dbase)

@@ -3,9 +3,8 @@
 //
 // A unit's value of element e (< 32) is  s.x * q[e] + s.z  for e < 16 and  s.y * q[e] + s.w
 // for e >= 16, with q[e] a small integer made from the unit's bits: every type's dequantization
-// fits that shape (a scale per 16 or 32 elements, an offset or minimum per 16 or 32). So a dot
-// product with x is four terms: s.x * q.x[0..16) + s.y * q.x[16..32) + s.z * sum(x[0..16)) +
-// s.w * sum(x[16..32)) (wq_dot), and a dequantized vec4 is one multiply-add (wq_value4).
+// fits that shape (a scale per 16 or 32 elements, an offset or minimum per 16 or 32), so a
+// dequantized vec4 is one multiply-add (wq_value4).
 //
 // Include after the shader has declared the spec constant TYPE and the weight accessors
 // uvec4 wquad(uint i) (the piece's 16-byte unit i) and uint wword(uint i) (its 32-bit word i).
@@ -61,7 +60,7 @@ vec4 wq_q(wunit w, uint i)
     }
     uvec4 n = (uvec4(word) >> (uvec4(0u, 8u, 16u, 24u) + (i < 4u ? 0u : 4u))) & 0xFu;
     if (TYPE == NB_T_IQ4_NL || TYPE == NB_T_IQ4_XS)
-        return vec4(IQ4_VALUES[n.x], IQ4_VALUES[n.y], IQ4_VALUES[n.z], IQ4_VALUES[n.w]);
+        return iq4_values(n);
     if (TYPE == NB_T_Q5_0 || TYPE == NB_T_Q5_1 || TYPE == NB_T_Q5_K)
         n += 16u * ((uvec4(w.h.x) >> (4u * i + uvec4(0u, 1u, 2u, 3u))) & 1u);
     if (TYPE == NB_T_Q6_K)
@@ -73,18 +72,6 @@ vec4 wq_q(wunit w, uint i)
 vec4 wq_value4(wunit w, uint i)
 {
     return i < 4u ? w.s.x * wq_q(w, i) + w.s.z : w.s.y * wq_q(w, i) + w.s.w;
-}
-
-// The unit's dot product with x[0..32) = v0..v7 (x[4i..4i+3] in vi), sxl = sum of x[0..16),
-// sxh = sum of x[16..32).
-float wq_dot(wunit w, vec4 v0, vec4 v1, vec4 v2, vec4 v3, vec4 v4, vec4 v5, vec4 v6, vec4 v7,
-             float sxl, float sxh)
-{
-    float lo = (dot(wq_q(w, 0u), v0) + dot(wq_q(w, 1u), v1)) +
-               (dot(wq_q(w, 2u), v2) + dot(wq_q(w, 3u), v3));
-    float hi = (dot(wq_q(w, 4u), v4) + dot(wq_q(w, 5u), v5)) +
-               (dot(wq_q(w, 6u), v6) + dot(wq_q(w, 7u), v7));
-    return w.s.x * lo + w.s.y * hi + w.s.z * sxl + w.s.w * sxh;
 }
 
 #endif
