@@ -5,6 +5,7 @@
  * what an earlier step wrote (steps that read the same input and write different outputs, such
  * as q/k/v or gate/up, share one barrier). */
 #include "forward.h"
+#include "quant.h"
 #include "shared.h"
 
 #include <math.h>
@@ -298,9 +299,13 @@ static void ple_inputs(struct nb_fwd *f, struct vkx_cmd *c, uint32_t n)
     const struct nb_config *cf = &g->m.cfg;
     uint32_t P = cf->n_embd_ple, LP = cf->n_layer * P;
 
-    label(c, "ple_embed");
-    nb_op_embed(&g->mm, vk, c, &g->per_layer_token_embd, W(&f->ids), W(&f->ple_tok), n, 0,
-                sqrtf((float)P));
+    /* ple_embed: ple_tok = E_ple[ids] * sqrt(P); with the table in host memory nb_fwd_run has
+     * written these rows before the submit (ple_rows) */
+    if (!g->ple_host) {
+        label(c, "ple_embed");
+        nb_op_embed(&g->mm, vk, c, &g->per_layer_token_embd, W(&f->ids), W(&f->ple_tok), n, 0,
+                    sqrtf((float)P));
+    }
     label(c, "ple_proj_in");
     nb_op_mul(&g->mm, vk, c, &g->per_layer_model_proj, W(&f->h), W(&f->ple), n, 0, 0, false);
     vkx_cmd_barrier(c);
@@ -488,7 +493,7 @@ int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, u
         {&f->qkv, qkv_max ? B * qkv_max * F4 : 4, VKX_MEM_DEVICE},
         {&f->gu, gu_max ? B * gu_max * F4 : 4, VKX_MEM_DEVICE},
         {&f->ple, P ? B * L * P * F4 : 4, VKX_MEM_DEVICE},
-        {&f->ple_tok, P ? B * L * P * F4 : 4, VKX_MEM_DEVICE},
+        {&f->ple_tok, P ? B * L * P * F4 : 4, g->ple_host ? VKX_MEM_HOST : VKX_MEM_DEVICE},
         {&f->attn_scratch, umax(256, (uint32_t)nb_op_attn_scratch_bytes(&g->at, (uint32_t)B,
                                                                       cf->n_head,
                                                                       cf->max_head_dim)),
@@ -521,6 +526,12 @@ int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, u
             (void)vkx_buffer_texel_view(vk, bufs[i].b, ignored, sizeof ignored);
     }
 
+    if (g->ple_host && !(f->ple_row = malloc(L * P * F4))) {
+        snprintf(err, errlen, "out of host memory");
+        nb_fwd_destroy(f);
+        return -1;
+    }
+
     /* dispatches per recording: a generous bound from the layer count (about 30 steps per
      * layer; pieces of split weights and split attention add a few) */
     f->max_dispatches = 256 + L * 128;
@@ -548,7 +559,32 @@ void nb_fwd_destroy(struct nb_fwd *f)
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++)
         if (bs[i]->buf) vkx_buffer_destroy(vk, bs[i]);
     if (f->kv.layers) nb_kvcache_destroy(vk, &f->kv);
+    free(f->ple_row);
     memset(f, 0, sizeof *f);
+}
+
+/* ple_rows: ple_tok[t] = E_ple[ids[t]] * sqrt(P), dequantized on the host from the table in the
+ * mapped file (only the pages of rows in use are ever read), as llama.cpp keeps its input layer
+ * on the CPU. Every path gives the ids from the host: prefill, and decode too, since
+ * nibble_sample reads the device-sampled id back (the text is streamed from it) before the next
+ * nibble_eval hands it in, so this costs no device round trip. The submit that follows makes
+ * these host writes visible to the device, and nb_fwd_run waits for the batch before the next
+ * call writes the rows again, so one buffer serves every batch and the recorded decode step. */
+static void ple_rows(struct nb_fwd *f, const int32_t *ids, uint32_t n)
+{
+    const struct gguf_tensor *t = f->g->ple_host;
+    uint64_t LP = t->ne[0], row = ggml_row_size(t->type, LP);
+    float scale = sqrtf((float)f->g->m.cfg.n_embd_ple), *dst = f->ple_tok.map;
+    for (uint32_t i = 0; i < n; i++, dst += LP) {
+        /* dequantize into host scratch, scale into the mapped buffer (which may be uncached
+         * write-combined memory: written once, never read back) */
+        if ((uint64_t)ids[i] < t->ne[1])
+            nb_dequant_row(t->type, t->data + (uint64_t)ids[i] * row, f->ple_row, LP);
+        else
+            memset(f->ple_row, 0, LP * F4); /* out of the vocabulary: callers check (nibble_eval) */
+        for (uint64_t j = 0; j < LP; j++)
+            dst[j] = f->ple_row[j] * scale;
+    }
 }
 
 void nb_fwd_run(struct nb_fwd *f, const int32_t *ids, uint32_t n, uint32_t pos0, bool all_logits)
@@ -558,6 +594,7 @@ void nb_fwd_run(struct nb_fwd *f, const int32_t *ids, uint32_t n, uint32_t pos0,
         pi[i] = (uint32_t)ids[i];
         pp[i] = pos0 + i;
     }
+    if (f->g->ple_host) ple_rows(f, ids, n);
     struct vkx_ctx *vk = &f->g->vk;
     if (n == 1 && !f->capture) {
         if (!f->dec_recorded) {

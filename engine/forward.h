@@ -3,8 +3,9 @@
  * struct nb_gpu_model holds a model's weights on the device and the pipelines of every op;
  * struct nb_fwd holds one context: the KV cache, the scratch buffers of one batch and the
  * recorded command buffers. nb_fwd_record() records the whole forward pass of a batch of
- * n tokens, one dispatch per line, reading token ids and positions from device buffers; a decode
- * step (n = 1) is recorded once and replayed with only those two buffers changed.
+ * n tokens, one dispatch per line, reading token ids, positions and (PLE models) the tokens'
+ * per-layer embedding rows from host-visible buffers; a decode step (n = 1) is recorded once and
+ * replayed with only those buffers changed.
  *
  * The steps and their names mirror engine/ref.c, so GPU and CPU can be compared layer by layer
  * (nb_fwd.capture copies the residual stream after every layer to a host-visible buffer).
@@ -68,11 +69,17 @@ struct nb_gpu_model {
     bool output_is_embd;
     struct vkx_buffer output_norm;          /* f32 [H] */
     struct vkx_buffer rope_factors;         /* f32 [n_rot/2] full layers */
-    struct nb_gtensor per_layer_token_embd; /* {L*P, V} */
+    /* The per-layer token embeddings {L*P, V} (E2B: 262144 x 35*256 weights, of which a token
+     * reads one row) stay in the mapped file: ple_host is the file's tensor and the gtensor is
+     * empty. NIBBLE_PLE=device (or a type nb_dequant_row lacks) puts them on the device instead
+     * (ple_host NULL, read by an embed dispatch). */
+    const struct gguf_tensor *ple_host;     /* {L*P, V} in the mapping, or NULL */
+    struct nb_gtensor per_layer_token_embd; /* {L*P, V} on the device (empty with ple_host) */
     struct nb_gtensor per_layer_model_proj; /* {H, L*P} */
     struct vkx_buffer per_layer_proj_norm;  /* f32 [P] */
     struct nb_gpu_layer *layer;             /* [n_layer] */
     uint64_t weight_bytes;                  /* device bytes of all weights */
+    uint64_t host_weight_bytes;             /* file bytes of the weights left on the host */
 };
 
 /* Loads the model file and uploads every weight. 0, or -1 with one line in err. */
@@ -101,7 +108,10 @@ struct nb_fwd {
     struct vkx_buffer qkv;   /* f32 [B][nq + 2*nkv*hd max] fused q|k|v (or 4 bytes) */
     struct vkx_buffer gu;    /* f32 [B][2F max] fused gate|up (or 4 bytes) */
     struct vkx_buffer ple;   /* f32 [B][L*P] per-layer inputs */
-    struct vkx_buffer ple_tok; /* f32 [B][L*P] */
+    struct vkx_buffer ple_tok; /* f32 [B][L*P] E_ple[ids] * sqrt(P): with g->ple_host a
+                                  host-visible buffer nb_fwd_run fills from the mapped file,
+                                  else device memory the ple_embed dispatch writes */
+    float *ple_row;            /* f32 [L*P] host scratch: one dequantized row (ple_host) */
     struct vkx_buffer attn_scratch; /* split-K partials of attention */
     /* MoE scratch */
     struct vkx_buffer rlogits;  /* f32 [B][E] router logits */
@@ -140,7 +150,9 @@ void nb_fwd_destroy(struct nb_fwd *f);
  * (row 0). */
 void nb_fwd_record(struct nb_fwd *f, struct vkx_cmd *c, uint32_t n, bool all_logits);
 
-/* Runs n tokens at positions pos0.. (n <= n_batch; n == 1 replays the decode recording). */
+/* Runs n tokens at positions pos0.. (n <= n_batch; n == 1 replays the decode recording): writes
+ * the ids, positions and (ple_host) per-layer token embeddings of the batch, submits and waits.
+ * ids must be < n_vocab. */
 void nb_fwd_run(struct nb_fwd *f, const int32_t *ids, uint32_t n, uint32_t pos0, bool all_logits);
 
 #endif

@@ -4,7 +4,10 @@
  * stays far below the model size); vectors (norms, scales) are dequantized to f32 buffers. The
  * file's pages are released as soon as they are on the device (every chunk of a matrix, every
  * vector), and the header's (metadata, vocabulary) once the weights are up: host memory while
- * loading is one chunk of the file beyond what the driver holds. */
+ * loading is one chunk of the file beyond what the driver holds. The per-layer token embeddings
+ * (PLE models) are not uploaded: they stay in the mapping and the host dequantizes the rows of
+ * each batch (forward.c's ple_rows), which saves their size in device memory (E2B: ~1.3 GB in
+ * Q4_0) at the cost of one row per token. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,13 +122,31 @@ static void upload_layer(struct loader *L, uint32_t l)
     vec(L, &d->ffn_down_exps_scale, w->ffn_down_exps_scale);
 }
 
-/* Bytes the weights will take on the device (about: the file's tensor bytes). */
-static uint64_t weight_bytes_needed(const struct gguf *gg)
+/* Bytes the weights will take on the device (about: the file's tensor bytes but the ones that
+ * stay on the host). */
+static uint64_t weight_bytes_needed(const struct nb_gpu_model *g)
 {
+    const struct gguf *gg = g->m.gguf;
     uint64_t n = 0;
     for (uint64_t i = 0; i < gg->n_tensors; i++)
-        n += gg->tensors[i].nbytes;
+        if (&gg->tensors[i] != g->ple_host) n += gg->tensors[i].nbytes;
     return n;
+}
+
+/* Where the per-layer token embeddings live (see nb_gpu_model.ple_host): in the mapped file
+ * unless NIBBLE_PLE=device or nb_dequant_row cannot read their type. 0, or -1 for a bad value. */
+static int place_ple(struct nb_gpu_model *g, const char *path, char *err, size_t errlen)
+{
+    const struct gguf_tensor *t = g->m.w.per_layer_token_embd;
+    const char *env = getenv("NIBBLE_PLE");
+    if (env && *env && strcmp(env, "host") && strcmp(env, "device")) {
+        snprintf(err, errlen, "%s: NIBBLE_PLE=%s: expected host or device", path, env);
+        return -1;
+    }
+    bool device = env && !strcmp(env, "device");
+    g->ple_host = t && !device && nb_dequant_supported(t->type) ? t : NULL;
+    g->host_weight_bytes = g->ple_host ? t->nbytes : 0;
+    return 0;
 }
 
 int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx_opts *opts,
@@ -156,13 +177,13 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
                 return -1;
             }
     }
-    if (vkx_create(&g->vk, opts, err, errlen) != 0) {
+    if (place_ple(g, path, err, errlen) != 0 || vkx_create(&g->vk, opts, err, errlen) != 0) {
         nb_model_free(&g->m);
         return -1;
     }
     /* Refuse early when the weights cannot fit, saying how much is needed and available. */
     /* NIBBLE_DEVICE_MEMORY_MB emulates a device with less memory (tests, capacity planning). */
-    uint64_t need = weight_bytes_needed(g->m.gguf), have = g->vk.caps.device_local_bytes;
+    uint64_t need = weight_bytes_needed(g), have = g->vk.caps.device_local_bytes;
     const char *lim = getenv("NIBBLE_DEVICE_MEMORY_MB");
     if (lim && atof(lim) > 0) have = (uint64_t)(atof(lim) * 1048576.0);
     if (have && need > have) {
@@ -176,6 +197,7 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
     uint32_t types = 0;
     for (uint64_t i = 0; i < g->m.gguf->n_tensors; i++) {
         const struct gguf_tensor *t = &g->m.gguf->tensors[i];
+        if (t == g->ple_host) continue; /* read on the host */
         if (t->n_dims >= 2 && nb_op_matmul_supports(t->type)) types |= NB_MM_TYPE_BIT(t->type);
         if (t->n_dims >= 3 && t->ne[2] > 1) types |= NB_MM_EXPERTS;
     }
@@ -209,7 +231,7 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
         else
             L.failed = 1;
     }
-    mat(&L, &g->per_layer_token_embd, w->per_layer_token_embd);
+    if (!g->ple_host) mat(&L, &g->per_layer_token_embd, w->per_layer_token_embd);
     mat(&L, &g->per_layer_model_proj, w->per_layer_model_proj);
     vec(&L, &g->per_layer_proj_norm, w->per_layer_proj_norm);
     for (uint32_t l = 0; l < c->n_layer && !L.failed; l++)

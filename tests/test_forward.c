@@ -6,6 +6,8 @@
  *   shapes, NIBBLE_TUNE=gpu), at least as close to each llama.cpp file as llama.cpp's two backends
  *   are to each other.
  * - Layer by layer: the residual stream after every layer against the CPU reference.
+ * - Per-layer embeddings read from the mapped file by the host (the default) against the
+ *   device table (NIBBLE_PLE=device, also in the golden and layer checks).
  * - A 4096-token context crossing the sliding window many times against the CPU reference,
  *   with the device's kernel shapes and with the GPU ones.
  * - A prompt longer than the context, and a model larger than the device, give clear errors.
@@ -135,11 +137,12 @@ static int check_golden(const char *name, const char *disable, const char *tune,
             double top1, mean, max;
             compare(got, ref[r], 64, V, &top1, &mean, &max);
             bool ok = top1 >= s_top1 && mean <= s_mean;
-            printf("# %-9s %-7s disable=%-24s%s vs %-6s top1 %.3f mean %.4f max %.3f "
+            const char *ple = getenv("NIBBLE_PLE");
+            printf("# %-9s %-7s disable=%-24s%s%s vs %-6s top1 %.3f mean %.4f max %.3f "
                    "(llama.cpp cpu-vulkan: %.3f / %.4f / %.3f)%s\n",
                    name, mode ? "decode" : "prefill", disable, tune ? " tune=gpu" : "",
-                   r ? "vulkan" : "cpu", top1, mean, max, s_top1, s_mean, s_max,
-                   ok ? "" : "  <-- outside");
+                   ple ? " ple=device" : "", r ? "vulkan" : "cpu", top1, mean, max, s_top1, s_mean,
+                   s_max, ok ? "" : "  <-- outside");
             bad += !ok;
         }
     }
@@ -163,6 +166,14 @@ static void test_golden(void **state)
          * wide attention splits) also on a CPU device such as lavapipe */
         if (!strcmp(golden[i], "dense") || !strcmp(golden[i], "moe") || !strcmp(golden[i], "ple"))
             bad += check_golden(golden[i], "", "gpu", &ran);
+        /* the per-layer embeddings on the device too (read by an embed dispatch), where by
+         * default the host reads their rows from the mapped file */
+        if (!strncmp(golden[i], "ple", 3)) {
+            setenv("NIBBLE_PLE", "device", 1);
+            bad += check_golden(golden[i], "", NULL, &ran);
+            bad += check_golden(golden[i], "fp16,subgroup,int8,texel,fuse", NULL, &ran);
+            unsetenv("NIBBLE_PLE");
+        }
     }
     if (!ran) skip();
     assert_int_equal(bad, 0);
@@ -194,6 +205,10 @@ static void check_layers(const char *name)
     struct nb_gpu_model *g = calloc(1, sizeof *g);
     if (nb_gpu_model_load(g, model, &o, err, sizeof err) != 0) fail_msg("%s", err);
     const struct nb_config *cf = &g->m.cfg;
+    /* the per-layer embeddings stay in the mapped file unless NIBBLE_PLE=device */
+    bool ple_device = getenv("NIBBLE_PLE") && !strcmp(getenv("NIBBLE_PLE"), "device");
+    assert_true(!g->ple_host == (!cf->n_embd_ple || ple_device));
+    assert_true(!g->per_layer_token_embd.rows == !(cf->n_embd_ple && ple_device));
     int H = (int)cf->n_embd, L = (int)cf->n_layer;
 
     struct nb_fwd f;
@@ -221,7 +236,8 @@ static void check_layers(const char *name)
                 if (fabs(a - b) > mx) mx = fabs(a - b);
             }
         double rel = sqrt(num / (den > 0 ? den : 1));
-        printf("# %s layer %2d: relative rms error %.2e, max abs %.3e\n", name, l - 1, rel, mx);
+        printf("# %s%s layer %2d: relative rms error %.2e, max abs %.3e\n", name,
+               ple_device ? " (ple=device)" : "", l - 1, rel, mx);
         assert_true(rel < 2e-2);
     }
     nb_ref_destroy(r);
@@ -238,6 +254,93 @@ static void test_layers(void **state)
     const char *names[] = {"dense", "dense-q8", "moe", "ple", "dense-f32", "moe-f32", "ple-f32"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         check_layers(names[i]);
+    setenv("NIBBLE_PLE", "device", 1);
+    check_layers("ple");
+    check_layers("ple-f32");
+    unsetenv("NIBBLE_PLE");
+}
+
+/* ---- per-layer embeddings in host memory against the device table ---------------------------- */
+
+/* Logits [48][V] of a PLE model: a prefill of 32 tokens in chunks of 16 (rows of several
+ * batches), then 16 decode steps (the recorded step replayed); ple "device" or NULL (host). */
+static float *ple_logits(const char *path, const int32_t *ids, const char *ple, size_t *V,
+                         uint64_t *dev_bytes)
+{
+    char err[512];
+    if (ple) setenv("NIBBLE_PLE", ple, 1);
+    struct nibble_model *m = load_model(path, NULL, NULL);
+    unsetenv("NIBBLE_PLE");
+    *V = (size_t)nibble_n_vocab(m);
+    struct nibble_context_params cp = {.n_ctx = 64, .n_batch = 16};
+    struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
+    if (!c) fail_msg("%s", err);
+    float *got = malloc(48 * *V * sizeof(float));
+    for (int i = 0; i < 32; i += 16) {
+        assert_int_equal(nibble_eval(c, ids + i, 16, true, err, sizeof err), 0);
+        for (int r = 0; r < 16; r++)
+            memcpy(got + (i + r) * *V, nibble_logits(c, r), *V * sizeof(float));
+    }
+    for (int i = 32; i < 48; i++) {
+        assert_int_equal(nibble_eval(c, &ids[i], 1, false, err, sizeof err), 0);
+        memcpy(got + i * *V, nibble_logits(c, -1), *V * sizeof(float));
+    }
+    nibble_device_bytes(m, dev_bytes);
+    nibble_context_destroy(c);
+    nibble_model_free(m);
+    return got;
+}
+
+static void test_ple_host(void **state)
+{
+    (void)state;
+    const char *names[] = {"ple", "ple-f32"};
+    int ran = 0;
+    for (size_t k = 0; k < 2; k++) {
+        const char *model = file3(0, names[k], ".gguf");
+        if (!model) continue;
+        char path[2048], ids_name[256], err[512];
+        snprintf(path, sizeof path, "%s", model);
+        snprintf(ids_name, sizeof ids_name, "%s.ids", names[k]);
+        int32_t ids[64];
+        assert_int_equal(read_ids(nb_test_file(ids_name), ids, 64), 64);
+        size_t V, V2;
+        uint64_t dev_host, dev_device;
+        float *host = ple_logits(path, ids, NULL, &V, &dev_host);
+        float *device = ple_logits(path, ids, "device", &V2, &dev_device);
+        assert_int_equal(V, V2);
+        double top1, mean, max;
+        compare(host, device, 48, V, &top1, &mean, &max);
+        /* the same rows, dequantized by the host instead of the embed shader */
+        struct nb_model rm;
+        assert_int_equal(nb_model_load(&rm, path, err, sizeof err), 0);
+        uint64_t table = rm.w.per_layer_token_embd->nbytes;
+        nb_model_free(&rm);
+        printf("# %s: host rows vs device table: top1 %.3f mean %.2e max %.2e; peak device "
+               "memory %llu vs %llu bytes (table %llu)\n",
+               names[k], top1, mean, max, (unsigned long long)dev_host,
+               (unsigned long long)dev_device, (unsigned long long)table);
+        assert_true(top1 >= 1.0);
+        assert_true(max < 1e-3);
+        assert_true(dev_host + table <= dev_device);
+        free(host);
+        free(device);
+        ran++;
+    }
+    /* a value that is neither host nor device is one clear error */
+    const char *model = file3(0, "ple", ".gguf");
+    if (model) {
+        char path[2048], err[512];
+        snprintf(path, sizeof path, "%s", model);
+        setenv("NIBBLE_PLE", "gpu", 1);
+        struct nibble_model *m = nibble_model_load(path, NULL, err, sizeof err);
+        unsetenv("NIBBLE_PLE");
+        assert_null(m);
+        printf("# %s\n", err);
+        assert_non_null(strstr(err, "NIBBLE_PLE=gpu: expected host or device"));
+    }
+    nb_test_check_validation();
+    if (!ran) skip();
 }
 
 /* ---- a long context: 4096 tokens crossing the sliding window (16) many times ------------------ */
@@ -364,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_layers),
+        cmocka_unit_test(test_ple_host),
         cmocka_unit_test(test_long_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

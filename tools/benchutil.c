@@ -77,23 +77,33 @@ uint64_t bu_params(const struct nb_gpu_model *g)
     return n;
 }
 
-uint64_t bu_token_bytes(const struct nb_gpu_model *g)
+/* Bytes of the rows of n tokens in a table {K, V} of row_bytes per row (at most the table). */
+static uint64_t rows_read(uint64_t row_bytes, uint64_t V, uint32_t n)
+{
+    return row_bytes * (n < V ? n : V);
+}
+
+uint64_t bu_batch_bytes(const struct nb_gpu_model *g, uint32_t n)
 {
     const struct nb_config *cf = &g->m.cfg;
     uint64_t b = g->weight_bytes;
-    /* embedding tables: one row per token instead of the table (unless it is also the output) */
-    if (!g->output_is_embd)
-        b -= bu_gt_bytes(&g->token_embd) - g->token_embd.row_bytes;
-    if (g->per_layer_token_embd.rows)
-        b -= bu_gt_bytes(&g->per_layer_token_embd) - g->per_layer_token_embd.row_bytes;
-    /* experts: k of E */
-    if (cf->n_expert)
+    /* embedding tables: n rows instead of the table (unless it is also the output) */
+    const struct nb_gtensor *te = &g->token_embd, *pe = &g->per_layer_token_embd;
+    if (!g->output_is_embd) b -= bu_gt_bytes(te) - rows_read(te->row_bytes, te->rows, n);
+    if (pe->rows) b -= bu_gt_bytes(pe) - rows_read(pe->row_bytes, pe->rows, n);
+    /* the per-layer embeddings kept in the mapped file: n rows read by the host */
+    const struct gguf_tensor *ph = g->ple_host;
+    if (ph) b += rows_read(ggml_row_size(ph->type, ph->ne[0]), ph->ne[1], n);
+    /* experts: the expected share of the E touched by n tokens routed to k each */
+    if (cf->n_expert) {
+        double touched = 1.0 - pow(1.0 - (double)cf->n_expert_used / cf->n_expert, n);
         for (uint32_t l = 0; l < cf->n_layer; l++) {
             const struct nb_gpu_layer *w = &g->layer[l];
             uint64_t e = bu_gt_bytes(&w->ffn_gate_up_exps) + bu_gt_bytes(&w->ffn_gate_exps) +
                          bu_gt_bytes(&w->ffn_up_exps) + bu_gt_bytes(&w->ffn_down_exps);
-            b -= e - e / cf->n_expert * cf->n_expert_used;
+            b -= e - (uint64_t)llround((double)e * touched);
         }
+    }
     return b;
 }
 
@@ -165,14 +175,8 @@ static const struct nb_gtensor *step_weight(const struct nb_gpu_model *g, const 
 
 static const char *type_name(enum ggml_type t)
 {
-    switch (t) {
-    case GGML_F32: return "f32";
-    case GGML_F16: return "f16";
-    case GGML_BF16: return "bf16";
-    case GGML_Q4_0: return "q4_0";
-    case GGML_Q8_0: return "q8_0";
-    default: return "?";
-    }
+    const char *n = ggml_type_name(t);
+    return n ? n : "?";
 }
 
 uint32_t bu_steps(const struct nb_gpu_model *g, const struct vkx_cmd *c, uint32_t n_tokens,

@@ -16,9 +16,12 @@ int bu_bandwidth(struct vkx_ctx *vk, uint32_t mib, bool fresh, struct vkx_bandwi
 
 uint64_t bu_gt_bytes(const struct nb_gtensor *t);        /* device bytes of a weight */
 uint64_t bu_params(const struct nb_gpu_model *g);        /* elements of every GGUF tensor */
-/* Weight bytes one decoded token reads: everything but the rows of the embedding tables it does
- * not look up and the experts it does not route to (k of E per MoE layer). */
-uint64_t bu_token_bytes(const struct nb_gpu_model *g);
+/* Weight bytes a batch of n tokens reads (n = 1: a decode step), on the device and (the
+ * per-layer embedding rows) on the host: every matrix once, but of each embedding table only
+ * the n rows looked up (the token table whole when it is also the output) and of the experts
+ * only the expected share routed to (k of E per MoE layer for one token, 1 - (1 - k/E)^n for
+ * n). The file's bytes, not f32 activations. */
+uint64_t bu_batch_bytes(const struct nb_gpu_model *g, uint32_t n);
 
 /* One dispatch of a recording, tied to its forward step. */
 struct bu_step {

@@ -4,10 +4,11 @@
  * Like llama-bench: prompt processing of p tokens (one eval, in chunks of BATCH) and generation
  * of n tokens (n decode steps, the recorded step replayed), each after a warm-up and repeated r
  * times, at depth d (d tokens already in the KV cache). Reports tok/s (median and mean ±
- * standard deviation), the effective weight bandwidth (weight bytes read per token x tok/s; for
- * pp per chunk) and its share of the device's measured copy bandwidth, then the host time per
- * decoded token against its GPU time (a second pass with timestamps) and the peak host memory
- * while loading against the file size. --load-only stops after loading (no probe, no forward
+ * standard deviation), the effective weight bandwidth (the weight bytes a step reads x tok/s:
+ * bu_batch_bytes, one row of each embedding table per token and only the experts routed to;
+ * for pp each chunk's) and its share of the device's measured copy bandwidth, then the host
+ * time per decoded token against its GPU time (a second pass with timestamps) and the peak host
+ * memory while loading against the file size. --load-only stops after loading (no probe, no forward
  * pass), so `/usr/bin/time -v nibble bench --load-only -m MODEL` measures loading alone.
  * Token ids are fixed pseudo-random ids; no sampling is timed. */
 #include <math.h>
@@ -111,6 +112,7 @@ static int host_vs_gpu(struct nb_gpu_model *g, const struct opts *o, uint32_t n_
 struct load_mem {
     double s;
     uint64_t rss, dev, file; /* peak RSS while loading, device memory, file size (bytes) */
+    uint64_t host_weights;   /* weights left in the mapped file (per-layer embeddings) */
     bool dev_in_rss;
 };
 
@@ -121,6 +123,9 @@ static void print_load(const struct load_mem *m)
     printf("load: %.2f s; peak RSS %s while loading = %.1f%% of the %s file; device memory %s\n",
            m->s, bu_size(m->rss, a, sizeof a), f * (double)m->rss, bu_size(m->file, b, sizeof b),
            bu_size(m->dev, c, sizeof c));
+    if (m->host_weights)
+        printf("per-layer embeddings left in the mapped file (not in device memory): %s\n",
+               bu_size(m->host_weights, a, sizeof a));
     if (m->dev_in_rss)
         printf("load without device memory (host memory on this device, counted in RSS): %s = "
                "%.1f%% of the file\n",
@@ -173,7 +178,7 @@ int cmd_bench(int argc, char **argv)
         return 1;
     }
     struct load_mem lm = {(plat_now_ns() - t_load) / 1e9, plat_peak_rss(),
-                          g.vk.peak_allocated_bytes, g.m.gguf->size,
+                          g.vk.peak_allocated_bytes, g.m.gguf->size, g.host_weight_bytes,
                           g.vk.caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ||
                               (g.vk.caps.type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU &&
                                g.vk.mem_uma != UINT32_MAX)};
@@ -186,10 +191,11 @@ int cmd_bench(int argc, char **argv)
             printf("{\"model\": ");
             json_str(base);
             printf(", \"test\": \"load\", \"load_s\": %.4f, \"load_rss\": %llu, "
-                   "\"device_bytes\": %llu, \"file_size\": %llu, \"device_in_rss\": %s, "
-                   "\"device\": ",
+                   "\"device_bytes\": %llu, \"host_weight_bytes\": %llu, \"file_size\": %llu, "
+                   "\"device_in_rss\": %s, \"device\": ",
                    lm.s, (unsigned long long)lm.rss, (unsigned long long)lm.dev,
-                   (unsigned long long)lm.file, lm.dev_in_rss ? "true" : "false");
+                   (unsigned long long)lm.host_weights, (unsigned long long)lm.file,
+                   lm.dev_in_rss ? "true" : "false");
             json_str(dev);
             printf("}\n");
         } else {
@@ -223,7 +229,8 @@ int cmd_bench(int argc, char **argv)
     }
     if (o.d) prefill(&f, o.d, 0, ids);
 
-    uint64_t tok_bytes = bu_token_bytes(&g);
+    /* bytes one decoded token reads; the model's weights, on the device and left on the host */
+    uint64_t tok_bytes = bu_batch_bytes(&g, 1), model_bytes = g.weight_bytes + g.host_weight_bytes;
     struct result res[2];
     int nres = 0;
     if (o.p) {
@@ -237,8 +244,10 @@ int cmd_bench(int argc, char **argv)
         x->kind = "pp";
         x->n = o.p;
         stats(tps, o.r, x);
-        double chunks = ceil((double)o.p / f.n_batch);
-        x->gbs = (double)g.weight_bytes * chunks / (o.p / x->med) / 1e9;
+        double bytes = 0; /* what the chunks of the prefill read, each all its weights */
+        for (uint32_t i = 0; i < o.p; i += f.n_batch)
+            bytes += (double)bu_batch_bytes(&g, o.p - i < f.n_batch ? o.p - i : f.n_batch);
+        x->gbs = bytes / (o.p / x->med) / 1e9;
     }
     if (o.n) {
         nb_fwd_run(&f, ids + o.d, 1, o.d, false); /* warm-up, records the step */
@@ -268,8 +277,12 @@ int cmd_bench(int argc, char **argv)
                    "(%u MiB probe, %s)\n",
                    bw.copy_gbs, bw.copy_shape, bw.read_gbs, bw.read_shape, bw.transfer_gbs,
                    o.probe_mib, bw.gpu_timed ? "GPU timed" : "host timed");
-        printf("weights read per decoded token: %s of %s\n\n", bu_size(tok_bytes, sz, sizeof sz),
-               bu_size(g.weight_bytes, (char[32]){0}, 32));
+        printf("weights read per decoded token: %s of %s", bu_size(tok_bytes, sz, sizeof sz),
+               bu_size(model_bytes, (char[32]){0}, 32));
+        if (g.host_weight_bytes)
+            printf(" (%s of them per-layer embeddings in host memory, one row per token)",
+                   bu_size(g.host_weight_bytes, sz, sizeof sz));
+        printf("\n\n");
         printf("| model | size | params | test | t/s (median) | t/s (mean ± sd) | weights GB/s | "
                "%% of copy bw |\n|---|---:|---:|---|---:|---:|---:|---:|\n");
     }
@@ -281,14 +294,14 @@ int cmd_bench(int argc, char **argv)
         double pct = bw.copy_gbs > 0 ? 100 * x->gbs / bw.copy_gbs : 0;
         if (!json) {
             printf("| %s | %s | %.2f M | %s | %.2f | %.2f ± %.2f | %.2f | %.1f |\n", base,
-                   bu_size(g.weight_bytes, sz, sizeof sz), params / 1e6, test, x->med, x->mean,
+                   bu_size(model_bytes, sz, sizeof sz), params / 1e6, test, x->med, x->mean,
                    x->sd, x->gbs, pct);
             continue;
         }
         printf("{\"model\": ");
         json_str(base);
         printf(", \"model_size\": %llu, \"model_n_params\": %llu, \"test\": ",
-               (unsigned long long)g.weight_bytes, (unsigned long long)params);
+               (unsigned long long)model_bytes, (unsigned long long)params);
         snprintf(test, sizeof test, "%s%u", x->kind, x->n);
         json_str(test);
         printf(", \"n_prompt\": %u, \"n_gen\": %u, \"n_depth\": %u, \"n_batch\": %u, \"reps\": %u"
