@@ -1,11 +1,12 @@
 /* test_cli_info: runs the built `nibble info` (NB_CLI): without a Vulkan driver it prints one
  * error line and exits non-zero (with the validation layer on or off); with one it prints the
- * device line and the capability list. */
+ * device line and the capability list. `info -m MODEL` prints the type mix of the test models. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
+#include "gguf.h"
 #include "testutil.h"
 
 /* Runs `env NB_CLI args` with stdout and stderr in files; returns the exit status. */
@@ -95,11 +96,70 @@ static void test_info_device(void **state)
     nb_test_check_validation();
 }
 
+/* `info -m MODEL` on the test models: one "types" line with every type of the file, its tensor
+ * count and bytes, largest share first (counted here from the file itself). */
+static void test_info_model_types(void **state)
+{
+    (void)state;
+    const char *names[] = {"dense.gguf", "dense-q8.gguf", "moe.gguf", "ple.gguf",
+                           "dense-f32.gguf"};
+    int ran = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        const char *p = nb_test_file(names[k]);
+        if (!p) continue;
+        char path[2048], args[2200], out[16384], err[8192], gerr[256];
+        snprintf(path, sizeof path, "%s", p);
+        snprintf(args, sizeof args, "info -m '%s'", path);
+        assert_int_equal(run_cli("", args, out, sizeof out, err, sizeof err), 0);
+        const char *line = strstr(out, "\ntypes                ");
+        assert_non_null(line);
+        char types[1024];
+        line += 1;
+        size_t len = strcspn(line, "\n");
+        assert_true(len < sizeof types);
+        memcpy(types, line, len);
+        types[len] = 0;
+        printf("# %s: %s\n", names[k], types);
+
+        struct gguf *g = gguf_open(path, gerr, sizeof gerr);
+        assert_non_null(g);
+        uint64_t count[GGML_TYPE_MAX] = {0}, bytes[GGML_TYPE_MAX] = {0};
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            count[g->tensors[i].type]++;
+            bytes[g->tensors[i].type] += g->tensors[i].nbytes;
+        }
+        gguf_close(g);
+        int n_types = 0;
+        const char *at[GGML_TYPE_MAX] = {0};
+        for (int t = 0; t < GGML_TYPE_MAX; t++) {
+            if (!count[t]) continue;
+            char want[64];
+            snprintf(want, sizeof want, " %s %llu tensor%s ", ggml_type_name((enum ggml_type)t),
+                     (unsigned long long)count[t], count[t] == 1 ? "" : "s");
+            at[t] = strstr(types, want);
+            if (!at[t]) fail_msg("%s: '%s' lacks '%s'", names[k], types, want);
+            n_types++;
+        }
+        /* larger shares come first */
+        for (int a = 0; a < GGML_TYPE_MAX; a++)
+            for (int b = 0; b < GGML_TYPE_MAX; b++)
+                if (at[a] && at[b] && bytes[a] > bytes[b]) assert_true(at[a] < at[b]);
+        /* one entry per type, comma-separated, sizes in decimal units */
+        int commas = 0;
+        for (const char *c = types; *c; c++) commas += *c == ',';
+        assert_int_equal(commas, n_types - 1);
+        assert_true(strstr(types, " MB") || strstr(types, " kB") || strstr(types, " GB"));
+        ran++;
+    }
+    if (!ran) skip();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_info_no_driver),
         cmocka_unit_test(test_info_device),
+        cmocka_unit_test(test_info_model_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

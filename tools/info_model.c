@@ -1,10 +1,20 @@
-/* nibble info -m MODEL: architecture, configuration, tensor counts by type, bytes and parameter
- * count. Reads the file only (no Vulkan). */
+/* nibble info -m MODEL: architecture, configuration, the type mix (tensors and bytes per type),
+ * bytes and parameter count. Reads the file only (no Vulkan). */
 #include <stdio.h>
 #include <string.h>
 
 #include "info_model.h"
 #include "model.h"
+
+/* Decimal units, as model sizes are usually given: "2.60 GB", "1.14 MB", "12.3 kB", "40 B". */
+static const char *size_str(uint64_t b, char *buf, size_t n)
+{
+    if (b >= 1000000000ull) snprintf(buf, n, "%.2f GB", (double)b / 1e9);
+    else if (b >= 1000000ull) snprintf(buf, n, "%.2f MB", (double)b / 1e6);
+    else if (b >= 1000ull) snprintf(buf, n, "%.1f kB", (double)b / 1e3);
+    else snprintf(buf, n, "%llu B", (unsigned long long)b);
+    return buf;
+}
 
 int nb_info_model(const char *path)
 {
@@ -35,12 +45,22 @@ int nb_info_model(const char *path)
         }
     }
     printf("tensors              %llu\n", (unsigned long long)g->n_tensors);
-    for (int t = 0; t < GGML_TYPE_MAX; t++) {
-        if (!count[t]) continue;
-        const char *name = ggml_type_name((enum ggml_type)t);
-        printf("  %-19s%llu tensors, %.2f MiB\n", name ? name : "?", (unsigned long long)count[t],
-               (double)bytes[t] / (1024.0 * 1024.0));
+    /* the type mix on one line, largest share of the bytes first:
+     * "types                q4_0 278 tensors 2.60 GB, f32 263 tensors 1.14 MB" */
+    printf("types               ");
+    for (int k = 0;; k++) {
+        int best = -1;
+        for (int t = 0; t < GGML_TYPE_MAX; t++)
+            if (count[t] && (best < 0 || bytes[t] > bytes[best])) best = t;
+        if (best < 0) break;
+        const char *name = ggml_type_name((enum ggml_type)best);
+        char sz[32];
+        printf("%s %s %llu tensor%s %s", k ? "," : "", name ? name : "?",
+               (unsigned long long)count[best], count[best] == 1 ? "" : "s",
+               size_str(bytes[best], sz, sizeof sz));
+        count[best] = 0;
     }
+    printf("\n");
     printf("tensor bytes         %llu (%.2f MiB)\n", (unsigned long long)total,
            (double)total / (1024.0 * 1024.0));
     printf("parameters           %llu (%.3f M)\n", (unsigned long long)params,
