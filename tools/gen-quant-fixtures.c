@@ -172,7 +172,8 @@ static int gen(const char *dir, enum ggml_type t)
              write_all(f, qin, nq * 4) || write_all(f, qout, qbytes) ||
              write_all(f, dqin, dqbytes) || write_all(f, dqout, ndq * 4);
     if (f && fclose(f)) rc = -1;
-    printf("%s: %u quantized, %u dequantized elements%s\n", path, nq, ndq, rc ? ": WRITE ERROR" : "");
+    printf("%s: %u quantized, %u dequantized elements%s\n", path, nq, ndq,
+           rc ? ": WRITE ERROR" : "");
     free(qin), free(dqout), free(qout), free(dqin);
     return rc ? -1 : 0;
 }
