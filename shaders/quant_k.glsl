@@ -28,8 +28,9 @@ void wq_load_k(inout wunit w, uint si, uint s, uint dbase)
     uint per = TYPE == NB_T_Q2_K ? 5u : TYPE == NB_T_Q4_K ? 4u : TYPE == NB_T_IQ4_XS ? 2u
              : TYPE == NB_T_Q6_K ? 21u : 12u; // words per entry
     uint bw = dbase + si * per;
-    uint w0 = wword(bw);
-    vec2 dm = unpackHalf2x16(w0); // (d, dmin); Q3_K, Q6_K: (d, 0)
+    // (d, dmin) or (d, 0); Q4_K and Q5_K take it from their first texel below
+    uint w0 = TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K ? 0u : wword(bw);
+    vec2 dm = unpackHalf2x16(w0);
     if (TYPE == NB_T_Q2_K) {
         uint sw = wword(bw + 1u + s / 2u) >> (16u * (s & 1u)); // scales[2s], scales[2s + 1]
         vec2 sc = vec2(sw & 0xFu, (sw >> 8u) & 0xFu), mn = vec2((sw >> 4u) & 0xFu, (sw >> 12u) & 0xFu);
@@ -48,8 +49,11 @@ void wq_load_k(inout wunit w, uint si, uint s, uint dbase)
         w.s = vec4(dl, -4.0 * dl);
     } else if (TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K) {
         // ggml's get_scale_min_k4(s): s < 4: scale = b[s] & 63, min = b[s + 4] & 63; else
-        // scale = (b[s + 4] & 15) | (b[s - 4] >> 6) << 4, min = (b[s + 4] >> 4) | (b[s] >> 6) << 4
-        uvec4 sw = uvec4(wword(bw + 1u), wword(bw + 2u), wword(bw + 3u), 0u);
+        // scale = (b[s + 4] & 15) | (b[s - 4] >> 6) << 4, min = (b[s + 4] >> 4) | (b[s] >> 6) << 4.
+        // The entry's first 16 bytes (d, dmin, the 12 scale bytes) are one aligned texel.
+        uvec4 e = wquad(bw >> 2u);
+        uvec4 sw = uvec4(e.yzw, 0u);
+        dm = unpackHalf2x16(e.x);
         uint sc, mn;
         if (s < 4u) {
             sc = byte4(sw, s) & 63u;
