@@ -26,32 +26,7 @@
  * Vulkan files), computed from the files themselves (the README's table rounds it). */
 static const char *golden[] = {"dense", "dense-f32", "dense-q8", "moe", "moe-f32", "ple", "ple-f32"};
 
-static int argmax(const float *x, size_t n)
-{
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return (int)b;
-}
 
-/* top-1 agreement and mean/max abs difference of rows x n logits */
-static void compare(const float *a, const float *b, size_t rows, size_t n, double *top1,
-                    double *mean, double *max)
-{
-    size_t agree = 0;
-    double sum = 0, mx = 0;
-    for (size_t r = 0; r < rows; r++) {
-        agree += argmax(a + r * n, n) == argmax(b + r * n, n);
-        for (size_t i = 0; i < n; i++) {
-            double d = fabs((double)a[r * n + i] - b[r * n + i]);
-            sum += d;
-            if (d > mx) mx = d;
-        }
-    }
-    *top1 = (double)agree / rows;
-    *mean = sum / (rows * n);
-    *max = mx;
-}
 
 static int read_ids(const char *path, int32_t *ids, int max)
 {
@@ -115,7 +90,7 @@ static int check_golden(const char *name, const char *disable, const char *tune,
         assert_int_equal(sz, 64 * V * sizeof(float));
     }
     double s_top1, s_mean, s_max;
-    compare(ref[0], ref[1], 64, V, &s_top1, &s_mean, &s_max);
+    nb_test_logits_compare(ref[0], ref[1], 64, V, &s_top1, &s_mean, &s_max);
     float *got = malloc(64 * V * sizeof(float));
     int bad = 0;
     for (int mode = 0; mode < 2; mode++) {
@@ -135,7 +110,7 @@ static int check_golden(const char *name, const char *disable, const char *tune,
         nibble_context_destroy(c);
         for (int r = 0; r < 2; r++) {
             double top1, mean, max;
-            compare(got, ref[r], 64, V, &top1, &mean, &max);
+            nb_test_logits_compare(got, ref[r], 64, V, &top1, &mean, &max);
             bool ok = top1 >= s_top1 && mean <= s_mean;
             const char *ple = getenv("NIBBLE_PLE");
             printf("# %-9s %-7s disable=%-24s%s%s vs %-6s top1 %.3f mean %.4f max %.3f "
@@ -310,7 +285,7 @@ static void test_ple_host(void **state)
         float *device = ple_logits(path, ids, "device", &V2, &dev_device);
         assert_int_equal(V, V2);
         double top1, mean, max;
-        compare(host, device, 48, V, &top1, &mean, &max);
+        nb_test_logits_compare(host, device, 48, V, &top1, &mean, &max);
         /* the same rows, dequantized by the host instead of the embed shader */
         struct nb_model rm;
         assert_int_equal(nb_model_load(&rm, path, err, sizeof err), 0);
@@ -410,7 +385,7 @@ static void test_long_context(void **state)
         float *got = long_context_gpu(path, ids, N, TAIL, tunes[k], &gv);
         assert_int_equal(gv, V);
         double top1, mean, max;
-        compare(got, ref, TAIL + 1, V, &top1, &mean, &max);
+        nb_test_logits_compare(got, ref, TAIL + 1, V, &top1, &mean, &max);
         printf("# 4096-token context%s vs CPU reference: top1 %.3f mean %.4f max %.3f\n",
                tunes[k] ? " (tune=gpu)" : "", top1, mean, max);
         assert_true(top1 >= 1.0);

@@ -70,33 +70,7 @@ static const struct expect {
      7},
 };
 
-static int argmax(const float *x, size_t n)
-{
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return (int)b;
-}
 
-/* top-1 agreement and mean/max abs difference of rows x n logits (NaN counts as far off) */
-static void compare(const float *a, const float *b, size_t rows, size_t n, double *top1,
-                    double *mean, double *max)
-{
-    size_t agree = 0;
-    double sum = 0, mx = 0;
-    for (size_t r = 0; r < rows; r++) {
-        agree += argmax(a + r * n, n) == argmax(b + r * n, n);
-        for (size_t i = 0; i < n; i++) {
-            double d = fabs((double)a[r * n + i] - b[r * n + i]);
-            if (!(d <= 1e30)) d = 1e30;
-            sum += d;
-            if (d > mx) mx = d;
-        }
-    }
-    *top1 = (double)agree / rows;
-    *mean = sum / (rows * n);
-    *max = mx;
-}
 
 static char paths[3][2048];
 static const char *path_of(int slot, const char *name, const char *ext)
@@ -193,7 +167,7 @@ static void test_run(void **state)
         assert_int_equal(sz, (size_t)n * V * sizeof(float));
     }
     double s_top1, s_mean, s_max;
-    compare(ref[0], ref[1], (size_t)n, V, &s_top1, &s_mean, &s_max);
+    nb_test_logits_compare(ref[0], ref[1], (size_t)n, V, &s_top1, &s_mean, &s_max);
 
     float *got = malloc((size_t)n * V * sizeof(float));
     assert_non_null(got);
@@ -215,7 +189,7 @@ static void test_run(void **state)
         nibble_context_destroy(c);
         for (int k = 0; k < 2; k++) {
             double top1, mean, max;
-            compare(got, ref[k], (size_t)n, V, &top1, &mean, &max);
+            nb_test_logits_compare(got, ref[k], (size_t)n, V, &top1, &mean, &max);
             bool ok = top1 >= s_top1 && mean <= s_mean;
             printf("# types/%-5s %-7s disable=%-29s%s vs %-6s top1 %.3f mean %.5f max %.3f "
                    "(llama.cpp cpu-vulkan: %.3f / %.5f / %.3f)%s\n",

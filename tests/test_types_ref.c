@@ -34,13 +34,6 @@ static const char *make_model(const char *preset, const char *type)
     return path;
 }
 
-static int argmax(const float *x, size_t n)
-{
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return (int)b;
-}
 
 /* The CPU reference's logits for ids (N_PRE in one batch, then N_DEC steps): N_ROWS x V. */
 static float *ref_logits(const char *path, const int32_t *ids, size_t *V)
@@ -113,7 +106,7 @@ static void check_type(const char *preset, const char *type, bool all)
         size_t agree = 0;
         double sum = 0, mx = 0, scale = 0;
         for (int r = 0; r < N_ROWS; r++) {
-            agree += argmax(got + r * V, V) == argmax(ref + r * V, V);
+            agree += nb_test_argmax(got + r * V, V) == nb_test_argmax(ref + r * V, V);
             for (size_t i = 0; i < V; i++) {
                 double d = fabs((double)got[r * V + i] - ref[r * V + i]);
                 sum += d, scale += fabs((double)ref[r * V + i]);

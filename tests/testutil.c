@@ -221,3 +221,30 @@ void nb_test_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **raw,
     *raw = w;
     *ref = f;
 }
+
+int nb_test_argmax(const float *x, size_t n)
+{
+    size_t b = 0;
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return (int)b;
+}
+
+void nb_test_logits_compare(const float *a, const float *b, size_t rows, size_t n, double *top1,
+                            double *mean, double *max)
+{
+    size_t agree = 0;
+    double sum = 0, mx = 0;
+    for (size_t r = 0; r < rows; r++) {
+        agree += nb_test_argmax(a + r * n, n) == nb_test_argmax(b + r * n, n);
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)a[r * n + i] - b[r * n + i]);
+            if (!(d <= 1e30)) d = 1e30;
+            sum += d;
+            if (d > mx) mx = d;
+        }
+    }
+    *top1 = (double)agree / rows;
+    *mean = sum / (rows * n);
+    *max = mx;
+}

@@ -59,6 +59,12 @@ uint32_t nb_test_randu(void);
 
 /* Random weights of a GGUF type (F32, F16, Q4_0, Q8_0), rows x K (K a multiple of 32 for the
  * quantized types): the GGUF bytes in *raw and their exact dequantized values in *ref (malloc'd). */
+/* Index of the largest of x[0..n). */
+int nb_test_argmax(const float *x, size_t n);
+/* Top-1 agreement and mean / max absolute difference of two rows x n logit arrays (a NaN counts
+ * as 1e30 off). */
+void nb_test_logits_compare(const float *a, const float *b, size_t rows, size_t n, double *top1,
+                            double *mean, double *max);
 void nb_test_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **raw, float **ref);
 
 /* Compares arrays with tolerance abs + rel*|ref|; prints the first mismatches. Returns the
