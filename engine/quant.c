@@ -173,9 +173,8 @@ static void q_bf16(const float *x, uint8_t *d, uint64_t nb)
 static void q_q4_0(const float *x, uint8_t *o, uint64_t nb)
 {
     for (uint64_t b = 0; b < nb; b++, x += 32, o += 18) {
-        float amax = 0, max = 0;
-        for (int j = 0; j < 32; j++)
-            if (amax < fabsf(x[j])) amax = fabsf(x[j]), max = x[j];
+        float max;
+        nbq_absmax(x, 32, &max);
         float d = max / -8, id = d != 0 ? 1.0f / d : 0.0f;
         nbq_st16(o, nb_f32_to_f16(d));
         for (int j = 0; j < 16; j++) {
@@ -191,9 +190,7 @@ static void q_q4_0(const float *x, uint8_t *o, uint64_t nb)
 static void q_q8_0(const float *x, uint8_t *o, uint64_t nb)
 {
     for (uint64_t b = 0; b < nb; b++, x += 32, o += 34) {
-        float amax = 0;
-        for (int j = 0; j < 32; j++)
-            if (amax < fabsf(x[j])) amax = fabsf(x[j]);
+        float max, amax = nbq_absmax(x, 32, &max);
         float d = amax / 127, id = d != 0 ? 1.0f / d : 0.0f;
         nbq_st16(o, nb_f32_to_f16(d));
         for (int j = 0; j < 32; j++) {
@@ -236,9 +233,8 @@ static void q_q4_1(const float *x, uint8_t *o, uint64_t nb)
 static void q_q5_0(const float *x, uint8_t *o, uint64_t nb)
 {
     for (uint64_t b = 0; b < nb; b++, x += 32, o += 22) {
-        float amax = 0, max = 0;
-        for (int j = 0; j < 32; j++)
-            if (amax < fabsf(x[j])) amax = fabsf(x[j]), max = x[j];
+        float max;
+        nbq_absmax(x, 32, &max);
         float d = max / -16, id = d != 0 ? 1.0f / d : 0.0f;
         nbq_st16(o, nb_f32_to_f16(d));
         uint32_t qh = 0;

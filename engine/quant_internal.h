@@ -11,6 +11,7 @@
 #ifndef NB_QUANT_INTERNAL_H
 #define NB_QUANT_INTERNAL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -32,6 +33,17 @@ static inline int nbq_nearest_int(float f)
 }
 
 /* The 16 levels of IQ4_NL and IQ4_XS (ggml-common.h kvalues_iq4nl). */
+/* The largest magnitude of x[0..n) (0 for none); *max gets the signed value that has it (the
+ * first such, as ggml's loops keep it). */
+static inline float nbq_absmax(const float *x, int n, float *max)
+{
+    float amax = 0, m = 0;
+    for (int i = 0; i < n; i++)
+        if (amax < fabsf(x[i])) amax = fabsf(x[i]), m = x[i];
+    *max = m;
+    return amax;
+}
+
 extern const int8_t nbq_iq4nl_values[16];
 
 typedef void (*nbq_dequant_fn)(const uint8_t *src, float *dst, uint64_t nblocks);

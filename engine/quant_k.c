@@ -189,9 +189,7 @@ static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v;
  * weighted least-squares fit, tried at 19 trial inverse scales around -nmax / max. */
 static float qx_quants(int n, int nmax, const float *x, int8_t *L)
 {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), max = x[i];
+    float max, amax = nbq_absmax(x, n, &max);
     if (amax < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.f;
@@ -228,9 +226,7 @@ static float qx_quants(int n, int nmax, const float *x, int8_t *L)
  * move single elements to the level that improves the weighted (x^2) fit. */
 static float q3_quants(int n, int nmax, const float *x, int8_t *L)
 {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), max = x[i];
+    float max, amax = nbq_absmax(x, n, &max);
     if (amax < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.f;
@@ -386,11 +382,10 @@ void nbq_q_q3_k(const float *x, uint8_t *o, uint64_t nb)
     int8_t L[256];
     float scales[16];
     for (uint64_t b = 0; b < nb; b++, x += 256, o += 110) {
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < 16; j++) {
+        for (int j = 0; j < 16; j++)
             scales[j] = q3_quants(16, 4, x + 16 * j, L + 16 * j);
-            if (fabsf(scales[j]) > amax) amax = fabsf(scales[j]), max_scale = scales[j];
-        }
+        float max_scale;
+        nbq_absmax(scales, 16, &max_scale);
         uint8_t *sc = o + 96;
         memset(sc, 0, 12);
         if (max_scale) {
@@ -558,10 +553,8 @@ static int iq4_index(float x)
 static float iq4_group(const float *xb, uint8_t *L, int ntry)
 {
     const int8_t *v = nbq_iq4nl_values;
-    float weight[32], amax = 0, max = 0;
+    float weight[32], max, amax = nbq_absmax(xb, 32, &max);
     for (int j = 0; j < 32; j++) weight[j] = xb[j] * xb[j];
-    for (int j = 0; j < 32; j++)
-        if (fabsf(xb[j]) > amax) amax = fabsf(xb[j]), max = xb[j];
     if (amax < GROUP_MAX_EPS) return 0;
     float d = ntry > 0 ? -max / v[0] : max / v[0], id = 1 / d, sumqx = 0, sumq2 = 0;
     for (int j = 0; j < 32; j++) {
