@@ -1,11 +1,14 @@
-/* nibble profile -m MODEL [-p N] [-n N] [--csv] [--probe-mb MIB] [--fresh-probe] [--shaders DIR]
+/* nibble profile -m MODEL [-p N] [-n N] [--csv] [--min] [--probe-mb MIB] [--fresh-probe]
+ * [--shaders DIR]
  *
  * GPU timestamps for every dispatch of a prefill of p tokens and of n decode steps (the recorded
  * step, averaged), grouped by forward step and weight shape: count, total and mean µs, share of
  * the pass, bytes moved, GB/s, % of the device's measured copy bandwidth, GFLOP/s. A summary line
  * gives the matrix steps together (the Q4_0 matrix-vector share of the bandwidth in decode).
- * --csv prints the raw rows (one per dispatch) instead. --shaders DIR compiles DIR's GLSL (a copy of
- * shaders/ with its CMakeLists.txt table) at run time instead of the embedded SPIR-V. */
+ * --min takes each decode dispatch's fastest of the n steps instead of the mean (steadier on a
+ * shared machine). --csv prints the raw rows (one per dispatch) instead. --shaders DIR compiles
+ * DIR's GLSL (a copy of shaders/ with its CMakeLists.txt table) at run time instead of the
+ * embedded SPIR-V. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +28,7 @@ struct group {
 };
 
 #define USAGE                                                                                      \
-    "nibble profile -m MODEL [-p 128] [-n 16] [--csv] [--probe-mb 64] [--fresh-probe] "          \
+    "nibble profile -m MODEL [-p 128] [-n 16] [--csv] [--min] [--probe-mb 64] [--fresh-probe] "    \
     "[--shaders DIR]"
 
 static int usage(void)
@@ -103,12 +106,16 @@ int cmd_profile(int argc, char **argv)
 {
     const char *model = NULL;
     uint32_t p = 128, n = 16, probe = 64;
-    bool as_csv = false, fresh = false;
+    bool as_csv = false, fresh = false, use_min = false;
     const char *shaders = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--csv")) {
             as_csv = true;
+            continue;
+        }
+        if (!strcmp(a, "--min")) {
+            use_min = true;
             continue;
         }
         if (!strcmp(a, "--fresh-probe")) {
@@ -204,11 +211,13 @@ int cmd_profile(int argc, char **argv)
         for (uint32_t s = 0; s < n; s++) {
             nb_fwd_run(&f, ids + p + s, 1, p + s, false);
             k = vkx_cmd_read_times(&g.vk, &f.dec, ns, maxd);
-            for (uint32_t i = 0; i < k; i++) acc[i] += ns[i] / n;
+            for (uint32_t i = 0; i < k; i++)
+                acc[i] = !use_min ? acc[i] + ns[i] / n : s == 0 || ns[i] < acc[i] ? ns[i] : acc[i];
         }
         uint32_t m = bu_steps(&g, &f.dec, 1, st, k);
         char title[64];
-        snprintf(title, sizeof title, "decode (mean of %u steps at depth %u)", n, p);
+        snprintf(title, sizeof title, "decode (%s of %u steps at depth %u)",
+                 use_min ? "fastest of each dispatch" : "mean", n, p);
         if (as_csv) csv("decode", st, acc, m);
         else table(title, st, acc, m, bw.copy_gbs, gr);
     }
