@@ -35,7 +35,12 @@ struct nibble_context {
     uint32_t n_past;
     uint32_t last_n;       /* tokens of the last eval */
     uint32_t last_rows;    /* rows of logits the last eval kept in f.logits (0: none) */
+    uint32_t last_pos0;    /* position of the token whose logits are row 0 */
     bool last_all;         /* the last eval kept every row */
+    int32_t *tokens;       /* [n_ctx] the ids at positions 0 .. n_past-1 */
+    int64_t *ring;         /* [ring_slots] the position last written to each slot of the
+                              sliding-window rings (-1: none); NULL when no ring wraps */
+    uint32_t ring_slots;   /* slots of every sliding layer's ring (window + n_batch) */
     uint32_t sample_count; /* draws so far (feeds the device RNG) */
     struct vkx_buffer rng; /* u32 [1] host-visible: the draw counter */
     VkResult fault;        /* a Vulkan failure made the context unusable (VK_SUCCESS: none) */
@@ -226,6 +231,20 @@ struct nibble_context *nibble_context_create(struct nibble_model *m,
         free(c);
         return NULL;
     }
+    /* the rings of sliding layers (all of one size): which position each slot holds */
+    for (uint32_t l = 0; l < c->f.kv.n_layer; l++) {
+        const struct nb_kv_layer *L = &c->f.kv.layers[l];
+        if (L->d.is_swa && L->d.src == l && L->n_slots < n_ctx) c->ring_slots = L->n_slots;
+    }
+    c->tokens = malloc((size_t)n_ctx * sizeof *c->tokens);
+    c->ring = c->ring_slots ? malloc((size_t)c->ring_slots * sizeof *c->ring) : NULL;
+    if (!c->tokens || (c->ring_slots && !c->ring)) {
+        seterr(err, errlen, "out of host memory");
+        nibble_context_destroy(c);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < c->ring_slots; i++)
+        c->ring[i] = -1;
     return c;
 }
 
@@ -235,11 +254,15 @@ void nibble_context_destroy(struct nibble_context *c)
     vkx_buffer_destroy(&c->m->g.vk, &c->rng);
     nb_fwd_destroy(&c->f);
     free(c->cand);
+    free(c->tokens);
+    free(c->ring);
     free(c);
 }
 
 uint32_t nibble_n_ctx(const struct nibble_context *c) { return c->f.n_ctx; }
 uint32_t nibble_n_past(const struct nibble_context *c) { return c->n_past; }
+uint32_t nibble_n_batch(const struct nibble_context *c) { return c->f.n_batch; }
+struct nibble_model *nibble_context_model(const struct nibble_context *c) { return c->m; }
 
 /* Marks the context unusable after a caught Vulkan failure and says so. */
 static int failed(struct nibble_context *c, VkResult r, char *err, size_t errlen)
@@ -288,13 +311,53 @@ int nibble_eval(struct nibble_context *c, const int32_t *ids, int n, bool all_lo
         nb_fwd_run(&c->f, ids + i, t, c->n_past, all_logits);
         VkResult r = vkx_cmd_catch(false);
         if (r != VK_SUCCESS) return failed(c, r, err, errlen);
+        for (uint32_t j = 0; j < t; j++) {
+            uint32_t p = c->n_past + j;
+            c->tokens[p] = ids[i + j];
+            if (c->ring) c->ring[p % c->ring_slots] = p;
+        }
         c->n_past += t;
         c->last_rows = all_logits ? t : 1;
+        c->last_pos0 = all_logits ? c->n_past - t : c->n_past - 1;
     }
     c->last_n = (uint32_t)n;
     c->last_all = all_logits;
     return 0;
 }
+
+int nibble_truncate(struct nibble_context *c, uint32_t n_keep, char *err, size_t errlen)
+{
+    if (c->fault != VK_SUCCESS) {
+        seterr(err, errlen, "the context is unusable after a device failure (%s)",
+               vkx_result_name(c->fault));
+        return -1;
+    }
+    if (n_keep > c->n_past) {
+        seterr(err, errlen, "cannot keep %u tokens: the cache holds %u", n_keep, c->n_past);
+        return -1;
+    }
+    if (n_keep == c->n_past) return 0;
+    /* the next query (at n_keep) sees keys n_keep - window + 1 .. n_keep - 1: every one must
+     * still be in its ring slot, not overwritten by a later position */
+    uint32_t W = c->f.kv.window;
+    for (uint32_t j = n_keep >= W ? n_keep - W + 1 : 0; c->ring && j < n_keep; j++)
+        if (c->ring[j % c->ring_slots] != (int64_t)j) {
+            seterr(err, errlen, "cannot roll back to %u tokens: the sliding-window cache no "
+                   "longer holds position %u (overwritten by position %lld); evaluate again "
+                   "from an earlier point", n_keep, j, (long long)c->ring[j % c->ring_slots]);
+            return -1;
+        }
+    c->n_past = n_keep;
+    /* rows of logits past the new end are gone; the row of position n_keep - 1 stays */
+    if (c->last_rows && c->last_all && n_keep > c->last_pos0 &&
+        n_keep - c->last_pos0 <= c->last_rows)
+        c->last_rows = n_keep - c->last_pos0;
+    else
+        c->last_rows = 0;
+    return 0;
+}
+
+const int32_t *nibble_tokens(const struct nibble_context *c) { return c->tokens; }
 
 const float *nibble_logits(struct nibble_context *c, int i)
 {

@@ -105,6 +105,8 @@ struct nibble_context *nibble_context_create(struct nibble_model *m,
 void nibble_context_destroy(struct nibble_context *c);
 uint32_t nibble_n_ctx(const struct nibble_context *c);
 uint32_t nibble_n_past(const struct nibble_context *c); /* tokens in the KV cache */
+uint32_t nibble_n_batch(const struct nibble_context *c); /* most tokens of one prefill chunk */
+struct nibble_model *nibble_context_model(const struct nibble_context *c);
 
 /* Appends n tokens at positions n_past.. and computes logits: of every row when all_logits,
  * else of the last row only. n == 1 replays the recorded decode step; larger n runs prefill in
@@ -138,6 +140,23 @@ int nibble_sampler_check(const struct nibble_sampler *s, char *err, size_t errle
 int32_t nibble_sample(struct nibble_context *c, const struct nibble_sampler *s);
 /* Empties the KV cache (n_past = 0). */
 void nibble_reset(struct nibble_context *c);
+
+/* Rolls the KV cache back to its first n_keep tokens: n_past becomes n_keep and the next eval
+ * writes from position n_keep on (e.g. past the rejected tokens of a speculative draft, or to
+ * the common prefix of a cached prompt). The logits row of position n_keep - 1 stays when the
+ * last eval computed it (nibble_logits(c, -1) and nibble_sample use it; rows past it are gone),
+ * else there are no logits until the next eval. KV-shared layers read their source's cache and
+ * need nothing more; full-attention layers keep every position.
+ * Sliding-window layers keep only the last window + n_batch positions, in a ring, so a position
+ * the window of the query at n_keep needs (n_keep - window + 1 .. n_keep - 1) may have been
+ * overwritten. Rolling back at most the tokens of the last eval, when that eval was one chunk
+ * (at most n_batch tokens), is always safe; so is any rollback when n_ctx <= window + n_batch.
+ * Beyond that it succeeds while the ring still holds those positions; else -1 with a message
+ * and nothing changes (evaluate again from an earlier point, or reset). n_keep > n_past: -1. */
+int nibble_truncate(struct nibble_context *c, uint32_t n_keep, char *err, size_t errlen);
+/* The ids at positions 0 .. nibble_n_past(c) - 1 (what the cache holds); the array lives as long
+ * as the context, its contents change with eval, truncate and reset. */
+const int32_t *nibble_tokens(const struct nibble_context *c);
 
 #ifdef __cplusplus
 }
