@@ -93,7 +93,12 @@ struct vkx_opts {
     const char *pipeline_cache_dir; /* NULL: NIBBLE_CACHE_DIR or the platform cache folder;
                                        "" disables the on-disk cache */
     const char *tune; /* "cpu", "gpu" or NULL (NIBBLE_TUNE, else by device type): see tune_cpu */
+    bool pipeline_stats; /* keep every pipeline's compiler statistics (vkx_pstats_*) where the
+                            driver offers them; off by default: capturing them can keep the
+                            driver from caching the pipelines */
 };
+
+struct vkx_pstats; /* opaque */
 
 struct vkx_staging; /* opaque */
 
@@ -125,6 +130,7 @@ struct vkx_ctx {
     bool full_subgroups;      /* computeFullSubgroups is enabled */
     bool pcache_loaded;       /* the on-disk pipeline cache held pipelines at vkx_create */
     uint64_t pcache_sum;      /* checksum of the cache data loaded (skips rewriting it) */
+    struct vkx_pstats *pstats; /* compiler statistics (opts.pipeline_stats), else NULL */
 };
 
 /* Fills ctx; returns 0, or -1 with a one-line message (no Vulkan loader, no device, device lacks
@@ -250,6 +256,35 @@ void vkx_set_spv_override(vkx_spv_override_fn fn, void *user);
 /* True when the driver keeps pipelines in the pipeline cache (its data grew past the header
  * after a pipeline was built). lavapipe keeps none: every start compiles again there. */
 bool vkx_pipeline_cache_effective(struct vkx_ctx *ctx);
+
+/* ---- compiler statistics (VK_KHR_pipeline_executable_properties) -------------------------- */
+
+#define VKX_MAX_STATS 48
+struct vkx_stat {
+    char name[48]; /* the driver's name for it ("VGPRs", "Spilled VGPRs", "Latency", ...) */
+    double value;  /* booleans as 0/1 */
+};
+struct vkx_pipeline_stats {
+    char name[48];               /* the pipeline's name */
+    uint32_t n_spec;
+    uint32_t spec[VKX_MAX_SPEC]; /* its specialization constants */
+    bool texel;                  /* it has uniform texel bindings (the _tx variants) */
+    uint32_t subgroup_size;      /* the executable's subgroup size (0: not said) */
+    uint32_t n;
+    struct vkx_stat s[VKX_MAX_STATS]; /* every statistic of the executable, in the driver's order */
+    /* the ones nibble checks, -1 where the driver gives none: registers per lane, registers
+     * spilled to scratch, LDS and scratch bytes, subgroups (waves) resident per SIMD */
+    double vgprs, sgprs, spilled_vgprs, spilled_sgprs, lds_bytes, scratch_bytes, waves_per_simd;
+    /* the most subgroups a SIMD holds, in waves_per_simd's units (0: the device does not say):
+     * VK_AMD_shader_core_properties' wavefrontsPerSimd, twice that for wave64 on wave32 parts
+     * (RDNA), which RADV counts as two; occupancy = waves_per_simd / max_waves */
+    uint32_t max_waves;
+};
+/* -1: opts.pipeline_stats was off; 0: asked for but this driver does not offer them; 1: kept. */
+int vkx_pstats_state(const struct vkx_ctx *ctx);
+/* The statistics of the pipelines alive now, in creation order. */
+uint32_t vkx_pstats_count(const struct vkx_ctx *ctx);
+const struct vkx_pipeline_stats *vkx_pstats_get(const struct vkx_ctx *ctx, uint32_t i);
 
 /* ---- command recording, submission, timestamps -------------------------------------------- */
 

@@ -505,6 +505,7 @@ static int device_create(struct vkx_ctx *ctx, const struct devinfo *di, const st
     en.ssc.subgroupSizeControl = have->ssc.subgroupSizeControl;
     en.ssc.computeFullSubgroups = have->ssc.computeFullSubgroups;
     en.idot.shaderIntegerDotProduct = have->idot.shaderIntegerDotProduct && int8_ok;
+    vkx_pstats_enable(ctx, di->ext, di->n_ext, exts, &n, &en.f2.pNext);
     ctx->full_subgroups = en.ssc.computeFullSubgroups;
     ctx->creation_feedback = di->feedback;
 
@@ -610,6 +611,7 @@ int vkx_create(struct vkx_ctx *ctx, const struct vkx_opts *opts, char *err, size
         free(di.ext);
         goto fail;
     }
+    if (opts->pipeline_stats && vkx_pstats_init(ctx) != 0) vkx_die("out of host memory");
     int rc = device_create(ctx, &di, &have, err, errlen);
     free(di.ext);
     if (rc != 0) goto fail;
@@ -629,6 +631,7 @@ int vkx_create(struct vkx_ctx *ctx, const struct vkx_opts *opts, char *err, size
     return 0;
 
 fail:
+    vkx_pstats_free(ctx);
     instance_destroy(ctx->instance, ctx->messenger);
     memset(ctx, 0, sizeof *ctx);
     return -1;
@@ -645,6 +648,7 @@ void vkx_destroy(struct vkx_ctx *ctx)
         vkDestroyDevice(ctx->dev, NULL);
         vkx_loaded_dev_ = VK_NULL_HANDLE;
     }
+    vkx_pstats_free(ctx);
     instance_destroy(ctx->instance, ctx->messenger);
     memset(ctx, 0, sizeof *ctx);
 }

@@ -54,6 +54,18 @@ uint32_t vkx_find_mem_type(const struct vkx_ctx *ctx, uint32_t bits, VkMemoryPro
 void vkx_pcache_open(struct vkx_ctx *ctx, const char *dir);
 void vkx_pcache_close(struct vkx_ctx *ctx);
 
+/* Compiler statistics (vkx_pipeline_stats.c): init allocates ctx->pstats (opts.pipeline_stats);
+ * enable adds the extension to exts[*n] and its feature struct to *chain where offered; flags is
+ * the pipeline creation flag to use; capture keeps the statistics of a pipeline just built and
+ * forget drops them when it is destroyed. All do nothing without ctx->pstats. */
+int vkx_pstats_init(struct vkx_ctx *ctx);
+void vkx_pstats_free(struct vkx_ctx *ctx);
+void vkx_pstats_enable(struct vkx_ctx *ctx, const VkExtensionProperties *ext, uint32_t n_ext,
+                       const char **exts, uint32_t *n, void **chain);
+VkPipelineCreateFlags vkx_pstats_flags(const struct vkx_ctx *ctx);
+void vkx_pstats_capture(struct vkx_ctx *ctx, VkPipeline pipe, const struct vkx_pipeline_desc *d);
+void vkx_pstats_forget(struct vkx_ctx *ctx, VkPipeline pipe);
+
 /* Staging (vkx_mem.c): frees ctx->staging. */
 void vkx_staging_destroy(struct vkx_ctx *ctx);
 

@@ -261,6 +261,7 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
     VkComputePipelineCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .pNext = ctx->creation_feedback ? &fbi : NULL,
+        .flags = vkx_pstats_flags(ctx),
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .pNext = d->subgroup_size ? &rs : NULL,
                   .flags = d->full_subgroups && ctx->full_subgroups
@@ -286,6 +287,7 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
         hit = fb.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT;
     if (!hit) ctx->pipelines_compiled++;
     ctx->pipelines_created++;
+    vkx_pstats_capture(ctx, p->pipe, d);
 
     if (push) {
         VkDescriptorUpdateTemplateEntry te[VKX_MAX_BINDINGS];
@@ -314,6 +316,7 @@ void vkx_pipeline_destroy(struct vkx_ctx *ctx, struct vkx_pipeline *p)
 {
     vkx_use(ctx);
     if (p->tmpl) vkDestroyDescriptorUpdateTemplate(ctx->dev, p->tmpl, NULL);
+    vkx_pstats_forget(ctx, p->pipe);
     if (p->pipe) vkDestroyPipeline(ctx->dev, p->pipe, NULL);
     if (p->layout) vkDestroyPipelineLayout(ctx->dev, p->layout, NULL);
     if (p->dsl) vkDestroyDescriptorSetLayout(ctx->dev, p->dsl, NULL);

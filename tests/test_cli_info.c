@@ -154,12 +154,40 @@ static void test_info_model_types(void **state)
     if (!ran) skip();
 }
 
+/* `info --pipelines -m MODEL`: the compiler statistics of the model's pipelines where the driver
+ * offers them (RADV: a table ending with the count of spilling pipelines), else one line saying
+ * the driver does not (lavapipe); exit 0 either way. --csv alone is a usage error. */
+static void test_info_pipelines(void **state)
+{
+    (void)state;
+    const char *p = nb_test_file("dense.gguf");
+    if (!p) skip();
+    char args[2200], out[32768], err[8192];
+    snprintf(args, sizeof args, "info --pipelines -m '%s'", p);
+    int rc = run_cli("", args, out, sizeof out, err, sizeof err);
+    if (rc != 0 && strstr(err, "no Vulkan device")) skip();
+    printf("%s", out);
+    assert_int_equal(rc, 0);
+    assert_true(strstr(out, "pipeline statistics: not offered by this driver") ||
+                (strstr(out, "| matvec_q4_0 |") && strstr(out, " pipelines spill registers")));
+    snprintf(args, sizeof args, "info --pipelines --csv -m '%s'", p);
+    assert_int_equal(run_cli("", args, out, sizeof out, err, sizeof err), 0);
+    assert_true(strstr(out, "not offered") || !strncmp(out, "pipeline,spec,", 14));
+    assert_int_equal(run_cli("", "info --csv", out, sizeof out, err, sizeof err), 2);
+    assert_int_equal(count_lines(err), 1);
+    snprintf(args, sizeof args, "info --pipelines -m '%s/nonexistent.gguf'", NB_TEST_TMP);
+    assert_int_equal(run_cli("", args, out, sizeof out, err, sizeof err), 1);
+    assert_int_equal(count_lines(err), 1);
+    nb_test_check_validation();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_info_no_driver),
         cmocka_unit_test(test_info_device),
         cmocka_unit_test(test_info_model_types),
+        cmocka_unit_test(test_info_pipelines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* nibble info: the Vulkan device nibble would use (device line, then every capability),
- * every device with --all, or a model file's contents with -m MODEL (no Vulkan needed). */
+ * every device with --all, a model file's contents with -m MODEL (no Vulkan needed), or the
+ * compiler statistics of a model's pipelines with --pipelines [-m MODEL] [--csv]. */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,24 +8,35 @@
 #include "info_model.h"
 #include "vkx.h"
 
+#ifndef NB_DEFAULT_MODEL
+#define NB_DEFAULT_MODEL "models/default.gguf"
+#endif
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: nibble info [--all] [--bandwidth] [-m MODEL]\n"
+    fprintf(f, "usage: nibble info [--all] [--bandwidth] [-m MODEL] [--pipelines [--csv]]\n"
                "  (no option)  the Vulkan device nibble uses and its capabilities\n"
                "  --all        list every Vulkan device (NIBBLE_DEVICE=N picks one)\n"
                "  --bandwidth  also measure copy and read bandwidth with plain shaders\n"
-               "  -m MODEL     the model's architecture, configuration and tensors\n");
+               "  -m MODEL     the model's architecture, configuration and tensors\n"
+               "  --pipelines  the driver's compiler statistics of every pipeline the model\n"
+               "               (default: the default model) uses: registers, spills, LDS,\n"
+               "               scratch, subgroups per SIMD, occupancy; --csv as CSV\n");
 }
 
 int cmd_info(int argc, char **argv)
 {
-    bool all = false, bandwidth = false;
+    bool all = false, bandwidth = false, pipelines = false, csv = false;
     const char *model = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--all")) {
             all = true;
         } else if (!strcmp(argv[i], "--bandwidth")) {
             bandwidth = true;
+        } else if (!strcmp(argv[i], "--pipelines")) {
+            pipelines = true;
+        } else if (!strcmp(argv[i], "--csv")) {
+            csv = true;
         } else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
             model = argv[++i];
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -35,6 +47,11 @@ int cmd_info(int argc, char **argv)
             return 2;
         }
     }
+    if (csv && !pipelines) {
+        fprintf(stderr, "nibble info: --csv goes with --pipelines\n");
+        return 2;
+    }
+    if (pipelines) return nb_info_pipelines(model ? model : NB_DEFAULT_MODEL, csv);
     if (model) return nb_info_model(model);
 
     char err[512];
