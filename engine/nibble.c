@@ -522,6 +522,8 @@ int32_t nibble_sample(struct nibble_context *c, const struct nibble_sampler *s)
     return (int32_t) * (const uint32_t *)c->f.sampled.map;
 }
 
+void nibble_set_draws(struct nibble_context *c, uint32_t n) { c->sample_count = n; }
+
 void nibble_reset(struct nibble_context *c)
 {
     c->n_past = 0;

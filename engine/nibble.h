@@ -138,6 +138,10 @@ int nibble_sampler_check(const struct nibble_sampler *s, char *err, size_t errle
  * its creation) uses the same uniform number for a given seed, so a seeded run repeats. -1
  * before any eval, for a sampler nibble_sampler_check refuses, or after a device failure. */
 int32_t nibble_sample(struct nibble_context *c, const struct nibble_sampler *s);
+/* Sets the draw counter: the next nibble_sample is draw n. A context reused for independent
+ * requests (a server's slot) sets 0 at the start of each, so a seeded request repeats whatever
+ * the context ran before. */
+void nibble_set_draws(struct nibble_context *c, uint32_t n);
 /* Empties the KV cache (n_past = 0). */
 void nibble_reset(struct nibble_context *c);
 

@@ -4,11 +4,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,4 +271,77 @@ unsigned plat_std_guard(void)
         }
     }
     return closed;
+}
+
+/* ---- interrupts ---- */
+static volatile sig_atomic_t interrupts;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupts++;
+}
+
+int plat_interrupt_catch(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocking read returns EINTR */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 ||
+        sigaction(SIGPIPE, &ign, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+unsigned plat_interrupts(void) { return (unsigned)interrupts; }
+
+void plat_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- sockets (nibble serve binds through libmicrohttpd) ---- */
+int plat_sockaddr(const char *host, uint16_t port, void *sa, size_t *len, char *err,
+                  size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char serv[8];
+    snprintf(serv, sizeof serv, "%u", (unsigned)port);
+    int rc = getaddrinfo(host, serv, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve host '%s': %s", host,
+                 rc ? gai_strerror(rc) : "no address");
+        return -1;
+    }
+    int fam = res->ai_family == AF_INET6 ? 6 : 4;
+    if (res->ai_addrlen > sizeof(struct sockaddr_storage)) {
+        snprintf(err, errlen, "host '%s': address too long", host);
+        freeaddrinfo(res);
+        return -1;
+    }
+    memcpy(sa, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return fam;
+}
+
+uint16_t plat_socket_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t n = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &n) != 0) return 0;
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
 }

@@ -64,4 +64,21 @@ int plat_mkdir_p(const char *path);
 /* Peak resident set size of this process in bytes (0 if unknown). */
 uint64_t plat_peak_rss(void);
 
+/* Interrupts (for nibble chat and serve): after plat_interrupt_catch(), SIGINT and SIGTERM no
+ * longer end the process but count up what plat_interrupts() returns (any thread may read it),
+ * and a blocking read they interrupt returns with EINTR instead of being restarted; SIGPIPE is
+ * ignored, so a write to a closed pipe or socket fails with EPIPE. 0, or -1 if not installed. */
+int plat_interrupt_catch(void);
+unsigned plat_interrupts(void);
+/* Sleeps about ms milliseconds (less when a signal arrives). */
+void plat_sleep_ms(unsigned ms);
+
+/* A socket address for host (a numeric IPv4/IPv6 address or a name such as localhost) and
+ * port, written to sa (at least 128 bytes) with its length in *len; returns the address family
+ * (4 or 6), or -1 with a message. */
+int plat_sockaddr(const char *host, uint16_t port, void *sa, size_t *len, char *err,
+                  size_t errlen);
+/* The local port a bound socket listens on (0 if unknown). */
+uint16_t plat_socket_port(int fd);
+
 #endif

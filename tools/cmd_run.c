@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "chatfmt.h"
 #include "cmds.h"
 #include "nibble.h"
 #include "platform.h"
@@ -23,16 +24,6 @@
 #define USAGE                                                                                      \
     "nibble run [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] "     \
     "[-c CTX] [-b BATCH] [--chat]"
-
-/* Wraps the prompt in the Gemma 4 turn format (the tokenizer adds <bos>). */
-static char *chat_wrap(const char *p)
-{
-    static const char pre[] = "<|turn>user\n", post[] = "<turn|>\n<|turn>model\n";
-    size_t n = strlen(pre) + strlen(p) + strlen(post) + 1;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s%s%s", pre, p, post);
-    return s;
-}
 
 /* Writes a piece of text to stdout; 0, or -1 after saying why the output failed. */
 static int emit(const char *p, size_t n)
@@ -101,7 +92,7 @@ int cmd_run(int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "device: %s\n", nibble_device_line(m));
-    char *text = chat ? chat_wrap(prompt) : NULL;
+    char *text = chat ? chatfmt_user_prompt(prompt) : NULL; /* Gemma 4 turn format */
     const char *in = text ? text : prompt;
     int n_prompt = nibble_tokenize(m, in, NULL, 0, true);
     int32_t *ids = n_prompt > 0 ? malloc((size_t)n_prompt * sizeof *ids) : NULL;
