@@ -212,11 +212,11 @@ struct nibble_context *nibble_context_create(struct nibble_model *m,
     c->m = m;
     char e[512] = "";
     int kv = p->kv_type == NIBBLE_KV_F32 ? 1 : p->kv_type == NIBBLE_KV_F16 ? 0 : -1;
-    vkx_cmd_catch(true); /* the KV cache is cleared by a submission */
+    vkx_cmd_catch(true); /* object creation and the submission clearing the KV cache */
     int rc = nb_fwd_create_kv(&c->f, &m->g, n_ctx, n_batch, false, false, kv, e, sizeof e);
     VkResult r = vkx_cmd_catch(false);
     if (rc == 0 && r != VK_SUCCESS) {
-        snprintf(e, sizeof e, "clearing the KV cache failed: %s", vkx_result_name(r));
+        snprintf(e, sizeof e, "creating the context failed: %s", vkx_result_name(r));
         nb_fwd_destroy(&c->f);
         rc = -1;
     }

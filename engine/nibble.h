@@ -29,13 +29,17 @@
  * prompt longer than the context). `err` may be NULL (errlen is then ignored): the message is
  * dropped. Files that are not regular (FIFO, device, directory) are refused without blocking.
  *
- * Device failures: a Vulkan submission or wait that fails inside nibble_eval or nibble_sample
- * (VK_ERROR_DEVICE_LOST, out of device or host memory) makes that call return -1 (nibble_eval
- * with a message) and the context unusable: every later eval and sample on it returns -1.
- * Destroy it; after a device loss destroy the model too and load it again. Other unexpected
- * Vulkan failures (creating objects, recording commands) still abort with file, line and
- * VkResult, as do programming errors inside the engine (a recording with more dispatches than
- * it was sized for). Passing NULL for a model or context is a programming error.
+ * Device failures: a Vulkan failure an app can meet (VK_ERROR_DEVICE_LOST, out of device or
+ * host memory) while nibble_context_create makes its buffers, command buffers, fences and pools,
+ * or while nibble_eval or nibble_sample record, submit or wait, makes that call return NULL or
+ * -1 (with a message naming the VkResult; nibble_sample has none) and the context unusable:
+ * every later eval and sample on it returns -1. Destroy it; after a device loss destroy the
+ * model too and load it again. Destroying after a device loss is safe. What still aborts, with
+ * file, line and VkResult: a Vulkan failure inside nibble_model_load other than a buffer it
+ * cannot get (which it reports), e.g. a device lost while pipelines are made or the weights
+ * uploaded, and programming errors inside the engine (a recording with more dispatches than
+ * it was sized for, a binding that does not match its pipeline). Passing NULL for a model or
+ * context is a programming error.
  */
 #ifndef NIBBLE_H
 #define NIBBLE_H

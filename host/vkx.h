@@ -7,7 +7,9 @@
  *
  * Errors: unexpected Vulkan failures abort through VKX_CHECK with file, line and the VkResult
  * name, in every build type. Expected failures (no device, a missing feature, out of device
- * memory, a pipeline the driver refuses) return -1 and write a one-line message into `err`.
+ * memory, a buffer the driver refuses, a pipeline the driver refuses) return -1 and write a
+ * one-line message into `err`; command recording and submission can catch theirs instead of
+ * aborting (vkx_cmd_catch). vkx_destroy goes on after a lost device.
  *
  * Threading: a vkx_ctx and everything created from it is used from one thread at a time.
  */
@@ -324,6 +326,19 @@ void vkx_cmd_end(struct vkx_ctx *ctx, struct vkx_cmd *c);
 void vkx_cmd_submit_wait(struct vkx_ctx *ctx, struct vkx_cmd *c);
 /* After a submit with timestamps on: GPU nanoseconds of dispatch i (0 when unavailable). */
 uint32_t vkx_cmd_read_times(struct vkx_ctx *ctx, struct vkx_cmd *c, double *ns, uint32_t max);
+
+/* Failures an app can meet (a lost device, out of host or device memory) in vkx_cmd_create,
+ * vkx_cmd_begin, a descriptor-set allocation, vkx_cmd_end, vkx_cmd_submit_wait and
+ * vkx_cmd_read_times abort through VKX_CHECK's vkx_fatal, except between vkx_cmd_catch(true) and
+ * vkx_cmd_catch(false) (this thread): there the first one is kept, every later recording and
+ * submission is skipped, and vkx_cmd_catch(false) returns it (VK_SUCCESS when none). The caller
+ * reports it and treats the work since vkx_cmd_catch(true) as garbage. */
+VkResult vkx_cmd_catch(bool on);
+/* Test hooks (this thread): the submission after `after` more ones reports r, having done its
+ * work; the creation, begin or descriptor-set allocation after `after` more ones reports r
+ * without being made. VK_SUCCESS disarms. */
+void vkx_cmd_inject_fault(VkResult r, uint32_t after);
+void vkx_cmd_inject_create_fault(VkResult r, uint32_t after);
 
 /* ---- bandwidth probe ----------------------------------------------------------------------- */
 

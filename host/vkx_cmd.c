@@ -6,21 +6,22 @@
 #include "vkx_internal.h"
 
 /* ---- recoverable failures ---------------------------------------------------------------------
- * Normally a failed vkEndCommandBuffer, vkQueueSubmit, vkWaitForFences or vkResetFences aborts
- * (VKX_CHECK). Between vkx_cmd_catch(true) and vkx_cmd_catch(false) (nibble.c does this around
- * nibble_eval's and nibble_sample's work) the first such failure is kept instead, later
- * submissions are skipped, and vkx_cmd_catch(false) returns it: the caller reports it and treats
- * what the failed work wrote as garbage. Device loss and out-of-memory reach an app this way.
- * Thread-local: a vkx_ctx is used from one thread at a time.
- * These two are declared where they are used (nibble.c, tests/test_api.c), not in vkx.h. */
-VkResult vkx_cmd_catch(bool on);
-void vkx_cmd_inject_fault(VkResult r, uint32_t after);
-
+ * Normally a failed Vulkan call here aborts (VKX_CHECK). Between vkx_cmd_catch(true) and
+ * vkx_cmd_catch(false) (nibble.c does this around nibble_context_create's, nibble_eval's and
+ * nibble_sample's work) the first failure of a creation (command buffer, fence, descriptor pool
+ * or set, query pool), of a recording's begin or end, or of a submission or wait is kept
+ * instead: later recording and submissions are skipped, and vkx_cmd_catch(false) returns it:
+ * the caller reports it and treats what the failed work wrote as garbage. Device loss and
+ * out-of-memory reach an app this way. Thread-local: a vkx_ctx is used from one thread at a time.
+ * vkx.h declares vkx_cmd_catch and the test hooks. */
 static _Thread_local struct {
     bool on;
-    VkResult r;        /* the first failure while on */
-    VkResult inject;   /* test hook: a failure to report ... */
-    uint32_t after;    /* ... at the submission after this many more */
+    VkResult r;         /* the first failure while on */
+    VkResult inject;    /* test hook: a failure to report ... */
+    uint32_t after;     /* ... at the submission after this many more */
+    VkResult cinject;   /* test hook: a failure to report ... */
+    uint32_t cafter;    /* ... at the creation or begin after this many more */
+    VkResult now;       /* scratch of CREATE_OK */
 } fault;
 
 VkResult vkx_cmd_catch(bool on)
@@ -39,6 +40,14 @@ void vkx_cmd_inject_fault(VkResult r, uint32_t after)
     fault.after = after;
 }
 
+/* For tests: the creation, vkBeginCommandBuffer or descriptor-set allocation after `after` more
+ * ones reports r without being made, as a full memory would. VK_SUCCESS disarms it. */
+void vkx_cmd_inject_create_fault(VkResult r, uint32_t after)
+{
+    fault.cinject = r;
+    fault.cafter = after;
+}
+
 /* VK_SUCCESS: true. A failure: false when caught (kept in fault.r), else it aborts. */
 static bool cmd_ok(VkResult r, const char *call, int line)
 {
@@ -48,6 +57,21 @@ static bool cmd_ok(VkResult r, const char *call, int line)
     return false;
 }
 #define CMD_OK(call) cmd_ok((call), #call, __LINE__)
+
+/* The armed creation fault when its turn has come, else VK_SUCCESS. */
+static VkResult create_injected(void)
+{
+    if (fault.cinject == VK_SUCCESS || fault.cafter-- > 0) return VK_SUCCESS;
+    VkResult r = fault.cinject;
+    fault.cinject = VK_SUCCESS;
+    return r;
+}
+/* CMD_OK for a call that creates or begins something: an injected fault skips the call. */
+#define CREATE_OK(call)                                                                            \
+    cmd_ok((fault.now = create_injected()) != VK_SUCCESS ? fault.now : (call), #call, __LINE__)
+
+/* true after a caught failure: recording and submission are skipped */
+static bool caught(void) { return fault.on && fault.r != VK_SUCCESS; }
 
 #define STAGE_WORK (VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT)
 #define ACCESS_WRITES (VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT)
@@ -66,9 +90,12 @@ void vkx_cmd_create(struct vkx_ctx *ctx, struct vkx_cmd *c, uint32_t max_dispatc
                                       .commandPool = ctx->cmd_pool,
                                       .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                       .commandBufferCount = 1};
-    VKX_CHECK(vkAllocateCommandBuffers(ctx->dev, &ai, &c->cb));
+    if (!CREATE_OK(vkAllocateCommandBuffers(ctx->dev, &ai, &c->cb))) {
+        c->cb = VK_NULL_HANDLE;
+        return;
+    }
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    VKX_CHECK(vkCreateFence(ctx->dev, &fi, NULL, &c->fence));
+    if (!CREATE_OK(vkCreateFence(ctx->dev, &fi, NULL, &c->fence))) return;
     if (!c->push_desc) { /* one set per dispatch, freed all at once by vkx_cmd_begin */
         VkDescriptorPoolSize ps[2] = {{.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                        .descriptorCount = c->max_dispatches * VKX_MAX_BINDINGS},
@@ -78,16 +105,16 @@ void vkx_cmd_create(struct vkx_ctx *ctx, struct vkx_cmd *c, uint32_t max_dispatc
                                           .maxSets = c->max_dispatches,
                                           .poolSizeCount = 2,
                                           .pPoolSizes = ps};
-        VKX_CHECK(vkCreateDescriptorPool(ctx->dev, &pci, NULL, &c->pool));
+        if (!CREATE_OK(vkCreateDescriptorPool(ctx->dev, &pci, NULL, &c->pool))) return;
     }
     if (c->timestamps) { /* query 0 before the first dispatch, query i+1 after dispatch i */
         VkQueryPoolCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                      .queryType = VK_QUERY_TYPE_TIMESTAMP,
                                      .queryCount = c->max_dispatches + 1};
-        VKX_CHECK(vkCreateQueryPool(ctx->dev, &qci, NULL, &c->queries));
+        if (!CREATE_OK(vkCreateQueryPool(ctx->dev, &qci, NULL, &c->queries))) return;
     }
     c->labels = calloc(c->max_dispatches, sizeof *c->labels);
-    if (!c->labels) vkx_die("out of host memory");
+    if (!c->labels) CMD_OK(VK_ERROR_OUT_OF_HOST_MEMORY);
 }
 
 void vkx_cmd_destroy(struct vkx_ctx *ctx, struct vkx_cmd *c)
@@ -104,13 +131,14 @@ void vkx_cmd_destroy(struct vkx_ctx *ctx, struct vkx_cmd *c)
 void vkx_cmd_begin(struct vkx_ctx *ctx, struct vkx_cmd *c)
 {
     vkx_use(ctx);
-    if (c->pool) VKX_CHECK(vkResetDescriptorPool(ctx->dev, c->pool, 0));
     c->n_dispatches = 0;
     c->next_label = NULL;
     c->bound = VK_NULL_HANDLE;
+    if (caught()) return;
+    if (c->pool && !CMD_OK(vkResetDescriptorPool(ctx->dev, c->pool, 0))) return;
     /* no ONE_TIME_SUBMIT: a recording is replayed many times (one per decoded token) */
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-    VKX_CHECK(vkBeginCommandBuffer(c->cb, &bi)); /* resets: the pool allows it */
+    if (!CREATE_OK(vkBeginCommandBuffer(c->cb, &bi))) return; /* resets: the pool allows it */
     if (c->timestamps) {
         vkCmdResetQueryPool(c->cb, c->queries, 0, c->max_dispatches + 1);
         vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, c->queries, 0);
@@ -129,6 +157,7 @@ void vkx_cmd_dispatch(struct vkx_ctx *ctx, struct vkx_cmd *c, const struct vkx_p
     if (n_binds != p->n_bindings || push_size != p->push_size)
         vkx_die("%s: dispatched with %u bindings and %u push bytes; the pipeline has %u and %u",
                 p->name, n_binds, push_size, p->n_bindings, p->push_size);
+    if (caught()) return;
     VkCommandBuffer cb = c->cb;
     if (c->bound != p->pipe) {
         vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipe);
@@ -155,7 +184,7 @@ void vkx_cmd_dispatch(struct vkx_ctx *ctx, struct vkx_cmd *c, const struct vkx_p
                                           .descriptorSetCount = 1,
                                           .pSetLayouts = &p->dsl};
         VkDescriptorSet set;
-        VKX_CHECK(vkAllocateDescriptorSets(ctx->dev, &ai, &set));
+        if (!CREATE_OK(vkAllocateDescriptorSets(ctx->dev, &ai, &set))) return;
         VkWriteDescriptorSet w[VKX_MAX_BINDINGS];
         for (uint32_t i = 0; i < n_binds; i++)
             w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
@@ -190,6 +219,7 @@ static void barrier(VkCommandBuffer cb, VkPipelineStageFlags src, VkAccessFlags 
 
 void vkx_cmd_barrier(struct vkx_cmd *c)
 {
+    if (caught()) return;
     /* compute -> compute: reads and writes after it see the writes before it (and a write
      * after it waits for reads before it) */
     barrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
@@ -202,6 +232,7 @@ void vkx_cmd_copy(struct vkx_cmd *c, struct vkx_view dst, struct vkx_view src)
     VkDeviceSize n = src.size ? src.size : src.buf->size - src.off;
     if (dst.off > dst.buf->size || n > dst.buf->size - dst.off || (dst.size && dst.size < n))
         vkx_die("copy of %llu bytes does not fit the destination", (unsigned long long)n);
+    if (caught()) return;
     barrier(c->cb, STAGE_WORK, ACCESS_WRITES, VK_PIPELINE_STAGE_TRANSFER_BIT,
             VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT);
     VkBufferCopy r = {.srcOffset = src.off, .dstOffset = dst.off, .size = n};
@@ -212,6 +243,7 @@ void vkx_cmd_copy(struct vkx_cmd *c, struct vkx_view dst, struct vkx_view src)
 
 void vkx_cmd_fill(struct vkx_cmd *c, struct vkx_view dst, uint32_t value)
 {
+    if (caught()) return;
     barrier(c->cb, STAGE_WORK, ACCESS_WRITES, VK_PIPELINE_STAGE_TRANSFER_BIT,
             VK_ACCESS_TRANSFER_WRITE_BIT);
     /* size 0: to the end of the buffer (VK_WHOLE_SIZE rounds down to a multiple of 4) */
@@ -223,6 +255,7 @@ void vkx_cmd_fill(struct vkx_cmd *c, struct vkx_view dst, uint32_t value)
 void vkx_cmd_end(struct vkx_ctx *ctx, struct vkx_cmd *c)
 {
     vkx_use(ctx);
+    if (caught()) return;
     /* the host reads mapped results after the fence */
     barrier(c->cb, STAGE_WORK, ACCESS_WRITES, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     CMD_OK(vkEndCommandBuffer(c->cb));
@@ -234,7 +267,7 @@ void vkx_cmd_submit_wait(struct vkx_ctx *ctx, struct vkx_cmd *c)
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
                        .commandBufferCount = 1,
                        .pCommandBuffers = &c->cb};
-    if (fault.on && fault.r != VK_SUCCESS) return; /* after a caught failure: nothing more */
+    if (caught()) return; /* after a caught failure: nothing more */
     if (!CMD_OK(vkQueueSubmit(ctx->queue, 1, &si, c->fence)) ||
         !CMD_OK(vkWaitForFences(ctx->dev, 1, &c->fence, VK_TRUE, UINT64_MAX)) ||
         !CMD_OK(vkResetFences(ctx->dev, 1, &c->fence)))
@@ -255,10 +288,15 @@ uint32_t vkx_cmd_read_times(struct vkx_ctx *ctx, struct vkx_cmd *c, double *ns, 
         return n;
     }
     uint64_t *t = malloc((n + 1) * sizeof *t); /* profiling only: not on the hot path */
-    if (!t) vkx_die("out of host memory");
-    VKX_CHECK(vkGetQueryPoolResults(ctx->dev, c->queries, 0, n + 1, (n + 1) * sizeof *t, t,
-                                    sizeof *t,
-                                    VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
+    VkResult r = t ? vkGetQueryPoolResults(ctx->dev, c->queries, 0, n + 1, (n + 1) * sizeof *t, t,
+                                           sizeof *t,
+                                           VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT)
+                   : VK_ERROR_OUT_OF_HOST_MEMORY;
+    if (!CMD_OK(r)) { /* caught: no times */
+        free(t);
+        for (uint32_t i = 0; i < n; i++) ns[i] = 0;
+        return n;
+    }
     uint64_t mask = ctx->timestamp_bits >= 64 ? ~0ull : (1ull << ctx->timestamp_bits) - 1;
     for (uint32_t i = 0; i < n; i++)
         ns[i] = (double)((t[i + 1] - t[i]) & mask) * (double)ctx->caps.timestamp_period_ns;

@@ -57,7 +57,13 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
                                            ? VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT
                                            : 0),
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
-    VKX_CHECK(vkCreateBuffer(ctx->dev, &bi, NULL, &b->buf));
+    VkResult cr = vkCreateBuffer(ctx->dev, &bi, NULL, &b->buf);
+    if (cr != VK_SUCCESS) { /* out of host or device memory */
+        b->buf = VK_NULL_HANDLE;
+        vkx_errf(err, errlen, "creating a buffer of %.1f MiB failed: %s", MIB(size),
+                 vkx_result_name(cr));
+        return -1;
+    }
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(ctx->dev, b->buf, &req);
 
@@ -105,9 +111,24 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
                  MIB(mp.memoryHeaps[heap].size), MIB(ctx->allocated_bytes));
         return -1;
     }
-    if (r != VK_SUCCESS) vkx_fatal(__FILE__, __LINE__, "vkAllocateMemory", r);
-    VKX_CHECK(vkBindBufferMemory(ctx->dev, b->buf, b->mem, 0));
-    if (map) VKX_CHECK(vkMapMemory(ctx->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
+    const char *what = "vkAllocateMemory";
+    if (r != VK_SUCCESS) b->mem = VK_NULL_HANDLE;
+    if (r == VK_SUCCESS) {
+        what = "vkBindBufferMemory";
+        r = vkBindBufferMemory(ctx->dev, b->buf, b->mem, 0);
+    }
+    if (r == VK_SUCCESS && map) {
+        what = "vkMapMemory";
+        r = vkMapMemory(ctx->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map);
+    }
+    if (r != VK_SUCCESS) { /* device lost, or memory that cannot be mapped */
+        vkDestroyBuffer(ctx->dev, b->buf, NULL);
+        if (b->mem) vkFreeMemory(ctx->dev, b->mem, NULL);
+        memset(b, 0, sizeof *b);
+        vkx_errf(err, errlen, "a %.1f MiB buffer: %s failed: %s", MIB(req.size), what,
+                 vkx_result_name(r));
+        return -1;
+    }
     b->size = size;
     ctx->allocated_bytes += size;
     if (ctx->allocated_bytes > ctx->peak_allocated_bytes)
@@ -142,7 +163,12 @@ int vkx_buffer_texel_view(struct vkx_ctx *ctx, struct vkx_buffer *b, char *err, 
                                  .buffer = b->buf,
                                  .format = VK_FORMAT_R32G32B32A32_UINT,
                                  .range = b->size};
-    VKX_CHECK(vkCreateBufferView(ctx->dev, &vi, NULL, &b->texel));
+    VkResult r = vkCreateBufferView(ctx->dev, &vi, NULL, &b->texel);
+    if (r != VK_SUCCESS) { /* out of memory: the caller goes on without the view */
+        b->texel = VK_NULL_HANDLE;
+        vkx_errf(err, errlen, "texel view: %s", vkx_result_name(r));
+        return -1;
+    }
     return 0;
 }
 
@@ -172,7 +198,8 @@ void vkx_staging_destroy(struct vkx_ctx *ctx)
     struct vkx_staging *s = ctx->staging;
     if (!s) return;
     for (int i = 0; i < 2; i++) {
-        if (s->busy[i]) VKX_CHECK(vkWaitForFences(ctx->dev, 1, &s->fence[i], VK_TRUE, UINT64_MAX));
+        /* a failure (a lost device) leaves nothing to wait for: destroyed all the same */
+        if (s->busy[i]) (void)vkWaitForFences(ctx->dev, 1, &s->fence[i], VK_TRUE, UINT64_MAX);
         vkDestroyFence(ctx->dev, s->fence[i], NULL);
     }
     vkFreeCommandBuffers(ctx->dev, ctx->cmd_pool, 2, s->cb);

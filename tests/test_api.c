@@ -17,9 +17,6 @@
 
 #include "nibble.h"
 
-/* host/vkx_cmd.c's test hook (see there): the submission after `after` more ones reports r. */
-void vkx_cmd_inject_fault(VkResult r, uint32_t after);
-
 #define MODEL NB_TEST_DATA "/../../models/default.gguf"
 
 static struct nibble_model *model;
@@ -378,6 +375,62 @@ static void test_device_faults(void **state)
     nibble_context_destroy(c);
 }
 
+/* An out-of-memory or a device loss at each creation (command buffer, fence, descriptor or query
+ * pool) and recording begin of nibble_context_create, and at the recording in nibble_eval and
+ * nibble_sample: NULL or -1 with the VkResult named, never an abort, and the app goes on. */
+static void test_create_faults(void **state)
+{
+    NEED_MODEL();
+    const VkResult faults[2] = {VK_ERROR_OUT_OF_DEVICE_MEMORY, VK_ERROR_DEVICE_LOST};
+    const char *names[2] = {"VK_ERROR_OUT_OF_DEVICE_MEMORY", "VK_ERROR_DEVICE_LOST"};
+    int32_t ids[3] = {2, 10, 11};
+    struct nibble_sampler s = nibble_sampler_default_params();
+    struct nibble_context_params cp = nibble_context_default_params();
+    cp.n_ctx = 32;
+    for (int f = 0; f < 2; f++) {
+        uint32_t k = 0;
+        for (; k < 64; k++) { /* the k-th creation of nibble_context_create fails */
+            char err[256] = "";
+            vkx_cmd_inject_create_fault(faults[f], k);
+            struct nibble_context *c = nibble_context_create(model, &cp, err, sizeof err);
+            if (c) { /* past the last one */
+                vkx_cmd_inject_create_fault(VK_SUCCESS, 0);
+                nibble_context_destroy(c);
+                break;
+            }
+            if (k == 0) printf("# %s\n", err);
+            assert_non_null(strstr(err, names[f]));
+        }
+        printf("# %s at each of %u creations in nibble_context_create: NULL\n", names[f], k);
+        assert_true(k > 2 && k < 64);
+        for (uint32_t after = 0; after < 2; after++) { /* prefill recording, decode recording */
+            struct nibble_context *c = ctx(32);
+            char err[256] = "";
+            vkx_cmd_inject_create_fault(faults[f], after);
+            int rc = nibble_eval(c, ids, 3, false, err, sizeof err);
+            for (int i = 0; rc == 0 && i < 2; i++)
+                rc = nibble_eval(c, &ids[i], 1, false, err, sizeof err);
+            vkx_cmd_inject_create_fault(VK_SUCCESS, 0);
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(err, names[f]));
+            assert_null(nibble_logits(c, -1));
+            assert_int_equal(nibble_sample(c, &s), -1);
+            nibble_context_destroy(c);
+        }
+        struct nibble_context *c = ctx(32); /* the sampler's recording */
+        prompt(c);
+        vkx_cmd_inject_create_fault(faults[f], 0);
+        int32_t t = nibble_sample(c, &s);
+        vkx_cmd_inject_create_fault(VK_SUCCESS, 0);
+        assert_int_equal(t, -1);
+        nibble_context_destroy(c);
+    }
+    struct nibble_context *c = ctx(32);
+    prompt(c);
+    assert_true(nibble_sample(c, &s) >= 0);
+    nibble_context_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_sample_full_vocab),
         cmocka_unit_test(test_seed_64),
         cmocka_unit_test(test_device_faults),
+        cmocka_unit_test(test_create_faults),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
