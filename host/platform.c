@@ -301,6 +301,8 @@ int plat_interrupt_catch(void)
 
 unsigned plat_interrupts(void) { return (unsigned)interrupts; }
 
+bool plat_is_terminal(int fd) { return isatty(fd) == 1; }
+
 void plat_sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -70,6 +70,8 @@ uint64_t plat_peak_rss(void);
  * ignored, so a write to a closed pipe or socket fails with EPIPE. 0, or -1 if not installed. */
 int plat_interrupt_catch(void);
 unsigned plat_interrupts(void);
+/* 1 when descriptor fd is a terminal (nibble chat prompts only then). */
+bool plat_is_terminal(int fd);
 /* Sleeps about ms milliseconds (less when a signal arrives). */
 void plat_sleep_ms(unsigned ms);
 

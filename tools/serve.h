@@ -48,6 +48,7 @@ struct srv_job {
     bool cancel;         /* the client left: stop at the next step */
     int refs;
     cnd_t cv;            /* signalled when text, ready or state change */
+    char id[48];         /* the reply's id, for the log line */
     struct srv_job *next; /* the queue */
     uint64_t t_submit, t_first, t_done; /* plat_now_ns() */
 };

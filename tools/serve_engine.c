@@ -74,6 +74,12 @@ static void job_finish(struct srv_job *j, const char *finish, int status, const 
     }
     j->ready = j->text.n;
     j->t_done = plat_now_ns();
+    /* one line per request: what the slot reused and how fast it went */
+    double ttft = j->t_first ? (j->t_first - j->t_submit) / 1e6 : 0;
+    double tps = j->n_gen > 1 && j->t_first ? (j->n_gen - 1) / ((j->t_done - j->t_first) / 1e9) : 0;
+    fprintf(stderr, "nibble serve: %s: prompt %u tokens (%u cached), generated %u, %s, first token "
+            "%.1f ms, %.1f tok/s\n", j->id[0] ? j->id : "request", j->n_ids, j->n_cached, j->n_gen,
+            j->cancel ? "cancelled (the client left)" : err ? err : finish, ttft, tps);
     cnd_broadcast(&j->cv);
     job_unref_locked(j);
 }

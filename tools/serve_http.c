@@ -178,6 +178,7 @@ static enum MHD_Result do_completion(struct srv_http *h, struct MHD_Connection *
     snprintf(id, sizeof id, "%s-%lu", kind == API_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long)atomic_fetch_add(&h->next_id, 1));
     long created = (long)time(NULL);
+    snprintf(j->id, sizeof j->id, "%s", id);
     srv_submit(h->s, j);
     if (!r.stream) {
         struct strbuf text = {0}, out = {0};
