@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# arm64 without an arm64 machine: a cross build with Debian's gcc-aarch64-linux-gnu, run under
+# qemu-aarch64-static on arm64 lavapipe with the arm64 validation layer.
+#
+#   tools/arm64.sh fetch     arm64 Debian packages (Vulkan loader, lavapipe, validation layer,
+#                            cmocka and their run-time dependencies) downloaded with a private apt
+#                            configuration and unpacked with dpkg-deb -x into $NIBBLE_ARM64_CACHE
+#                            (default ~/.cache/nibble-arm64); nothing is installed for arm64
+#   tools/arm64.sh build     configure and build $NIBBLE_ARM64_BUILD (default build-arm64) with
+#                            cmake/aarch64-linux-gnu.cmake
+#   tools/arm64.sh test [R]  the CI subset of the tests (or the ctest regex R) under the emulator
+#   tools/arm64.sh nibble ARGS...   the arm64 CLI under the emulator (e.g. `nibble run -p "..."`)
+#   tools/arm64.sh ci        fetch, build, test: the arm64 stage of .ci/run
+#
+# The host needs gcc-aarch64-linux-gnu and qemu-user-static (.ci/setup installs them) besides the
+# usual build packages (glslc runs on the host). Bookworm's own arm64 Mesa is 22.3 (LLVM 15): its
+# lavapipe cannot compile some shader constructs, which host/vkx_quirks.c turns off on it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${NIBBLE_ARM64_CACHE:-$HOME/.cache/nibble-arm64}
+BUILD=${NIBBLE_ARM64_BUILD:-build-arm64}
+SYSROOT=$CACHE/sysroot
+SUITE=${NIBBLE_ARM64_SUITE:-bookworm}
+# What the tests need at run time; apt resolves the rest. mesa-vulkan-drivers' python3 dependency
+# (for a script nibble never runs) and what only python needs are left out.
+PKGS=(libc6 libvulkan1 libcmocka0 libcmocka-dev mesa-vulkan-drivers vulkan-validationlayers)
+SKIP='^(python3.*|libpython3.*|dpkg|tar|media-types|readline-common|libreadline8|libsqlite3-0|libdb5\.3|libncursesw6|libkrb5-3|libkrb5support0|libk5crypto3|libgssapi-krb5-2|libkeyutils1|libcom-err2|libtirpc.*|libnsl2|libssl3|libcrypt1|libuuid1)$'
+# The tests the CI stage runs under the emulator (about 10 minutes on 2 cores, see README).
+CI_TESTS=${NIBBLE_ARM64_TESTS:-'^(test_host|test_cli_info|test_op_misc|test_op_sample|test_op_attn|test_forward)$'}
+
+fetch() {
+    local apt=$CACHE/apt
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/etc/apt.conf.d" \
+             "$apt/etc/preferences.d" "$CACHE/debs"
+    [ -f "$apt/status" ] || : > "$apt/status"
+    local key=/usr/share/keyrings/debian-archive-keyring.gpg
+    {
+        echo "deb [arch=arm64 signed-by=$key] http://deb.debian.org/debian $SUITE main"
+        if [ "$SUITE" = bookworm ]; then
+            echo "deb [arch=arm64 signed-by=$key] http://deb.debian.org/debian bookworm-updates main"
+            echo "deb [arch=arm64 signed-by=$key] http://deb.debian.org/debian-security bookworm-security main"
+        fi
+    } > "$apt/sources.list"
+    cat > "$apt/apt.conf" <<EOF
+APT::Architecture "arm64";
+APT::Architectures { "arm64"; };
+APT::Install-Recommends "false";
+Acquire::Languages "none";
+Dir::State "$apt";
+Dir::State::Lists "$apt/lists";
+Dir::State::status "$apt/status";
+Dir::Cache "$apt/cache";
+Dir::Etc::SourceList "$apt/sources.list";
+Dir::Etc::SourceParts "$apt/none";
+Dir::Etc::Parts "$apt/etc/apt.conf.d";
+Dir::Etc::Preferences "$apt/etc/preferences";
+Dir::Etc::PreferencesParts "$apt/etc/preferences.d";
+EOF
+    export APT_CONFIG=$apt/apt.conf
+    apt-get update -qq
+    # The closure of PKGS as apt would install it on an empty arm64 system, name=version.
+    local want
+    want=$(apt-get install -s -qq "${PKGS[@]}" | awk '/^Inst /{v=$3; gsub(/[()\[\]]/,"",v); print $2"="v}' |
+           awk -F= -v skip="$SKIP" '$1 !~ skip' | sort)
+    if [ -f "$SYSROOT/.packages" ] && [ "$(cat "$SYSROOT/.packages")" = "$want" ]; then
+        echo "arm64: sysroot up to date ($(echo "$want" | wc -l) packages in $SYSROOT)"
+        return
+    fi
+    (cd "$CACHE/debs" && apt-get download -qq $want)
+    rm -rf "$SYSROOT.new"
+    mkdir -p "$SYSROOT.new"
+    local n v f
+    for nv in $want; do
+        n=${nv%%=*}; v=${nv#*=}; v=${v/:/%3a}
+        f=$(ls "$CACHE/debs/${n}_${v}_"*.deb)
+        dpkg-deb -x "$f" "$SYSROOT.new"
+    done
+    echo "$want" > "$SYSROOT.new/.packages"
+    rm -rf "$SYSROOT"
+    mv "$SYSROOT.new" "$SYSROOT"
+    echo "arm64: $(echo "$want" | wc -l) packages unpacked in $SYSROOT"
+}
+
+build() {
+    [ -f "$SYSROOT/.packages" ] || fetch
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+          -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DNIBBLE_ARM64_SYSROOT="$SYSROOT"
+    cmake --build "$BUILD" -j"$(nproc)"
+}
+
+runtests() {
+    local re=${1:-$CI_TESTS}
+    ctest --test-dir "$BUILD" --output-on-failure -R "$re"
+}
+
+case "${1:-}" in
+    fetch) fetch ;;
+    build) build ;;
+    test) shift; runtests "$@" ;;
+    nibble) shift; exec "$BUILD/tests/nibble-emu" "$@" ;;
+    ci) fetch; build; runtests ;;
+    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+esac
