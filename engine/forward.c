@@ -549,6 +549,8 @@ void nb_fwd_destroy(struct nb_fwd *f)
     if (f->cmd.cb) vkx_cmd_destroy(vk, &f->cmd);
     if (f->dec.cb) vkx_cmd_destroy(vk, &f->dec);
     if (f->smp.cb) vkx_cmd_destroy(vk, &f->smp);
+    for (int i = 0; i <= NB_MATVEC_MAX_TOKENS; i++)
+        if (f->ver[i].cb) vkx_cmd_destroy(vk, &f->ver[i]);
     struct vkx_buffer *bs[] = {&f->ids,   &f->pos,     &f->h,     &f->x,     &f->o,
                                &f->f2,    &f->q,       &f->k,     &f->v,     &f->att,
                                &f->gate,  &f->up,      &f->qkv,   &f->gu,
@@ -602,6 +604,18 @@ void nb_fwd_run(struct nb_fwd *f, const int32_t *ids, uint32_t n, uint32_t pos0,
             f->dec_recorded = true;
         }
         vkx_cmd_submit_wait(vk, &f->dec);
+        return;
+    }
+    /* a verification batch of speculative decoding: matvec-shaped like the decode step (weights
+     * read once for up to 8 tokens) and, like it, recorded once and replayed */
+    if (all_logits && n <= NB_MATVEC_MAX_TOKENS && !f->capture &&
+        vkx_has(vk, VKX_FEAT_REPLAY)) {
+        struct vkx_cmd *vc = &f->ver[n];
+        if (!vc->cb) {
+            vkx_cmd_create(vk, vc, f->max_dispatches, false);
+            nb_fwd_record(f, vc, n, true);
+        }
+        vkx_cmd_submit_wait(vk, vc);
         return;
     }
     nb_fwd_record(f, &f->cmd, n, all_logits);

@@ -134,6 +134,10 @@ struct nb_fwd {
     struct vkx_cmd dec;         /* the decode step, recorded once */
     bool dec_recorded;
     struct vkx_cmd smp;         /* sampling */
+    /* verification batches (speculative decoding): 2..NB_MATVEC_MAX_TOKENS tokens with every
+     * row's logits, each size recorded on first use and replayed like the decode step
+     * (NIBBLE_DISABLE=replay: recorded per call); ver[n], cb NULL until then */
+    struct vkx_cmd ver[NB_MATVEC_MAX_TOKENS + 1];
     uint32_t max_dispatches;
 };
 
@@ -150,7 +154,8 @@ void nb_fwd_destroy(struct nb_fwd *f);
  * (row 0). */
 void nb_fwd_record(struct nb_fwd *f, struct vkx_cmd *c, uint32_t n, bool all_logits);
 
-/* Runs n tokens at positions pos0.. (n <= n_batch; n == 1 replays the decode recording): writes
+/* Runs n tokens at positions pos0.. (n <= n_batch; n == 1 replays the decode recording, and
+ * 2..NB_MATVEC_MAX_TOKENS with all_logits a verification recording of that size): writes
  * the ids, positions and (ple_host) per-layer token embeddings of the batch, submits and waits.
  * ids must be < n_vocab. */
 void nb_fwd_run(struct nb_fwd *f, const int32_t *ids, uint32_t n, uint32_t pos0, bool all_logits);

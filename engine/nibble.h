@@ -166,6 +166,56 @@ int nibble_truncate(struct nibble_context *c, uint32_t n_keep, char *err, size_t
  * as the context, its contents change with eval, truncate and reset. */
 const int32_t *nibble_tokens(const struct nibble_context *c);
 
+/* ---- speculative decoding -------------------------------------------------------------------
+ * A drafter guesses the next k tokens; the target evaluates the current token and the k guesses in
+ * one batch with the logits of every row (batches of up to 8 read each weight once, like a decode
+ * step, and are recorded once and replayed), keeps the longest prefix it agrees with plus its own
+ * next token, and rolls the rest back (nibble_truncate).
+ * Exact output: a greedy sampler (temp 0 or top_k 1) gives the tokens plain decoding gives (the
+ * argmax of each row; a batch sums in another order than the decode step, so logits that tie
+ * within rounding could differ). Other samplers keep the distribution by the speculative-sampling
+ * rule: drafted token d is accepted with probability min(1, p(d) / q(d)) (p: the target's
+ * distribution after temp/top_k/top_p, q: the drafter's; q(d) = 1 for prompt lookup), else the
+ * token is drawn from max(0, p - q) normalised. Those draws come from the step's own stream
+ * (seeded by the sampler's seed): a seeded run repeats, with other draws than plain decoding.
+ * Drafters: prompt lookup (the tokens that followed the latest earlier occurrence of the context's
+ * last n tokens, n = lookup .. 1; no model) and a draft model's context (same vocabulary, drafting
+ * with the same sampler). With both, lookup first and the draft model when lookup finds nothing.
+ * Adaptive k: at most one more than the drafts accepted last time, one more after all were
+ * accepted; after a verification that accepted none, drafting pauses for 1, 2, 4 .. 32 steps, so
+ * drafts that are always wrong cost little; a step with nothing drafted is a plain decode step. */
+struct nibble_spec_params {
+    int lookup;    /* prompt lookup with n-grams of up to this many tokens (1..8); 0: off */
+    int draft_max; /* most tokens drafted per verification, 1..7 (0: 7), and < n_batch */
+    struct nibble_context *draft; /* a draft model's context or NULL: the same vocabulary, an
+                                     n_ctx of at least the target's; used by no one else */
+};
+/* Defaults: lookup 0, draft_max 0, draft NULL (no drafter: every step a plain decode step). */
+struct nibble_spec_params nibble_spec_default_params(void);
+struct nibble_spec;
+/* A speculative generator over context c (which must outlive it). NULL with a message for bad
+ * parameters (a draft model whose vocabulary differs, names both sizes). */
+struct nibble_spec *nibble_spec_create(struct nibble_context *c,
+                                       const struct nibble_spec_params *p, char *err,
+                                       size_t errlen);
+void nibble_spec_destroy(struct nibble_spec *s);
+/* One step: `last` is the token chosen last and not yet evaluated (after the prompt's eval, the
+ * first nibble_sample). Evaluates it with the drafted tokens, writes the accepted drafts and then
+ * the next token to out (the next token is not evaluated: pass it as `last` to the next step) and
+ * returns how many (1 .. max). -1 with a message: no room for `last` (n_past == n_ctx), max < 1,
+ * a sampler nibble_sampler_check refuses, a failed eval. Drafts never pass the context's end.
+ * Stop at the first end-of-generation token of out; the cache may hold the ones after it. */
+int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sampler *sp,
+                     int32_t *out, int max, char *err, size_t errlen);
+struct nibble_spec_stats {
+    uint64_t steps;         /* nibble_spec_step calls */
+    uint64_t verifications; /* steps that verified a draft (the others were plain decode steps) */
+    uint64_t drafted;       /* tokens drafted */
+    uint64_t accepted;      /* drafted tokens accepted */
+    uint64_t tokens;        /* tokens returned */
+};
+struct nibble_spec_stats nibble_spec_get_stats(const struct nibble_spec *s);
+
 #ifdef __cplusplus
 }
 #endif

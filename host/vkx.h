@@ -47,6 +47,8 @@ enum vkx_feature {
     VKX_FEAT_TEXEL = 1u << 5,    /* uniform texel buffers of R32G32B32A32_UINT ("texel") */
     VKX_FEAT_FUSE = 1u << 6,     /* not a device feature: the caller's fused dispatches ("fuse":
                                     one dispatch per step, for tests) */
+    VKX_FEAT_REPLAY = 1u << 7,   /* not a device feature: the caller replays recordings of small
+                                    batches ("replay": recorded per call instead) */
 };
 
 struct vkx_caps {

@@ -90,7 +90,8 @@ static int type_rank(VkPhysicalDeviceType t)
 
 static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 
-/* NIBBLE_DISABLE / opts.disable: "fp16,int8,subgroup,pushdesc,uma,texel,fuse", any subset. */
+/* NIBBLE_DISABLE / opts.disable: "fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay", any
+ * subset. */
 static unsigned parse_disable(const char *s)
 {
     static const struct {
@@ -99,7 +100,7 @@ static unsigned parse_disable(const char *s)
     } names[] = {{"fp16", VKX_FEAT_FP16},         {"int8", VKX_FEAT_INT8},
                  {"subgroup", VKX_FEAT_SUBGROUP}, {"pushdesc", VKX_FEAT_PUSHDESC},
                  {"uma", VKX_FEAT_UMA},           {"texel", VKX_FEAT_TEXEL},
-                 {"fuse", VKX_FEAT_FUSE}};
+                 {"fuse", VKX_FEAT_FUSE},         {"replay", VKX_FEAT_REPLAY}};
     unsigned bits = 0;
     while (s && *s) {
         while (*s == ',' || *s == ' ') s++;
@@ -114,7 +115,7 @@ static unsigned parse_disable(const char *s)
         if (!found)
             fprintf(stderr,
                     "nibble: NIBBLE_DISABLE: unknown feature '%.*s' ignored "
-                    "(known: fp16,int8,subgroup,pushdesc,uma,texel,fuse)\n",
+                    "(known: fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay)\n",
                     (int)n, s);
         s += n;
     }
@@ -667,6 +668,7 @@ bool vkx_has(const struct vkx_ctx *ctx, enum vkx_feature f)
     case VKX_FEAT_UMA: return c->uma;
     case VKX_FEAT_TEXEL: return c->texel_u32x4 && c->max_texel_elements > 0;
     case VKX_FEAT_FUSE: return true;
+    case VKX_FEAT_REPLAY: return true;
     }
     return false;
 }

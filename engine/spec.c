@@ -1,0 +1,474 @@
+/* spec.c: speculative decoding over the public API (nibble.h): the drafters (prompt lookup, a
+ * draft model's context), verification of a draft in one batch, the acceptance rule (spec.h) and
+ * the rollback of rejected tokens with nibble_truncate. */
+#include "spec.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPEC_MAX_DRAFT 7 /* a draft and the token before it: one batch of 8, one weight read */
+#define SPEC_MAX_LOOKUP 8
+#define SPEC_MAX_PAUSE 32
+
+struct nibble_spec {
+    struct nibble_context *c, *draft;
+    int lookup, draft_max;
+    uint32_t V;
+    int k_cur;     /* the draft length to try next */
+    int pause;     /* steps left without drafting */
+    int pause_len; /* the next pause after a verification that accepted nothing */
+    uint64_t rng;  /* the acceptance draws (splitmix64), seeded from the sampler */
+    uint64_t rng_seed;
+    bool rng_set;
+    struct nibble_spec_stats st;
+    int32_t *hist;          /* [n_ctx + 1] the target's tokens and `last` */
+    struct nb_dist p;       /* the target's distribution of one row */
+    struct nb_dist q[SPEC_MAX_DRAFT]; /* the draft model's, per drafted token (n 0: point mass) */
+    double *dense;          /* [V] zeros: scratch of nb_spec_accept */
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- distributions (spec.h) ------------------------------------------------------------------ */
+
+void nb_dist_free(struct nb_dist *d)
+{
+    free(d->ids);
+    free(d->pr);
+    memset(d, 0, sizeof *d);
+}
+
+static int dist_reserve(struct nb_dist *d, uint32_t n)
+{
+    if (n <= d->cap) return 0;
+    int32_t *ids = realloc(d->ids, n * sizeof *ids);
+    if (ids) d->ids = ids;
+    double *pr = realloc(d->pr, n * sizeof *pr);
+    if (pr) d->pr = pr;
+    if (!ids || !pr) return -1;
+    d->cap = n;
+    return 0;
+}
+
+static float key_of(float v) { return isnan(v) ? -INFINITY : v; }
+
+/* a ranks before b: larger logit first, ties to the lower id */
+static bool ranks_before(float va, int32_t ia, float vb, int32_t ib)
+{
+    return va > vb || (va == vb && ia < ib);
+}
+
+int32_t nb_argmax(const float *logits, uint32_t V)
+{
+    int32_t best = 0;
+    float bv = key_of(logits[0]);
+    for (uint32_t i = 1; i < V; i++) {
+        float v = key_of(logits[i]);
+        if (v > bv) {
+            bv = v;
+            best = (int32_t)i;
+        }
+    }
+    return best;
+}
+
+static const float *sort_logits; /* qsort has no context argument */
+static int cmp_rank(const void *a, const void *b)
+{
+    int32_t ia = *(const int32_t *)a, ib = *(const int32_t *)b;
+    float va = key_of(sort_logits[ia]), vb = key_of(sort_logits[ib]);
+    return ranks_before(va, ia, vb, ib) ? -1 : ranks_before(vb, ib, va, ia) ? 1 : 0;
+}
+
+int nb_dist_from_logits(struct nb_dist *d, const float *logits, uint32_t V,
+                        const struct nibble_sampler *s)
+{
+    bool greedy = s->temp == 0.0f || s->top_k == 1;
+    uint32_t k = greedy ? 1 : s->top_k == 0 || (uint32_t)s->top_k > V ? V : (uint32_t)s->top_k;
+    if (dist_reserve(d, k) != 0) return -1;
+    d->n = 0;
+    if (greedy) {
+        d->ids[0] = nb_argmax(logits, V);
+        d->pr[0] = 1.0;
+        d->n = 1;
+        return 0;
+    }
+    if (k == V) { /* the whole vocabulary in rank order */
+        for (uint32_t i = 0; i < V; i++)
+            d->ids[i] = (int32_t)i;
+        sort_logits = logits;
+        qsort(d->ids, V, sizeof *d->ids, cmp_rank);
+        d->n = V;
+    } else { /* the k best by insertion (the k-th best so far rejects most at once) */
+        for (uint32_t i = 0; i < V; i++) {
+            float v = key_of(logits[i]);
+            if (d->n == k && !ranks_before(v, (int32_t)i, key_of(logits[d->ids[k - 1]]),
+                                           d->ids[k - 1]))
+                continue;
+            uint32_t j = d->n < k ? d->n++ : k - 1;
+            while (j > 0 && ranks_before(v, (int32_t)i, key_of(logits[d->ids[j - 1]]),
+                                         d->ids[j - 1])) {
+                d->ids[j] = d->ids[j - 1];
+                j--;
+            }
+            d->ids[j] = (int32_t)i;
+        }
+    }
+    float mx = key_of(logits[d->ids[0]]);
+    if (mx == -INFINITY) { /* nothing to weigh: the first id, as the device */
+        d->ids[0] = 0;
+        d->pr[0] = 1.0;
+        d->n = 1;
+        return 0;
+    }
+    double inv_temp = 1.0 / s->temp, sum = 0;
+    for (uint32_t j = 0; j < d->n; j++) {
+        d->pr[j] = exp(((double)key_of(logits[d->ids[j]]) - mx) * inv_temp);
+        sum += d->pr[j];
+    }
+    if (s->top_p < 1.0f) { /* the smallest prefix weighing at least top_p */
+        double target = s->top_p * sum, acc = 0;
+        uint32_t m = 0;
+        while (m < d->n && (m == 0 || acc < target))
+            acc += d->pr[m++];
+        d->n = m;
+        sum = acc;
+    }
+    for (uint32_t j = 0; j < d->n; j++)
+        d->pr[j] /= sum;
+    return 0;
+}
+
+int32_t nb_dist_draw(const struct nb_dist *d, double u)
+{
+    double acc = 0;
+    for (uint32_t j = 0; j < d->n; j++) {
+        acc += d->pr[j];
+        if (u < acc) return d->ids[j];
+    }
+    return d->ids[d->n - 1];
+}
+
+double nb_dist_prob(const struct nb_dist *d, int32_t t)
+{
+    for (uint32_t j = 0; j < d->n; j++)
+        if (d->ids[j] == t) return d->pr[j];
+    return 0;
+}
+
+int32_t nb_spec_accept(const struct nb_dist *p, const struct nb_dist *q, int32_t drafted,
+                       double u_accept, double u_resample, double *dense, bool *accepted)
+{
+    double pd = nb_dist_prob(p, drafted), qd = q ? nb_dist_prob(q, drafted) : 1.0;
+    /* accept with min(1, p/q): q(d) > 0 for a token drawn from q */
+    if (qd > 0 && u_accept * qd < pd) {
+        *accepted = true;
+        return drafted;
+    }
+    *accepted = false;
+    /* the residual max(0, p - q) over p's support (where p is 0 the residual is too) */
+    if (q)
+        for (uint32_t j = 0; j < q->n; j++)
+            dense[q->ids[j]] = q->pr[j];
+    else
+        dense[drafted] = 1.0;
+    double sum = 0;
+    for (uint32_t j = 0; j < p->n; j++) {
+        double r = p->pr[j] - dense[p->ids[j]];
+        sum += r > 0 ? r : 0;
+    }
+    int32_t t = p->ids[0];
+    if (sum > 0) {
+        double target = u_resample * sum, acc = 0;
+        for (uint32_t j = 0; j < p->n; j++) {
+            double r = p->pr[j] - dense[p->ids[j]];
+            if (r <= 0) continue;
+            acc += r;
+            t = p->ids[j];
+            if (target < acc) break;
+        }
+    } else { /* p == q up to rounding: a rejection has probability ~0; draw from p */
+        t = nb_dist_draw(p, u_resample);
+    }
+    if (q)
+        for (uint32_t j = 0; j < q->n; j++)
+            dense[q->ids[j]] = 0;
+    else
+        dense[drafted] = 0;
+    return t;
+}
+
+/* ---- the generator --------------------------------------------------------------------------- */
+
+struct nibble_spec_params nibble_spec_default_params(void)
+{
+    struct nibble_spec_params p = {.lookup = 0, .draft_max = 0, .draft = NULL};
+    return p;
+}
+
+struct nibble_spec *nibble_spec_create(struct nibble_context *c,
+                                       const struct nibble_spec_params *p, char *err,
+                                       size_t errlen)
+{
+    struct nibble_spec_params d = nibble_spec_default_params();
+    if (!p) p = &d;
+    if (!c) {
+        seterr(err, errlen, "no context");
+        return NULL;
+    }
+    if (p->lookup < 0 || p->lookup > SPEC_MAX_LOOKUP) {
+        seterr(err, errlen, "lookup n-grams of %d tokens: use 0 (off) to %d", p->lookup,
+               SPEC_MAX_LOOKUP);
+        return NULL;
+    }
+    if (p->draft_max < 0 || p->draft_max > SPEC_MAX_DRAFT) {
+        seterr(err, errlen, "draft_max %d is not in 1..%d (0: %d)", p->draft_max, SPEC_MAX_DRAFT,
+               SPEC_MAX_DRAFT);
+        return NULL;
+    }
+    uint32_t V = (uint32_t)nibble_n_vocab(nibble_context_model(c));
+    if (p->draft) {
+        uint32_t dv = (uint32_t)nibble_n_vocab(nibble_context_model(p->draft));
+        if (dv != V) {
+            seterr(err, errlen, "the draft model's vocabulary has %u tokens, the model's %u: "
+                   "they must be the same", dv, V);
+            return NULL;
+        }
+        if (nibble_n_ctx(p->draft) < nibble_n_ctx(c)) {
+            seterr(err, errlen, "the draft context of %u tokens is shorter than the context of "
+                   "%u", nibble_n_ctx(p->draft), nibble_n_ctx(c));
+            return NULL;
+        }
+        if (p->draft == c) {
+            seterr(err, errlen, "the draft context is the context itself");
+            return NULL;
+        }
+    }
+    struct nibble_spec *s = calloc(1, sizeof *s);
+    if (!s) {
+        seterr(err, errlen, "out of host memory");
+        return NULL;
+    }
+    s->c = c;
+    s->draft = p->draft;
+    s->lookup = p->lookup;
+    s->V = V;
+    uint32_t nb = nibble_n_batch(c);
+    s->draft_max = p->draft_max ? p->draft_max : SPEC_MAX_DRAFT;
+    if ((uint32_t)s->draft_max > nb - 1) s->draft_max = (int)nb - 1;
+    s->k_cur = s->draft_max;
+    s->hist = malloc(((size_t)nibble_n_ctx(c) + 1) * sizeof *s->hist);
+    s->dense = calloc(V, sizeof *s->dense);
+    if (!s->hist || !s->dense) {
+        seterr(err, errlen, "out of host memory");
+        nibble_spec_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+void nibble_spec_destroy(struct nibble_spec *s)
+{
+    if (!s) return;
+    nb_dist_free(&s->p);
+    for (int i = 0; i < SPEC_MAX_DRAFT; i++)
+        nb_dist_free(&s->q[i]);
+    free(s->hist);
+    free(s->dense);
+    free(s);
+}
+
+struct nibble_spec_stats nibble_spec_get_stats(const struct nibble_spec *s) { return s->st; }
+
+/* uniform in [0, 1) from the spec's stream (splitmix64, 53 bits) */
+static double uniform(struct nibble_spec *s)
+{
+    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Prompt lookup: the tokens after the latest earlier occurrence of the last n of h[0..len)
+ * (n = lookup .. 1), at most k; returns how many were written to out. */
+static int draft_lookup(const struct nibble_spec *s, const int32_t *h, uint32_t len, int k,
+                        int32_t *out)
+{
+    for (int n = s->lookup; n >= 1; n--) {
+        if ((uint32_t)n >= len) continue;
+        const int32_t *tail = h + len - n;
+        for (uint32_t i = len - n; i-- > 0;) { /* an occurrence at h[i .. i+n) */
+            if (h[i] != tail[0] || memcmp(h + i, tail, n * sizeof *h) != 0) continue;
+            int m = 0;
+            for (uint32_t j = i + n; j < len && m < k; j++)
+                out[m++] = h[j];
+            if (m > 0) return m;
+        }
+    }
+    return 0;
+}
+
+/* The draft model: its cache brought to h[0..len) (the common prefix kept, the rest evaluated),
+ * then k tokens drafted one decode step at a time with the sampler (distributions kept in s->q).
+ * Returns how many were drafted (k), or -1 with a message. */
+static int draft_model(struct nibble_spec *s, const int32_t *h, uint32_t len, int k,
+                       const struct nibble_sampler *sp, int32_t *out, char *err, size_t errlen)
+{
+    struct nibble_context *d = s->draft;
+    const int32_t *have = nibble_tokens(d);
+    uint32_t np = nibble_n_past(d), common = 0;
+    while (common < np && common < len && have[common] == h[common]) common++;
+    if (common == len) common--; /* the last token is evaluated again for its logits */
+    if (nibble_truncate(d, common, NULL, 0) != 0) { /* the ring lost what the window needs */
+        nibble_reset(d);
+        common = 0;
+    }
+    if (nibble_eval(d, h + common, (int)(len - common), false, err, errlen) != 0) return -1;
+    bool greedy = sp->temp == 0.0f || sp->top_k == 1;
+    for (int i = 0; i < k; i++) {
+        const float *lg = nibble_logits(d, -1);
+        if (greedy) {
+            out[i] = nb_argmax(lg, s->V);
+            s->q[i].n = 0; /* a point mass */
+        } else {
+            if (nb_dist_from_logits(&s->q[i], lg, s->V, sp) != 0) {
+                seterr(err, errlen, "out of host memory");
+                return -1;
+            }
+            out[i] = nb_dist_draw(&s->q[i], uniform(s));
+        }
+        if (i + 1 < k && nibble_eval(d, &out[i], 1, false, err, errlen) != 0) return -1;
+    }
+    return k;
+}
+
+int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sampler *sp,
+                     int32_t *out, int max, char *err, size_t errlen)
+{
+    struct nibble_context *c = s->c;
+    uint32_t P = nibble_n_past(c), n_ctx = nibble_n_ctx(c);
+    if (max < 1 || !out) {
+        seterr(err, errlen, "no room for a token (max %d)", max);
+        return -1;
+    }
+    if (nibble_sampler_check(sp, err, errlen) != 0) return -1;
+    if (P >= n_ctx) {
+        seterr(err, errlen, "the context of %u tokens is full", n_ctx);
+        return -1;
+    }
+    if (!s->rng_set || s->rng_seed != sp->seed) {
+        s->rng = s->rng_seed = sp->seed;
+        s->rng_set = true;
+    }
+    s->st.steps++;
+    bool greedy = sp->temp == 0.0f || sp->top_k == 1;
+
+    /* draft: at most k_cur, the room left in out and in the context */
+    int k = s->k_cur;
+    if (k > max - 1) k = max - 1;
+    if ((int64_t)k > (int64_t)n_ctx - P - 1) k = (int)(n_ctx - P - 1);
+    int32_t batch[1 + SPEC_MAX_DRAFT];
+    batch[0] = last;
+    int nd = 0;
+    bool from_model = false;
+    if (s->pause > 0) {
+        s->pause--;
+    } else if (k > 0 && (s->lookup || s->draft)) {
+        memcpy(s->hist, nibble_tokens(c), P * sizeof *s->hist);
+        s->hist[P] = last;
+        if (s->lookup) nd = draft_lookup(s, s->hist, P + 1, k, batch + 1);
+        if (nd == 0 && s->draft) {
+            nd = draft_model(s, s->hist, P + 1, k, sp, batch + 1, err, errlen);
+            if (nd < 0) return -1;
+            from_model = true;
+        }
+    }
+
+    if (nd == 0) { /* a plain decode step */
+        if (nibble_eval(c, &last, 1, false, err, errlen) != 0) return -1;
+        int32_t t = nibble_sample(c, sp);
+        if (t < 0) {
+            seterr(err, errlen, "sampling failed");
+            return -1;
+        }
+        out[0] = t;
+        s->st.tokens++;
+        return 1;
+    }
+
+    /* verify: last and the draft in one batch, the logits of every row */
+    if (nibble_eval(c, batch, nd + 1, true, err, errlen) != 0) return -1;
+    int m = 0;
+    int32_t next = -1;
+    for (; m < nd; m++) {
+        const float *lg = nibble_logits(c, m);
+        int32_t d = batch[1 + m];
+        if (greedy) {
+            int32_t t = nb_argmax(lg, s->V);
+            if (t != d) {
+                next = t;
+                break;
+            }
+        } else {
+            if (nb_dist_from_logits(&s->p, lg, s->V, sp) != 0) {
+                seterr(err, errlen, "out of host memory");
+                return -1;
+            }
+            const struct nb_dist *q = from_model && s->q[m].n ? &s->q[m] : NULL;
+            bool ok;
+            double ua = uniform(s), ur = uniform(s);
+            int32_t t = nb_spec_accept(&s->p, q, d, ua, ur, s->dense, &ok);
+            if (!ok) {
+                next = t;
+                break;
+            }
+        }
+    }
+    if (m == nd) { /* every draft accepted: the target's own next token from the last row */
+        const float *lg = nibble_logits(c, nd);
+        if (greedy) {
+            next = nb_argmax(lg, s->V);
+        } else {
+            if (nb_dist_from_logits(&s->p, lg, s->V, sp) != 0) {
+                seterr(err, errlen, "out of host memory");
+                return -1;
+            }
+            next = nb_dist_draw(&s->p, uniform(s));
+        }
+    }
+    /* keep last and the accepted drafts: a rollback inside the last eval, always possible */
+    if (nibble_truncate(c, P + 1 + (uint32_t)m, err, errlen) != 0) return -1;
+    for (int i = 0; i < m; i++)
+        out[i] = batch[1 + i];
+    out[m] = next;
+
+    s->st.verifications++;
+    s->st.drafted += (uint64_t)nd;
+    s->st.accepted += (uint64_t)m;
+    s->st.tokens += (uint64_t)m + 1;
+    if (m == nd) {
+        s->k_cur = s->k_cur < s->draft_max ? s->k_cur + 1 : s->draft_max;
+    } else {
+        s->k_cur = m + 1;
+    }
+    if (m == 0) {
+        s->pause = s->pause_len;
+        s->pause_len = s->pause_len ? (s->pause_len * 2 > SPEC_MAX_PAUSE ? SPEC_MAX_PAUSE
+                                                                        : s->pause_len * 2)
+                                    : 1;
+    } else {
+        s->pause_len = 0;
+    }
+    return m + 1;
+}
