@@ -277,11 +277,11 @@ struct vkx_pipeline_stats {
     uint32_t n;
     struct vkx_stat s[VKX_MAX_STATS]; /* every statistic of the executable, in the driver's order */
     /* the ones nibble checks, -1 where the driver gives none: registers per lane, registers
-     * spilled to scratch, LDS and scratch bytes, subgroups (waves) resident per SIMD */
+     * spilled to scratch, LDS and scratch bytes, subgroups (waves) resident per SIMD (RADV's
+     * "Subgroups per SIMD" counts a wave64 as two on wave32 hardware: halved here) */
     double vgprs, sgprs, spilled_vgprs, spilled_sgprs, lds_bytes, scratch_bytes, waves_per_simd;
-    /* the most subgroups a SIMD holds, in waves_per_simd's units (0: the device does not say):
-     * VK_AMD_shader_core_properties' wavefrontsPerSimd, twice that for wave64 on wave32 parts
-     * (RDNA), which RADV counts as two; occupancy = waves_per_simd / max_waves */
+    /* the most waves a SIMD holds (VK_AMD_shader_core_properties' wavefrontsPerSimd; 0: the
+     * device does not say): occupancy = waves_per_simd / max_waves */
     uint32_t max_waves;
 };
 /* -1: opts.pipeline_stats was off; 0: asked for but this driver does not offer them; 1: kept. */

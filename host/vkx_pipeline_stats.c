@@ -162,7 +162,6 @@ void vkx_pstats_capture(struct vkx_ctx *ctx, VkPipeline pipe, const struct vkx_p
     if (ne == 0) return;
     r->subgroup_size = ep[0].subgroupSize;
     r->max_waves = s->max_waves;
-    if (ctx->caps.subgroup_min == 32 && r->subgroup_size == 64) r->max_waves *= 2;
     VkPipelineExecutableInfoKHR ei = {.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR,
                                       .pipeline = pipe,
                                       .executableIndex = 0};
@@ -183,6 +182,10 @@ void vkx_pstats_capture(struct vkx_ctx *ctx, VkPipeline pipe, const struct vkx_p
         }
     }
     free(st);
+    /* RADV counts a wave64 as two wave32 slots on hardware that runs both (RDNA) */
+    if (s->max_waves && r->waves_per_simd > 0 && ctx->caps.subgroup_min == 32 &&
+        r->subgroup_size == 64)
+        r->waves_per_simd /= 2;
     s->handle[s->n++] = pipe;
 }
 

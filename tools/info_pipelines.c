@@ -64,10 +64,10 @@ int nb_info_pipelines(const char *model, bool csv)
         char dev[1024];
         vkx_device_line(&g.vk, dev, sizeof dev);
         printf("device: %s\n", dev);
-        printf("model: %s: %u pipelines, compiled with statistics (occupancy: subgroups per "
-               "SIMD over the most a SIMD holds)\n", model, n);
+        printf("model: %s: %u pipelines, compiled with statistics (occupancy: waves per SIMD "
+               "over the most a SIMD holds)\n", model, n);
         printf("\n| pipeline | spec | tx | subgroup | VGPRs | SGPRs | spilled VGPRs | "
-               "spilled SGPRs | LDS B | scratch B | subgroups/SIMD | occupancy | latency | "
+               "spilled SGPRs | LDS B | scratch B | waves/SIMD | occupancy | latency | "
                "inv. throughput |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
                "---:|---:|\n");
     }
