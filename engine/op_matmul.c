@@ -180,7 +180,9 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
         o->tile_shift++;
     for (int k = 0; k <= NB_MV_VARIANTS; k++) {
         uint32_t ntok = k < NB_MV_VARIANTS ? 1u << k : 1;
-        uint32_t nr = cpu ? (!sg && ntok <= 4 ? 8 : 4) : 2; /* 8: whole rows per thread only */
+        /* GPUs: 2 rows per group, 1 from 4 tokens on (RADV: 2 rows of 8 tokens took all 256
+         * VGPRs on every AMD family, one wave per SIMD; 1 row: 84-128, 2-3 waves) */
+        uint32_t nr = cpu ? (!sg && ntok <= 4 ? 8 : 4) : (ntok >= 4 ? 1 : 2); /* 8: whole rows */
         uint32_t ngroups = sg ? (wg / sgs ? wg / sgs : 1) : wg / tpr;
         uint32_t rows = ngroups * nr;
         o->mv_rows[k] = rows;

@@ -18,7 +18,10 @@
 #endif
 #include "shared.h"
 
-layout(local_size_x_id = 0) in;
+// default size 64, PASS 0's: with the default of 1 every value of PASS 0 is uniform, and RADV
+// compiling the shader with default constants put the private top-k arrays in scalar registers
+// and spilled 800-1000 of them
+layout(local_size_x_id = 0, local_size_x = 64) in;
 layout(constant_id = 1) const uint PASS = 0;
 #include "best.glsl"
 
@@ -32,6 +35,10 @@ const uint MAX_K = 64;
 const uint NONE = 0xFFFFFFFFu;
 shared float cand_v[MAX_K];
 shared uint cand_i[MAX_K];
+// PASS 1's probabilities, in shared memory although one invocation uses them: as a private
+// array they took 64 registers of every invocation, which a 1024-wide workgroup does not have
+// on wave64 GCN parts (RADV spilled 77 VGPRs to 2 KB of scratch on polaris10 and renoir)
+shared float cand_p[MAX_K];
 
 cand load_part(uint e)
 {
@@ -122,17 +129,16 @@ void main()
     if (lid != 0) return;
     uint id = cand_i[0];
     if (p.k > 1 && p.inv_temp > 0.0 && cand_v[0] != NEG_INF) {
-        float pr[MAX_K];
         float sum = 0.0;
         for (uint k = 0; k < p.k; k++) {
-            pr[k] = cand_i[k] == NONE ? 0.0 : exp((cand_v[k] - cand_v[0]) * p.inv_temp);
-            sum += pr[k];
+            cand_p[k] = cand_i[k] == NONE ? 0.0 : exp((cand_v[k] - cand_v[0]) * p.inv_temp);
+            sum += cand_p[k];
         }
         float cum = 0.0;
         uint m = 0;
         for (uint k = 0; k < p.k; k++) {
-            pr[k] /= sum;
-            cum += pr[k];
+            cand_p[k] /= sum;
+            cum += cand_p[k];
             m = k + 1;
             if (cum >= p.top_p) break;
         }
@@ -140,7 +146,7 @@ void main()
         float target = u * cum, acc = 0.0;
         id = cand_i[m - 1];
         for (uint k = 0; k < m; k++) {
-            acc += pr[k];
+            acc += cand_p[k];
             if (target < acc) {
                 id = cand_i[k];
                 break;
