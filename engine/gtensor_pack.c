@@ -55,6 +55,16 @@ static void put_2bit(const uint8_t *v, uint8_t *out)
         out[(e / 16) * 4 + (e % 16) / 4] |= (uint8_t)(v[e] << (2 * (e % 4)));
 }
 
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* Bit `bit` of each of 32 bytes as one word: bit e from p[e]. */
 static uint32_t gather_bits(const uint8_t *p, int bit)
 {
@@ -64,10 +74,27 @@ static uint32_t gather_bits(const uint8_t *p, int bit)
     return w;
 }
 
-static void put32(uint8_t *p, uint32_t v)
+/* A 5th-bit word (bit e: element e) in byte-lane order: element e = 4i + b at bit 8b + i, so
+ * the shader finds the bits of elements 4i..4i+3 one per byte with one shift and mask. */
+static uint32_t lane_bits(uint32_t h)
 {
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+    uint32_t w = 0;
+    for (int e = 0; e < 32; e++)
+        w |= ((h >> e) & 1u) << (8 * (e % 4) + e / 4);
+    return w;
 }
+
+/* The 2 high bits v[e] < 4 of a Q6_K unit as two words (elements 0..15, 16..31), byte-lane
+ * order: element 16h + 4i + b at bits 8b + 2i of word h. */
+static void put_2bit_lanes(const uint8_t *v, uint8_t *out)
+{
+    uint32_t w[2] = {0, 0};
+    for (int e = 0; e < 32; e++)
+        w[e / 16] |= (uint32_t)v[e] << (8 * (e % 4) + 2 * ((e % 16) / 4));
+    put32(out, w[0]);
+    put32(out + 4, w[1]);
+}
+
 
 /* Q4_K / Q5_K low nibbles: 64-element chunk c = s / 2 holds qs[32c + l], low nibble for unit
  * 2c, high for 2c + 1 (dequantize_row_q4_K). */
@@ -98,14 +125,15 @@ void nb_pack_block(enum ggml_type t, const uint8_t *b, uint8_t *units, uint8_t *
         memcpy(blk, b, 4);
         memcpy(units, b + 4, 16);
         break;
-    case GGML_Q5_0: /* the 5th bits are GGUF's little-endian qh word already */
+    case GGML_Q5_0: /* GGUF's little-endian qh word (bit e: element e) in byte-lane order */
         memcpy(blk, b, 2);
         memset(blk + 2, 0, 2);
-        memcpy(blk + 4, b + 2, 4);
+        put32(blk + 4, lane_bits(get32(b + 2)));
         memcpy(units, b + 6, 16);
         break;
     case GGML_Q5_1:
-        memcpy(blk, b, 8);
+        memcpy(blk, b, 4);
+        put32(blk + 4, lane_bits(get32(b + 4)));
         memcpy(units, b + 8, 16);
         break;
     case GGML_Q2_K: /* unit s = 4n + j: element l is bits 2j of qs[32n + l] (dequantize_row_q2_K) */
@@ -136,7 +164,7 @@ void nb_pack_block(enum ggml_type t, const uint8_t *b, uint8_t *units, uint8_t *
         memcpy(blk, b, 16);
         k4_units(b + 48, units);
         for (int s = 0; s < 8; s++)
-            put32(blk + 16 + 4 * s, gather_bits(b + 16, s));
+            put32(blk + 16 + 4 * s, lane_bits(gather_bits(b + 16, s)));
         break;
     case GGML_Q6_K: /* unit s = 4n + k, element l: ql[64n + 32(k & 1) + l] nibble k >> 1, high bits
                      * (qh[32n + l] >> 2k) & 3 (dequantize_row_q6_K) */
@@ -151,7 +179,7 @@ void nb_pack_block(enum ggml_type t, const uint8_t *b, uint8_t *units, uint8_t *
             put_nibbles(v, units + 16 * s);
             for (int e = 0; e < 32; e++)
                 v[e] = (qh[e] >> (2 * k)) & 3;
-            put_2bit(v, blk + 20 + 8 * s);
+            put_2bit_lanes(v, blk + 20 + 8 * s);
         }
         break;
     case GGML_IQ4_XS: /* qs[16 ib + j]: element j low, j + 16 high: Q4_0's order already */

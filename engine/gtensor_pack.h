@@ -11,17 +11,22 @@
  *   Q4_0    32  16   2  d
  *   Q8_0    32  32   2  d
  *   Q4_1    32  16   4  d, m
- *   Q5_0    32  16   8  d, 0 | qh (bit e: element e's 5th bit)
+ *   Q5_0    32  16   8  d, 0 | qh (5th bits in byte-lane order: element 4i + b at bit 8b + i)
  *   Q5_1    32  16   8  d, m | qh
  *   IQ4_NL  32  16   2  d
  *   Q2_K   256   8  20  d, dmin | scales[16]
  *   Q3_K   256   8  48  d, 0 | scales[12] (GGUF's packed 6-bit) | hm[8] (word s, bit e: the
  *                       high bit of element e of unit s)
  *   Q4_K   256  16  16  d, dmin | scales[12] (packed 6-bit)
- *   Q5_K   256  16  48  d, dmin | scales[12] | qh[8] (word s, bit e: element e's 5th bit)
+ *   Q5_K   256  16  48  d, dmin | scales[12] | qh[8] (word s: unit s's 5th bits, byte-lane
+ *                       order as Q5_0)
  *   Q6_K   256  16  84  d, 0 | scales[16] (int8) | qh[16] (words 2s, 2s+1: the 2 high bits of
- *                       elements 0..15 and 16..31 of unit s, element e at bit 2 * (e % 16))
+ *                       elements 0..15 and 16..31 of unit s; element 16h + 4i + b at bits
+ *                       8b + 2i of word 2s + h)
  *   IQ4_XS 256  16   8  d, scales_h | scales_l[4]
+ * Byte-lane order puts the high bits of elements 4i..4i+3 one per byte (byte b: element 4i + b),
+ * where the low nibbles of Q4_0's order sit, so the matrix-vector shader joins them with a shift,
+ * a mask and an or per 4 elements (quant_unit.glsl, wq_m).
  * Bytes per weight stay GGUF's except where a field is padded to a word (Q5_0, Q3_K, Q6_K: 1-2
  * bytes per block). The repack is exact: no value changes, only where bits sit.
  */

@@ -185,6 +185,20 @@ void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool s
 {
 #if UNIT // the types of quant_unit.glsl: one 32-element unit
     uint nb = p.K / 32u;
+    if (NTOK == 1u && WQ_MASKED) { // one token: x prescaled once, each row's q masked in place
+        uint xb = (xbase + u * 32u) / 4u;
+        vec4 v0 = xquad(xb), v1 = xquad(xb + 1u), v2 = xquad(xb + 2u), v3 = xquad(xb + 3u);
+        vec4 v4 = xquad(xb + 4u), v5 = xquad(xb + 5u), v6 = xquad(xb + 6u), v7 = xquad(xb + 7u);
+        vec4 slo = (v0 + v1) + (v2 + v3), shi = (v4 + v5) + (v6 + v7);
+        vec2 sx = vec2((slo.x + slo.y) + (slo.z + slo.w), (shi.x + shi.y) + (shi.z + shi.w));
+        v0 *= WQ_MLO, v1 *= WQ_MLO, v2 *= WQ_MLO, v3 *= WQ_MLO;
+        v4 *= WQ_MHI, v5 *= WQ_MHI, v6 *= WQ_MHI, v7 *= WQ_MHI;
+#define MROW(i) (i < NR ? wq_dot_m(wq_load(min(r0 + uint(i) * rstep, rend - 1u), u, nb, p.wtile, \
+                                           p.dbase), v0, v1, v2, v3, v4, v5, v6, v7, sx) : 0.0)
+        A0 += vec4(MROW(0), MROW(1), MROW(2), MROW(3));
+        if (NR > 4u) A4 += vec4(MROW(4), MROW(5), MROW(6), MROW(7));
+        return;
+    }
     GDECL(0) GDECL(1) GDECL(2) GDECL(3) GDECL(4) GDECL(5) GDECL(6) GDECL(7)
     GLOAD(0) GLOAD(1) GLOAD(2) GLOAD(3) GLOAD(4) GLOAD(5) GLOAD(6) GLOAD(7)
     GTOK(0) GTOK(1) GTOK(2) GTOK(3) GTOK(4) GTOK(5) GTOK(6) GTOK(7)

@@ -7,8 +7,8 @@
 //                    value = d * (sc - 32) * (q + 4 * hm bit e) - 4 d (sc - 32)
 //   Q4_K   16 bytes: f16 d, f16 dmin | scales[12] (8 packed 6-bit scale, min pairs)
 //                    value = d * sc * q - dmin * m
-//   Q5_K   48 bytes: as Q4_K | qh[8] (word s: 5th bits)  q += 16 * qh bit e
-//   Q6_K   84 bytes: f16 d, 0 | scales[16] (int8) | qh[16] (2 high bits)
+//   Q5_K   48 bytes: as Q4_K | qh[8] (word s: 5th bits, byte-lane order as Q5_0's)
+//   Q6_K   84 bytes: f16 d, 0 | scales[16] (int8) | qh[16] (2 high bits, byte-lane order)
 //                    value = d * sc * (q + 16 * high) - 32 d sc
 //   IQ4_XS  8 bytes: f16 d, u16 scales_h | scales_l[4]   value = d * (ls - 32) * iq4 level q
 // (ggml's dequantize_row_q2_K ... q6_K, iq4_xs; scale products as ggml forms them.)

@@ -2,8 +2,9 @@
 // quant_unit.glsl). Plane A holds the 4-bit values in Q4_0's order (byte j: element j low,
 // element j+16 high); plane B per block (engine/gtensor_pack.h):
 //   Q4_1    4 bytes: f16 d, f16 m              value = d * q + m
-//   Q5_0    8 bytes: f16 d, 0 | u32 qh          value = d * (q + 16 * qh bit e) - 16 d
-//   Q5_1    8 bytes: f16 d, f16 m | u32 qh      value = d * (q + 16 * qh bit e) + m
+//   Q5_0    8 bytes: f16 d, 0 | u32 qh          value = d * (q + 16 * h) - 16 d
+//   Q5_1    8 bytes: f16 d, f16 m | u32 qh      value = d * (q + 16 * h) + m
+//   (h: element 4i + b's 5th bit, bit 8b + i of qh: byte-lane order)
 //   IQ4_NL  2 bytes: f16 d                      value = d * iq4 level q
 // (ggml's dequantize_row_q4_1, _q5_0, _q5_1, _iq4_nl.)
 #ifndef NB_QUANT_LEGACY_GLSL

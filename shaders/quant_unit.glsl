@@ -13,8 +13,9 @@
 
 struct wunit {
     uvec4 q; // the low bits: 4-bit values in Q4_0's order, or two words of 2-bit values (.xy)
-    uvec2 h; // high bits: Q5_0/Q5_1/Q5_K/Q3_K bit e of h.x; Q6_K 2 bits of element e at bit
-             // 2 * (e % 16) of h.x (e < 16) or h.y (e >= 16)
+    uvec2 h; // high bits in byte-lane order (gtensor_pack.h): Q5_0/Q5_1/Q5_K element 4i + b at
+             // bit 8b + i of h.x; Q6_K 2 bits of element 16j + 4i + b at bit 8b + 2i of h[j];
+             // Q3_K bit e of h.x
     vec4 s;  // (scale of elements 0..15, scale of 16..31, offset of 0..15, offset of 16..31)
 };
 const wunit WQ_ZERO = wunit(uvec4(0u), uvec2(0u), vec4(0.0));
@@ -62,10 +63,45 @@ vec4 wq_q(wunit w, uint i)
     if (TYPE == NB_T_IQ4_NL || TYPE == NB_T_IQ4_XS)
         return iq4_values(n);
     if (TYPE == NB_T_Q5_0 || TYPE == NB_T_Q5_1 || TYPE == NB_T_Q5_K)
-        n += 16u * ((uvec4(w.h.x) >> (4u * i + uvec4(0u, 1u, 2u, 3u))) & 1u);
+        n += 16u * ((uvec4(w.h.x) >> (uvec4(0u, 8u, 16u, 24u) + i)) & 1u);
     if (TYPE == NB_T_Q6_K)
-        n += 16u * ((uvec4(i < 4u ? w.h.x : w.h.y) >> (8u * (i % 4u) + uvec4(0u, 2u, 4u, 6u))) & 3u);
+        n += 16u * ((uvec4(i < 4u ? w.h.x : w.h.y) >> (uvec4(0u, 8u, 16u, 24u) + 2u * (i % 4u))) & 3u);
     return vec4(n);
+}
+
+// The masked form of matvec's decode (NTOK = 1): for the types whose values are s * q + o with
+// q a 4- to 6-bit integer in Q4_0's nibble order (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), q of
+// elements 4i..4i+3 come out as q * 256^b in lane b (masked in place, as q4m_lo does for Q4_0),
+// to be dotted with x prescaled by WQ_MLO (i < 4) or WQ_MHI (i >= 4); the high bits join the
+// nibbles in their bytes (byte-lane order, gtensor_pack.h) with a shift, a mask and an or.
+const bool WQ_MASKED = TYPE == NB_T_Q4_1 || TYPE == NB_T_Q5_0 || TYPE == NB_T_Q5_1 ||
+                       TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K || TYPE == NB_T_Q6_K;
+const bool WQ_PURE4 = TYPE == NB_T_Q4_1 || TYPE == NB_T_Q4_K; // no high bits: q4m_hi as is
+const vec4 WQ_MLO = Q4M_LO;
+const vec4 WQ_MHI = WQ_PURE4 ? Q4M_HI : Q4M_LO;
+vec4 wq_m(wunit w, uint i)
+{
+    if (WQ_PURE4) return i < 4u ? q4m_lo(w.q[i]) : q4m_hi(w.q[i - 4u]);
+    uint n = (i < 4u ? w.q[i] : w.q[i - 4u] >> 4u) & 0x0F0F0F0Fu; // nibbles at bits 8b
+    uint hb; // the high bits at bits 8b + 4
+    if (TYPE == NB_T_Q6_K) {
+        uint j = i % 4u, hw = i < 4u ? w.h.x : w.h.y; // element 4i + b's pair at 8b + 2j
+        hb = (j < 3u ? hw << (4u - 2u * j) : hw >> 2u) & 0x30303030u;
+    } else { // bit 8b + i
+        hb = (i < 4u ? w.h.x << (4u - i) : w.h.x >> (i - 4u)) & 0x10101010u;
+    }
+    return vec4(ivec4(uvec4(n | hb) & uvec4(0x3Fu, 0x3F00u, 0x3F0000u, 0x3F000000u)));
+}
+// Sum over the unit of value(e) * x(e), x prescaled as wq_m wants in v0..v7 (elements 4i..4i+3
+// in vi), sx = (sum of x over elements 0..15, over 16..31) unscaled.
+float wq_dot_m(wunit w, vec4 v0, vec4 v1, vec4 v2, vec4 v3, vec4 v4, vec4 v5, vec4 v6, vec4 v7,
+               vec2 sx)
+{
+    float lo = (dot(wq_m(w, 0u), v0) + dot(wq_m(w, 1u), v1)) +
+               (dot(wq_m(w, 2u), v2) + dot(wq_m(w, 3u), v3));
+    float hi = (dot(wq_m(w, 4u), v4) + dot(wq_m(w, 5u), v5)) +
+               (dot(wq_m(w, 6u), v6) + dot(wq_m(w, 7u), v7));
+    return (w.s.x * lo + w.s.y * hi) + (w.s.z * sx.x + w.s.w * sx.y);
 }
 
 // Dequantized elements 4i..4i+3 of a unit, i < 8.
