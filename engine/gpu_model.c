@@ -185,7 +185,14 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
     /* NIBBLE_DEVICE_MEMORY_MB emulates a device with less memory (tests, capacity planning). */
     uint64_t need = weight_bytes_needed(g), have = g->vk.caps.device_local_bytes;
     const char *lim = getenv("NIBBLE_DEVICE_MEMORY_MB");
-    if (lim && atof(lim) > 0) have = (uint64_t)(atof(lim) * 1048576.0);
+    double mb = 0;
+    if (lim && (plat_parse_f64(lim, 0, 1e12, &mb) != 0 || !(mb > 0))) {
+        snprintf(err, errlen, "NIBBLE_DEVICE_MEMORY_MB=%s: not a number of MiB above 0 (at most "
+                 "1e12)", lim);
+        nb_gpu_model_free(g);
+        return -1;
+    }
+    if (lim) have = (uint64_t)(mb * 1048576.0);
     if (have && need > have) {
         snprintf(err, errlen, "%s: the model needs %.1f MiB of device memory, the device has "
                  "%.1f MiB", path, need / 1048576.0, have / 1048576.0);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "forward.h"
+#include "platform.h"
 #include "tokenizer.h"
 
 /* host/vkx_cmd.c: failures of submissions and waits kept instead of aborting between
@@ -101,10 +102,10 @@ static int check_memory_env(char *err, size_t errlen)
 {
     const char *v = getenv("NIBBLE_DEVICE_MEMORY_MB");
     if (!v) return 0;
-    char *end = NULL;
-    double mb = strspn(v, "0123456789.eE+-") == strlen(v) && *v ? strtod(v, &end) : 0;
-    if (!end || *end || !isfinite(mb) || !(mb > 0)) {
-        seterr(err, errlen, "NIBBLE_DEVICE_MEMORY_MB=%s: not a number of MiB above 0", v);
+    double mb;
+    if (plat_parse_f64(v, 0, 1e12, &mb) != 0 || !(mb > 0)) {
+        seterr(err, errlen, "NIBBLE_DEVICE_MEMORY_MB=%s: not a number of MiB above 0 (at most "
+               "1e12)", v);
         return -1;
     }
     return 0;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -345,5 +346,40 @@ uint16_t plat_socket_port(int fd)
     if (getsockname(fd, (struct sockaddr *)&ss, &n) != 0) return 0;
     if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
     if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+/* ---- strict numbers ---------------------------------------------------------------------------- */
+
+int plat_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (!s || !*s || strspn(s, "0123456789") != strlen(s)) return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int plat_parse_f64(const char *s, double lo, double hi, double *out)
+{
+    if (!s) return -1;
+    const char *p = s;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9') p++, digits++;
+    if (*p == '.') p++;
+    while (*p >= '0' && *p <= '9') p++, digits++;
+    if (digits && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!(*p >= '0' && *p <= '9')) digits = 0;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    if (!digits || *p) return -1;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || !isfinite(v) || v < lo || v > hi) return -1;
+    *out = v;
     return 0;
 }

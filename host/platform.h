@@ -64,6 +64,14 @@ int plat_mkdir_p(const char *path);
 /* Peak resident set size of this process in bytes (0 if unknown). */
 uint64_t plat_peak_rss(void);
 
+/* Strict numbers (environment variables, the CLI's flags through tools/args.c): the whole
+ * string, within [lo, hi]. plat_parse_u64: decimal digits only (no sign, space, suffix or hex).
+ * plat_parse_f64: a plain decimal (digits, at most one '.', an optional exponent; no sign but
+ * the exponent's, so "nan", "inf", hex floats and leading spaces are refused). 0 with the value
+ * in *out, or -1 (*out unchanged). */
+int plat_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+int plat_parse_f64(const char *s, double lo, double hi, double *out);
+
 /* Interrupts (for nibble chat and serve): after plat_interrupt_catch(), SIGINT and SIGTERM no
  * longer end the process but count up what plat_interrupts() returns (any thread may read it),
  * and a blocking read they interrupt returns with EINTR instead of being restarted; SIGPIPE is

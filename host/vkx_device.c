@@ -566,9 +566,10 @@ int vkx_create(struct vkx_ctx *ctx, const struct vkx_opts *opts, char *err, size
     if (idx < 0) {
         const char *de = getenv("NIBBLE_DEVICE");
         if (de && *de) {
-            char *end;
-            idx = strtol(de, &end, 10);
-            if (*end || idx < 0) {
+            uint64_t v;
+            if (plat_parse_u64(de, 0, INT32_MAX, &v) == 0) {
+                idx = (long)v;
+            } else {
                 vkx_errf(err, errlen, "NIBBLE_DEVICE=%s: not a device index (see nibble info --all)",
                          de);
                 free(pd);

@@ -138,7 +138,7 @@ static void test_fifo_pipeline_cache(void **state)
 static void test_memory_env(void **state)
 {
     (void)state;
-    const char *bad[] = {"abc", "12x", "-5", "0", "nan", ""};
+    const char *bad[] = {"abc", "12x", "-5", "0", "nan", "", " 5", "1e13", "0x10"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("NIBBLE_DEVICE_MEMORY_MB", bad[i], 1);
         char err[256] = "";
@@ -146,6 +146,15 @@ static void test_memory_env(void **state)
         if (!strstr(err, "NIBBLE_DEVICE_MEMORY_MB")) fail_msg("'%s': %s", bad[i], err);
     }
     unsetenv("NIBBLE_DEVICE_MEMORY_MB");
+    /* NIBBLE_DEVICE: digits only (strtol took "1x" as 1 and " 0" as 0) */
+    const char *dev[] = {"1x", "-1", " 0", "+0", "0x0", "99999999999"};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) {
+        setenv("NIBBLE_DEVICE", dev[i], 1);
+        char err[256] = "";
+        assert_null(nibble_model_load(MODEL, NULL, err, sizeof err));
+        if (!strstr(err, "not a device index")) fail_msg("NIBBLE_DEVICE='%s': %s", dev[i], err);
+    }
+    unsetenv("NIBBLE_DEVICE");
 }
 
 static void test_context_limits(void **state)

@@ -230,6 +230,11 @@ static void test_cli_numbers(void **state)
         {"perplexity -f x -b 5", "unknown option '-b'"},
         {"profile -m x -p 5x", "-p: '5x'"},
         {"profile -m x -n -1", "-n: '-1'"},
+        {"bench -m x -p 5x", "-p: '5x'"},
+        {"bench -m x -r ' 3'", "-r: ' 3'"},
+        {"bench -m x --probe-mb -1", "--probe-mb: '-1'"},
+        {"mkmodel --preset tiny-h256 -o /dev/null --seed -1", "--seed: '-1'"},
+        {"mkmodel --preset tiny-h256 -o /dev/null --seed 7x", "--seed: '7x'"},
     };
     char cmd[512];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -293,6 +298,8 @@ static void test_cli_outputs(void **state)
     assert_int_equal(sh(cmd), 1);
     assert_non_null(strstr(err, "writing the output failed"));
     assert_int_equal(sh("\"$NB\" --help > /dev/full"), 1);
+    assert_int_equal(sh("\"$NB\" mkmodel --preset tiny-h256 -o /dev/full"), 1);
+    assert_non_null(strstr(err, "No space left on device"));
     snprintf(cmd, sizeof cmd, "\"$NB\" tokenize -m '%s' hi > /dev/full", DEFAULT_MODEL);
     assert_int_equal(sh(cmd), 1);
 

@@ -1,12 +1,12 @@
 /* args.c: strict number parsing for the command line (see args.h). */
 #include "args.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "platform.h"
 
 /* "nibble CMD: FLAG: ..." (no CMD for environment variables) */
 static void bad(const char *cmd, const char *flag, const char *fmt, ...)
@@ -19,26 +19,14 @@ static void bad(const char *cmd, const char *flag, const char *fmt, ...)
     va_end(ap);
 }
 
-static int all_digits(const char *s)
-{
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9') return 0;
-    return 1;
-}
-
 int args_u64(const char *cmd, const char *flag, const char *s, uint64_t lo, uint64_t hi,
              uint64_t *out)
 {
-    errno = 0;
-    char *end;
-    unsigned long long v = all_digits(s) ? strtoull(s, &end, 10) : 0;
-    if (!all_digits(s) || errno || *end || v < lo || v > hi) {
+    if (plat_parse_u64(s, lo, hi, out) != 0) {
         bad(cmd, flag, "'%s' is not a whole number from %llu to %llu", s,
             (unsigned long long)lo, (unsigned long long)hi);
         return -1;
     }
-    *out = v;
     return 0;
 }
 
@@ -51,38 +39,13 @@ int args_u32(const char *cmd, const char *flag, const char *s, uint32_t lo, uint
     return 0;
 }
 
-/* A plain decimal: digits, at most one '.', an optional exponent; no sign but the exponent's,
- * so "nan", "inf", hex floats and leading spaces are refused before strtod sees them. */
-static int plain_f64(const char *s, double *out)
-{
-    const char *p = s;
-    int digits = 0;
-    while (*p >= '0' && *p <= '9') p++, digits++;
-    if (*p == '.') p++;
-    while (*p >= '0' && *p <= '9') p++, digits++;
-    if (digits && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (*p == '+' || *p == '-') p++;
-        if (!(*p >= '0' && *p <= '9')) digits = 0;
-        while (*p >= '0' && *p <= '9') p++;
-    }
-    if (!digits || *p) return -1;
-    char *end;
-    double v = strtod(s, &end);
-    if (*end || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
-}
-
 int args_f64(const char *cmd, const char *flag, const char *s, double lo, double hi,
              double *out)
 {
-    double v;
-    if (plain_f64(s, &v) != 0 || v < lo || v > hi) {
+    if (plat_parse_f64(s, lo, hi, out) != 0) {
         bad(cmd, flag, "'%s' is not a number from %g to %g", s, lo, hi);
         return -1;
     }
-    *out = v;
     return 0;
 }
 
@@ -105,8 +68,9 @@ int args_check_env(void)
 {
     const char *v = getenv("NIBBLE_DEVICE_MEMORY_MB");
     double mb;
-    if (v && (plain_f64(v, &mb) != 0 || !(mb > 0))) {
-        bad("", "NIBBLE_DEVICE_MEMORY_MB", "'%s' is not a number of MiB above 0", v);
+    if (v && (plat_parse_f64(v, 0, 1e12, &mb) != 0 || !(mb > 0))) {
+        bad("", "NIBBLE_DEVICE_MEMORY_MB", "'%s' is not a number of MiB above 0 (at most 1e12)",
+            v);
         return -1;
     }
     v = getenv("NIBBLE_DEVICE");

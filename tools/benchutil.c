@@ -34,29 +34,33 @@ int bu_bandwidth(struct vkx_ctx *vk, uint32_t mib, bool fresh, struct vkx_bandwi
     char path[1024];
     bool have_path = cache_path(vk, mib, path, sizeof path) == 0;
     memset(bw, 0, sizeof *bw);
-    if (have_path && !fresh) {
-        FILE *f = fopen(path, "r");
-        if (f) {
-            int timed = 0;
+    if (have_path && !fresh) { /* a file that is missing, odd or not a regular file: probe */
+        char *data = NULL, e[256];
+        size_t n = 0;
+        if (plat_read_file(path, 4096, &data, &n, e, sizeof e) == 0) {
+            int timed = 0, used = 0;
             /* files of older probes lack the shape names: probe again */
-            int ok = fscanf(f, "%lf %lf %d %15s %15s %lf", &bw->copy_gbs, &bw->read_gbs, &timed,
-                            bw->copy_shape, bw->read_shape, &bw->transfer_gbs) == 6;
-            fclose(f);
-            if (ok && bw->copy_gbs > 0) {
+            int ok = sscanf(data, "%lf %lf %d %15s %15s %lf %n", &bw->copy_gbs, &bw->read_gbs,
+                            &timed, bw->copy_shape, bw->read_shape, &bw->transfer_gbs,
+                            &used) == 6 && (size_t)used == n;
+            free(data);
+            if (ok && isfinite(bw->copy_gbs) && bw->copy_gbs > 0) {
                 bw->gpu_timed = timed;
                 bw->bytes = (uint64_t)mib << 20;
                 return 0;
             }
+            memset(bw, 0, sizeof *bw);
         }
     }
     if (vkx_probe_bandwidth(vk, (uint64_t)mib << 20, 0, bw, err, errlen) != 0) return -1;
-    if (have_path) {
-        FILE *f = fopen(path, "w");
-        if (f) {
-            fprintf(f, "%.4f %.4f %d %s %s %.4f\n", bw->copy_gbs, bw->read_gbs,
-                    bw->gpu_timed ? 1 : 0, bw->copy_shape, bw->read_shape, bw->transfer_gbs);
-            fclose(f);
-        }
+    if (have_path) { /* whole or not at all; a cache that cannot be written is only slower */
+        char line[256], e[256];
+        int n = snprintf(line, sizeof line, "%.4f %.4f %d %s %s %.4f\n", bw->copy_gbs,
+                         bw->read_gbs, bw->gpu_timed ? 1 : 0, bw->copy_shape, bw->read_shape,
+                         bw->transfer_gbs);
+        struct plat_out o;
+        if (n > 0 && (size_t)n < sizeof line && plat_out_open(&o, path, e, sizeof e) == 0)
+            (void)plat_out_close(&o, plat_out_write(&o, line, (size_t)n) == 0, e, sizeof e);
     }
     return 0;
 }
@@ -224,13 +228,4 @@ uint32_t bu_steps(const struct nb_gpu_model *g, const struct vkx_cmd *c, uint32_
         }
     }
     return cnt;
-}
-
-int bu_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
-{
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi) return -1;
-    *out = (uint32_t)v;
-    return 0;
 }

@@ -39,7 +39,5 @@ uint32_t bu_steps(const struct nb_gpu_model *g, const struct vkx_cmd *c, uint32_
 
 /* Formats a byte count as "1.23 GiB" / "45.6 MiB". */
 const char *bu_size(uint64_t bytes, char *buf, size_t n);
-/* A whole number in [lo, hi] from a command-line argument: 0, or -1 when s is not one. */
-int bu_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
 
 #endif

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
+#include "bench_spec.h"
 #include "benchutil.h"
 #include "cmds.h"
 #include "forward.h"
@@ -146,25 +148,24 @@ static void json_str(const char *s)
 
 int cmd_bench(int argc, char **argv)
 {
+    if (bench_spec_wanted(argc, argv)) return bench_spec(argc, argv); /* tools/bench_spec.c */
     struct opts o = {NULL, "md", 512, 128, 5, 0, 512, 64, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (!strcmp(a, "-m") && v) o.model = argv[++i];
         else if (!strcmp(a, "-o") && v) o.fmt = argv[++i];
-        else if (!strcmp(a, "-p") && v) bad = bu_parse_u32(argv[++i], 0, 1 << 20, &o.p);
-        else if (!strcmp(a, "-n") && v) bad = bu_parse_u32(argv[++i], 0, 1 << 20, &o.n);
-        else if (!strcmp(a, "-r") && v) bad = bu_parse_u32(argv[++i], 1, 1000, &o.r);
-        else if (!strcmp(a, "-d") && v) bad = bu_parse_u32(argv[++i], 0, 1 << 22, &o.d);
-        else if (!strcmp(a, "-b") && v) bad = bu_parse_u32(argv[++i], 1, 1 << 16, &o.b);
-        else if (!strcmp(a, "--probe-mb") && v) bad = bu_parse_u32(argv[++i], 0, 4096, &o.probe_mib);
+        else if (!strcmp(a, "-p") && v) bad = args_u32("bench", a, argv[++i], 0, 1 << 20, &o.p);
+        else if (!strcmp(a, "-n") && v) bad = args_u32("bench", a, argv[++i], 0, 1 << 20, &o.n);
+        else if (!strcmp(a, "-r") && v) bad = args_u32("bench", a, argv[++i], 1, 1000, &o.r);
+        else if (!strcmp(a, "-d") && v) bad = args_u32("bench", a, argv[++i], 0, 1 << 22, &o.d);
+        else if (!strcmp(a, "-b") && v) bad = args_u32("bench", a, argv[++i], 1, 1 << 16, &o.b);
+        else if (!strcmp(a, "--probe-mb") && v)
+            bad = args_u32("bench", a, argv[++i], 0, 4096, &o.probe_mib);
         else if (!strcmp(a, "--fresh-probe")) o.fresh = true;
         else if (!strcmp(a, "--load-only")) o.load_only = true;
         else return usage();
-        if (bad) {
-            fprintf(stderr, "nibble bench: bad value for %s: '%s'\n", a, argv[i]);
-            return 2;
-        }
+        if (bad) return 2; /* args_u32 named the flag */
     }
     if (!o.model || (strcmp(o.fmt, "md") && strcmp(o.fmt, "json"))) return usage();
     bool json = !strcmp(o.fmt, "json");

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cmds.h"
 #include "gguf.h"
 #include "platform.h"
@@ -422,8 +423,8 @@ static float rng_weight(uint64_t *s)
     return (float)((double)(rng_next(s) >> 40) / (double)(1u << 24) * 2.0 - 1.0) * 0.034641f;
 }
 
-static int write_tensor(FILE *f, const struct tinfo *t, uint32_t n_rope_on, uint64_t *rng,
-                        float *row, uint8_t *q)
+static int write_tensor(struct plat_out *f, const struct tinfo *t, uint32_t n_rope_on,
+                        uint64_t *rng, float *row, uint8_t *q)
 {
     uint64_t rows = t->ne[1] * t->ne[2], n = t->ne[0];
     size_t rb = (size_t)ggml_row_size(t->type, n);
@@ -432,7 +433,7 @@ static int write_tensor(FILE *f, const struct tinfo *t, uint32_t n_rope_on, uint
             row[i] = t->fill == FILL_RAND ? rng_weight(rng)
                    : t->fill == FILL_ROPE ? (i < n_rope_on ? 1.0f : 1e30f)
                                           : 1.0f;
-        if (nb_quant_row(t->type, row, q, n) != 0 || fwrite(q, 1, rb, f) != rb) return -1;
+        if (nb_quant_row(t->type, row, q, n) != 0 || plat_out_write(f, q, rb) != 0) return -1;
     }
     return 0;
 }
@@ -472,12 +473,7 @@ int cmd_mkmodel(int argc, char **argv)
         else if (!strcmp(a, "-o") && v) out = argv[++i];
         else if (!strcmp(a, "--type") && v) tname = argv[++i];
         else if (!strcmp(a, "--seed") && v) {
-            char *end;
-            seed = strtoull(argv[++i], &end, 10);
-            if (*end || end == argv[i]) {
-                fprintf(stderr, "nibble mkmodel: bad seed '%s'\n", argv[i]);
-                return 2;
-            }
+            if (args_u64("mkmodel", a, argv[++i], 0, UINT64_MAX, &seed) != 0) return 2;
         } else
             return usage(stderr);
     }
@@ -504,7 +500,9 @@ int cmd_mkmodel(int argc, char **argv)
     struct buf kvb = {0}, hdr = {0};
     float *row = NULL;
     uint8_t *q = NULL;
-    FILE *f = NULL;
+    struct plat_out f;
+    bool opened = false;
+    char e[512];
     int rc = 1;
     if (!w) goto oom;
     tensors(w, p, mt);
@@ -532,38 +530,45 @@ int cmd_mkmodel(int argc, char **argv)
     q = malloc(max_row * sizeof *row);
     if (kvb.oom || hdr.oom || !row || !q) goto oom;
 
-    f = fopen(out, "wb");
-    if (!f) {
-        fprintf(stderr, "nibble mkmodel: cannot write '%s'\n", out);
+    if (plat_out_open(&f, out, e, sizeof e) != 0) {
+        fprintf(stderr, "nibble mkmodel: %s\n", e);
         goto done;
     }
+    opened = true;
     uint64_t t0 = plat_now_ns(), params = 0, pos = 0;
-    if (fwrite(hdr.p, 1, hdr.n, f) != hdr.n) goto io;
+    if (plat_out_write(&f, hdr.p, hdr.n) != 0) goto io;
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
     for (uint32_t i = 0; i < w->n; i++) {
         const struct tinfo *t = &w->t[i];
-        if (pos < t->off && fwrite(zeros, 1, t->off - pos, f) != t->off - pos) goto io;
-        if (write_tensor(f, t, w->n_rope_on, &rng, row, q) != 0) goto io;
+        if (pos < t->off && plat_out_write(&f, zeros, t->off - pos) != 0) goto io;
+        if (write_tensor(&f, t, w->n_rope_on, &rng, row, q) != 0) goto io;
         pos = t->off + t->bytes;
         params += t->ne[0] * t->ne[1] * t->ne[2];
     }
-    if (fclose(f) != 0) {
-        f = NULL;
-        goto io;
+    opened = false;
+    if (plat_out_close(&f, true, e, sizeof e) != 0) {
+        fprintf(stderr, "nibble mkmodel: %s\n", e);
+        goto done;
     }
-    f = NULL;
     fprintf(stderr, "nibble mkmodel: %s: %s, %u tensors, %.3f B parameters, %.1f MiB, %.1f s\n",
             out, p->name, w->n, params / 1e9, (hdr.n + w->data_size) / 1048576.0,
             (plat_now_ns() - t0) / 1e9);
     rc = 0;
     goto done;
-io:
-    fprintf(stderr, "nibble mkmodel: write error on '%s' (disk full?)\n", out);
+io: /* the temporary is removed: the destination stays as it was */
+    opened = false;
+    if (f.err) { /* a failed write: plat_out_close names its reason */
+        (void)plat_out_close(&f, true, e, sizeof e);
+    } else {
+        (void)plat_out_close(&f, false, e, sizeof e);
+        snprintf(e, sizeof e, "%s: a tensor could not be quantized", out);
+    }
+    fprintf(stderr, "nibble mkmodel: %s\n", e);
     goto done;
 oom:
     fprintf(stderr, "nibble mkmodel: out of host memory\n");
 done:
-    if (f) fclose(f);
+    if (opened) (void)plat_out_close(&f, false, e, sizeof e);
     free(row);
     free(q);
     free(kvb.p);
