@@ -181,16 +181,21 @@ const int32_t *nibble_tokens(const struct nibble_context *c);
  * Drafters: prompt lookup (the tokens that followed the latest earlier occurrence of the context's
  * last n tokens, n = lookup .. 1; no model) and a draft model's context (same vocabulary, drafting
  * with the same sampler). With both, lookup first and the draft model when lookup finds nothing.
- * Adaptive k: at most one more than the drafts accepted last time, one more after all were
- * accepted; after a verification that accepted none, drafting pauses for 1, 2, 4 .. 32 steps, so
- * drafts that are always wrong cost little; a step with nothing drafted is a plain decode step. */
+ * Adaptive k: each step drafts the k (0 .. draft_max) that maximises the expected tokens of the
+ * step, (1 - a^(k+1)) / (1 - a) for the recent per-token acceptance a, per second of a step of
+ * k + 1 tokens as measured (drafting included); k = 0 is a plain decode step. So drafts are made
+ * only where they pay on this device (a GPU reads the weights once for up to 8 tokens; a CPU
+ * device computes each), and drafts that are always rejected cost one batch of 2 tokens per 32
+ * plain steps (the retry that measures them again). fixed_k drafts draft_max whenever it can. */
 struct nibble_spec_params {
     int lookup;    /* prompt lookup with n-grams of up to this many tokens (1..8); 0: off */
     int draft_max; /* most tokens drafted per verification, 1..7 (0: 7), and < n_batch */
     struct nibble_context *draft; /* a draft model's context or NULL: the same vocabulary, an
                                      n_ctx of at least the target's; used by no one else */
+    bool fixed_k;  /* no adaptation: draft_max tokens (or what lookup finds) on every step */
 };
-/* Defaults: lookup 0, draft_max 0, draft NULL (no drafter: every step a plain decode step). */
+/* Defaults: lookup 0, draft_max 0, draft NULL, fixed_k false (no drafter: every step a plain
+ * decode step). */
 struct nibble_spec_params nibble_spec_default_params(void);
 struct nibble_spec;
 /* A speculative generator over context c (which must outlive it). NULL with a message for bad

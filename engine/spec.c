@@ -2,6 +2,7 @@
  * draft model's context), verification of a draft in one batch, the acceptance rule (spec.h) and
  * the rollback of rejected tokens with nibble_truncate. */
 #include "spec.h"
+#include "platform.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -11,15 +12,18 @@
 
 #define SPEC_MAX_DRAFT 7 /* a draft and the token before it: one batch of 8, one weight read */
 #define SPEC_MAX_LOOKUP 8
-#define SPEC_MAX_PAUSE 32
+#define SPEC_EXPLORE 32  /* plain steps before a draft of one token is tried regardless */
 
 struct nibble_spec {
     struct nibble_context *c, *draft;
     int lookup, draft_max;
+    bool fixed_k;
     uint32_t V;
-    int k_cur;     /* the draft length to try next */
-    int pause;     /* steps left without drafting */
-    int pause_len; /* the next pause after a verification that accepted nothing */
+    /* adaptive k: the measured seconds of a step that evaluates n tokens (drafting included;
+     * 0: not measured yet) and the decayed counts of drafted tokens tried and accepted */
+    double cost[SPEC_MAX_DRAFT + 2];
+    double tried, taken;
+    int idle; /* plain steps since the last draft */
     uint64_t rng;  /* the acceptance draws (splitmix64), seeded from the sampler */
     uint64_t rng_seed;
     bool rng_set;
@@ -210,6 +214,37 @@ int32_t nb_spec_accept(const struct nb_dist *p, const struct nb_dist *q, int32_t
 
 /* ---- the generator --------------------------------------------------------------------------- */
 
+/* The draft length worth trying, at most kmax: the k that maximises the expected tokens of a step,
+ * (1 - a^(k+1)) / (1 - a) for a per-token acceptance a, per second of a step of k + 1 tokens
+ * (measured; before that a guess of 15% more per token, as on a GPU where a batch of 8 reads the
+ * weights once). 0 when plain decoding is faster, except after SPEC_EXPLORE plain steps: then 1,
+ * so acceptance and cost are measured again (drafts that are always rejected cost at most one
+ * batch of 2 in that many steps). */
+static int choose_k(struct nibble_spec *s, int kmax)
+{
+    double a = (s->taken + 1) / (s->tried + 2), c1 = s->cost[1] > 0 ? s->cost[1] : 1;
+    double best = 1 / c1, e = 1, ak = 1;
+    int k_best = 0;
+    for (int k = 1; k <= kmax; k++) {
+        ak *= a;
+        e += ak; /* 1 + a + .. + a^k */
+        double c = s->cost[k + 1] > 0 ? s->cost[k + 1] : c1 * (1 + 0.15 * k);
+        if (e / c > best) {
+            best = e / c;
+            k_best = k;
+        }
+    }
+    if (k_best == 0 && kmax > 0 && ++s->idle >= SPEC_EXPLORE) k_best = 1;
+    if (k_best > 0) s->idle = 0;
+    return k_best;
+}
+
+static void note_cost(struct nibble_spec *s, int n, uint64_t t0)
+{
+    double t = (plat_now_ns() - t0) / 1e9;
+    s->cost[n] = s->cost[n] > 0 ? 0.7 * s->cost[n] + 0.3 * t : t;
+}
+
 struct nibble_spec_params nibble_spec_default_params(void)
 {
     struct nibble_spec_params p = {.lookup = 0, .draft_max = 0, .draft = NULL};
@@ -262,11 +297,11 @@ struct nibble_spec *nibble_spec_create(struct nibble_context *c,
     s->c = c;
     s->draft = p->draft;
     s->lookup = p->lookup;
+    s->fixed_k = p->fixed_k;
     s->V = V;
     uint32_t nb = nibble_n_batch(c);
     s->draft_max = p->draft_max ? p->draft_max : SPEC_MAX_DRAFT;
     if ((uint32_t)s->draft_max > nb - 1) s->draft_max = (int)nb - 1;
-    s->k_cur = s->draft_max;
     s->hist = malloc(((size_t)nibble_n_ctx(c) + 1) * sizeof *s->hist);
     s->dense = calloc(V, sizeof *s->dense);
     if (!s->hist || !s->dense) {
@@ -374,17 +409,17 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
     s->st.steps++;
     bool greedy = sp->temp == 0.0f || sp->top_k == 1;
 
-    /* draft: at most k_cur, the room left in out and in the context */
-    int k = s->k_cur;
+    /* draft: at most draft_max, the room left in out and in the context, and what pays */
+    uint64_t t0 = plat_now_ns();
+    int k = s->lookup || s->draft ? s->draft_max : 0;
     if (k > max - 1) k = max - 1;
     if ((int64_t)k > (int64_t)n_ctx - P - 1) k = (int)(n_ctx - P - 1);
+    if (!s->fixed_k) k = choose_k(s, k);
     int32_t batch[1 + SPEC_MAX_DRAFT];
     batch[0] = last;
     int nd = 0;
     bool from_model = false;
-    if (s->pause > 0) {
-        s->pause--;
-    } else if (k > 0 && (s->lookup || s->draft)) {
+    if (k > 0) {
         memcpy(s->hist, nibble_tokens(c), P * sizeof *s->hist);
         s->hist[P] = last;
         if (s->lookup) nd = draft_lookup(s, s->hist, P + 1, k, batch + 1);
@@ -404,6 +439,7 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
         }
         out[0] = t;
         s->st.tokens++;
+        note_cost(s, 1, t0);
         return 1;
     }
 
@@ -457,18 +493,9 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
     s->st.drafted += (uint64_t)nd;
     s->st.accepted += (uint64_t)m;
     s->st.tokens += (uint64_t)m + 1;
-    if (m == nd) {
-        s->k_cur = s->k_cur < s->draft_max ? s->k_cur + 1 : s->draft_max;
-    } else {
-        s->k_cur = m + 1;
-    }
-    if (m == 0) {
-        s->pause = s->pause_len;
-        s->pause_len = s->pause_len ? (s->pause_len * 2 > SPEC_MAX_PAUSE ? SPEC_MAX_PAUSE
-                                                                        : s->pause_len * 2)
-                                    : 1;
-    } else {
-        s->pause_len = 0;
-    }
+    /* acceptance: m successes in m + 1 tries (m in nd when all were accepted), decayed */
+    s->tried = 0.95 * s->tried + m + (m < nd);
+    s->taken = 0.95 * s->taken + m;
+    note_cost(s, nd + 1, t0);
     return m + 1;
 }
