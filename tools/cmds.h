@@ -12,5 +12,6 @@ int cmd_profile(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 
 #endif
