@@ -23,12 +23,13 @@ static double stat(const struct vkx_pipeline_stats *s, const char *name)
     return -1;
 }
 
-static void spec_str(const struct vkx_pipeline_stats *s, char *buf, size_t n)
+/* The specialization constants, separated by `sep`. */
+static void spec_str(const struct vkx_pipeline_stats *s, char sep, char *buf, size_t n)
 {
     size_t w = 0;
     buf[0] = 0;
     for (uint32_t i = 0; i < s->n_spec && w + 12 < n; i++)
-        w += (size_t)snprintf(buf + w, n - w, "%s%u", i ? "," : "", s->spec[i]);
+        w += (size_t)snprintf(buf + w, n - w, "%.*s%u", i ? 1 : 0, &sep, s->spec[i]);
 }
 
 /* Occupancy in percent: resident subgroups per SIMD over the most a SIMD holds; -1: unknown. */
@@ -58,6 +59,7 @@ int nb_info_pipelines(const char *model, bool csv)
     }
     uint32_t n = vkx_pstats_count(&g.vk);
     if (csv) {
+        /* one row per pipeline, the spec constants separated by spaces */
         printf("pipeline,spec,texel,subgroup,vgprs,sgprs,spilled_vgprs,spilled_sgprs,lds_bytes,"
                "scratch_bytes,waves_per_simd,max_waves,occupancy_pct,latency,inv_throughput\n");
     } else {
@@ -75,11 +77,12 @@ int nb_info_pipelines(const char *model, bool csv)
     for (uint32_t i = 0; i < n; i++) {
         const struct vkx_pipeline_stats *s = vkx_pstats_get(&g.vk, i);
         char sp[160], b[10][32];
-        spec_str(s, sp, sizeof sp);
+        spec_str(s, csv ? ' ' : ',', sp, sizeof sp);
         double occ = occupancy(s);
         if (s->spilled_vgprs > 0 || s->spilled_sgprs > 0 || s->scratch_bytes > 0) spilling++;
         if (csv)
-            printf("%s,\"%s\",%d,%u,%s,%s,%s,%s,%s,%s,%s,%u,%s,%s,%s\n", s->name, sp, s->texel, s->subgroup_size, num(s->vgprs, b[0], 32),
+            printf("%s,%s,%d,%u,%s,%s,%s,%s,%s,%s,%s,%u,%s,%s,%s\n", s->name, sp, s->texel,
+                   s->subgroup_size, num(s->vgprs, b[0], 32),
                    num(s->sgprs, b[1], 32), num(s->spilled_vgprs, b[2], 32),
                    num(s->spilled_sgprs, b[3], 32), num(s->lds_bytes, b[4], 32),
                    num(s->scratch_bytes, b[5], 32), num(s->waves_per_simd, b[6], 32), s->max_waves,
