@@ -90,5 +90,8 @@ int plat_sockaddr(const char *host, uint16_t port, void *sa, size_t *len, char *
                   size_t errlen);
 /* The local port a bound socket listens on (0 if unknown). */
 uint16_t plat_socket_port(int fd);
+/* 1 when the peer of connected socket fd has closed or reset it (never blocks; data waiting to
+ * be read does not count as closed). */
+bool plat_socket_gone(int fd);
 
 #endif

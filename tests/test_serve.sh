@@ -262,6 +262,15 @@ N=$(sed -n 's/.*generated \([0-9]*\), cancelled.*/\1/p' "$LOG" | head -1)
 check "the stream that lost its client stopped early (after ${N:-?} of 1000 tokens)" \
     [ -n "$N" ] && [ "$N" -lt 1000 ]
 
+# and so does a client that leaves before a non-streaming reply is whole
+curl -s --max-time 1 -o /dev/null "${K[@]}" --data-binary \
+    '{"prompt":"Blessed are the","max_tokens":1000,"temperature":0}' \
+    "http://127.0.0.1:$PORT/v1/completions"
+post /v1/completions '{"prompt":"In the beginning","max_tokens":4,"temperature":0}' "${K[@]}"
+N=$(sed -n 's/.*generated \([0-9]*\), cancelled.*/\1/p' "$LOG" | sed -n 2p)
+check "a non-streaming request that lost its client stopped early (after ${N:-?} of 1000)" \
+    [ "$ST" = 200 -a -n "$N" ] && [ "$N" -lt 1000 ]
+
 # ---- the openai npm client ----
 NPM=$T/npm
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

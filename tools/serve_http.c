@@ -184,9 +184,18 @@ static enum MHD_Result do_completion(struct srv_http *h, struct MHD_Connection *
         struct strbuf text = {0}, out = {0};
         struct srv_view v;
         size_t sent = 0;
-        do
-            sent = srv_job_poll(h->s, j, sent, 1000, &text, &v);
-        while (!v.done);
+        /* a client that leaves before the reply is whole cancels it too */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        do {
+            sent = srv_job_poll(h->s, j, sent, 250, &text, &v);
+            if (!v.done && ci && plat_socket_gone(ci->connect_fd)) {
+                srv_job_release(h->s, j);
+                sb_free(&text);
+                api_req_free(&r);
+                return MHD_NO; /* closes the connection */
+            }
+        } while (!v.done);
         enum MHD_Result rc;
         if (v.err) {
             rc = send_error(conn, (unsigned)v.err_status, v.err, NULL);
