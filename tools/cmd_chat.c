@@ -315,8 +315,8 @@ static int chat_load(struct chat *ch, const char *path)
         snprintf(role, sizeof role, "%.*s", (int)(nl - p - lo), p + lo);
         const char *q = nl + 1, *c = q;
         while (c + lc <= end && memcmp(c, CHATFMT_CLOSE, lc)) c++;
-        if (c + lc > end || (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "model")) ||
-            (!strcmp(role, "system") && tmp.n_turns) ||
+        bool known = !strcmp(role, "system") || !strcmp(role, "user") || !strcmp(role, "model");
+        if (c + lc > end || !known || (!strcmp(role, "system") && tmp.n_turns) ||
             turn_add(&tmp, role, q, (size_t)(c - q)) != 0)
             bad = 1;
         p = c + lc;
