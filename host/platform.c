@@ -393,3 +393,5 @@ bool plat_socket_gone(int fd)
     char c;
     return (p.revents & POLLIN) && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
+
+void plat_socket_close(int fd) { close(fd); }

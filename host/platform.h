@@ -93,5 +93,6 @@ uint16_t plat_socket_port(int fd);
 /* 1 when the peer of connected socket fd has closed or reset it (never blocks; data waiting to
  * be read does not count as closed). */
 bool plat_socket_gone(int fd);
+void plat_socket_close(int fd);
 
 #endif

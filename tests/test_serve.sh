@@ -284,7 +284,18 @@ else
         timeout 120 node "$(dirname "$0")/serve_openai.cjs"
     check "the openai npm client (node $(node --version))" [ $? = 0 ]
 fi
+# SIGTERM with a stream under way: the stream ends with a 503 error event and [DONE]
+rm -f "$T/last"
+curl -sN -o "$T/last" "${K[@]}" --data-binary \
+    '{"prompt":"And God said","max_tokens":1000,"temperature":0,"stream":true}' \
+    "http://127.0.0.1:$PORT/v1/completions" &
+CURL=$!
+for _ in $(seq 300); do [ -s "$T/last" ] && break; sleep 0.1; done
 stop B
+wait $CURL
+check "a stream under way at SIGTERM ends with a 503 error and [DONE]" \
+    [ "$(grep '^data: {"error"' "$T/last" | sed 's/^data: //' | jq .error.code)" = 503 \
+      -a "$(grep '^data: ' "$T/last" | tail -1)" = "data: [DONE]" ]
 
 echo "$passes passed, $fails failed"
 [ $fails = 0 ]

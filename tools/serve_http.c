@@ -25,6 +25,7 @@ struct srv_http {
     uint16_t port;
     long created;
     atomic_ulong next_id;
+    atomic_int in_flight; /* requests between their headers and their end */
 };
 
 /* One request (libmicrohttpd's *con_cls): its body as it arrives. */
@@ -317,6 +318,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (!(q = calloc(1, sizeof *q))) return MHD_NO;
         *con_cls = q;
+        atomic_fetch_add(&h->in_flight, 1);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -339,11 +341,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)conn;
     (void)toe;
+    struct srv_http *h = cls;
     struct req *q = *con_cls;
     if (!q) return;
+    atomic_fetch_sub(&h->in_flight, 1);
     sb_free(&q->body);
     free(q);
     *con_cls = NULL;
@@ -365,6 +368,7 @@ struct srv_http *srv_http_start(struct srv *s, const struct srv_http_opts *o, ch
     h->o = *o;
     h->created = (long)time(NULL);
     atomic_init(&h->next_id, 1);
+    atomic_init(&h->in_flight, 0);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_POLL | MHD_USE_ITC | (fam == 6 ? MHD_USE_IPv6 : 0);
     h->d = MHD_start_daemon(flags, o->port, NULL, NULL, on_request, h,
@@ -388,6 +392,11 @@ uint16_t srv_http_port(const struct srv_http *h) { return h->port; }
 void srv_http_stop(struct srv_http *h)
 {
     if (!h) return;
+    /* no new connections; the requests under way get their replies (503 after srv_shutdown)
+     * for up to 2 s before the connections are closed */
+    MHD_socket ls = MHD_quiesce_daemon(h->d);
+    for (int i = 0; i < 200 && atomic_load(&h->in_flight) > 0; i++) plat_sleep_ms(10);
     MHD_stop_daemon(h->d);
+    if (ls != MHD_INVALID_SOCKET) plat_socket_close(ls);
     free(h);
 }
