@@ -317,7 +317,7 @@ static cJSON *head(const struct api_req *r, const char *id, long created, bool c
                                          : chunk                  ? "chat.completion.chunk"
                                                                   : "chat.completion");
     cJSON_AddNumberToObject(o, "created", (double)created);
-    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON_AddItemToObject(o, "model", text_item(r->model, strlen(r->model)));
     return o;
 }
 
