@@ -177,7 +177,8 @@ const int32_t *nibble_tokens(const struct nibble_context *c);
  * rule: drafted token d is accepted with probability min(1, p(d) / q(d)) (p: the target's
  * distribution after temp/top_k/top_p, q: the drafter's; q(d) = 1 for prompt lookup), else the
  * token is drawn from max(0, p - q) normalised. Those draws come from the step's own stream
- * (seeded by the sampler's seed): a seeded run repeats, with other draws than plain decoding.
+ * (seeded by the sampler's seed), other draws than plain decoding's: a seeded run repeats with
+ * fixed_k (adaptive k follows measured time, and what is drafted changes which draws are made).
  * Drafters: prompt lookup (the tokens that followed the latest earlier occurrence of the context's
  * last n tokens, n = lookup .. 1; no model) and a draft model's context (same vocabulary, drafting
  * with the same sampler). With both, lookup first and the draft model when lookup finds nothing.
@@ -185,8 +186,9 @@ const int32_t *nibble_tokens(const struct nibble_context *c);
  * step, (1 - a^(k+1)) / (1 - a) for the recent per-token acceptance a, per second of a step of
  * k + 1 tokens as measured (drafting included); k = 0 is a plain decode step. So drafts are made
  * only where they pay on this device (a GPU reads the weights once for up to 8 tokens; a CPU
- * device computes each), and drafts that are always rejected cost one batch of 2 tokens per 32
- * plain steps (the retry that measures them again). fixed_k drafts draft_max whenever it can. */
+ * device computes each). Drafts that are always rejected cost one retry (a batch of 2 tokens,
+ * and the draft model catching up) per 32 plain steps, then 64, .. 1024 while retries accept
+ * nothing. fixed_k drafts draft_max whenever it can. */
 struct nibble_spec_params {
     int lookup;    /* prompt lookup with n-grams of up to this many tokens (1..8); 0: off */
     int draft_max; /* most tokens drafted per verification, 1..7 (0: 7), and < n_batch */

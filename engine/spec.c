@@ -12,7 +12,8 @@
 
 #define SPEC_MAX_DRAFT 7 /* a draft and the token before it: one batch of 8, one weight read */
 #define SPEC_MAX_LOOKUP 8
-#define SPEC_EXPLORE 32  /* plain steps before a draft of one token is tried regardless */
+#define SPEC_EXPLORE 32  /* plain steps before a draft of one token is tried regardless ... */
+#define SPEC_EXPLORE_MAX 1024 /* ... doubling up to this while those tries accept nothing */
 
 struct nibble_spec {
     struct nibble_context *c, *draft;
@@ -22,8 +23,11 @@ struct nibble_spec {
     /* adaptive k: the measured seconds of a step that evaluates n tokens (drafting included;
      * 0: not measured yet) and the decayed counts of drafted tokens tried and accepted */
     double cost[SPEC_MAX_DRAFT + 2];
+    bool warm[SPEC_MAX_DRAFT + 2]; /* the first step of each size ran (it records commands) */
     double tried, taken;
-    int idle; /* plain steps since the last draft */
+    int idle;          /* plain steps since the last draft */
+    int explore_every; /* plain steps before a try (SPEC_EXPLORE .. SPEC_EXPLORE_MAX) */
+    bool exploring;    /* this step's draft is such a try */
     uint64_t rng;  /* the acceptance draws (splitmix64), seeded from the sampler */
     uint64_t rng_seed;
     bool rng_set;
@@ -217,12 +221,14 @@ int32_t nb_spec_accept(const struct nb_dist *p, const struct nb_dist *q, int32_t
 /* The draft length worth trying, at most kmax: the k that maximises the expected tokens of a step,
  * (1 - a^(k+1)) / (1 - a) for a per-token acceptance a, per second of a step of k + 1 tokens
  * (measured; before that a guess of 15% more per token, as on a GPU where a batch of 8 reads the
- * weights once). 0 when plain decoding is faster, except after SPEC_EXPLORE plain steps: then 1,
- * so acceptance and cost are measured again (drafts that are always rejected cost at most one
- * batch of 2 in that many steps). */
+ * weights once; the first two steps are plain, to measure one token). 0 when plain decoding is
+ * faster, except after explore_every plain steps: then 1, so acceptance and cost are measured
+ * again. Drafts that are always rejected cost one such try (a batch of 2, and the draft model's
+ * catching up) per 32, 64, .. 1024 steps: each try that accepts nothing doubles the wait. */
 static int choose_k(struct nibble_spec *s, int kmax)
 {
-    double a = (s->taken + 1) / (s->tried + 2), c1 = s->cost[1] > 0 ? s->cost[1] : 1;
+    if (s->cost[1] <= 0) return 0; /* plain steps first: they measure the cost of one token */
+    double a = (s->taken + 1) / (s->tried + 2), c1 = s->cost[1];
     double best = 1 / c1, e = 1, ak = 1;
     int k_best = 0;
     for (int k = 1; k <= kmax; k++) {
@@ -234,14 +240,24 @@ static int choose_k(struct nibble_spec *s, int kmax)
             k_best = k;
         }
     }
-    if (k_best == 0 && kmax > 0 && ++s->idle >= SPEC_EXPLORE) k_best = 1;
+    s->exploring = false;
+    if (k_best == 0 && kmax > 0 && ++s->idle >= s->explore_every) {
+        k_best = 1;
+        s->exploring = true;
+    }
     if (k_best > 0) s->idle = 0;
     return k_best;
 }
 
+/* The seconds of a step of n tokens since t0, into the average (the first of each size is left
+ * out: it records the command buffers). */
 static void note_cost(struct nibble_spec *s, int n, uint64_t t0)
 {
     double t = (plat_now_ns() - t0) / 1e9;
+    if (!s->warm[n]) {
+        s->warm[n] = true;
+        return;
+    }
     s->cost[n] = s->cost[n] > 0 ? 0.7 * s->cost[n] + 0.3 * t : t;
 }
 
@@ -298,6 +314,7 @@ struct nibble_spec *nibble_spec_create(struct nibble_context *c,
     s->draft = p->draft;
     s->lookup = p->lookup;
     s->fixed_k = p->fixed_k;
+    s->explore_every = SPEC_EXPLORE;
     s->V = V;
     uint32_t nb = nibble_n_batch(c);
     s->draft_max = p->draft_max ? p->draft_max : SPEC_MAX_DRAFT;
@@ -496,6 +513,10 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
     /* acceptance: m successes in m + 1 tries (m in nd when all were accepted), decayed */
     s->tried = 0.95 * s->tried + m + (m < nd);
     s->taken = 0.95 * s->taken + m;
+    if (s->exploring)
+        s->explore_every = m > 0                                 ? SPEC_EXPLORE
+                           : s->explore_every * 2 > SPEC_EXPLORE_MAX ? SPEC_EXPLORE_MAX
+                                                                     : s->explore_every * 2;
     note_cost(s, nd + 1, t0);
     return m + 1;
 }

@@ -13,14 +13,17 @@
  *   model of the same vocabulary, and with the verification batches recorded per call
  *   (NIBBLE_DISABLE=replay); and on the default model over held-out Bible text (window 128
  *   crossed) with lookup and with the PTQ model drafting (about half the drafts rejected).
- * - Sampling with speculation runs to the end with valid tokens and repeats for a seed.
- * - A draft model of another vocabulary is refused naming both sizes. */
+ * - Sampling with speculation runs to the end with valid tokens and repeats for a seed (fixed k).
+ * - A draft model of another vocabulary is refused naming both sizes.
+ * - The CLI: `nibble run --lookup` prints the text plain `run` prints (greedy) and the acceptance;
+ *   `nibble bench --lookup` reports identical tokens; bad flags and a mismatched draft fail. */
 #include "testutil.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "nibble.h"
 #include "spec.h"
@@ -351,6 +354,7 @@ static void test_sampling(void **state)
     struct nibble_spec_params p = nibble_spec_default_params();
     p.lookup = 2;
     p.draft = dc;
+    p.fixed_k = true; /* adaptive k follows time: the draws would differ between runs */
     int32_t a[NCTX], b[NCTX];
     for (int r = 0; r < 2; r++) {
         struct nibble_spec *s = nibble_spec_create(c, &p, err, sizeof err);
@@ -416,6 +420,69 @@ static void test_errors(void **state)
     nb_test_check_validation();
 }
 
+/* ---- the command line ------------------------------------------------------------------------ */
+
+static char out[1 << 16], errs[1 << 16];
+
+/* Runs `NB_CLI args` with stdout and stderr into out/errs; returns the exit status. */
+static int cli(const char *args)
+{
+    char cmd[4096], path[1024];
+    snprintf(cmd, sizeof cmd, "'%s' %s > '%s/spec.out' 2> '%s/spec.err'", NB_CLI, args,
+             NB_TEST_TMP, NB_TEST_TMP);
+    int st = system(cmd);
+    assert_true(st != -1 && WIFEXITED(st));
+    char *bufs[2] = {out, errs};
+    const char *names[2] = {"spec.out", "spec.err"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", NB_TEST_TMP, names[i]);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        size_t n = fread(bufs[i], 1, sizeof out - 1, f);
+        bufs[i][n] = 0;
+        fclose(f);
+    }
+    return WEXITSTATUS(st);
+}
+
+static void test_cli(void **state)
+{
+    (void)state;
+    const char *dense = nb_test_file("dense.gguf");
+    if (!dense) skip();
+    char dpath[2048], args[4096];
+    snprintf(dpath, sizeof dpath, "%s", dense);
+    static char plain[1 << 16];
+    const char *p = "-p 'And God said unto Moses, And God said unto Moses,' -n 48 --temp 0 -c 96";
+    snprintf(args, sizeof args, "run %s", p);
+    if (cli(args) != 0) skip(); /* no device */
+    snprintf(plain, sizeof plain, "%s", out);
+    snprintf(args, sizeof args, "run %s --lookup 3 --draft-max 4", p);
+    assert_int_equal(cli(args), 0);
+    assert_string_equal(out, plain);
+    assert_non_null(strstr(errs, "speculative:"));
+    snprintf(args, sizeof args, "run %s --draft " NB_TEST_DATA "/../../models/kjv-ptq-q4_0.gguf",
+             p);
+    assert_int_equal(cli(args), 0);
+    assert_string_equal(out, plain);
+    assert_int_equal(cli("bench -m " NB_TEST_DATA "/../../models/default.gguf --lookup 3 -n 24 "
+                         "-r 1"),
+                     0);
+    assert_non_null(strstr(out, "identical to plain decoding: yes"));
+    assert_non_null(strstr(out, "| lookup 3, k <= 7 |"));
+    /* errors: a draft model of another vocabulary, flags out of range */
+    snprintf(args, sizeof args, "run %s --draft '%s'", p, dpath);
+    assert_int_equal(cli(args), 1);
+    assert_non_null(strstr(errs, "vocabulary"));
+    snprintf(args, sizeof args, "run %s --lookup 9", p);
+    assert_int_equal(cli(args), 2);
+    assert_non_null(strstr(errs, "--lookup"));
+    snprintf(args, sizeof args, "run %s --draft-max 0", p);
+    assert_int_equal(cli(args), 2);
+    assert_int_equal(cli("bench -m " NB_TEST_DATA "/../../models/default.gguf --lookup 2 --x 1"),
+                     2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,7 +490,7 @@ int main(void)
         cmocka_unit_test(test_greedy_dense), cmocka_unit_test(test_greedy_moe),
         cmocka_unit_test(test_greedy_ple),   cmocka_unit_test(test_greedy_kjv),
         cmocka_unit_test(test_sampling),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
