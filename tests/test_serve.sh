@@ -132,6 +132,15 @@ post /v1/chat/completions "{\"messages\":$TURN2,\"max_tokens\":32,\"temperature\
 A2=$(jb '.choices[0].message.content')
 CACHED=$(jb '.usage.prompt_tokens_details.cached_tokens') NP2=$(jb .usage.prompt_tokens)
 check "second turn: $CACHED of $NP2 prompt tokens from the cache" [ "$CACHED" -gt $((NP2 / 2)) ]
+# three other requests meanwhile take the other slots, not this conversation's
+for p in "Then" "Now therefore" "Behold"; do
+    post /v1/chat/completions "{\"messages\":[{\"role\":\"user\",\"content\":\"$p\"}],\"max_tokens\":8}"
+done
+TURN3=$(jq -cn --argjson t "$TURN2" --arg a "$A2" \
+    '$t + [{role: "assistant", content: $a}, {role: "user", content: "Amen"}]')
+post /v1/chat/completions "{\"messages\":$TURN3,\"max_tokens\":8,\"temperature\":0}"
+CACHED=$(jb '.usage.prompt_tokens_details.cached_tokens')
+check "third turn after 3 other requests: $CACHED cached (> $NP2)" [ "$CACHED" -gt "$NP2" ]
 
 # ---- bad requests: a JSON error each, the server healthy after them ----
 expect() { # STATUS NAME PATH BODY [curl args]

@@ -1,7 +1,9 @@
 /* serve_engine.c: the slots of `nibble serve` and the one thread that runs them (see serve.h).
  *
  * A slot is a nibble_context plus a copy of the ids its KV cache holds. A new job goes to the
- * free slot whose cache shares the longest prefix with its prompt; that prefix is kept
+ * free slot whose cache shares the longest prefix with its prompt, counting only caches of which
+ * the job keeps at least half or that hold three quarters of its prompt (of equal ones, the
+ * least recently used slot, so recent conversations stay cached longest); that prefix is kept
  * (nibble_truncate rolls the cache back to it when the slot holds more) and only the rest is
  * prefilled: the multi-turn chat case, where each request repeats the conversation so far. When
  * the cache cannot be rolled back (a sliding-window ring already overwrote what the prefix needs)
@@ -24,6 +26,7 @@ struct slot {
     uint32_t pos;        /* next prompt id to prefill */
     int32_t pending;     /* sampled, shown, not evaluated yet (-1: none) */
     struct strbuf piece; /* this step's text for the job */
+    uint64_t last_used;  /* when it last took a job (a counter): the oldest cache goes first */
 };
 
 struct srv {
@@ -38,6 +41,7 @@ struct srv {
     bool quit;           /* srv_destroy: the engine thread ends */
     thrd_t thread;
     bool thread_ok;
+    uint64_t n_started;  /* jobs bound to slots so far */
 };
 
 static void job_unref_locked(struct srv_job *j)
@@ -216,16 +220,23 @@ static int engine_main(void *arg)
                 continue;
             }
             struct slot *best = NULL;
-            uint32_t best_len = 0;
+            int64_t best_len = 0;
             for (uint32_t i = 0; i < s->n_slots; i++) {
                 struct slot *sl = &s->slots[i];
                 if (sl->job) continue;
+                /* a cache counts when the job keeps at least half of it or it holds three
+                 * quarters of the prompt; the others (a <bos> and a turn's opening in common)
+                 * rank below, so they are not overwritten while an unused slot is free */
                 uint32_t l = common_prefix(sl->toks, sl->n_toks, j->ids, j->n_ids);
-                if (!best || l > best_len) best = sl, best_len = l;
+                bool counts = 2 * (uint64_t)l >= sl->n_toks || 4 * (uint64_t)l >= 3 * j->n_ids;
+                int64_t rank = counts ? (int64_t)l : -1;
+                bool older = best && rank == best_len && sl->last_used < best->last_used;
+                if (!best || rank > best_len || older) best = sl, best_len = rank;
             }
             if (!best) break;
             s->head = j->next;
             if (!s->head) s->tail = NULL;
+            best->last_used = ++s->n_started;
             mtx_lock(&s->model_mu);
             slot_start(best, j);
             mtx_unlock(&s->model_mu);
