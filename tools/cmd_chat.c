@@ -137,6 +137,7 @@ static int reread(struct chat *ch, size_t from, const char *extra, double *secs)
 /* One user turn: prefill, then the streamed reply. 0, or -1 on a failure that ends the session. */
 static int chat_turn(struct chat *ch, const char *line)
 {
+    unsigned irq = plat_interrupts(); /* a Ctrl-C from here on stops this turn's reply */
     uint32_t n_ctx = nibble_n_ctx(ch->c), past = nibble_n_past(ch->c);
     uint32_t reserve = ch->n_reply < n_ctx / 4 ? ch->n_reply : n_ctx / 4;
     struct strbuf b = {0};
@@ -220,7 +221,6 @@ static int chat_turn(struct chat *ch, const char *line)
 
     /* the reply */
     struct strbuf reply = {0};
-    unsigned irq = plat_interrupts();
     uint32_t n_gen = 0;
     const char *why = NULL;
     uint64_t t1 = plat_now_ns();
