@@ -15,8 +15,9 @@
 #include "platform.h"
 #include "serve.h"
 
-#define SRV_PREFILL_CHUNK 128 /* prompt tokens per engine step: a long prompt does not stall the
-                                 other slots' streams for its whole prefill */
+#define SRV_PREFILL_CHUNK 128 /* prompt tokens per engine step while other slots are busy: a
+                                 long prompt does not stall their streams for its whole prefill
+                                 (alone, a slot prefills the rest in one eval) */
 
 struct slot {
     struct nibble_context *c;
@@ -174,13 +175,13 @@ enum step { STEP_MORE, STEP_EOG, STEP_LENGTH, STEP_FAIL };
 
 /* One engine step of a slot (under model_mu only): a prefill chunk, or one token sampled into
  * sl->piece. j's fields read here (ids, sampler, max_tokens, n_gen) are not written by others. */
-static enum step slot_step(struct srv *s, struct slot *sl, char *err, size_t errlen)
+static enum step slot_step(struct srv *s, struct slot *sl, bool alone, char *err, size_t errlen)
 {
     struct srv_job *j = sl->job;
     sb_cut(&sl->piece, 0);
     if (sl->pos < j->n_ids) {
-        uint32_t n = j->n_ids - sl->pos < SRV_PREFILL_CHUNK ? j->n_ids - sl->pos
-                                                            : SRV_PREFILL_CHUNK;
+        uint32_t n = j->n_ids - sl->pos;
+        if (!alone && n > SRV_PREFILL_CHUNK) n = SRV_PREFILL_CHUNK;
         if (slot_eval(sl, j->ids + sl->pos, n, err, errlen) != 0) return STEP_FAIL;
         sl->pos += n;
         if (sl->pos < j->n_ids) return STEP_MORE;
@@ -242,6 +243,9 @@ static int engine_main(void *arg)
             mtx_unlock(&s->model_mu);
         }
         bool any = false;
+        uint32_t busy = 0;
+        for (uint32_t k = 0; k < s->n_slots; k++)
+            busy += s->slots[k].job != NULL;
         for (uint32_t k = 0; k < s->n_slots; k++) {
             struct slot *sl = &s->slots[(rr + k) % s->n_slots];
             struct srv_job *j = sl->job;
@@ -255,7 +259,7 @@ static int engine_main(void *arg)
             mtx_unlock(&s->mu);
             mtx_lock(&s->model_mu);
             err[0] = 0;
-            enum step st = slot_step(s, sl, err, sizeof err);
+            enum step st = slot_step(s, sl, busy == 1, err, sizeof err);
             mtx_unlock(&s->model_mu);
             mtx_lock(&s->mu);
             if (st == STEP_FAIL) {
