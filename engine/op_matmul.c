@@ -113,11 +113,14 @@ static struct vkx_view mv_x(bool texel, struct vkx_view x, struct nb_push_matvec
 /* A pipeline from embedded SPIR-V; `texel`: bit i makes binding i a uniform texel buffer. */
 static int make_ex(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id,
                    const char *name, uint32_t n_bindings, uint32_t texel, uint32_t push_size,
-                   const uint32_t *spec, uint32_t n_spec, char *err, size_t errlen)
+                   const uint32_t *spec, uint32_t n_spec, uint32_t sg_size, char *err,
+                   size_t errlen)
 {
     struct vkx_pipeline_desc d;
     memset(&d, 0, sizeof d);
     d.name = name;
+    d.subgroup_size = sg_size; /* 0: any */
+    d.full_subgroups = sg_size != 0;
     d.spv = nb_spv[id].code;
     d.spv_size = *nb_spv[id].size;
     d.n_bindings = n_bindings;
@@ -132,7 +135,7 @@ static int make(struct vkx_ctx *vk, struct vkx_pipeline *p, enum nb_spv_id id, c
                 uint32_t n_bindings, uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
                 char *err, size_t errlen)
 {
-    return make_ex(vk, p, id, name, n_bindings, 0, push_size, spec, n_spec, err, errlen);
+    return make_ex(vk, p, id, name, n_bindings, 0, push_size, spec, n_spec, 0, err, errlen);
 }
 
 static const char *const mv_names[NB_MV_VARIANTS + 1][NB_MM_NTYPES] = {
@@ -158,7 +161,14 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
     uint32_t tpr = cpu ? 1 : 32; /* fallback: threads per row group, a power of two <= wg */
     while (tpr > wg)
         tpr /= 2;
-    uint32_t sgs = vk->caps.subgroup_size ? vk->caps.subgroup_size : 32;
+    /* The subgroup variant was written for 32 lanes per row, like the fallback's TPR: where the
+     * device lets a pipeline require a size, it requires the one nearest 32 (RDNA: 32 rather
+     * than the default 64, whose lanes a row of K < 2048 leaves partly idle) */
+    o->mv_sg_size = sg ? vkx_subgroup_size_pick(vk, 32) : 0;
+    if (o->mv_sg_size && wg % o->mv_sg_size) o->mv_sg_size = 0; /* whole subgroups only */
+    uint32_t sgs = o->mv_sg_size           ? o->mv_sg_size
+                   : vk->caps.subgroup_size ? vk->caps.subgroup_size
+                                            : 32;
     o->subgroup = sg;
     o->mv_wg = wg;
     /* lavapipe: 4 tokens per matvec dispatch beat both 8 and the tiled matmul for prefill */
@@ -196,8 +206,9 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
             struct vkx_pipeline *p = k < NB_MV_VARIANTS ? &o->mv[ts][k] : &o->mv_id[ts];
             enum nb_spv_id id = k < NB_MV_VARIANTS ? (sg ? NB_SPV_MATVEC_SG : NB_SPV_MATVEC)
                                                    : (sg ? NB_SPV_MATVEC_ID_SG : NB_SPV_MATVEC_ID);
-            if (make(vk, p, spv_for(id, slot_type[ts]), mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4,
-                     sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0)
+            if (make_ex(vk, p, spv_for(id, slot_type[ts]), mv_names[k][ts],
+                        k < NB_MV_VARIANTS ? 3 : 4, 0, sizeof(struct nb_push_matvec), spec, 6,
+                        o->mv_sg_size, err, errlen) != 0)
                 return -1;
             if (!o->texel || !quantized(slot_type[ts])) continue;
             struct vkx_pipeline *pt = k < NB_MV_VARIANTS ? &o->mv_tx[ts][k] : &o->mv_id_tx[ts];
@@ -206,7 +217,7 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
                         spv_for(k < NB_MV_VARIANTS ? NB_SPV_MATVEC_TX : NB_SPV_MATVEC_ID_TX,
                                 slot_type[ts]),
                         mv_names[k][ts], k < NB_MV_VARIANTS ? 3 : 4, 3u,
-                        sizeof(struct nb_push_matvec), spec, 6, err, errlen) != 0) {
+                        sizeof(struct nb_push_matvec), spec, 6, 0, err, errlen) != 0) {
                 fprintf(stderr, "nibble: matvec with texel buffers refused (%s); using storage "
                         "buffers\n", err);
                 o->texel = false;

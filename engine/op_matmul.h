@@ -37,6 +37,7 @@ struct nb_op_matmul {
     struct vkx_pipeline embed[NB_MM_NTYPES];
     bool subgroup;  /* matvec reduces with subgroup arithmetic (else shared memory) */
     uint32_t mv_wg; /* matvec workgroup size */
+    uint32_t mv_sg_size; /* subgroup size the subgroup matvec requires (0: the driver picks) */
     uint32_t mv_rows[NB_MV_VARIANTS + 1]; /* rows per workgroup: matvec [k], matvec_id [4] */
     uint32_t mm_bm, mm_bn;                /* matmul tile: weight rows x tokens */
     uint32_t embed_wg;

@@ -49,6 +49,8 @@ enum vkx_feature {
                                     one dispatch per step, for tests) */
     VKX_FEAT_REPLAY = 1u << 7,   /* not a device feature: the caller replays recordings of small
                                     batches ("replay": recorded per call instead) */
+    VKX_FEAT_SGSIZE = 1u << 8,   /* subgroup size control: pipelines require the subgroup size
+                                    they were written for ("sgsize": the driver picks one) */
 };
 
 struct vkx_caps {
@@ -245,6 +247,11 @@ struct vkx_pipeline {
     uint32_t texel_bindings; /* as in vkx_pipeline_desc */
 };
 
+/* The subgroup size a pipeline written for `want` lanes should require: the power of two of the
+ * device's range (VK_EXT_subgroup_size_control) nearest `want` (RDNA 32 of 32..64, Adreno 64 of
+ * 64..128, lavapipe 8 of 8..8), or 0 (no requirement: the driver picks) without size control or
+ * with NIBBLE_DISABLE=sgsize. */
+uint32_t vkx_subgroup_size_pick(const struct vkx_ctx *ctx, uint32_t want);
 /* Builds a compute pipeline through the pipeline cache. Returns 0, or -1 with a message when the
  * driver refuses it (so the caller can fall back to a plainer variant). */
 int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,

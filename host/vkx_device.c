@@ -90,8 +90,8 @@ static int type_rank(VkPhysicalDeviceType t)
 
 static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 
-/* NIBBLE_DISABLE / opts.disable: "fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay", any
- * subset. */
+/* NIBBLE_DISABLE / opts.disable: "fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay,sgsize",
+ * any subset. */
 static unsigned parse_disable(const char *s)
 {
     static const struct {
@@ -100,7 +100,8 @@ static unsigned parse_disable(const char *s)
     } names[] = {{"fp16", VKX_FEAT_FP16},         {"int8", VKX_FEAT_INT8},
                  {"subgroup", VKX_FEAT_SUBGROUP}, {"pushdesc", VKX_FEAT_PUSHDESC},
                  {"uma", VKX_FEAT_UMA},           {"texel", VKX_FEAT_TEXEL},
-                 {"fuse", VKX_FEAT_FUSE},         {"replay", VKX_FEAT_REPLAY}};
+                 {"fuse", VKX_FEAT_FUSE},         {"replay", VKX_FEAT_REPLAY},
+                 {"sgsize", VKX_FEAT_SGSIZE}};
     unsigned bits = 0;
     while (s && *s) {
         while (*s == ',' || *s == ' ') s++;
@@ -115,7 +116,7 @@ static unsigned parse_disable(const char *s)
         if (!found)
             fprintf(stderr,
                     "nibble: NIBBLE_DISABLE: unknown feature '%.*s' ignored "
-                    "(known: fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay)\n",
+                    "(known: fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay,sgsize)\n",
                     (int)n, s);
         s += n;
     }
@@ -670,6 +671,7 @@ bool vkx_has(const struct vkx_ctx *ctx, enum vkx_feature f)
     case VKX_FEAT_TEXEL: return c->texel_u32x4 && c->max_texel_elements > 0;
     case VKX_FEAT_FUSE: return true;
     case VKX_FEAT_REPLAY: return true;
+    case VKX_FEAT_SGSIZE: return c->subgroup_size_control;
     }
     return false;
 }
@@ -719,8 +721,9 @@ void vkx_caps_print(const struct vkx_ctx *ctx, FILE *out)
     for (unsigned i = 0; i < VK_UUID_SIZE; i++) fprintf(out, "%02x", c->pipeline_uuid[i]);
     fprintf(out, "\n");
     fprintf(out, "subgroup size: %u\n", c->subgroup_size);
-    fprintf(out, "subgroup size control: %d (min %u, max %u, full subgroups %d)\n",
-            c->subgroup_size_control, c->subgroup_min, c->subgroup_max, ctx->full_subgroups);
+    fprintf(out, "subgroup size control: %s (min %u, max %u, full subgroups %d)\n",
+            onoff(ctx, c->subgroup_size_control, VKX_FEAT_SGSIZE), c->subgroup_min,
+            c->subgroup_max, ctx->full_subgroups);
     fprintf(out, "subgroup ops: basic %d, vote %d, arithmetic %d, ballot %d, shuffle %d%s\n",
             c->subgroup_basic, c->subgroup_vote, c->subgroup_arith, c->subgroup_ballot,
             c->subgroup_shuffle, (c->disabled & VKX_FEAT_SUBGROUP) ? " (disabled)" : "");

@@ -170,6 +170,17 @@ void vkx_set_spv_override(vkx_spv_override_fn fn, void *user)
     spv_override_user = user;
 }
 
+uint32_t vkx_subgroup_size_pick(const struct vkx_ctx *ctx, uint32_t want)
+{
+    const struct vkx_caps *c = &ctx->caps;
+    if (!vkx_has(ctx, VKX_FEAT_SGSIZE) || !c->subgroup_min || c->subgroup_max < c->subgroup_min)
+        return 0;
+    uint32_t s = c->subgroup_min; /* a power of two, as is max */
+    while (s < want && s * 2 <= c->subgroup_max)
+        s *= 2;
+    return s;
+}
+
 int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                         const struct vkx_pipeline_desc *d, char *err, size_t errlen)
 {

@@ -1,9 +1,9 @@
-/* vkx_pipeline_stats.c: compiler statistics of each pipeline (VK_KHR_pipeline_executable_properties)
- * when vkx_opts.pipeline_stats asks for them: the extension and its pipelineExecutableInfo feature
- * are enabled at device creation where the driver offers them, pipelines are then created with
- * VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR (only then: drivers may bypass their caches for
- * it) and every statistic of every executable is copied right after creation. RADV, ANV and
- * turnip offer them; lavapipe does not. */
+/* vkx_pipeline_stats.c: compiler statistics of each pipeline (VK_KHR_pipeline_executable_
+ * properties) when vkx_opts.pipeline_stats asks for them: the extension and its
+ * pipelineExecutableInfo feature are enabled at device creation where the driver offers them,
+ * pipelines are then created with VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR (only then:
+ * drivers may bypass their caches for it) and every statistic of every executable is copied
+ * right after creation. RADV, ANV and turnip offer them; lavapipe does not. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -458,6 +458,29 @@ static int setup(void **state, bool fallback, int subgroup)
     /* a CPU-shaped matvec reads quantized weights through texel views where the device has
      * them (lavapipe does); the fallback context has them off */
     if (fallback) assert_false(g.op.texel);
+    /* the subgroup matvec requires the size of the device's range nearest 32 where it may
+     * (lavapipe: 8 of 8..8), none with NIBBLE_DISABLE=sgsize or without size control */
+    const struct vkx_caps *c = &g.fx.vk->caps;
+    uint32_t want = 0;
+    if (g.op.subgroup && vkx_has(g.fx.vk, VKX_FEAT_SGSIZE)) {
+        want = c->subgroup_min;
+        while (want < 32 && want * 2 <= c->subgroup_max) want *= 2;
+        if (g.op.mv_wg % want) want = 0;
+    }
+    printf("# subgroup matvec requires subgroup size %u (device %u..%u)\n", g.op.mv_sg_size,
+           c->subgroup_min, c->subgroup_max);
+    assert_int_equal(g.op.mv_sg_size, want);
+    if (g.op.subgroup && want) { /* the switch: the same shape with the size left to the driver */
+        struct nb_op_matmul any;
+        char err[512];
+        g.fx.vk->caps.disabled |= VKX_FEAT_SGSIZE;
+        int rc2 = op_create(&any, g.fx.vk, err, sizeof err);
+        g.fx.vk->caps.disabled &= ~(unsigned)VKX_FEAT_SGSIZE;
+        assert_int_equal(rc2, 0);
+        assert_true(any.subgroup);
+        assert_int_equal(any.mv_sg_size, 0);
+        nb_op_matmul_destroy(&any, g.fx.vk);
+    }
     if (!fallback && g.fx.vk->tune_cpu && !g.op.subgroup && subgroup != 2 &&
         vkx_has(g.fx.vk, VKX_FEAT_TEXEL))
         assert_true(g.op.texel);
