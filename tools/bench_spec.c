@@ -3,7 +3,7 @@
  *
  * Speculative decoding against plain decoding in one run, through the public API: after the
  * prompt (not timed; a draft model gets it too), n tokens by plain decode steps (eval + sample)
- * and n tokens by nibble_spec_step, r times interleaved. Prints tok/s of each (the median), the
+ * and n tokens by nibble_spec_step, r rounds (plain first, then speculative first, alternating). Prints tok/s of each (the median), the
  * speedup, the acceptance rate (accepted / drafted), the mean drafts accepted per verification and
  * the share of steps that verified a draft; with a greedy sampler (the default, --temp 0) also
  * whether both produced the same tokens. Without -f/--prompt the prompt asks the model to repeat
@@ -166,16 +166,21 @@ int bench_spec(int argc, char **argv)
     int made_p = 0, made_s = 0;
     bool same = true;
     for (uint32_t r = 0; r < reps; r++) {
-        made_p = generate(c, NULL, NULL, &sp, ids, n_ids, (int)n, plain, &pr[r].tps);
-        if (made_p < 0) goto done;
-        nibble_spec_destroy(spec);
-        if (!(spec = nibble_spec_create(c, &spp, err, sizeof err))) {
-            fprintf(stderr, "nibble bench: %s\n", err);
-            goto done;
+        for (int j = 0; j < 2; j++) { /* plain first in even rounds, speculative first in odd */
+            if ((j == 0) == (r % 2 == 0)) {
+                made_p = generate(c, NULL, NULL, &sp, ids, n_ids, (int)n, plain, &pr[r].tps);
+                if (made_p < 0) goto done;
+                continue;
+            }
+            nibble_spec_destroy(spec);
+            if (!(spec = nibble_spec_create(c, &spp, err, sizeof err))) {
+                fprintf(stderr, "nibble bench: %s\n", err);
+                goto done;
+            }
+            made_s = generate(c, dc, spec, &sp, ids, n_ids, (int)n, fast, &sr[r].tps);
+            if (made_s < 0) goto done;
+            sr[r].st = nibble_spec_get_stats(spec);
         }
-        made_s = generate(c, dc, spec, &sp, ids, n_ids, (int)n, fast, &sr[r].tps);
-        if (made_s < 0) goto done;
-        sr[r].st = nibble_spec_get_stats(spec);
         int k = made_p < made_s ? made_p : made_s;
         same = same && memcmp(plain, fast, (size_t)k * sizeof *plain) == 0;
     }
