@@ -113,8 +113,10 @@ uint32_t nibble_n_batch(const struct nibble_context *c); /* most tokens of one p
 struct nibble_model *nibble_context_model(const struct nibble_context *c);
 
 /* Appends n tokens at positions n_past.. and computes logits: of every row when all_logits,
- * else of the last row only. n == 1 replays the recorded decode step; larger n runs prefill in
- * chunks of n_batch. Returns 0, or -1 (e.g. "prompt of 5000 tokens exceeds the context of 4096"). */
+ * else of the last row only. n == 1 replays the recorded decode step, and 2..8 tokens with
+ * all_logits (a speculative draft's verification) a recording of that size; larger n runs
+ * prefill in chunks of n_batch. Returns 0, or -1 (e.g. "prompt of 5000 tokens exceeds the
+ * context of 4096"). */
 int nibble_eval(struct nibble_context *c, const int32_t *ids, int n, bool all_logits, char *err,
                 size_t errlen);
 /* Logits (n_vocab floats) of row i of the last eval: i in [0, n) with all_logits, and i = -1 for

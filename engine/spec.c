@@ -90,12 +90,15 @@ int32_t nb_argmax(const float *logits, uint32_t V)
     return best;
 }
 
-static const float *sort_logits; /* qsort has no context argument */
+struct ranked {
+    float v; /* the logit, NaN as -inf */
+    int32_t id;
+};
+
 static int cmp_rank(const void *a, const void *b)
 {
-    int32_t ia = *(const int32_t *)a, ib = *(const int32_t *)b;
-    float va = key_of(sort_logits[ia]), vb = key_of(sort_logits[ib]);
-    return ranks_before(va, ia, vb, ib) ? -1 : ranks_before(vb, ib, va, ia) ? 1 : 0;
+    const struct ranked *x = a, *y = b;
+    return ranks_before(x->v, x->id, y->v, y->id) ? -1 : ranks_before(y->v, y->id, x->v, x->id);
 }
 
 int nb_dist_from_logits(struct nb_dist *d, const float *logits, uint32_t V,
@@ -112,10 +115,14 @@ int nb_dist_from_logits(struct nb_dist *d, const float *logits, uint32_t V,
         return 0;
     }
     if (k == V) { /* the whole vocabulary in rank order */
+        struct ranked *r = malloc((size_t)V * sizeof *r);
+        if (!r) return -1;
         for (uint32_t i = 0; i < V; i++)
-            d->ids[i] = (int32_t)i;
-        sort_logits = logits;
-        qsort(d->ids, V, sizeof *d->ids, cmp_rank);
+            r[i] = (struct ranked){key_of(logits[i]), (int32_t)i};
+        qsort(r, V, sizeof *r, cmp_rank);
+        for (uint32_t i = 0; i < V; i++)
+            d->ids[i] = r[i].id;
+        free(r);
         d->n = V;
     } else { /* the k best by insertion (the k-th best so far rejects most at once) */
         for (uint32_t i = 0; i < V; i++) {
