@@ -140,7 +140,7 @@ static void test_dist(void **state)
 
 /* ---- generation on the test models ----------------------------------------------------------- */
 
-enum { NCTX = 80, NBATCH = 8, NPROMPT = 37, KJV_CTX = 320 };
+enum { NCTX = 80, NBATCH = 8, NPROMPT = 37, KJV_CTX = 256 };
 
 static struct nibble_model *load(const char *name, const char *disable)
 {
@@ -321,7 +321,7 @@ static void test_greedy_ple(void **state)
     greedy_model("ple.gguf", "dense.gguf", NULL);
 }
 
-/* The default model on held-out Bible text (window 128 crossed: a ring of 136 slots in 320),
+/* The default model on held-out Bible text (window 128 crossed: a ring of 136 slots in 256),
  * drafted by lookup and by the same model quantized after training (PTQ). */
 static void test_greedy_kjv(void **state)
 {
