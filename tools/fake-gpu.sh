@@ -2,7 +2,7 @@
 # fake-gpu.sh: real AMD GPU compilers without a GPU (Mesa's RADV on a no-op DRM shim).
 #
 #   sh tools/fake-gpu.sh fetch              download and unpack (idempotent; no network when done)
-#   sh tools/fake-gpu.sh env GPU            print the environment (eval "$(sh tools/fake-gpu.sh env navi31)")
+#   sh tools/fake-gpu.sh env GPU            print the environment as export lines (for eval)
 #   sh tools/fake-gpu.sh run GPU CMD [ARG..] run CMD on the fake GPU
 #   sh tools/fake-gpu.sh check              exit 0 when fetched
 #
@@ -39,9 +39,9 @@ mirror() {
     if [ -n "${NIBBLE_DEBIAN_MIRROR:-}" ]; then echo "$NIBBLE_DEBIAN_MIRROR"; return; fi
     m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
         sed -n 's#^URIs:[[:space:]]*\([^[:space:]]*/debian\)/*$#\1#p' | head -n 1)
-    [ -n "$m" ] || m=$(cat /etc/apt/sources.list 2>/dev/null |
-        sed -n 's#^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]*/debian\)/*[[:space:]].*#\2#p' |
-        head -n 1)
+    one='s#^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?'  # "deb [options] URI suite ..."
+    one=$one'\([^[:space:]]*/debian\)/*[[:space:]].*#\2#p'
+    [ -n "$m" ] || m=$(sed -n "$one" /etc/apt/sources.list 2>/dev/null | head -n 1)
     echo "${m:-http://deb.debian.org/debian}"
 }
 
@@ -51,7 +51,9 @@ fetch() {
         return 0
     fi
     [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ] || die "fetch needs an amd64 Debian"
-    command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || die "needs apt-get and dpkg-deb"
+    if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+        die "needs apt-get and dpkg-deb"
+    fi
     KEY=/usr/share/keyrings/debian-archive-keyring.gpg
     [ -f "$KEY" ] || die "no $KEY (package debian-archive-keyring)"
     T=$DIR/apt
@@ -63,15 +65,19 @@ fetch() {
        -o Dir::State::lists=$T/lists -o Dir::State::status=$T/status -o Dir::Cache=$T/cache \
        -o APT::Architecture=amd64 -o APT::Sandbox::User=root -o Debug::NoLocking=1"
     # shellcheck disable=SC2086
-    apt-get $A -qq update >"$T/log" 2>&1 || die "apt-get update of bookworm-backports failed ($(tail -n 1 "$T/log"))"
+    apt-get $A -qq update >"$T/log" 2>&1
+    # apt-get update succeeds with only warnings when the archive cannot be reached
+    ls "$T"/lists/*_Packages* >/dev/null 2>&1 ||
+        die "apt-get update of bookworm-backports got no package list ($(tail -n 1 "$T/log"))"
     spec=""
     for p in $PKGS; do spec="$spec $p/bookworm-backports"; done
     # shellcheck disable=SC2086
     (cd "$T/debs" && apt-get $A -qq download $spec) >>"$T/log" 2>&1 ||
         die "apt-get download failed ($(tail -n 1 "$T/log"))"
     for f in "$T"/debs/*.deb; do dpkg-deb -x "$f" "$ROOT"; done
-    [ -f "$LIB/libvulkan_radeon.so" ] && [ -f "$LIB/libamdgpu_noop_drm_shim.so" ] ||
+    if [ ! -f "$LIB/libvulkan_radeon.so" ] || [ ! -f "$LIB/libamdgpu_noop_drm_shim.so" ]; then
         die "the packages lack RADV or the amdgpu DRM shim"
+    fi
     sed "s#\"library_path\": *\"[^\"]*\"#\"library_path\": \"$LIB/libvulkan_radeon.so\"#" \
         "$ROOT/usr/share/vulkan/icd.d/radeon_icd.json" >"$ICD"
     ver=$(dpkg-deb -f "$T"/debs/mesa-vulkan-drivers_*.deb Version)
