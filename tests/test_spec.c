@@ -5,7 +5,9 @@
  *   target p within 0.006 per token (about 5 standard deviations of a frequency at 200,000
  *   trials), for a draft distribution, for a point mass (a deterministic drafter) on a likely and
  *   on an impossible token, and for q == p (every draft accepted).
- * - The host distribution (nb_dist_from_logits) keeps the sampler's top_k / top_p / temp cut.
+ * - The host distribution (nb_dist_from_logits) keeps the sampler's top_k / top_p / temp cut, and
+ *   is the one nibble_sample draws from: 4,000 draws on the default model's logits after a verse
+ *   (device sampler: top_k 40; host sampler: top_k 0) within 5 standard deviations per token.
  * - Greedy identity: generation until the context is full gives the same tokens as plain
  *   decoding on the dense, MoE and PLE test models (sliding window 16 crossed during
  *   speculation, KV-shared layers, the last drafts cut at the context's end) with prompt lookup
@@ -136,6 +138,58 @@ static void test_dist(void **state)
     assert_int_equal(d.ids[0], 1);
     assert_int_equal(nb_argmax(lg, 8), 1);
     nb_dist_free(&d);
+}
+
+/* The frequencies of n draws of nibble_sample against nb_dist_from_logits of the same row. */
+static void draws_match(struct nibble_context *c, const struct nibble_sampler *sp, int n)
+{
+    uint32_t V = (uint32_t)nibble_n_vocab(nibble_context_model(c));
+    struct nb_dist d = {0};
+    assert_int_equal(nb_dist_from_logits(&d, nibble_logits(c, -1), V, sp), 0);
+    double *count = calloc(V, sizeof *count);
+    for (int i = 0; i < n; i++) {
+        int32_t t = nibble_sample(c, sp);
+        assert_true(t >= 0 && (uint32_t)t < V);
+        count[t]++;
+    }
+    double worst = 0;
+    for (uint32_t t = 0; t < V; t++) {
+        double p = nb_dist_prob(&d, (int32_t)t), f = count[t] / n;
+        double tol = 5 * sqrt(p * (1 - p) / n) + 2.0 / n; /* 5 sigma, and a draw of rounding */
+        if (p == 0) assert_true(count[t] == 0); /* outside the cut: never drawn */
+        if (fabs(f - p) / tol > worst) worst = fabs(f - p) / tol;
+    }
+    printf("# top_k %d top_p %.2f temp %.2f: %u tokens in the cut, worst |freq - p| %.2f of the "
+           "tolerance\n", sp->top_k, (double)sp->top_p, (double)sp->temp, d.n, worst);
+    assert_true(worst <= 1.0);
+    assert_true(d.n > 3); /* a distribution, not a point */
+    free(count);
+    nb_dist_free(&d);
+}
+
+static void test_dist_device(void **state)
+{
+    (void)state;
+    struct nibble_model_params mp = nibble_model_default_params();
+    mp.validation = true;
+    char err[512];
+    struct nibble_model *m =
+        nibble_model_load(NB_TEST_DATA "/../../models/default.gguf", &mp, err, sizeof err);
+    if (!m) skip();
+    struct nibble_context_params cp = nibble_context_default_params();
+    cp.n_ctx = 64;
+    struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
+    assert_non_null(c);
+    int32_t ids[64];
+    int n = nibble_tokenize(m, "And it came to pass, when the", ids, 64, true);
+    assert_int_equal(nibble_eval(c, ids, n, false, err, sizeof err), 0);
+    draws_match(c, &(struct nibble_sampler){.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .seed = 3},
+                4000);
+    draws_match(c, &(struct nibble_sampler){.temp = 1.2f, .top_k = 0, .top_p = 0.9f, .seed = 4},
+                4000);
+    nibble_context_destroy(c);
+    nibble_model_free(m);
+    nb_test_check_validation();
 }
 
 /* ---- generation on the test models ----------------------------------------------------------- */
@@ -487,6 +541,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accept_rule),  cmocka_unit_test(test_dist),
+        cmocka_unit_test(test_dist_device),
         cmocka_unit_test(test_greedy_dense), cmocka_unit_test(test_greedy_moe),
         cmocka_unit_test(test_greedy_ple),   cmocka_unit_test(test_greedy_kjv),
         cmocka_unit_test(test_sampling),
