@@ -51,7 +51,12 @@ enum vkx_feature {
                                     batches ("replay": recorded per call instead) */
     VKX_FEAT_SGSIZE = 1u << 8,   /* subgroup size control: pipelines require the subgroup size
                                     they were written for ("sgsize": the driver picks one) */
+    VKX_FEAT_HALFCVT = 1u << 9,  /* unpackHalf2x16 ("halfcvt"); off: shaders/half.glsl converts
+                                    f16 in integer operations (spec constant VKX_SPEC_SOFT_HALF) */
 };
+/* constant_id of shaders/half.glsl's NB_SOFT_HALF, set on every pipeline: 1 when "halfcvt" is
+ * off. */
+#define VKX_SPEC_SOFT_HALF 64
 
 struct vkx_caps {
     char name[256];             /* VkPhysicalDeviceProperties.deviceName */
@@ -89,7 +94,11 @@ struct vkx_caps {
     uint64_t device_local_bytes;   /* size of the largest DEVICE_LOCAL heap */
     bool uma;                      /* a DEVICE_LOCAL|HOST_VISIBLE type on the device-local heap */
 
-    unsigned disabled;             /* enum vkx_feature bits forced off by NIBBLE_DISABLE */
+    unsigned disabled;             /* enum vkx_feature bits forced off by NIBBLE_DISABLE or by
+                                      the driver workarounds below */
+    unsigned quirk_disabled;       /* the bits the workarounds turned off (vkx_quirks.c) */
+    const struct vkx_quirk *quirks[8]; /* the workarounds that apply to this driver */
+    unsigned n_quirks;
 };
 
 struct vkx_opts {

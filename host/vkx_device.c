@@ -7,6 +7,7 @@
 
 #include "platform.h"
 #include "vkx_internal.h"
+#include "vkx_quirks.h"
 
 #define VKX_API_MAX VK_MAKE_API_VERSION(0, 1, 3, 0)
 #define VKX_API_MIN VK_MAKE_API_VERSION(0, 1, 1, 0)
@@ -90,33 +91,27 @@ static int type_rank(VkPhysicalDeviceType t)
 
 static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 
-/* NIBBLE_DISABLE / opts.disable: "fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay,sgsize",
- * any subset. */
+/* NIBBLE_DISABLE / opts.disable: "fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay,sgsize,
+ * halfcvt", any subset (names from vkx_quirks.c). */
 static unsigned parse_disable(const char *s)
 {
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } names[] = {{"fp16", VKX_FEAT_FP16},         {"int8", VKX_FEAT_INT8},
-                 {"subgroup", VKX_FEAT_SUBGROUP}, {"pushdesc", VKX_FEAT_PUSHDESC},
-                 {"uma", VKX_FEAT_UMA},           {"texel", VKX_FEAT_TEXEL},
-                 {"fuse", VKX_FEAT_FUSE},         {"replay", VKX_FEAT_REPLAY},
-                 {"sgsize", VKX_FEAT_SGSIZE}};
     unsigned bits = 0;
     while (s && *s) {
         while (*s == ',' || *s == ' ') s++;
         size_t n = strcspn(s, ", ");
         if (!n) break;
         bool found = false;
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (strlen(names[i].name) == n && !strncmp(s, names[i].name, n)) {
-                bits |= names[i].bit;
+        for (unsigned b = 1; b; b <<= 1) {
+            const char *name = vkx_feature_name(b);
+            if (name && strlen(name) == n && !strncmp(s, name, n)) {
+                bits |= b;
                 found = true;
             }
+        }
         if (!found)
             fprintf(stderr,
                     "nibble: NIBBLE_DISABLE: unknown feature '%.*s' ignored "
-                    "(known: fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay,sgsize)\n",
+                    "(known: fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay,sgsize,halfcvt)\n",
                     (int)n, s);
         s += n;
     }
@@ -547,6 +542,20 @@ static void pick_memory_types(struct vkx_ctx *ctx)
         ctx->mem_uma = vkx_find_mem_type(ctx, ~0u, dl | hv | hc, cached, 0);
 }
 
+/* The driver workarounds of vkx_quirks.c that match this driver (or NIBBLE_FAKE_DRIVER) turn
+ * their features off, unless NIBBLE_QUIRKS=0. */
+static int apply_quirks(struct vkx_caps *c, char *err, size_t errlen)
+{
+    const char *env = getenv("NIBBLE_QUIRKS");
+    if (env && !strcmp(env, "0")) return 0;
+    struct vkx_driver_key key;
+    if (vkx_quirk_key(c, getenv("NIBBLE_FAKE_DRIVER"), &key, err, errlen) != 0) return -1;
+    c->n_quirks = vkx_quirks_match(&key, c->quirks, sizeof c->quirks / sizeof c->quirks[0]);
+    for (unsigned i = 0; i < c->n_quirks; i++) c->quirk_disabled |= c->quirks[i]->features;
+    c->disabled |= c->quirk_disabled;
+    return 0;
+}
+
 int vkx_create(struct vkx_ctx *ctx, const struct vkx_opts *opts, char *err, size_t errlen)
 {
     memset(ctx, 0, sizeof *ctx);
@@ -592,6 +601,10 @@ int vkx_create(struct vkx_ctx *ctx, const struct vkx_opts *opts, char *err, size
     struct feats have;
     probe(&ctx->caps, &have, &di, ctx->phys, &ctx->queue_family, &ctx->timestamp_bits);
     ctx->caps.disabled = disabled;
+    if (apply_quirks(&ctx->caps, err, errlen) != 0) {
+        free(di.ext);
+        goto fail;
+    }
     ctx->api_version = di.api;
     const char *tune = opts->tune ? opts->tune : getenv("NIBBLE_TUNE");
     ctx->tune_cpu = ctx->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
@@ -672,6 +685,7 @@ bool vkx_has(const struct vkx_ctx *ctx, enum vkx_feature f)
     case VKX_FEAT_FUSE: return true;
     case VKX_FEAT_REPLAY: return true;
     case VKX_FEAT_SGSIZE: return c->subgroup_size_control;
+    case VKX_FEAT_HALFCVT: return true;
     }
     return false;
 }
@@ -759,6 +773,10 @@ void vkx_caps_print(const struct vkx_ctx *ctx, FILE *out)
             (int)ctx->mem_host, (int)ctx->mem_uma);
     fprintf(out, "pipeline cache file: %s\n",
             ctx->pipeline_cache_path[0] ? ctx->pipeline_cache_path : "(none)");
+    char off[128];
+    vkx_feature_names(c->disabled, off, sizeof off);
+    fprintf(out, "features off: %s\n", off[0] ? off : "none");
+    vkx_quirks_print(c->quirks, c->n_quirks, out);
 }
 
 int vkx_list_devices(FILE *out, char *err, size_t errlen)

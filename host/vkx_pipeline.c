@@ -253,13 +253,21 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
         return -1;
     }
 
-    VkSpecializationMapEntry se[VKX_MAX_SPEC];
-    for (uint32_t i = 0; i < d->n_spec; i++)
+    /* The caller's constants 0..n_spec-1, then NB_SOFT_HALF (shaders/half.glsl; a module
+       without that constant ignores it). */
+    VkSpecializationMapEntry se[VKX_MAX_SPEC + 1];
+    uint32_t sv[VKX_MAX_SPEC + 1];
+    for (uint32_t i = 0; i < d->n_spec; i++) {
         se[i] = (VkSpecializationMapEntry){.constantID = i, .offset = 4 * i, .size = 4};
-    VkSpecializationInfo si = {.mapEntryCount = d->n_spec,
+        sv[i] = d->spec[i];
+    }
+    se[d->n_spec] = (VkSpecializationMapEntry){
+        .constantID = VKX_SPEC_SOFT_HALF, .offset = 4 * d->n_spec, .size = sizeof(VkBool32)};
+    sv[d->n_spec] = vkx_has(ctx, VKX_FEAT_HALFCVT) ? VK_FALSE : VK_TRUE;
+    VkSpecializationInfo si = {.mapEntryCount = d->n_spec + 1,
                                .pMapEntries = se,
-                               .dataSize = 4 * (size_t)d->n_spec,
-                               .pData = d->spec};
+                               .dataSize = 4 * ((size_t)d->n_spec + 1),
+                               .pData = sv};
     VkPipelineShaderStageRequiredSubgroupSizeCreateInfo rs = {
         .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO,
         .requiredSubgroupSize = d->subgroup_size};
@@ -281,7 +289,7 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = mod,
                   .pName = "main",
-                  .pSpecializationInfo = d->n_spec ? &si : NULL},
+                  .pSpecializationInfo = &si},
         .layout = p->layout};
     r = vkCreateComputePipelines(ctx->dev, ctx->pipeline_cache, 1, &ci, NULL, &p->pipe);
     vkDestroyShaderModule(ctx->dev, mod, NULL);

@@ -21,6 +21,7 @@
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
 #include "shared.h"
+#include "half.glsl"
 
 layout(local_size_x_id = 0) in;             // BR * DS
 layout(constant_id = 1) const uint BR = 16; // query rows per workgroup
@@ -65,7 +66,7 @@ shared float red[gl_WorkGroupSize.x * BC]; // [BR*DS][BC] partial dot products
 #ifdef KV_F32
 vec4 unpack4(vec4 u) { return u; }
 #else
-vec4 unpack4(uvec2 u) { return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y)); }
+vec4 unpack4(uvec2 u) { return vec4(nb_unpack_half(u.x), nb_unpack_half(u.y)); }
 #endif
 
 // Key range [lo, hi] of the query at position qp.

@@ -212,8 +212,8 @@ void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool s
         if (scales8) {
             uint ts = p.wtile, per = 1u << (ts - 3u), l = r0 & (per - 1u); // texels per block
             uvec4 sq = wquad(p.dbase / 4u + ((min(r0, rend - 1u) >> ts) * nb + u) * per + l);
-            vec2 s01 = unpackHalf2x16(sq.x), s23 = unpackHalf2x16(sq.y);
-            vec2 s45 = unpackHalf2x16(sq.z), s67 = unpackHalf2x16(sq.w);
+            vec2 s01 = nb_unpack_half(sq.x), s23 = nb_unpack_half(sq.y);
+            vec2 s45 = nb_unpack_half(sq.z), s67 = nb_unpack_half(sq.w);
             d0 = s01.x, d1 = s01.y, d2 = s23.x, d3 = s23.y, d4 = s45.x, d5 = s45.y, d6 = s67.x;
             d7 = s67.y;
         }

@@ -16,6 +16,7 @@
 // The weight type is the spec constant TYPE with the ggml ids below.
 #ifndef NB_QUANT_GLSL
 #define NB_QUANT_GLSL
+#include "half.glsl"
 
 #define NB_T_F32 0
 #define NB_T_F16 1
@@ -42,7 +43,7 @@ bool t_float(uint t)
 float f16x_of(uint w, uint e, bool bf16)
 {
     if (bf16) return uintBitsToFloat((e & 1u) != 0u ? (w & 0xFFFF0000u) : (w << 16));
-    vec2 v = unpackHalf2x16(w);
+    vec2 v = nb_unpack_half(w);
     return (e & 1u) != 0u ? v.y : v.x;
 }
 
@@ -95,7 +96,7 @@ uint q_scale(uint r, uint u, uint nb, uint ts)
 // Half number h of a packed array whose word is w (h & 1 selects the half).
 float half_of(uint w, uint h)
 {
-    vec2 v = unpackHalf2x16(w);
+    vec2 v = nb_unpack_half(w);
     return (h & 1u) != 0u ? v.y : v.x;
 }
 

@@ -30,7 +30,7 @@ void wq_load_k(inout wunit w, uint si, uint s, uint dbase)
     uint bw = dbase + si * per;
     // (d, dmin) or (d, 0); Q4_K and Q5_K take it from their first texel below
     uint w0 = TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K ? 0u : wword(bw);
-    vec2 dm = unpackHalf2x16(w0);
+    vec2 dm = nb_unpack_half(w0);
     if (TYPE == NB_T_Q2_K) {
         uint sw = wword(bw + 1u + s / 2u) >> (16u * (s & 1u)); // scales[2s], scales[2s + 1]
         vec2 sc = vec2(sw & 0xFu, (sw >> 8u) & 0xFu), mn = vec2((sw >> 4u) & 0xFu, (sw >> 12u) & 0xFu);
@@ -53,7 +53,7 @@ void wq_load_k(inout wunit w, uint si, uint s, uint dbase)
         // The entry's first 16 bytes (d, dmin, the 12 scale bytes) are one aligned texel.
         uvec4 e = wquad(bw >> 2u);
         uvec4 sw = uvec4(e.yzw, 0u);
-        dm = unpackHalf2x16(e.x);
+        dm = nb_unpack_half(e.x);
         uint sc, mn;
         if (s < 4u) {
             sc = byte4(sw, s) & 63u;

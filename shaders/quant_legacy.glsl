@@ -30,7 +30,7 @@ void wq_load_legacy(inout wunit w, uint si, uint dbase)
         return;
     }
     uint bw = dbase + si * (TYPE == NB_T_Q4_1 ? 1u : 2u); // the entry's first word
-    vec2 dm = unpackHalf2x16(wword(bw));
+    vec2 dm = nb_unpack_half(wword(bw));
     if (TYPE == NB_T_Q5_0 || TYPE == NB_T_Q5_1) w.h.x = wword(bw + 1u);
     float off = TYPE == NB_T_Q5_0 ? -16.0 * dm.x : dm.y;
     w.s = vec4(dm.x, dm.x, off, off);

@@ -2,9 +2,9 @@
  *
  * - Golden logits: every model of ../shared/golden (the quantized ones are in tests/data) in
  *   prefill and decode mode, with the fast paths (fused q|k|v and gate|up products among them) and
- *   with NIBBLE_DISABLE=fp16,subgroup,int8,texel,fuse (and the quantized ones with the GPU kernel
- *   shapes, NIBBLE_TUNE=gpu), at least as close to each llama.cpp file as llama.cpp's two backends
- *   are to each other.
+ *   with NIBBLE_DISABLE=fp16,subgroup,int8,texel,fuse,halfcvt (and the quantized ones with the
+ *   GPU kernel shapes, NIBBLE_TUNE=gpu), at least as close to each llama.cpp file as llama.cpp's
+ *   two backends are to each other.
  * - Layer by layer: the residual stream after every layer against the CPU reference.
  * - Per-layer embeddings read from the mapped file by the host (the default) against the
  *   device table (NIBBLE_PLE=device, also in the golden and layer checks).
@@ -136,7 +136,7 @@ static void test_golden(void **state)
     int ran = 0, bad = 0;
     for (size_t i = 0; i < sizeof golden / sizeof golden[0]; i++) {
         bad += check_golden(golden[i], "", NULL, &ran);
-        bad += check_golden(golden[i], "fp16,subgroup,int8,texel,fuse", NULL, &ran);
+        bad += check_golden(golden[i], "fp16,subgroup,int8,texel,fuse,halfcvt", NULL, &ran);
         /* the GPU kernel shapes (subgroup matvec, tiled prefill matmul, MoE grouped by expert,
          * wide attention splits) also on a CPU device such as lavapipe */
         if (!strcmp(golden[i], "dense") || !strcmp(golden[i], "moe") || !strcmp(golden[i], "ple"))
@@ -146,7 +146,7 @@ static void test_golden(void **state)
         if (!strncmp(golden[i], "ple", 3)) {
             setenv("NIBBLE_PLE", "device", 1);
             bad += check_golden(golden[i], "", NULL, &ran);
-            bad += check_golden(golden[i], "fp16,subgroup,int8,texel,fuse", NULL, &ran);
+            bad += check_golden(golden[i], "fp16,subgroup,int8,texel,fuse,halfcvt", NULL, &ran);
             unsetenv("NIBBLE_PLE");
         }
     }

@@ -9,7 +9,7 @@
  * its CPU and Vulkan backends. Each run (prefill and decode mode) must be at least as close to
  * each llama.cpp file as the two are to each other (top-1 agreement, mean abs difference), like
  * test_forward's goldens; some runs use the GPU kernel shapes (NIBBLE_TUNE=gpu) or the forced
- * fallbacks (NIBBLE_DISABLE=fp16,subgroup,int8,texel,fuse).
+ * fallbacks (NIBBLE_DISABLE=fp16,subgroup,int8,texel,fuse,halfcvt).
  *
  * A file whose types nibble refuses to load ("unsupported type ...") is skipped, saying which.
  */
@@ -32,7 +32,7 @@ struct run {
     const char *tune;    /* NULL: the device's kernel shapes; "gpu": a GPU's */
 };
 
-#define FALLBACK "fp16,subgroup,int8,texel,fuse"
+#define FALLBACK "fp16,subgroup,int8,texel,fuse,halfcvt"
 /* Each load compiles the pipelines of the file's types (lavapipe: about 1 s of CPU per type and
  * kernel family, twice that with validation), so the runs are few: each file with the device's
  * kernels; dense (every type) and moe (experts) with a GPU's (subgroup matvec, tiled prefill

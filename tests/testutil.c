@@ -77,7 +77,9 @@ void nb_test_vk_done(void)
 int nb_test_vk_fallback(struct vkx_ctx *own)
 {
     char err[256];
-    struct vkx_opts o = {.device_index = -1, .validation = true, .disable = "fp16,subgroup,int8,texel"};
+    struct vkx_opts o = {.device_index = -1,
+                         .validation = true,
+                         .disable = "fp16,subgroup,int8,texel,halfcvt"};
     if (vkx_create(own, &o, err, sizeof err) != 0) {
         printf("# fallback ctx: %s\n", err);
         return -1;

@@ -24,8 +24,8 @@ struct vkx_ctx *nb_test_vk(void);
 /* Fails the current test if the validation layer reported anything since the last call. */
 void nb_test_check_validation(void);
 void nb_test_vk_done(void);
-/* A second context on the same device with NIBBLE_DISABLE=fp16,subgroup,int8,texel and validation on,
- * for the forced-fallback runs of the op tests. 0, or -1 after printing why. */
+/* A second context on the same device with NIBBLE_DISABLE=fp16,subgroup,int8,texel,halfcvt and
+ * validation on, for the forced-fallback runs of the op tests. 0, or -1 after printing why. */
 int nb_test_vk_fallback(struct vkx_ctx *own);
 
 /* An op family's create and destroy for nb_test_fixture: thin wrappers in the test over
