@@ -350,7 +350,7 @@ uint16_t plat_socket_port(int fd)
     return 0;
 }
 
-/* ---- strict numbers ---------------------------------------------------------------------------- */
+/* ---- strict numbers -------------------------------------------------------------------------- */
 
 int plat_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
