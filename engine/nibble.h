@@ -35,9 +35,9 @@
  * -1 (with a message naming the VkResult; nibble_sample has none) and the context unusable:
  * every later eval and sample on it returns -1. Destroy it; after a device loss destroy the
  * model too and load it again. Destroying after a device loss is safe. What still aborts, with
- * file, line and VkResult: a Vulkan failure inside nibble_model_load other than a buffer it
- * cannot get (which it reports), e.g. a device lost while pipelines are made or the weights
- * uploaded, and programming errors inside the engine (a recording with more dispatches than
+ * file, line and VkResult: a Vulkan failure inside nibble_model_load other than a buffer or
+ * pipeline it cannot get (which it reports), e.g. a device lost while the weights are uploaded,
+ * and programming errors inside the engine (a recording with more dispatches than
  * it was sized for, a binding that does not match its pipeline). Passing NULL for a model or
  * context is a programming error.
  */

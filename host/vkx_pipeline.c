@@ -181,6 +181,16 @@ uint32_t vkx_subgroup_size_pick(const struct vkx_ctx *ctx, uint32_t want)
     return s;
 }
 
+/* A layout object the device could not make (out of host or device memory, a lost device): p
+ * destroyed, -1 with a message. */
+static int object_failed(struct vkx_ctx *ctx, struct vkx_pipeline *p, const char *name,
+                         const char *call, VkResult r, char *err, size_t errlen)
+{
+    vkx_errf(err, errlen, "pipeline %s: %s failed: %s", name, call, vkx_result_name(r));
+    vkx_pipeline_destroy(ctx, p);
+    return -1;
+}
+
 int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                         const struct vkx_pipeline_desc *d, char *err, size_t errlen)
 {
@@ -223,14 +233,22 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
         .flags = push ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR : 0,
         .bindingCount = d->n_bindings,
         .pBindings = lb};
-    VKX_CHECK(vkCreateDescriptorSetLayout(ctx->dev, &dci, NULL, &p->dsl));
+    VkResult lr = vkCreateDescriptorSetLayout(ctx->dev, &dci, NULL, &p->dsl);
+    if (lr != VK_SUCCESS) {
+        p->dsl = VK_NULL_HANDLE;
+        return object_failed(ctx, p, name, "vkCreateDescriptorSetLayout", lr, err, errlen);
+    }
     VkPushConstantRange pr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = d->push_size};
     VkPipelineLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
                                       .setLayoutCount = 1,
                                       .pSetLayouts = &p->dsl,
                                       .pushConstantRangeCount = d->push_size ? 1 : 0,
                                       .pPushConstantRanges = &pr};
-    VKX_CHECK(vkCreatePipelineLayout(ctx->dev, &lci, NULL, &p->layout));
+    lr = vkCreatePipelineLayout(ctx->dev, &lci, NULL, &p->layout);
+    if (lr != VK_SUCCESS) {
+        p->layout = VK_NULL_HANDLE;
+        return object_failed(ctx, p, name, "vkCreatePipelineLayout", lr, err, errlen);
+    }
 
     const uint32_t *code = d->spv;
     size_t code_size = d->spv_size, alt_size = 0;
@@ -326,7 +344,12 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
             .pipelineBindPoint = VK_PIPELINE_BIND_POINT_COMPUTE,
             .pipelineLayout = p->layout,
             .set = 0};
-        VKX_CHECK(vkCreateDescriptorUpdateTemplate(ctx->dev, &tci, NULL, &p->tmpl));
+        lr = vkCreateDescriptorUpdateTemplate(ctx->dev, &tci, NULL, &p->tmpl);
+        if (lr != VK_SUCCESS) {
+            p->tmpl = VK_NULL_HANDLE;
+            return object_failed(ctx, p, name, "vkCreateDescriptorUpdateTemplate", lr, err,
+                                 errlen);
+        }
     }
     return 0;
 }
