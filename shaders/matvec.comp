@@ -147,6 +147,47 @@ vec4 A0, A1, A2, A3, A4, A5, A6, A7, AX;
         }                                                                                        \
     }
 
+#if UNIT
+// One token's x for unit u in the masked form (quant_unit.glsl, wq_dot_m): v0..v7 prescaled, sx
+// the sums of its halves.
+#define MX_LOAD                                                                                  \
+    uint xb = (xbase + u * 32u) / 4u;                                                            \
+    vec4 v0 = xquad(xb), v1 = xquad(xb + 1u), v2 = xquad(xb + 2u), v3 = xquad(xb + 3u);         \
+    vec4 v4 = xquad(xb + 4u), v5 = xquad(xb + 5u), v6 = xquad(xb + 6u), v7 = xquad(xb + 7u);     \
+    vec4 slo = (v0 + v1) + (v2 + v3), shi = (v4 + v5) + (v6 + v7);                              \
+    vec2 sx = vec2((slo.x + slo.y) + (slo.z + slo.w), (shi.x + shi.y) + (shi.z + shi.w));        \
+    v0 *= WQ_MLO, v1 *= WQ_MLO, v2 *= WQ_MLO, v3 *= WQ_MLO;                                      \
+    v4 *= WQ_MHI, v5 *= WQ_MHI, v6 *= WQ_MHI, v7 *= WQ_MHI;
+
+// Whole rows per thread, one token, Q4_K, Q5_K or Q6_K: the 8 units of super-block b of rows
+// r0 + i * rstep (i < NR) read the part of each row's plane B entry they share (wq_k_head) once,
+// not once per unit (a CPU device gathers every lane's load one by one).
+#if USE_SUBGROUP
+const bool KB = false;
+#else
+const bool KB = TPR == 1u && NTOK == 1u &&
+                (TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K || TYPE == NB_T_Q6_K);
+#endif
+void accum_kb(uint r0, uint rstep, uint rend, uint b, uint xbase)
+{
+    uint nb = p.K / 32u;
+    uint per = TYPE == NB_T_Q4_K ? 4u : TYPE == NB_T_Q6_K ? 21u : 12u; // plane B words per entry
+#define KHEAD(i)                                                                                 \
+    uint R##i = min(r0 + uint(i) * rstep, rend - 1u);                                            \
+    uint B##i = p.dbase + q_scale(R##i, b, nb / 8u, p.wtile) * per;                              \
+    khead H##i = i < NR ? wq_k_head(B##i) : khead(uvec4(0u), 0u);
+    KHEAD(0) KHEAD(1) KHEAD(2) KHEAD(3) KHEAD(4) KHEAD(5) KHEAD(6) KHEAD(7)
+    for (uint s = 0u; s < 8u; s++) {
+        uint u = b * 8u + s;
+        MX_LOAD
+#define KROW(i) (i < NR ? wq_dot_m(wq_k_row(R##i, u, nb, p.wtile, H##i, B##i, s), v0, v1, v2, \
+                                   v3, v4, v5, v6, v7, sx) : 0.0)
+        A0 += vec4(KROW(0), KROW(1), KROW(2), KROW(3));
+        if (NR > 4u) A4 += vec4(KROW(4), KROW(5), KROW(6), KROW(7));
+    }
+}
+#endif
+
 // F32/F16/BF16: 4 weights of row i at element e (nk of them valid).
 vec4 wload(uint e, uint nk)
 {
@@ -186,13 +227,7 @@ void accum(uint r0, uint rstep, uint rend, uint u, uint xbase, uint ntok, bool s
 #if UNIT // the types of quant_unit.glsl: one 32-element unit
     uint nb = p.K / 32u;
     if (NTOK == 1u && WQ_MASKED) { // one token: x prescaled once, each row's q masked in place
-        uint xb = (xbase + u * 32u) / 4u;
-        vec4 v0 = xquad(xb), v1 = xquad(xb + 1u), v2 = xquad(xb + 2u), v3 = xquad(xb + 3u);
-        vec4 v4 = xquad(xb + 4u), v5 = xquad(xb + 5u), v6 = xquad(xb + 6u), v7 = xquad(xb + 7u);
-        vec4 slo = (v0 + v1) + (v2 + v3), shi = (v4 + v5) + (v6 + v7);
-        vec2 sx = vec2((slo.x + slo.y) + (slo.z + slo.w), (shi.x + shi.y) + (shi.z + shi.w));
-        v0 *= WQ_MLO, v1 *= WQ_MLO, v2 *= WQ_MLO, v3 *= WQ_MLO;
-        v4 *= WQ_MHI, v5 *= WQ_MHI, v6 *= WQ_MHI, v7 *= WQ_MHI;
+        MX_LOAD
 #define MROW(i) (i < NR ? wq_dot_m(wq_load(min(r0 + uint(i) * rstep, rend - 1u), u, nb, p.wtile, \
                                            p.dbase), v0, v1, v2, v3, v4, v5, v6, v7, sx) : 0.0)
         A0 += vec4(MROW(0), MROW(1), MROW(2), MROW(3));
@@ -298,6 +333,12 @@ void main()
         uint rr0 = (g / tsz) * NR * tsz + g % tsz; // rows rr0 + i * tsz (tsz = 1: rr)
         A0 = A1 = A2 = A3 = A4 = A5 = A6 = A7 = AX = vec4(0.0);
         // rows past row_end are clamped to the last one (computed, not written)
+#if UNIT
+        if (KB) {
+            for (uint b = 0u; b < units / 8u; b++)
+                accum_kb(rbase + row_first + rr0, tsz, rbase + row_end, b, xbase);
+        } else
+#endif
         for (uint u = lane; u < units; u += glen)
             accum(rbase + row_first + rr0, tsz, rbase + row_end, u, xbase, ntok, scales8);
 #if USE_SUBGROUP

@@ -21,6 +21,50 @@ uint byte4(uvec4 words, uint i)
     return (words[i / 4u] >> (8u * (i % 4u))) & 0xFFu;
 }
 
+// The part of a plane B entry (at word bw) that all 8 units of a block share, for the types whose
+// matrix-vector product takes it once per block (matvec.comp, accum_kb): Q4_K and Q5_K the first
+// 16 bytes (d, dmin, the 12 packed scale bytes: one aligned texel) in e; Q6_K its first 5 words
+// (d, the 16 int8 scales) in e and f.
+struct khead {
+    uvec4 e;
+    uint f;
+};
+khead wq_k_head(uint bw)
+{
+    if (TYPE == NB_T_Q6_K)
+        return khead(uvec4(wword(bw), wword(bw + 1u), wword(bw + 2u), wword(bw + 3u)),
+                     wword(bw + 4u));
+    return khead(wquad(bw >> 2u), 0u);
+}
+// Fills w.s and w.h of unit s (< 8) of the block whose entry is at word bw and begins with kh.
+void wq_k_unit(inout wunit w, khead kh, uint s, uint bw)
+{
+    vec2 dm = nb_unpack_half(kh.e.x);
+    if (TYPE == NB_T_Q6_K) {
+        uint j = s / 2u; // int8 scales[2s], [2s + 1] in word 1 + j
+        uint sw = (j < 3u ? kh.e[1u + j] : kh.f) >> (16u * (s & 1u));
+        vec2 dl = dm.x * vec2(float(int(sw << 24u) >> 24), float(int(sw << 16u) >> 24));
+        w.h = uvec2(wword(bw + 5u + 2u * s), wword(bw + 6u + 2u * s));
+        w.s = vec4(dl, -32.0 * dl);
+        return;
+    }
+    // Q4_K, Q5_K: ggml's get_scale_min_k4(s): s < 4: scale = b[s] & 63, min = b[s + 4] & 63;
+    // else scale = (b[s + 4] & 15) | (b[s - 4] >> 6) << 4, min = (b[s + 4] >> 4) | (b[s] >> 6) << 4.
+    uvec4 sw = uvec4(kh.e.yzw, 0u);
+    uint sc, mn;
+    if (s < 4u) {
+        sc = byte4(sw, s) & 63u;
+        mn = byte4(sw, s + 4u) & 63u;
+    } else {
+        uint b4 = byte4(sw, s + 4u);
+        sc = (b4 & 15u) | (byte4(sw, s - 4u) >> 6u) << 4u;
+        mn = (b4 >> 4u) | (byte4(sw, s) >> 6u) << 4u;
+    }
+    float d1 = dm.x * float(sc), m1 = dm.y * float(mn);
+    if (TYPE == NB_T_Q5_K) w.h.x = wword(bw + 4u + s);
+    w.s = vec4(d1, d1, -m1, -m1);
+}
+
 // Fills w.h and w.s for unit s (< 8) of the block whose plane B entry is si (plane B at word
 // dbase).
 void wq_load_k(inout wunit w, uint si, uint s, uint dbase)
@@ -28,8 +72,8 @@ void wq_load_k(inout wunit w, uint si, uint s, uint dbase)
     uint per = TYPE == NB_T_Q2_K ? 5u : TYPE == NB_T_Q4_K ? 4u : TYPE == NB_T_IQ4_XS ? 2u
              : TYPE == NB_T_Q6_K ? 21u : 12u; // words per entry
     uint bw = dbase + si * per;
-    // (d, dmin) or (d, 0); Q4_K and Q5_K take it from their first texel below
-    uint w0 = TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K ? 0u : wword(bw);
+    // (d, dmin) or (d, 0); Q4_K, Q5_K and Q6_K take it from wq_k_head
+    uint w0 = TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K || TYPE == NB_T_Q6_K ? 0u : wword(bw);
     vec2 dm = nb_unpack_half(w0);
     if (TYPE == NB_T_Q2_K) {
         uint sw = wword(bw + 1u + s / 2u) >> (16u * (s & 1u)); // scales[2s], scales[2s + 1]
@@ -47,30 +91,8 @@ void wq_load_k(inout wunit w, uint si, uint s, uint dbase)
         vec2 dl = dm.x * vec2(float(int(lo | hi << 4u) - 32), float(int(lo1 | hi1 << 4u) - 32));
         w.h.x = wword(bw + 4u + s);
         w.s = vec4(dl, -4.0 * dl);
-    } else if (TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K) {
-        // ggml's get_scale_min_k4(s): s < 4: scale = b[s] & 63, min = b[s + 4] & 63; else
-        // scale = (b[s + 4] & 15) | (b[s - 4] >> 6) << 4, min = (b[s + 4] >> 4) | (b[s] >> 6) << 4.
-        // The entry's first 16 bytes (d, dmin, the 12 scale bytes) are one aligned texel.
-        uvec4 e = wquad(bw >> 2u);
-        uvec4 sw = uvec4(e.yzw, 0u);
-        dm = nb_unpack_half(e.x);
-        uint sc, mn;
-        if (s < 4u) {
-            sc = byte4(sw, s) & 63u;
-            mn = byte4(sw, s + 4u) & 63u;
-        } else {
-            uint b4 = byte4(sw, s + 4u);
-            sc = (b4 & 15u) | (byte4(sw, s - 4u) >> 6u) << 4u;
-            mn = (b4 >> 4u) | (byte4(sw, s) >> 6u) << 4u;
-        }
-        float d1 = dm.x * float(sc), m1 = dm.y * float(mn);
-        if (TYPE == NB_T_Q5_K) w.h.x = wword(bw + 4u + s);
-        w.s = vec4(d1, d1, -m1, -m1);
-    } else if (TYPE == NB_T_Q6_K) {
-        uint sw = wword(bw + 1u + s / 2u) >> (16u * (s & 1u)); // int8 scales[2s], [2s + 1]
-        vec2 dl = dm.x * vec2(float(int(sw << 24u) >> 24), float(int(sw << 16u) >> 24));
-        w.h = uvec2(wword(bw + 5u + 2u * s), wword(bw + 6u + 2u * s));
-        w.s = vec4(dl, -32.0 * dl);
+    } else if (TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K || TYPE == NB_T_Q6_K) {
+        wq_k_unit(w, wq_k_head(bw), s, bw);
     } else { // IQ4_XS: 6-bit ls = scales_l nibble s | (scales_h >> 2s & 3) << 4
         uint ls = ((wword(bw + 1u) >> (4u * s)) & 0xFu) | ((w0 >> (16u + 2u * s)) & 3u) << 4u;
         float dl = dm.x * float(int(ls) - 32);

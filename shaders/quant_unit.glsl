@@ -50,6 +50,16 @@ wunit wq_load(uint r, uint u, uint nb, uint ts, uint dbase)
     return w;
 }
 
+// Q4_K, Q5_K or Q6_K: unit u (= 8 b + s) of row r (tiles of 1 << ts rows) whose plane B entry
+// (at word bw) begins with kh (wq_k_head): wq_load with the block's shared part already at hand.
+wunit wq_k_row(uint r, uint u, uint nb, uint ts, khead kh, uint bw, uint s)
+{
+    wunit w = WQ_ZERO;
+    w.q = wquad(q_block(r, u, nb, ts));
+    wq_k_unit(w, kh, s, bw);
+    return w;
+}
+
 // The integer values q[4i..4i+3] of a unit, i < 8.
 vec4 wq_q(wunit w, uint i)
 {
