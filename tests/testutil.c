@@ -10,6 +10,15 @@
 
 #include "quant.h"
 
+/* NIBBLE_TEST_FILTER=PATTERN runs only the tests of a program whose names match (cmocka's
+ * pattern, '*' and '?'), before main runs them: the arm64 stage runs test_forward's goldens
+ * only (tools/arm64.sh). */
+__attribute__((constructor)) static void nb_test_filter(void)
+{
+    const char *f = getenv("NIBBLE_TEST_FILTER");
+    if (f && *f) cmocka_set_test_filter(f);
+}
+
 const char *nb_test_file(const char *name)
 {
     static char path[2048];
