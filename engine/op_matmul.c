@@ -326,11 +326,28 @@ static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint
             return -1;
         }
     }
+    /* the integer dot-product decode where the device accelerates it (op_int8.h); the tests'
+     * explicit shapes (subgroup >= 0) turn it on themselves */
+    if (subgroup < 0 && nb_op_int8_wanted(vk) &&
+        nb_op_matmul_set_int8(o, vk, true, err, errlen) != 0)
+        fprintf(stderr, "nibble: int8 products refused (%s); using f32\n", err);
+    return 0;
+}
+
+int nb_op_matmul_set_int8(struct nb_op_matmul *o, struct vkx_ctx *vk, bool on, char *err,
+                          size_t errlen)
+{
+    if (on && !o->i8.qact.pipe &&
+        nb_op_int8_create(&o->i8, vk, o->types, o->subgroup, o->mv_sg_size, NB_MATVEC_MAX_TOKENS,
+                          err, errlen) != 0)
+        return -1;
+    o->i8.on = on;
     return 0;
 }
 
 void nb_op_matmul_destroy(struct nb_op_matmul *o, struct vkx_ctx *vk)
 {
+    nb_op_int8_destroy(&o->i8, vk);
     destroy_matvec(o, vk);
     if (o->group.pipe) vkx_pipeline_destroy(vk, &o->group);
     for (int ts = 0; ts < NB_MM_NTYPES; ts++) {
@@ -416,6 +433,9 @@ void nb_op_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd *c,
 {
     int ts = slot_of(o, w->type);
     if (ts < 0 || n_tokens == 0) return;
+    if (o->i8.on && nb_op_int8_matvec(&o->i8, vk, c, w, x, y, n_tokens, x_stride, y_stride,
+                                      accumulate))
+        return;
     uint32_t M = (uint32_t)w->rows;
     bool tx = mv_texel(o, w, x);
     for (uint32_t pi = 0; pi < w->data.n; pi++) {

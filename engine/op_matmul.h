@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "gtensor.h"
+#include "op_int8.h"
 #include "vkx.h"
 
 #define NB_MATVEC_MAX_TOKENS 8 /* tokens sharing one weight read in nb_op_matvec */
@@ -48,6 +49,10 @@ struct nb_op_matmul {
      * device's vector for its whole-rows-per-thread matvec, else 0. matvec, matvec_id and embed
      * read any tiling; matmul and matmul_id need plain rows (CPU devices never use them). */
     uint32_t tile_shift;
+    /* Decode products with 4x8-bit integer dot products (op_int8.h), on when i8.on: chosen by
+     * nb_op_matmul_create/_create_for from the device (nb_op_int8_wanted); never by _create_ex
+     * unless nb_op_matmul_set_int8 turns it on. */
+    struct nb_op_int8 i8;
 };
 
 #define NB_MM_TYPE_BIT(t) (1u << (unsigned)(t)) /* ggml type ids of the supported types < 32 */
@@ -69,6 +74,10 @@ int nb_op_matmul_create_for(struct nb_op_matmul *o, struct vkx_ctx *vk, uint32_t
 int nb_op_matmul_create_ex(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup,
                            uint32_t types, char *err, size_t errlen);
 void nb_op_matmul_destroy(struct nb_op_matmul *o, struct vkx_ctx *vk);
+/* Turns the integer dot-product decode path on (building its pipelines for o's types the first
+ * time) or off. 0, or -1 with a message when the device cannot run it (nothing changed). */
+int nb_op_matmul_set_int8(struct nb_op_matmul *o, struct vkx_ctx *vk, bool on, char *err,
+                          size_t errlen);
 
 /* Whether the ops handle this weight type. */
 bool nb_op_matmul_supports(enum ggml_type t);

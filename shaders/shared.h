@@ -147,6 +147,30 @@ NB_STRUCT(nb_push_matvec) {
 };
 NB_STATIC_SIZE(nb_push_matvec, 80)
 
+/* quant_act.comp: x f32 [ntok][x_stride] -> 8-bit blocks at uvec4 xq0 of xq (engine/op_int8.h). */
+NB_STRUCT(nb_push_quant_act) {
+    NB_U32 K;        /* elements per token, a multiple of 32 */
+    NB_U32 x_stride; /* elements between tokens in x */
+    NB_U32 xq0;      /* first uvec4 written */
+    NB_U32 pad0;
+};
+NB_STATIC_SIZE(nb_push_quant_act, 16)
+
+/* matvec_int8.comp: decode matvec on quant_act.comp's blocks (engine/op_int8.h). */
+NB_STRUCT(nb_push_matvec_i8) {
+    NB_U32 K;          /* elements per weight row */
+    NB_U32 nrows;      /* rows held by this piece */
+    NB_U32 row0;       /* global index of the piece's first row (column of y) */
+    NB_U32 ntok;       /* tokens (z slices of NTOK) */
+    NB_U32 y_stride;   /* elements between consecutive y vectors */
+    NB_U32 accumulate; /* 1: y += W x, 0: y = W x */
+    NB_U32 dbase;      /* uint index of the block plane in the piece */
+    NB_U32 wtile;      /* the weight's row tiles are 1 << wtile rows (quant.glsl) */
+    NB_U32 xq0;        /* uvec4 index of token 0's blocks in xq */
+    NB_U32 pad0, pad1, pad2;
+};
+NB_STATIC_SIZE(nb_push_matvec_i8, 48)
+
 /* matmul.comp: prefill matrix product, see engine/op_matmul.h. */
 NB_STRUCT(nb_push_matmul) {
     NB_U32 K;          /* elements per weight row */

@@ -1,0 +1,409 @@
+/* test_op_int8: the integer dot-product decode product (engine/op_int8.h) against the CPU, on
+ * lavapipe (which exposes VK_KHR_shader_integer_dot_product without accelerating it, so the op
+ * turns the path on itself), with the subgroup and the shared-memory reduction, plain rows and
+ * row tiles, forced weight splits, 1..8 tokens, accumulation, rows longer than the first scratch:
+ * - exactness: activations on the 8-bit grid of their block (x = q * s, one |q| = 127 per block)
+ *   quantize without loss, so the product must equal the exact one as closely as the f32 path;
+ * - rounding: on random activations the result follows the host's simulation of the 8-bit
+ *   rounding (llama.cpp's: d = max|x| / 127, round half away from zero), not the f32 product,
+ *   and quant_act's blocks match the host's byte for byte (but for a rare off-by-one where x / d
+ *   lands on a half);
+ * - the switch: nb_op_matmul_set_int8(false) gives the f32 product again; NIBBLE_DISABLE=int8
+ *   refuses the path; nb_op_int8_wanted follows NIBBLE_INT8.
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gtensor.h"
+#include "op_matmul.h"
+
+struct cfg {
+    struct nb_test_fixture fx; /* first: *state points at both */
+    struct nb_op_matmul op;
+};
+
+static const enum ggml_type i8_types[] = {GGML_Q4_0, GGML_Q8_0, GGML_Q4_K, GGML_Q6_K,
+                                          GGML_Q4_1, GGML_Q5_0, GGML_Q5_1, GGML_Q5_K};
+#define N_TYPES (int)(sizeof i8_types / sizeof *i8_types)
+
+/* x of one token, K elements: on the grid (exact) or uniform in [-1, 1). */
+static void make_x(float *x, uint32_t K, bool grid)
+{
+    for (uint32_t b = 0; b < K / 32; b++) {
+        float s = ldexpf(1.0f + nb_test_randf() * 0.5f, -(int)(nb_test_randu() % 8) - 6);
+        uint32_t top = nb_test_randu() % 32;
+        for (uint32_t e = 0; e < 32; e++) {
+            float *v = &x[b * 32 + e];
+            if (!grid) {
+                *v = nb_test_randf();
+                continue;
+            }
+            int q = (int)(nb_test_randu() % 255) - 127;
+            if (e == top) q = nb_test_randu() & 1 ? 127 : -127;
+            *v = (float)q * s;
+        }
+    }
+}
+
+/* The host's quant_act: x rounded to its block's 8-bit grid (d * q). q_out (optional): the int8. */
+static void quant_host(const float *x, uint32_t K, float *xr, int8_t *q_out, float *d_out)
+{
+    for (uint32_t b = 0; b < K / 32; b++) {
+        float amax = 0.0f;
+        for (uint32_t e = 0; e < 32; e++)
+            amax = fmaxf(amax, fabsf(x[b * 32 + e]));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (uint32_t e = 0; e < 32; e++) {
+            float v = x[b * 32 + e] * id;
+            int q = (int)truncf(v + (v < 0.0f ? -0.5f : 0.5f));
+            q = q < -127 ? -127 : q > 127 ? 127 : q;
+            xr[b * 32 + e] = d * (float)q;
+            if (q_out) q_out[b * 32 + e] = (int8_t)q;
+        }
+        if (d_out) d_out[b] = d;
+    }
+}
+
+static void dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, const void *init)
+{
+    char err[256];
+    assert_int_equal(vkx_buffer_create(vk, b, bytes, VKX_MEM_DEVICE, err, sizeof err), 0);
+    if (init) vkx_upload(vk, b, 0, init, bytes);
+}
+
+/* One product's inputs, references and device buffers. */
+struct prod {
+    struct nb_gtensor w;
+    uint32_t K, M, ntok;
+    bool acc;
+    float *x, *y0, *ref, *refq; /* refq: x rounded as quant_act rounds it */
+    struct vkx_buffer xb, yb;
+};
+
+static void prod_make(struct cfg *g, struct prod *p, enum ggml_type t, uint32_t K, uint32_t M,
+                      uint32_t ntok, bool acc, bool grid, uint64_t max_piece, uint32_t tile)
+{
+    struct vkx_ctx *vk = g->fx.vk;
+    memset(p, 0, sizeof *p);
+    p->K = K, p->M = M, p->ntok = ntok, p->acc = acc;
+    void *raw;
+    float *wref;
+    nb_test_weights(t, K, M, &raw, &wref);
+    char err[256];
+    uint64_t ne[4] = {K, M, 1, 1};
+    int rc = nb_gtensor_from_host_tiled(vk, &p->w, t, ne, raw, max_piece, tile, err, sizeof err);
+    if (rc) printf("# %s\n", err);
+    assert_int_equal(rc, 0);
+    if (max_piece) assert_true(p->w.data.n > 1);
+    size_t nx = (size_t)K * ntok, ny = (size_t)M * ntok;
+    p->x = malloc(sizeof(float) * nx), p->y0 = malloc(sizeof(float) * ny);
+    p->ref = malloc(sizeof(float) * ny), p->refq = malloc(sizeof(float) * ny);
+    float *xr = malloc(sizeof(float) * nx);
+    for (uint32_t tk = 0; tk < ntok; tk++) {
+        make_x(p->x + (size_t)tk * K, K, grid);
+        quant_host(p->x + (size_t)tk * K, K, xr + (size_t)tk * K, NULL, NULL);
+    }
+    for (size_t i = 0; i < ny; i++)
+        p->y0[i] = nb_test_randf();
+    for (uint32_t tk = 0; tk < ntok; tk++)
+        for (uint32_t m = 0; m < M; m++) {
+            double s = acc ? p->y0[tk * M + m] : 0.0, sq = s;
+            for (uint32_t k = 0; k < K; k++) {
+                s += (double)wref[(size_t)m * K + k] * p->x[(size_t)tk * K + k];
+                sq += (double)wref[(size_t)m * K + k] * xr[(size_t)tk * K + k];
+            }
+            p->ref[tk * M + m] = (float)s, p->refq[tk * M + m] = (float)sq;
+        }
+    dev_buf(vk, &p->xb, sizeof(float) * nx, p->x);
+    dev_buf(vk, &p->yb, sizeof(float) * ny, p->y0);
+    free(raw), free(wref), free(xr);
+}
+
+static void prod_record(struct cfg *g, struct vkx_cmd *c, struct prod *p)
+{
+    nb_op_matvec(&g->op, g->fx.vk, c, &p->w, vkx_whole(&p->xb), vkx_whole(&p->yb), p->ntok, 0, 0,
+                 p->acc);
+}
+
+/* Downloads y and checks it: against ref with the f32 path's tolerance (exact: grid inputs, or
+ * the int8 path off), or (rounded) closer to refq than to ref by a factor of 8 on average. */
+static size_t prod_check(struct cfg *g, struct prod *p, const char *what, bool rounded)
+{
+    size_t ny = (size_t)p->M * p->ntok;
+    float *got = malloc(sizeof(float) * ny);
+    vkx_download(g->fx.vk, &p->yb, 0, got, sizeof(float) * ny);
+    size_t bad = 0;
+    if (!rounded) {
+        bad = nb_test_compare(what, got, p->ref, ny, 2e-4f * sqrtf((float)p->K), 1e-4f);
+    } else {
+        double dq = 0.0, dx = 0.0;
+        for (size_t i = 0; i < ny; i++) {
+            dq += fabs((double)got[i] - p->refq[i]);
+            dx += fabs((double)p->ref[i] - p->refq[i]);
+        }
+        printf("# %s: mean |gpu - rounded ref| %.3g, |f32 ref - rounded ref| %.3g\n", what,
+               dq / (double)ny, dx / (double)ny);
+        if (!(dq * 8.0 < dx)) bad = 1;
+    }
+    free(got);
+    return bad;
+}
+
+static void prod_free(struct cfg *g, struct prod *p)
+{
+    vkx_buffer_destroy(g->fx.vk, &p->xb);
+    vkx_buffer_destroy(g->fx.vk, &p->yb);
+    nb_gtensor_destroy(g->fx.vk, &p->w);
+    free(p->x), free(p->y0), free(p->ref), free(p->refq);
+}
+
+/* One product recorded and checked alone. */
+static void check(struct cfg *g, enum ggml_type t, uint32_t K, uint32_t M, uint32_t ntok,
+                  bool acc, bool grid, uint64_t max_piece, uint32_t tile)
+{
+    struct vkx_ctx *vk = g->fx.vk;
+    struct prod p;
+    prod_make(g, &p, t, K, M, ntok, acc, grid, max_piece, tile);
+    struct vkx_cmd c;
+    vkx_cmd_create(vk, &c, 64, false);
+    vkx_cmd_begin(vk, &c);
+    prod_record(g, &c, &p);
+    vkx_cmd_end(vk, &c);
+    vkx_cmd_submit_wait(vk, &c);
+    char what[128];
+    snprintf(what, sizeof what, "int8 %s K=%u M=%u n=%u%s%s tile %u %s", ggml_type_name(t), K, M,
+             ntok, acc ? " acc" : "", p.w.data.n > 1 ? " split" : "", 1u << tile,
+             grid ? "grid" : "random");
+    size_t bad = prod_check(g, &p, what, g->op.i8.on && !grid);
+    vkx_cmd_destroy(vk, &c);
+    prod_free(g, &p);
+    nb_test_check_validation();
+    assert_int_equal(bad, 0);
+}
+
+/* A row length near n32 units of 32: whole blocks of t. */
+static uint32_t klen(enum ggml_type t, uint32_t n32)
+{
+    uint32_t bs = ggml_blck_size(t), k = n32 * 32;
+    return k < bs ? bs : (k + bs - 1) / bs * bs;
+}
+
+static void test_exact(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    assert_true(g->op.i8.on);
+    nb_test_seed(11);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        enum ggml_type t = i8_types[ti];
+        check(g, t, klen(t, 1), 1, 1, false, true, 0, 0);
+        check(g, t, klen(t, 3), 31, 1, false, true, 0, 3);
+        check(g, t, klen(t, 10), 33, 3, true, true, 0, 0);
+        check(g, t, klen(t, 8), 67, 8, true, true, 0, 6);
+        check(g, t, klen(t, 5), 29, 5, false, true, 0, 5);
+        check(g, t, klen(t, 2), 37, 2, false, true, 0, 0);
+        uint64_t rb = nb_gtensor_row_bytes(t, klen(t, 3));
+        check(g, t, klen(t, 3), 53, 2, false, true, rb * 16, 0); /* split into pieces */
+    }
+}
+
+static void test_rounding(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    nb_test_seed(12);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        enum ggml_type t = i8_types[ti];
+        check(g, t, klen(t, 24), 45, 1, false, false, 0, 0);
+        check(g, t, klen(t, 16), 21, 4, true, false, 0, 3);
+    }
+}
+
+/* quant_act's blocks against the host's, read back from the op's scratch. */
+static void test_quant_act(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    struct vkx_ctx *vk = g->fx.vk;
+    nb_test_seed(13);
+    struct prod p;
+    uint32_t K = 1024, ntok = 3;
+    prod_make(g, &p, GGML_Q8_0, K, 8, ntok, false, false, 0, 0);
+    g->op.i8.next_slot = 0;
+    struct vkx_cmd c;
+    vkx_cmd_create(vk, &c, 64, false);
+    vkx_cmd_begin(vk, &c);
+    prod_record(g, &c, &p);
+    vkx_cmd_end(vk, &c);
+    vkx_cmd_submit_wait(vk, &c);
+    size_t nbk = (size_t)ntok * K / 32;
+    uint32_t *xq = malloc(48 * nbk);
+    vkx_download(vk, &g->op.i8.xq, 0, xq, 48 * nbk);
+    int8_t *q = malloc(K * ntok);
+    float *d = malloc(sizeof(float) * nbk), *xr = malloc(sizeof(float) * K * ntok);
+    for (uint32_t tk = 0; tk < ntok; tk++)
+        quant_host(p.x + (size_t)tk * K, K, xr + (size_t)tk * K, q + (size_t)tk * K,
+                   d + (size_t)tk * K / 32);
+    size_t off_by_one = 0, bad = 0;
+    for (size_t b = 0; b < nbk; b++) {
+        const uint32_t *blk = xq + b * 12;
+        int s0 = 0, s1 = 0;
+        for (uint32_t e = 0; e < 32; e++) {
+            int gq = (int8_t)(blk[e / 4] >> (8 * (e % 4)));
+            int hq = q[b * 32 + e];
+            if (gq != hq) *(abs(gq - hq) == 1 ? &off_by_one : &bad) += 1;
+            if (e < 16) s0 += gq; else s1 += gq;
+        }
+        float gd, gs0, gs1;
+        memcpy(&gd, &blk[8], 4), memcpy(&gs0, &blk[9], 4), memcpy(&gs1, &blk[10], 4);
+        if (fabsf(gd - d[b]) > 1e-6f * d[b] || fabsf(gs0 - gd * (float)s0) > 1e-6f * fabsf(gd) ||
+            fabsf(gs1 - gd * (float)s1) > 1e-6f * fabsf(gd)) {
+            printf("# block %zu: d %g (host %g), sums %g %g (of its q: %g %g)\n", b, (double)gd,
+                   (double)d[b], (double)gs0, (double)gs1, (double)(gd * (float)s0),
+                   (double)(gd * (float)s1));
+            bad++;
+        }
+    }
+    printf("# quant_act: %zu blocks, %zu values off by one step (x / d on a half)\n", nbk,
+           off_by_one);
+    assert_int_equal(bad, 0);
+    assert_true(off_by_one * 1000 < nbk * 32);
+    free(xq), free(q), free(d), free(xr);
+    vkx_cmd_destroy(vk, &c);
+    prod_free(g, &p);
+    nb_test_check_validation();
+}
+
+/* Products recorded back to back without barriers (reading the same weights, different x), one
+ * of rows longer than the first scratch (it grows mid-recording), and the recording replayed. */
+static void test_sequence(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    struct vkx_ctx *vk = g->fx.vk;
+    nb_test_seed(14);
+    struct prod p[4];
+    prod_make(g, &p[0], GGML_Q4_0, 512, 40, 2, false, true, 0, 0);
+    prod_make(g, &p[1], GGML_Q4_K, 768, 24, 1, false, true, 0, 0);
+    prod_make(g, &p[2], GGML_Q8_0, 17408, 3, 1, false, true, 0, 0); /* > 16384: grows */
+    prod_make(g, &p[3], GGML_Q4_0, 512, 40, 8, true, true, 0, 0);
+    struct vkx_cmd c;
+    vkx_cmd_create(vk, &c, 64, false);
+    vkx_cmd_begin(vk, &c);
+    for (int i = 0; i < 4; i++)
+        prod_record(g, &c, &p[i]);
+    vkx_cmd_end(vk, &c);
+    for (int rep = 0; rep < 2; rep++) {
+        if (rep) /* the replay: the accumulating product starts from y0 again */
+            vkx_upload(vk, &p[3].yb, 0, p[3].y0, sizeof(float) * p[3].M * p[3].ntok);
+        vkx_cmd_submit_wait(vk, &c);
+        for (int i = 0; i < 4; i++) {
+            char what[64];
+            snprintf(what, sizeof what, "sequence %d, submit %d", i, rep);
+            assert_int_equal(prod_check(g, &p[i], what, false), 0);
+        }
+    }
+    assert_true(g->op.i8.n_old >= 1);
+    vkx_cmd_destroy(vk, &c);
+    for (int i = 0; i < 4; i++)
+        prod_free(g, &p[i]);
+    nb_test_check_validation();
+}
+
+/* Off again: the f32 products (exact on random x); on once more for the next group. */
+static void test_switch(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    char err[256];
+    nb_test_seed(15);
+    assert_int_equal(nb_op_matmul_set_int8(&g->op, g->fx.vk, false, err, sizeof err), 0);
+    check(g, GGML_Q4_0, 256, 19, 1, false, false, 0, 0);
+    check(g, GGML_Q6_K, 512, 19, 3, true, false, 0, 0);
+    assert_int_equal(nb_op_matmul_set_int8(&g->op, g->fx.vk, true, err, sizeof err), 0);
+}
+
+/* NIBBLE_DISABLE=int8 (the fallback context): the path is refused; NIBBLE_INT8 decides on a
+ * device that does not accelerate the dot product. */
+static void test_disabled(void **state)
+{
+    (void)state;
+    struct vkx_ctx *vk = nb_test_vk();
+    if (!vk) skip();
+    struct vkx_ctx own;
+    assert_int_equal(nb_test_vk_fallback(&own), 0);
+    assert_false(nb_op_int8_wanted(&own));
+    struct nb_op_matmul o;
+    char err[256];
+    assert_int_equal(nb_op_matmul_create_ex(&o, &own, -1, NB_MM_TYPE_BIT(GGML_Q4_0), err,
+                                            sizeof err),
+                     0);
+    assert_int_not_equal(nb_op_matmul_set_int8(&o, &own, true, err, sizeof err), 0);
+    printf("# NIBBLE_DISABLE=int8: %s\n", err);
+    assert_false(o.i8.on);
+    nb_op_matmul_destroy(&o, &own);
+    vkx_destroy(&own);
+    if (vk->caps.int_dot && !vk->caps.int_dot_4x8_accel) {
+        setenv("NIBBLE_INT8", "1", 1);
+        assert_true(nb_op_int8_wanted(vk));
+        unsetenv("NIBBLE_INT8");
+        assert_false(nb_op_int8_wanted(vk));
+    }
+    nb_test_check_validation();
+}
+
+static int mode; /* nb_op_matmul_create_ex's subgroup argument */
+
+static int op_create(void *op, struct vkx_ctx *vk, char *err, size_t errlen)
+{
+    uint32_t mask = 0;
+    for (int i = 0; i < N_TYPES; i++)
+        mask |= NB_MM_TYPE_BIT(i8_types[i]);
+    if (nb_op_matmul_create_ex(op, vk, mode, mask, err, errlen) != 0) return -1;
+    struct nb_op_matmul *o = op;
+    if (nb_op_matmul_set_int8(o, vk, true, err, errlen) != 0) {
+        nb_op_matmul_destroy(o, vk);
+        return -1;
+    }
+    printf("# int8 matvec: %s reduction (subgroup size %u), rows per workgroup %u/%u/%u/%u\n",
+           o->i8.subgroup ? "subgroup" : "shared-memory", o->i8.sg_size, o->i8.rows[0],
+           o->i8.rows[1], o->i8.rows[2], o->i8.rows[3]);
+    return 0;
+}
+static void op_destroy(void *op, struct vkx_ctx *vk) { nb_op_matmul_destroy(op, vk); }
+
+static int setup(void **state, int m)
+{
+    static struct cfg g;
+    struct vkx_ctx *vk = nb_test_vk();
+    *state = NULL;
+    if (!vk) return 0;
+    if (!vk->caps.int_dot) {
+        printf("# the device has no integer dot product: skipped\n");
+        return 0;
+    }
+    mode = m;
+    return nb_test_fixture_setup(state, &g.fx, false, &g.op, op_create, op_destroy);
+}
+static int setup_subgroup(void **state) { return setup(state, 1); }
+static int setup_shared(void **state) { return setup(state, 2); }
+
+int main(void)
+{
+    const struct CMUnitTest all[] = {
+        cmocka_unit_test(test_exact),    cmocka_unit_test(test_rounding),
+        cmocka_unit_test(test_quant_act), cmocka_unit_test(test_sequence),
+        cmocka_unit_test(test_switch),
+    };
+    const struct CMUnitTest once[] = {cmocka_unit_test(test_disabled)};
+    int (*teardown)(void **) = nb_test_fixture_teardown;
+    int rc = cmocka_run_group_tests_name("subgroup", all, setup_subgroup, teardown);
+    rc |= cmocka_run_group_tests_name("shared-memory", all, setup_shared, teardown);
+    rc |= cmocka_run_group_tests_name("disabled", once, NULL, NULL);
+    nb_test_vk_done();
+    return rc;
+}
