@@ -412,9 +412,8 @@ static void probe(struct vkx_caps *c, struct feats *f, const struct devinfo *di,
     c->storage16 = f->s16.storageBuffer16BitAccess;
     c->storage8 = di->s8 && f->s8.storageBuffer8BitAccess;
     c->int_dot = di->idot && f->idot.shaderIntegerDotProduct;
-    c->int_dot_4x8_accel = c->int_dot && (idp.integerDotProduct4x8BitPackedSignedAccelerated ||
-                                          idp.integerDotProduct4x8BitPackedUnsignedAccelerated ||
-                                          idp.integerDotProduct4x8BitPackedMixedSignednessAccelerated);
+    /* the signed form: the one the int8 products use (OpSDot, shaders/matvec_int8.comp) */
+    c->int_dot_4x8_accel = c->int_dot && idp.integerDotProduct4x8BitPackedSignedAccelerated;
     c->coopmat = has_ext(di->ext, di->n_ext, VKX_EXT_COOPMAT);
     c->push_desc = has_ext(di->ext, di->n_ext, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
 
