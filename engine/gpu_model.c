@@ -76,9 +76,14 @@ static void vec(struct loader *L, struct vkx_buffer *b, const struct gguf_tensor
         L->failed = 1;
         return;
     }
-    vkx_upload(&L->g->vk, b, 0, tmp, n * sizeof(float));
-    L->g->weight_bytes += n * sizeof(float);
+    int up = vkx_upload(&L->g->vk, b, 0, tmp, n * sizeof(float));
     free(tmp);
+    if (up != 0) { /* inside vkx_cmd_catch: nb_gpu_model_load names the failure */
+        snprintf(L->err, L->errlen, "tensor %.*s: uploading failed", (int)t->name.n, t->name.p);
+        L->failed = 1;
+        return;
+    }
+    L->g->weight_bytes += n * sizeof(float);
     if (file_map(L->g)) plat_map_release(file_map(L->g), (size_t)t->offset, (size_t)t->nbytes);
 }
 
@@ -226,6 +231,7 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
     if (file_map(g)) plat_map_release(file_map(g), 0, (size_t)g->m.gguf->data_offset);
     struct loader L = {g, err, errlen, 0};
     const struct nb_weights *w = &g->m.w;
+    vkx_cmd_catch(true); /* a failed upload (out of memory, a lost device) is reported */
     mat(&L, &g->token_embd, w->token_embd);
     g->output_is_embd = w->output == w->token_embd;
     if (!g->output_is_embd) mat(&L, &g->output, w->output);
@@ -233,16 +239,25 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
     if (!L.failed && c->n_rot >= 2) {
         uint32_t n = c->n_rot / 2;
         if (vkx_buffer_create(&g->vk, &g->rope_factors, n * sizeof(float), VKX_MEM_DEVICE, err,
-                              errlen) == 0)
-            vkx_upload(&g->vk, &g->rope_factors, 0, c->rope_factors, n * sizeof(float));
-        else
+                              errlen) != 0)
             L.failed = 1;
+        else if (vkx_upload(&g->vk, &g->rope_factors, 0, c->rope_factors, n * sizeof(float))) {
+            snprintf(err, errlen, "rope factors: uploading failed");
+            L.failed = 1;
+        }
     }
     if (!g->ple_host) mat(&L, &g->per_layer_token_embd, w->per_layer_token_embd);
     mat(&L, &g->per_layer_model_proj, w->per_layer_model_proj);
     vec(&L, &g->per_layer_proj_norm, w->per_layer_proj_norm);
     for (uint32_t l = 0; l < c->n_layer && !L.failed; l++)
         upload_layer(&L, l);
+    VkResult r = vkx_cmd_catch(false);
+    if (r != VK_SUCCESS && !L.failed) snprintf(err, errlen, "uploading failed");
+    if (r != VK_SUCCESS && !strstr(err, vkx_result_name(r))) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, ": %s", vkx_result_name(r));
+    }
+    L.failed |= r != VK_SUCCESS;
     if (L.failed) {
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s: loading weights: %s", path, err);

@@ -87,8 +87,8 @@ static void release_src(const struct plat_map *file, const uint8_t *p, uint64_t 
 
 /* Repacks rows [r0, r0+n) of piece `pi` (GGUF blocks at src; r0 a whole number of tiles) into
  * the two planes: straight into the mapped device memory when the piece is mapped, else through
- * qbuf/dbuf (room for n rows rounded up to whole tiles) and vkx_upload. */
-static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_t pi, uint64_t r0,
+ * qbuf/dbuf (room for n rows rounded up to whole tiles) and vkx_upload (-1 when that fails). */
+static int upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_t pi, uint64_t r0,
                               uint64_t n, const uint8_t *src, uint8_t *qbuf, uint8_t *dbuf)
 {
     struct nb_pack_info pk = pack_of(gt->type);
@@ -117,9 +117,20 @@ static void upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_
             uint64_t si = scale_index(gt, r0 + r, b, nbb) - r0 * nbb;
             memcpy(d + si * pk.sb, blk, pk.sb);
         }
-    if (buf->map) return;
-    vkx_upload(vk, buf, qoff, qbuf, (size_t)(rows * nb * pk.qu));
-    vkx_upload(vk, buf, doff, dbuf, (size_t)(rows * nbb * pk.sb));
+    if (buf->map) return 0;
+    if (vkx_upload(vk, buf, qoff, qbuf, (size_t)(rows * nb * pk.qu)) != 0) return -1;
+    return vkx_upload(vk, buf, doff, dbuf, (size_t)(rows * nbb * pk.sb));
+}
+
+/* A failed upload (inside vkx_cmd_catch: see vkx.h): the tensor freed, -1 with a message. */
+static int upload_failed(struct vkx_ctx *vk, struct nb_gtensor *gt, const char *name, char *err,
+                         size_t errlen)
+{
+    VkResult r = vkx_cmd_caught();
+    snprintf(err, errlen, "tensor %s: uploading failed: %s", name,
+             r != VK_SUCCESS ? vkx_result_name(r) : "?");
+    nb_gtensor_destroy(vk, gt);
+    return -1;
 }
 
 static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_tensor *const *ts,
@@ -258,7 +269,8 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
             const struct gguf_tensor *pt = ts[i];
             for (uint64_t off = 0; off < pt->nbytes; off += CHUNK_BYTES) {
                 uint64_t n = pt->nbytes - off < CHUNK_BYTES ? pt->nbytes - off : CHUNK_BYTES;
-                vkx_split_upload(vk, &gt->data, at + off, pt->data + off, (size_t)n);
+                if (vkx_split_upload(vk, &gt->data, at + off, pt->data + off, (size_t)n) != 0)
+                    return upload_failed(vk, gt, name, err, errlen);
                 release_src(file, pt->data + off, n);
             }
             at += pt->nbytes;
@@ -301,7 +313,11 @@ static int upload(struct vkx_ctx *vk, struct nb_gtensor *gt, const struct gguf_t
             uint64_t n = prows - r < chunk_rows ? prows - r : chunk_rows;
             if (n > gt->rows_per_piece - local) n = gt->rows_per_piece - local;
             const uint8_t *src = ts[i]->data + r * src_row;
-            upload_quant_rows(vk, gt, pi, local, n, src, qbuf, dbuf);
+            if (upload_quant_rows(vk, gt, pi, local, n, src, qbuf, dbuf) != 0) {
+                free(qbuf);
+                free(dbuf);
+                return upload_failed(vk, gt, name, err, errlen);
+            }
             release_src(file, src, n * src_row);
             r += n;
         }

@@ -30,16 +30,22 @@
  * dropped. Files that are not regular (FIFO, device, directory) are refused without blocking.
  *
  * Device failures: a Vulkan failure an app can meet (VK_ERROR_DEVICE_LOST, out of device or
- * host memory) while nibble_context_create makes its buffers, command buffers, fences and pools,
- * or while nibble_eval or nibble_sample record, submit or wait, makes that call return NULL or
- * -1 (with a message naming the VkResult; nibble_sample has none) and the context unusable:
- * every later eval and sample on it returns -1. Destroy it; after a device loss destroy the
- * model too and load it again. Destroying after a device loss is safe. What still aborts, with
- * file, line and VkResult: a Vulkan failure inside nibble_model_load other than a buffer or
- * pipeline it cannot get (which it reports), e.g. a device lost while the weights are uploaded,
- * and programming errors inside the engine (a recording with more dispatches than
- * it was sized for, a binding that does not match its pipeline). Passing NULL for a model or
- * context is a programming error.
+ * host memory) anywhere in nibble_model_load (instance, device, pipelines, buffers, the weight
+ * upload's staging, submissions and waits) makes it return NULL with a message naming the call
+ * or tensor and the VkResult, having freed what it made: the app may load again. One while
+ * nibble_context_create makes its buffers, command buffers, fences and pools, or while
+ * nibble_eval or nibble_sample record, submit or wait, makes that call return NULL or -1 (with a
+ * message naming the VkResult; nibble_sample has none) and the context unusable: every later
+ * eval and sample on it returns -1. Destroy it; after a device loss destroy the model too and
+ * load it again. Destroying after a device loss is safe. Where the device merely lacks room for
+ * something optional (a texel view, a faster pipeline variant), nibble goes on without it.
+ * What still aborts (with file, line and a message), all programming errors inside the engine:
+ * a recording with more dispatches than it was sized for, a binding or push-constant size that
+ * does not match its pipeline, a copy or upload outside its buffer, an op given weights in a
+ * layout it does not read or a weight type whose pipelines were not built; and one device
+ * failure: a context whose KV cache got no texel views (out of memory) on a device that reads
+ * them, when its storage-buffer attention pipelines then cannot be built at the first
+ * nibble_eval. Passing NULL for a model or context is a programming error.
  */
 #ifndef NIBBLE_H
 #define NIBBLE_H

@@ -5,11 +5,13 @@
  * pipeline cache, command recording with push descriptors (or a descriptor-pool fallback), and
  * GPU timestamps. It knows nothing about models.
  *
- * Errors: unexpected Vulkan failures abort through VKX_CHECK with file, line and the VkResult
- * name, in every build type. Expected failures (no device, a missing feature, out of device
- * memory, a buffer the driver refuses, a pipeline the driver refuses) return -1 and write a
- * one-line message into `err`; command recording and submission can catch theirs instead of
- * aborting (vkx_cmd_catch). vkx_destroy goes on after a lost device.
+ * Errors: failures (no device, a missing feature, out of host or device memory, a lost device,
+ * a buffer or pipeline the driver refuses) return -1 and write a one-line message into `err`
+ * naming the call and VkResult. Command recording, submission and staged uploads/downloads,
+ * which return nothing or are called in long runs, abort through vkx_fatal (file, line,
+ * VkResult) unless the caller catches their failures (vkx_cmd_catch). Programming errors (a
+ * dispatch that does not match its pipeline, a copy outside a buffer) abort through vkx_die.
+ * vkx_destroy goes on after a lost device.
  *
  * Threading: a vkx_ctx and everything created from it is used from one thread at a time.
  */
@@ -26,11 +28,6 @@
 
 const char *vkx_result_name(VkResult r);
 _Noreturn void vkx_fatal(const char *file, int line, const char *call, VkResult r);
-#define VKX_CHECK(call)                                                                            \
-    do {                                                                                           \
-        VkResult vkx_r_ = (call);                                                                  \
-        if (vkx_r_ != VK_SUCCESS) vkx_fatal(__FILE__, __LINE__, #call, vkx_r_);                    \
-    } while (0)
 
 static inline uint32_t vkx_ceil_div(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
 
@@ -190,11 +187,13 @@ int vkx_buffer_texel_view(struct vkx_ctx *ctx, struct vkx_buffer *b, char *err, 
 void vkx_buffer_destroy(struct vkx_ctx *ctx, struct vkx_buffer *b);
 
 /* Copies host memory into / out of a buffer: chunked through a small staging buffer, or a direct
- * write/read when the buffer is mapped. Blocks until done. */
-void vkx_upload(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, const void *src,
-                size_t n);
-void vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, void *dst,
-                  size_t n);
+ * write/read when the buffer is mapped. Blocks until done. Returns 0; a failure of the staging
+ * path (out of memory, a lost device) aborts, or inside vkx_cmd_catch(true) returns -1 (as every
+ * later staged copy does) and is kept for vkx_cmd_catch(false). */
+int vkx_upload(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, const void *src,
+               size_t n);
+int vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, void *dst,
+                 size_t n);
 
 /* A tensor larger than the storage-buffer range: consecutive pieces of `piece` bytes (the last
  * may be shorter), each its own buffer and binding. `unit` (a row's bytes) divides `piece` so no
@@ -211,10 +210,11 @@ int vkx_split_create(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize size
                      VkDeviceSize unit, VkDeviceSize max_piece, enum vkx_mem mem, char *err,
                      size_t errlen);
 void vkx_split_destroy(struct vkx_ctx *ctx, struct vkx_split *s);
-void vkx_split_upload(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, const void *src,
-                      size_t n);
-void vkx_split_download(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, void *dst,
-                        size_t n);
+/* vkx_upload / vkx_download across the pieces: 0, or -1 at the first that fails. */
+int vkx_split_upload(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, const void *src,
+                     size_t n);
+int vkx_split_download(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, void *dst,
+                       size_t n);
 
 /* A binding: a range of a buffer. size 0 means "to the end of the buffer". */
 struct vkx_view {
@@ -346,17 +346,28 @@ void vkx_cmd_submit_wait(struct vkx_ctx *ctx, struct vkx_cmd *c);
 uint32_t vkx_cmd_read_times(struct vkx_ctx *ctx, struct vkx_cmd *c, double *ns, uint32_t max);
 
 /* Failures an app can meet (a lost device, out of host or device memory) in vkx_cmd_create,
- * vkx_cmd_begin, a descriptor-set allocation, vkx_cmd_end, vkx_cmd_submit_wait and
- * vkx_cmd_read_times abort through VKX_CHECK's vkx_fatal, except between vkx_cmd_catch(true) and
- * vkx_cmd_catch(false) (this thread): there the first one is kept, every later recording and
- * submission is skipped, and vkx_cmd_catch(false) returns it (VK_SUCCESS when none). The caller
- * reports it and treats the work since vkx_cmd_catch(true) as garbage. */
+ * vkx_cmd_begin, a descriptor-set allocation, vkx_cmd_end, vkx_cmd_submit_wait,
+ * vkx_cmd_read_times and the staging path of vkx_upload / vkx_download abort through vkx_fatal,
+ * except between vkx_cmd_catch(true) and vkx_cmd_catch(false) (this thread): there the first
+ * one is kept, every later recording, submission and staged copy is skipped (uploads and
+ * downloads return -1), and vkx_cmd_catch(false) returns it (VK_SUCCESS when none). The caller
+ * reports it and treats the work since vkx_cmd_catch(true) as garbage. Not nested. */
 VkResult vkx_cmd_catch(bool on);
-/* Test hooks (this thread): the submission after `after` more ones reports r, having done its
- * work; the creation, begin or descriptor-set allocation after `after` more ones reports r
- * without being made. VK_SUCCESS disarms. */
+/* The failure kept so far inside a catch (VK_SUCCESS: none, or not catching). */
+VkResult vkx_cmd_caught(void);
+/* Test hooks (this thread). vkx_cmd_inject_fault: the vkx_cmd_submit_wait after `after` more
+ * ones reports r, having done its work. vkx_inject_call_fault: the call of the Vulkan function
+ * `name` ("vkAllocateMemory"; NULL: any) after `after` more such calls reports r without being
+ * made; every call that can fail with out-of-memory or a lost device is hooked: object and
+ * memory creation, mapping, recording, submission and waits, in vkx_create, buffers, staging,
+ * pipelines and commands. VK_SUCCESS disarms. vkx_call_trace(true) forgets earlier counts and
+ * counts the hooked calls by function name from then on, false stops counting;
+ * vkx_call_trace_get(i, &name) gives the i-th name seen and its count (0 past the last). */
+#define VKX_MAX_TRACE 48
 void vkx_cmd_inject_fault(VkResult r, uint32_t after);
-void vkx_cmd_inject_create_fault(VkResult r, uint32_t after);
+void vkx_inject_call_fault(const char *name, VkResult r, uint32_t after);
+void vkx_call_trace(bool on);
+uint32_t vkx_call_trace_get(uint32_t i, const char **name);
 
 /* ---- bandwidth probe ----------------------------------------------------------------------- */
 

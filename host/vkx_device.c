@@ -159,8 +159,8 @@ static int instance_create(bool validation, VkInstance *inst, VkDebugUtilsMessen
         uint32_t n = 0;
         vkEnumerateInstanceLayerProperties(&n, NULL);
         VkLayerProperties *lp = calloc(n ? n : 1, sizeof *lp);
-        if (!lp) vkx_die("out of host memory");
-        vkEnumerateInstanceLayerProperties(&n, lp);
+        if (!lp) n = 0; /* out of host memory: as if there were no layers */
+        if (lp) vkEnumerateInstanceLayerProperties(&n, lp);
         for (uint32_t i = 0; i < n; i++)
             if (!strcmp(lp[i].layerName, "VK_LAYER_KHRONOS_validation"))
                 layers[n_layers++] = "VK_LAYER_KHRONOS_validation";
@@ -173,7 +173,10 @@ static int instance_create(bool validation, VkInstance *inst, VkDebugUtilsMessen
     uint32_t n_ext = 0;
     vkEnumerateInstanceExtensionProperties(NULL, &n_ext, NULL);
     VkExtensionProperties *ep = calloc(n_ext ? n_ext : 1, sizeof *ep);
-    if (!ep) vkx_die("out of host memory");
+    if (!ep) {
+        vkx_errf(err, errlen, "out of host memory");
+        return -1;
+    }
     vkEnumerateInstanceExtensionProperties(NULL, &n_ext, ep);
     const char *exts[2];
     uint32_t n_exts = 0;
@@ -182,8 +185,8 @@ static int instance_create(bool validation, VkInstance *inst, VkDebugUtilsMessen
         uint32_t n = 0;
         vkEnumerateInstanceExtensionProperties("VK_LAYER_KHRONOS_validation", &n, NULL);
         VkExtensionProperties *lp = calloc(n ? n : 1, sizeof *lp);
-        if (!lp) vkx_die("out of host memory");
-        vkEnumerateInstanceExtensionProperties("VK_LAYER_KHRONOS_validation", &n, lp);
+        if (!lp) n = 0;
+        if (lp) vkEnumerateInstanceExtensionProperties("VK_LAYER_KHRONOS_validation", &n, lp);
         debug_utils = has_ext(lp, n, VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
         free(lp);
     }
@@ -208,7 +211,7 @@ static int instance_create(bool validation, VkInstance *inst, VkDebugUtilsMessen
                                .ppEnabledLayerNames = layers,
                                .enabledExtensionCount = n_exts,
                                .ppEnabledExtensionNames = exts};
-    VkResult r = vkCreateInstance(&ci, NULL, inst);
+    VkResult r = VKX_CALL(vkCreateInstance(&ci, NULL, inst));
     if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED) {
         vkx_errf(err, errlen,
                  "no Vulkan device found (is a Vulkan driver installed? %s)",
@@ -222,13 +225,26 @@ static int instance_create(bool validation, VkInstance *inst, VkDebugUtilsMessen
         return -1;
     }
     volkLoadInstance(*inst);
-    if (debug_utils) VKX_CHECK(vkCreateDebugUtilsMessengerEXT(*inst, &mi, NULL, msgr));
+    r = debug_utils ? VKX_CALL(vkCreateDebugUtilsMessengerEXT(*inst, &mi, NULL, msgr)) : 0;
+    if (r != VK_SUCCESS) {
+        vkDestroyInstance(*inst, NULL);
+        *inst = VK_NULL_HANDLE;
+        *msgr = VK_NULL_HANDLE;
+        vkx_errf(err, errlen, "vkCreateDebugUtilsMessengerEXT failed: %s", vkx_result_name(r));
+        return -1;
+    }
     return 0;
 }
 
 static void instance_destroy(VkInstance inst, VkDebugUtilsMessengerEXT msgr)
 {
-    if (msgr) vkDestroyDebugUtilsMessengerEXT(inst, msgr, NULL);
+    /* volk holds the instance functions of the instance loaded last: one made without
+     * validation has no debug-utils functions, so this instance's own is looked up */
+    PFN_vkDestroyDebugUtilsMessengerEXT destroy_msgr =
+        msgr ? (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(
+                   inst, "vkDestroyDebugUtilsMessengerEXT")
+             : NULL;
+    if (destroy_msgr) destroy_msgr(inst, msgr, NULL);
     if (inst) vkDestroyInstance(inst, NULL);
 }
 
@@ -244,9 +260,12 @@ static VkPhysicalDevice *devices(VkInstance inst, uint32_t *n, char *err, size_t
         return NULL;
     }
     VkPhysicalDevice *pd = calloc(*n, sizeof *pd);
-    if (!pd) vkx_die("out of host memory");
-    r = vkEnumeratePhysicalDevices(inst, n, pd);
-    if (r != VK_SUCCESS && r != VK_INCOMPLETE) vkx_fatal(__FILE__, __LINE__, "vkEnumeratePhysicalDevices", r);
+    r = pd ? VKX_CALL(vkEnumeratePhysicalDevices(inst, n, pd)) : VK_ERROR_OUT_OF_HOST_MEMORY;
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
+        vkx_errf(err, errlen, "vkEnumeratePhysicalDevices failed: %s", vkx_result_name(r));
+        free(pd);
+        return NULL;
+    }
     return pd;
 }
 
@@ -318,16 +337,25 @@ static void chain_feats(struct feats *f, const struct devinfo *di)
     *next = NULL;
 }
 
-static void devinfo_init(struct devinfo *di, VkPhysicalDevice pd, uint32_t inst_api)
+/* 0, or -1 with a message (out of memory). */
+static int devinfo_init(struct devinfo *di, VkPhysicalDevice pd, uint32_t inst_api, char *err,
+                        size_t errlen)
 {
     memset(di, 0, sizeof *di);
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(pd, &p);
     di->api = min_u32(min_u32(p.apiVersion, inst_api), VKX_API_MAX);
-    VKX_CHECK(vkEnumerateDeviceExtensionProperties(pd, NULL, &di->n_ext, NULL));
-    di->ext = calloc(di->n_ext ? di->n_ext : 1, sizeof *di->ext);
-    if (!di->ext) vkx_die("out of host memory");
-    VKX_CHECK(vkEnumerateDeviceExtensionProperties(pd, NULL, &di->n_ext, di->ext));
+    VkResult r = VKX_CALL(vkEnumerateDeviceExtensionProperties(pd, NULL, &di->n_ext, NULL));
+    di->ext = r ? NULL : calloc(di->n_ext ? di->n_ext : 1, sizeof *di->ext);
+    if (!r) r = di->ext ? vkEnumerateDeviceExtensionProperties(pd, NULL, &di->n_ext, di->ext)
+                        : VK_ERROR_OUT_OF_HOST_MEMORY;
+    if (r != VK_SUCCESS) { /* VK_INCOMPLETE: the list changed in between */
+        vkx_errf(err, errlen, "vkEnumerateDeviceExtensionProperties failed: %s",
+                 vkx_result_name(r));
+        free(di->ext);
+        di->ext = NULL;
+        return -1;
+    }
     const uint32_t v12 = VK_API_VERSION_1_2, v13 = VK_API_VERSION_1_3;
 #define PROBE(field, ver, name)                                                                    \
     di->field##_ext = di->api < (ver) && has_ext(di->ext, di->n_ext, name);                        \
@@ -339,6 +367,7 @@ static void devinfo_init(struct devinfo *di, VkPhysicalDevice pd, uint32_t inst_
     PROBE(idot, v13, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME)
     PROBE(feedback, v13, VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME)
 #undef PROBE
+    return 0;
 }
 
 static void probe(struct vkx_caps *c, struct feats *f, const struct devinfo *di,
@@ -516,7 +545,7 @@ static int device_create(struct vkx_ctx *ctx, const struct devinfo *di, const st
                               .pQueueCreateInfos = &qci,
                               .enabledExtensionCount = n,
                               .ppEnabledExtensionNames = exts};
-    VkResult r = vkCreateDevice(ctx->phys, &dci, NULL, &ctx->dev);
+    VkResult r = VKX_CALL(vkCreateDevice(ctx->phys, &dci, NULL, &ctx->dev));
     if (r != VK_SUCCESS) {
         ctx->dev = VK_NULL_HANDLE;
         vkx_errf(err, errlen, "%s: vkCreateDevice failed: %s", c->name, vkx_result_name(r));
@@ -596,7 +625,7 @@ int vkx_create(struct vkx_ctx *ctx, const struct vkx_opts *opts, char *err, size
     free(pd);
 
     struct devinfo di;
-    devinfo_init(&di, ctx->phys, api);
+    if (devinfo_init(&di, ctx->phys, api, err, errlen) != 0) goto fail;
     struct feats have;
     probe(&ctx->caps, &have, &di, ctx->phys, &ctx->queue_family, &ctx->timestamp_bits);
     ctx->caps.disabled = disabled;
@@ -626,8 +655,9 @@ int vkx_create(struct vkx_ctx *ctx, const struct vkx_opts *opts, char *err, size
         free(di.ext);
         goto fail;
     }
-    if (opts->pipeline_stats && vkx_pstats_init(ctx) != 0) vkx_die("out of host memory");
-    int rc = device_create(ctx, &di, &have, err, errlen);
+    int rc = opts->pipeline_stats ? vkx_pstats_init(ctx) : 0;
+    if (rc != 0) vkx_errf(err, errlen, "out of host memory");
+    if (rc == 0) rc = device_create(ctx, &di, &have, err, errlen);
     free(di.ext);
     if (rc != 0) goto fail;
     pick_memory_types(ctx);
@@ -635,14 +665,22 @@ int vkx_create(struct vkx_ctx *ctx, const struct vkx_opts *opts, char *err, size
     VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
                                    .queueFamilyIndex = ctx->queue_family};
-    VKX_CHECK(vkCreateCommandPool(ctx->dev, &pci, NULL, &ctx->cmd_pool));
-
+    VkResult r = VKX_CALL(vkCreateCommandPool(ctx->dev, &pci, NULL, &ctx->cmd_pool));
+    if (r != VK_SUCCESS) {
+        ctx->cmd_pool = VK_NULL_HANDLE;
+        vkx_errf(err, errlen, "vkCreateCommandPool failed: %s", vkx_result_name(r));
+        vkx_destroy(ctx);
+        return -1;
+    }
     char dir[1024] = "";
     const char *d = opts->pipeline_cache_dir;
     if (!d) d = getenv("NIBBLE_CACHE_DIR");
     if (d && *d && plat_mkdir_p(d) != 0) d = ""; /* unwritable: memory-only cache */
     if (!d && plat_cache_dir(dir, sizeof dir) == 0) d = dir;
-    vkx_pcache_open(ctx, d ? d : "");
+    if (vkx_pcache_open(ctx, d ? d : "", err, errlen) != 0) {
+        vkx_destroy(ctx);
+        return -1;
+    }
     return 0;
 
 fail:

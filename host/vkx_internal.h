@@ -37,6 +37,19 @@ static inline VkDescriptorType vkx_binding_type(const struct vkx_pipeline *p, ui
                                          : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
 }
 
+/* Fault handling (vkx_cmd.c). Every Vulkan call that can fail with a result an app may meet
+ * (out of memory, a lost device) is made through VKX_CALL, which hands it to the test hooks
+ * first (vkx_inject_call_fault may fail it without making it; vkx_call_trace counts it by
+ * name). VKX_OK(call) is VKX_CALL(call) == VK_SUCCESS, where a failure aborts through
+ * vkx_fatal, or under vkx_cmd_catch(true) is kept (the first one) and returns false;
+ * vkx_caught() is true once one was kept: recording, submission and uploads are skipped. */
+extern _Thread_local VkResult vkx_hook_r_;
+VkResult vkx_hook(const char *call);
+bool vkx_ok(VkResult r, const char *call, const char *file, int line);
+bool vkx_caught(void);
+#define VKX_CALL(call) ((vkx_hook_r_ = vkx_hook(#call)) != VK_SUCCESS ? vkx_hook_r_ : (call))
+#define VKX_OK(call) vkx_ok(VKX_CALL(call), #call, __FILE__, __LINE__)
+
 /* Formats a one-line message into err (which may be NULL). */
 void vkx_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -49,9 +62,9 @@ _Noreturn void vkx_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 uint32_t vkx_find_mem_type(const struct vkx_ctx *ctx, uint32_t bits, VkMemoryPropertyFlags need,
                            VkMemoryPropertyFlags want, VkMemoryPropertyFlags avoid);
 
-/* Pipeline cache (vkx_pipeline.c): loads <dir>/pipelines-<uuid>.bin into ctx->pipeline_cache,
- * and writes it back. */
-void vkx_pcache_open(struct vkx_ctx *ctx, const char *dir);
+/* Pipeline cache (vkx_pipeline.c): loads <dir>/pipelines-<uuid>.bin into ctx->pipeline_cache
+ * (0, or -1 with a message when the device cannot make a cache), and writes it back. */
+int vkx_pcache_open(struct vkx_ctx *ctx, const char *dir, char *err, size_t errlen);
 void vkx_pcache_close(struct vkx_ctx *ctx);
 
 /* Compiler statistics (vkx_pipeline_stats.c): init allocates ctx->pstats (opts.pipeline_stats);

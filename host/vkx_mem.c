@@ -32,8 +32,10 @@ uint32_t vkx_find_mem_type(const struct vkx_ctx *ctx, uint32_t bits, VkMemoryPro
     return best;
 }
 
-int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize size,
-                      enum vkx_mem mem, char *err, size_t errlen)
+/* vkx_buffer_create, also giving the failed call's VkResult in *why (untouched for the other
+ * failures). */
+static int buffer_make(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize size,
+                       enum vkx_mem mem, char *err, size_t errlen, VkResult *why)
 {
     vkx_use(ctx);
     memset(b, 0, sizeof *b);
@@ -57,9 +59,10 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
                                            ? VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT
                                            : 0),
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
-    VkResult cr = vkCreateBuffer(ctx->dev, &bi, NULL, &b->buf);
+    VkResult cr = VKX_CALL(vkCreateBuffer(ctx->dev, &bi, NULL, &b->buf));
     if (cr != VK_SUCCESS) { /* out of host or device memory */
         b->buf = VK_NULL_HANDLE;
+        *why = cr;
         vkx_errf(err, errlen, "creating a buffer of %.1f MiB failed: %s", MIB(size),
                  vkx_result_name(cr));
         return -1;
@@ -97,7 +100,8 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
     VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
                                .allocationSize = req.size,
                                .memoryTypeIndex = type};
-    VkResult r = vkAllocateMemory(ctx->dev, &ai, NULL, &b->mem);
+    VkResult r = VKX_CALL(vkAllocateMemory(ctx->dev, &ai, NULL, &b->mem));
+    if (r != VK_SUCCESS) *why = r;
     if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
         VkPhysicalDeviceMemoryProperties mp;
         vkGetPhysicalDeviceMemoryProperties(ctx->phys, &mp);
@@ -105,9 +109,10 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
         vkDestroyBuffer(ctx->dev, b->buf, NULL);
         memset(b, 0, sizeof *b);
         vkx_errf(err, errlen,
-                 "out of %s memory: asked for %.1f MiB; heap %u has %.1f MiB, of which nibble "
-                 "already holds %.1f MiB",
-                 r == VK_ERROR_OUT_OF_DEVICE_MEMORY ? "device" : "host", MIB(req.size), heap,
+                 "out of %s memory (%s): asked for %.1f MiB; heap %u has %.1f MiB, of which "
+                 "nibble already holds %.1f MiB",
+                 r == VK_ERROR_OUT_OF_DEVICE_MEMORY ? "device" : "host", vkx_result_name(r),
+                 MIB(req.size), heap,
                  MIB(mp.memoryHeaps[heap].size), MIB(ctx->allocated_bytes));
         return -1;
     }
@@ -115,13 +120,14 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
     if (r != VK_SUCCESS) b->mem = VK_NULL_HANDLE;
     if (r == VK_SUCCESS) {
         what = "vkBindBufferMemory";
-        r = vkBindBufferMemory(ctx->dev, b->buf, b->mem, 0);
+        r = VKX_CALL(vkBindBufferMemory(ctx->dev, b->buf, b->mem, 0));
     }
     if (r == VK_SUCCESS && map) {
         what = "vkMapMemory";
-        r = vkMapMemory(ctx->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map);
+        r = VKX_CALL(vkMapMemory(ctx->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
     }
     if (r != VK_SUCCESS) { /* device lost, or memory that cannot be mapped */
+        *why = r;
         vkDestroyBuffer(ctx->dev, b->buf, NULL);
         if (b->mem) vkFreeMemory(ctx->dev, b->mem, NULL);
         memset(b, 0, sizeof *b);
@@ -134,6 +140,13 @@ int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize si
     if (ctx->allocated_bytes > ctx->peak_allocated_bytes)
         ctx->peak_allocated_bytes = ctx->allocated_bytes;
     return 0;
+}
+
+int vkx_buffer_create(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize size,
+                      enum vkx_mem mem, char *err, size_t errlen)
+{
+    VkResult why;
+    return buffer_make(ctx, b, size, mem, err, errlen, &why);
 }
 
 void vkx_buffer_destroy(struct vkx_ctx *ctx, struct vkx_buffer *b)
@@ -163,7 +176,7 @@ int vkx_buffer_texel_view(struct vkx_ctx *ctx, struct vkx_buffer *b, char *err, 
                                  .buffer = b->buf,
                                  .format = VK_FORMAT_R32G32B32A32_UINT,
                                  .range = b->size};
-    VkResult r = vkCreateBufferView(ctx->dev, &vi, NULL, &b->texel);
+    VkResult r = VKX_CALL(vkCreateBufferView(ctx->dev, &vi, NULL, &b->texel));
     if (r != VK_SUCCESS) { /* out of memory: the caller goes on without the view */
         b->texel = VK_NULL_HANDLE;
         vkx_errf(err, errlen, "texel view: %s", vkx_result_name(r));
@@ -174,23 +187,33 @@ int vkx_buffer_texel_view(struct vkx_ctx *ctx, struct vkx_buffer *b, char *err, 
 
 /* ---- staging ------------------------------------------------------------------------------- */
 
+/* The staging ring, made on first use; NULL after a failure (kept by VKX_OK: see vkx_cmd.c). */
 static struct vkx_staging *staging_get(struct vkx_ctx *ctx)
 {
     if (ctx->staging) return ctx->staging;
     struct vkx_staging *s = calloc(1, sizeof *s);
-    if (!s) vkx_die("out of host memory");
+    VkResult why = VK_ERROR_OUT_OF_HOST_MEMORY;
     char err[256];
-    if (vkx_buffer_create(ctx, &s->buf, VKX_STAGING_BYTES, VKX_MEM_HOST, err, sizeof err) != 0)
-        vkx_die("staging buffer: %s", err);
+    if (!s || buffer_make(ctx, &s->buf, VKX_STAGING_BYTES, VKX_MEM_HOST, err, sizeof err,
+                          &why) != 0) {
+        free(s);
+        vkx_ok(why, "staging buffer", __FILE__, __LINE__);
+        return NULL;
+    }
+    ctx->staging = s; /* from here vkx_staging_destroy frees what was made */
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                       .commandPool = ctx->cmd_pool,
                                       .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                       .commandBufferCount = 2};
-    VKX_CHECK(vkAllocateCommandBuffers(ctx->dev, &ai, s->cb));
+    bool ok = VKX_OK(vkAllocateCommandBuffers(ctx->dev, &ai, s->cb));
+    if (!ok) s->cb[0] = s->cb[1] = VK_NULL_HANDLE;
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    for (int i = 0; i < 2; i++) VKX_CHECK(vkCreateFence(ctx->dev, &fi, NULL, &s->fence[i]));
-    ctx->staging = s;
-    return s;
+    for (int i = 0; i < 2 && ok; i++) {
+        ok = VKX_OK(vkCreateFence(ctx->dev, &fi, NULL, &s->fence[i]));
+        if (!ok) s->fence[i] = VK_NULL_HANDLE;
+    }
+    if (!ok) vkx_staging_destroy(ctx);
+    return ctx->staging;
 }
 
 void vkx_staging_destroy(struct vkx_ctx *ctx)
@@ -200,20 +223,23 @@ void vkx_staging_destroy(struct vkx_ctx *ctx)
     for (int i = 0; i < 2; i++) {
         /* a failure (a lost device) leaves nothing to wait for: destroyed all the same */
         if (s->busy[i]) (void)vkWaitForFences(ctx->dev, 1, &s->fence[i], VK_TRUE, UINT64_MAX);
-        vkDestroyFence(ctx->dev, s->fence[i], NULL);
+        if (s->fence[i]) vkDestroyFence(ctx->dev, s->fence[i], NULL);
     }
-    vkFreeCommandBuffers(ctx->dev, ctx->cmd_pool, 2, s->cb);
+    if (s->cb[0]) vkFreeCommandBuffers(ctx->dev, ctx->cmd_pool, 2, s->cb);
     vkx_buffer_destroy(ctx, &s->buf);
     free(s);
     ctx->staging = NULL;
 }
 
-static void staging_wait(struct vkx_ctx *ctx, struct vkx_staging *s, int h)
+/* Waits for half h's copy; false after a failure (kept: see VKX_OK), the half still busy. */
+static bool staging_wait(struct vkx_ctx *ctx, struct vkx_staging *s, int h)
 {
-    if (!s->busy[h]) return;
-    VKX_CHECK(vkWaitForFences(ctx->dev, 1, &s->fence[h], VK_TRUE, UINT64_MAX));
-    VKX_CHECK(vkResetFences(ctx->dev, 1, &s->fence[h]));
+    if (!s->busy[h]) return true;
+    if (!VKX_OK(vkWaitForFences(ctx->dev, 1, &s->fence[h], VK_TRUE, UINT64_MAX)) ||
+        !VKX_OK(vkResetFences(ctx->dev, 1, &s->fence[h])))
+        return false;
     s->busy[h] = false;
+    return true;
 }
 
 static void mem_barrier(VkCommandBuffer cb, VkPipelineStageFlags src, VkAccessFlags src_access,
@@ -225,8 +251,9 @@ static void mem_barrier(VkCommandBuffer cb, VkPipelineStageFlags src, VkAccessFl
     vkCmdPipelineBarrier(cb, src, dst, 0, 1, &mb, 0, NULL, 0, NULL);
 }
 
-/* Records and submits one copy between half h of the staging buffer and `b`. */
-static void staging_copy(struct vkx_ctx *ctx, struct vkx_staging *s, int h, struct vkx_buffer *b,
+/* Records and submits one copy between half h of the staging buffer and `b`; false after a
+ * failure (kept: see VKX_OK). */
+static bool staging_copy(struct vkx_ctx *ctx, struct vkx_staging *s, int h, struct vkx_buffer *b,
                          VkDeviceSize off, VkDeviceSize n, bool to_device)
 {
     const VkPipelineStageFlags work =
@@ -236,7 +263,7 @@ static void staging_copy(struct vkx_ctx *ctx, struct vkx_staging *s, int h, stru
     VkCommandBuffer cb = s->cb[h];
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
-    VKX_CHECK(vkBeginCommandBuffer(cb, &bi));
+    if (!VKX_OK(vkBeginCommandBuffer(cb, &bi))) return false;
     VkDeviceSize half = VKX_STAGING_BYTES / 2;
     if (to_device) {
         /* earlier GPU work on b finishes (reads and writes) before the copy overwrites it */
@@ -254,12 +281,13 @@ static void staging_copy(struct vkx_ctx *ctx, struct vkx_staging *s, int h, stru
         mem_barrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
                     VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     }
-    VKX_CHECK(vkEndCommandBuffer(cb));
+    if (!VKX_OK(vkEndCommandBuffer(cb))) return false;
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
                        .commandBufferCount = 1,
                        .pCommandBuffers = &cb};
-    VKX_CHECK(vkQueueSubmit(ctx->queue, 1, &si, s->fence[h]));
+    if (!VKX_OK(vkQueueSubmit(ctx->queue, 1, &si, s->fence[h]))) return false;
     s->busy[h] = true;
+    return true;
 }
 
 static void check_range(const struct vkx_buffer *b, VkDeviceSize off, size_t n, const char *what)
@@ -269,40 +297,41 @@ static void check_range(const struct vkx_buffer *b, VkDeviceSize off, size_t n, 
                 (unsigned long long)off, (unsigned long long)b->size);
 }
 
-void vkx_upload(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, const void *src,
-                size_t n)
+int vkx_upload(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, const void *src,
+               size_t n)
 {
     vkx_use(ctx);
     check_range(b, off, n, "upload");
-    if (!n) return;
+    if (!n) return 0;
     if (b->map) { /* host-visible and coherent: the next submission sees the write */
         memcpy((char *)b->map + off, src, n);
-        return;
+        return 0;
     }
-    struct vkx_staging *s = staging_get(ctx);
+    struct vkx_staging *s = vkx_caught() ? NULL : staging_get(ctx);
+    if (!s) return -1;
     const size_t half = VKX_STAGING_BYTES / 2;
     int h = 0;
     for (size_t pos = 0; pos < n; pos += half, h ^= 1) {
         size_t len = n - pos < half ? n - pos : half;
-        staging_wait(ctx, s, h);
+        if (!staging_wait(ctx, s, h)) return -1;
         memcpy((char *)s->buf.map + (size_t)h * half, (const char *)src + pos, len);
-        staging_copy(ctx, s, h, b, off + pos, len, true);
+        if (!staging_copy(ctx, s, h, b, off + pos, len, true)) return -1;
     }
-    staging_wait(ctx, s, 0);
-    staging_wait(ctx, s, 1);
+    return staging_wait(ctx, s, 0) && staging_wait(ctx, s, 1) ? 0 : -1;
 }
 
-void vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, void *dst,
-                  size_t n)
+int vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, void *dst,
+                 size_t n)
 {
     vkx_use(ctx);
     check_range(b, off, n, "download");
-    if (!n) return;
+    if (!n) return 0;
     if (b->map) {
         memcpy(dst, (const char *)b->map + off, n);
-        return;
+        return 0;
     }
-    struct vkx_staging *s = staging_get(ctx);
+    struct vkx_staging *s = vkx_caught() ? NULL : staging_get(ctx);
+    if (!s) return -1;
     const size_t half = VKX_STAGING_BYTES / 2;
     size_t pend_pos[2] = {0, 0}, pend_len[2] = {0, 0};
     int h = 0;
@@ -310,14 +339,15 @@ void vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, v
     for (size_t pos = 0; pos <= n; pos += half, h ^= 1) {
         size_t len = pos < n ? (n - pos < half ? n - pos : half) : 0;
         if (len) {
-            staging_wait(ctx, s, h); /* drained below on the previous round */
-            staging_copy(ctx, s, h, b, off + pos, len, false);
+            if (!staging_wait(ctx, s, h) || /* drained below on the previous round */
+                !staging_copy(ctx, s, h, b, off + pos, len, false))
+                return -1;
             pend_pos[h] = pos;
             pend_len[h] = len;
         }
         int o = h ^ 1;
         if (pend_len[o]) {
-            staging_wait(ctx, s, o);
+            if (!staging_wait(ctx, s, o)) return -1;
             memcpy((char *)dst + pend_pos[o], (const char *)s->buf.map + (size_t)o * half,
                    pend_len[o]);
             pend_len[o] = 0;
@@ -326,10 +356,11 @@ void vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, v
     }
     for (int i = 0; i < 2; i++) {
         if (!pend_len[i]) continue;
-        staging_wait(ctx, s, i);
+        if (!staging_wait(ctx, s, i)) return -1;
         memcpy((char *)dst + pend_pos[i], (const char *)s->buf.map + (size_t)i * half,
                pend_len[i]);
     }
+    return 0;
 }
 
 /* ---- split buffers ------------------------------------------------------------------------- */
@@ -399,8 +430,9 @@ void vkx_split_destroy(struct vkx_ctx *ctx, struct vkx_split *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Calls upload or download for each piece that [off, off+n) touches. */
-static void split_io(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, char *host,
+/* Calls upload or download for each piece that [off, off+n) touches; -1 at the first that
+ * fails. */
+static int split_io(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, char *host,
                      size_t n, bool up)
 {
     if (off > s->size || n > s->size - off)
@@ -410,24 +442,24 @@ static void split_io(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off,
         uint32_t i = (uint32_t)(off / s->piece);
         VkDeviceSize in = off - (VkDeviceSize)i * s->piece;
         size_t len = s->piece - in < n ? (size_t)(s->piece - in) : n;
-        if (up)
-            vkx_upload(ctx, &s->b[i], in, host, len);
-        else
-            vkx_download(ctx, &s->b[i], in, host, len);
+        if ((up ? vkx_upload(ctx, &s->b[i], in, host, len)
+                : vkx_download(ctx, &s->b[i], in, host, len)) != 0)
+            return -1;
         off += len;
         host += len;
         n -= len;
     }
+    return 0;
 }
 
-void vkx_split_upload(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, const void *src,
-                      size_t n)
+int vkx_split_upload(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, const void *src,
+                     size_t n)
 {
-    split_io(ctx, s, off, (char *)(uintptr_t)src, n, true);
+    return split_io(ctx, s, off, (char *)(uintptr_t)src, n, true);
 }
 
-void vkx_split_download(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, void *dst,
-                        size_t n)
+int vkx_split_download(struct vkx_ctx *ctx, struct vkx_split *s, VkDeviceSize off, void *dst,
+                       size_t n)
 {
-    split_io(ctx, s, off, dst, n, false);
+    return split_io(ctx, s, off, dst, n, false);
 }

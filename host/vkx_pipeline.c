@@ -60,7 +60,7 @@ static const uint8_t *pcache_check(const struct vkx_caps *c, const uint8_t *f, s
     return d;
 }
 
-void vkx_pcache_open(struct vkx_ctx *ctx, const char *dir)
+int vkx_pcache_open(struct vkx_ctx *ctx, const char *dir, char *err, size_t errlen)
 {
     const struct vkx_caps *c = &ctx->caps;
     ctx->pipeline_cache_path[0] = 0;
@@ -72,28 +72,34 @@ void vkx_pcache_open(struct vkx_ctx *ctx, const char *dir)
         if (w < 0 || (size_t)w >= sizeof ctx->pipeline_cache_path) ctx->pipeline_cache_path[0] = 0;
     }
     struct plat_map m = {0};
-    char err[256];
+    char ignored[256];
     const uint8_t *data = NULL;
     size_t data_size = 0;
     if (ctx->pipeline_cache_path[0] &&
-        plat_map_file(&m, ctx->pipeline_cache_path, err, sizeof err) == 0)
+        plat_map_file(&m, ctx->pipeline_cache_path, ignored, sizeof ignored) == 0)
         data = pcache_check(c, m.data, m.size, &data_size, &ctx->pcache_sum);
     VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
                                     .initialDataSize = data ? data_size : 0,
                                     .pInitialData = data};
-    VkResult r = vkCreatePipelineCache(ctx->dev, &ci, NULL, &ctx->pipeline_cache);
+    VkResult r = VKX_CALL(vkCreatePipelineCache(ctx->dev, &ci, NULL, &ctx->pipeline_cache));
     if (r != VK_SUCCESS && data) { /* the driver refused the data: start empty */
         ci.initialDataSize = 0;
         ci.pInitialData = NULL;
         data = NULL;
         r = vkCreatePipelineCache(ctx->dev, &ci, NULL, &ctx->pipeline_cache);
     }
-    if (r != VK_SUCCESS) vkx_fatal(__FILE__, __LINE__, "vkCreatePipelineCache", r);
+    if (r != VK_SUCCESS) { /* out of memory, a lost device */
+        ctx->pipeline_cache = VK_NULL_HANDLE;
+        plat_unmap(&m);
+        vkx_errf(err, errlen, "vkCreatePipelineCache failed: %s", vkx_result_name(r));
+        return -1;
+    }
     /* "loaded" means pipelines were loaded: lavapipe, for one, keeps no pipelines in its cache
      * and writes only Vulkan's header */
     ctx->pcache_loaded = data != NULL && data_size > rd32(data);
     if (!data) ctx->pcache_sum = 0;
     plat_unmap(&m);
+    return 0;
 }
 
 /* Writes the cache to a temporary file and renames it over the old one (atomic for readers). */
@@ -233,7 +239,7 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
         .flags = push ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR : 0,
         .bindingCount = d->n_bindings,
         .pBindings = lb};
-    VkResult lr = vkCreateDescriptorSetLayout(ctx->dev, &dci, NULL, &p->dsl);
+    VkResult lr = VKX_CALL(vkCreateDescriptorSetLayout(ctx->dev, &dci, NULL, &p->dsl));
     if (lr != VK_SUCCESS) {
         p->dsl = VK_NULL_HANDLE;
         return object_failed(ctx, p, name, "vkCreateDescriptorSetLayout", lr, err, errlen);
@@ -244,7 +250,7 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                                       .pSetLayouts = &p->dsl,
                                       .pushConstantRangeCount = d->push_size ? 1 : 0,
                                       .pPushConstantRanges = &pr};
-    lr = vkCreatePipelineLayout(ctx->dev, &lci, NULL, &p->layout);
+    lr = VKX_CALL(vkCreatePipelineLayout(ctx->dev, &lci, NULL, &p->layout));
     if (lr != VK_SUCCESS) {
         p->layout = VK_NULL_HANDLE;
         return object_failed(ctx, p, name, "vkCreatePipelineLayout", lr, err, errlen);
@@ -263,7 +269,7 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                                     .codeSize = code_size,
                                     .pCode = code};
     VkShaderModule mod;
-    VkResult r = vkCreateShaderModule(ctx->dev, &mci, NULL, &mod);
+    VkResult r = VKX_CALL(vkCreateShaderModule(ctx->dev, &mci, NULL, &mod));
     if (r != VK_SUCCESS) {
         vkx_errf(err, errlen, "pipeline %s: vkCreateShaderModule failed: %s", name,
                  vkx_result_name(r));
@@ -309,7 +315,7 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
                   .pName = "main",
                   .pSpecializationInfo = &si},
         .layout = p->layout};
-    r = vkCreateComputePipelines(ctx->dev, ctx->pipeline_cache, 1, &ci, NULL, &p->pipe);
+    r = VKX_CALL(vkCreateComputePipelines(ctx->dev, ctx->pipeline_cache, 1, &ci, NULL, &p->pipe));
     vkDestroyShaderModule(ctx->dev, mod, NULL);
     if (r != VK_SUCCESS) {
         p->pipe = VK_NULL_HANDLE;
@@ -344,7 +350,7 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
             .pipelineBindPoint = VK_PIPELINE_BIND_POINT_COMPUTE,
             .pipelineLayout = p->layout,
             .set = 0};
-        lr = vkCreateDescriptorUpdateTemplate(ctx->dev, &tci, NULL, &p->tmpl);
+        lr = VKX_CALL(vkCreateDescriptorUpdateTemplate(ctx->dev, &tci, NULL, &p->tmpl));
         if (lr != VK_SUCCESS) {
             p->tmpl = VK_NULL_HANDLE;
             return object_failed(ctx, p, name, "vkCreateDescriptorUpdateTemplate", lr, err,

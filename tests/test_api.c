@@ -4,7 +4,8 @@
  * a context above the trained one refused with the real limit, nibble_logits only for rows that
  * exist, nibble_token_to_piece's snprintf contract, the sampler's checks, its full-vocabulary
  * path (top_k 0: no 64-candidate cap; top_p keeps the right nucleus), the 64-bit seed, and
- * device failures injected into nibble_eval and nibble_sample with the app going on. */
+ * device failures injected into nibble_model_load, nibble_context_create, nibble_eval and
+ * nibble_sample with the app going on. */
 #include "testutil.h"
 
 #include <math.h>
@@ -384,60 +385,162 @@ static void test_device_faults(void **state)
     nibble_context_destroy(c);
 }
 
-/* An out-of-memory or a device loss at each creation (command buffer, fence, descriptor or query
- * pool) and recording begin of nibble_context_create, and at the recording in nibble_eval and
- * nibble_sample: NULL or -1 with the VkResult named, never an abort, and the app goes on. */
+/* The hooked Vulkan calls (vkx.h: vkx_inject_call_fault) made by fn(arg): how many, by name. */
+struct calls {
+    uint32_t n, total;
+    char name[VKX_MAX_TRACE][48];
+    uint32_t count[VKX_MAX_TRACE];
+};
+static void trace_calls(struct calls *t, void (*fn)(void *), void *arg)
+{
+    vkx_call_trace(true);
+    fn(arg);
+    vkx_call_trace(false);
+    memset(t, 0, sizeof *t);
+    const char *name;
+    for (uint32_t c; t->n < VKX_MAX_TRACE && (c = vkx_call_trace_get(t->n, &name)) > 0; t->n++) {
+        snprintf(t->name[t->n], sizeof t->name[t->n], "%s", name);
+        t->count[t->n] = c;
+        t->total += c;
+    }
+}
+
+static const VkResult fault_r[2] = {VK_ERROR_OUT_OF_DEVICE_MEMORY, VK_ERROR_DEVICE_LOST};
+static const char *fault_names[2] = {"VK_ERROR_OUT_OF_DEVICE_MEMORY", "VK_ERROR_DEVICE_LOST"};
+
+static void make_context(void *arg)
+{
+    struct nibble_context *c = nibble_context_create(model, arg, NULL, 0);
+    assert_non_null(c);
+    nibble_context_destroy(c);
+}
+
+/* An out-of-memory or a device loss at each hooked call (buffers and their memory, command
+ * buffers, fences, descriptor and query pools, recording, the submission clearing the KV cache)
+ * of nibble_context_create, and at the recording in nibble_eval and nibble_sample: NULL or -1
+ * with the VkResult named, never an abort, and the app goes on. A context may also go on
+ * without what failed (a texel view: storage-buffer reads instead). */
 static void test_create_faults(void **state)
 {
     NEED_MODEL();
-    const VkResult faults[2] = {VK_ERROR_OUT_OF_DEVICE_MEMORY, VK_ERROR_DEVICE_LOST};
-    const char *names[2] = {"VK_ERROR_OUT_OF_DEVICE_MEMORY", "VK_ERROR_DEVICE_LOST"};
     int32_t ids[3] = {2, 10, 11};
     struct nibble_sampler s = nibble_sampler_default_params();
     struct nibble_context_params cp = nibble_context_default_params();
     cp.n_ctx = 32;
+    struct calls t;
+    trace_calls(&t, make_context, &cp);
     for (int f = 0; f < 2; f++) {
-        uint32_t k = 0;
-        for (; k < 64; k++) { /* the k-th creation of nibble_context_create fails */
+        uint32_t refused = 0;
+        for (uint32_t k = 0; k < t.total; k++) { /* the k-th hooked call fails */
             char err[256] = "";
-            vkx_cmd_inject_create_fault(faults[f], k);
+            vkx_inject_call_fault(NULL, fault_r[f], k);
             struct nibble_context *c = nibble_context_create(model, &cp, err, sizeof err);
-            if (c) { /* past the last one */
-                vkx_cmd_inject_create_fault(VK_SUCCESS, 0);
+            vkx_inject_call_fault(NULL, VK_SUCCESS, 0);
+            if (c) { /* it went on without */
                 nibble_context_destroy(c);
-                break;
+                continue;
             }
-            if (k == 0) printf("# %s\n", err);
-            assert_non_null(strstr(err, names[f]));
+            if (!refused++) printf("# %s\n", err);
+            assert_non_null(strstr(err, fault_names[f]));
         }
-        printf("# %s at each of %u creations in nibble_context_create: NULL\n", names[f], k);
-        assert_true(k > 2 && k < 64);
+        printf("# %s at each of %u calls in nibble_context_create: NULL at %u\n",
+               fault_names[f], t.total, refused);
+        assert_true(refused > 2);
         for (uint32_t after = 0; after < 2; after++) { /* prefill recording, decode recording */
             struct nibble_context *c = ctx(32);
             char err[256] = "";
-            vkx_cmd_inject_create_fault(faults[f], after);
+            vkx_inject_call_fault(NULL, fault_r[f], after);
             int rc = nibble_eval(c, ids, 3, false, err, sizeof err);
             for (int i = 0; rc == 0 && i < 2; i++)
                 rc = nibble_eval(c, &ids[i], 1, false, err, sizeof err);
-            vkx_cmd_inject_create_fault(VK_SUCCESS, 0);
+            vkx_inject_call_fault(NULL, VK_SUCCESS, 0);
             assert_int_equal(rc, -1);
-            assert_non_null(strstr(err, names[f]));
+            assert_non_null(strstr(err, fault_names[f]));
             assert_null(nibble_logits(c, -1));
             assert_int_equal(nibble_sample(c, &s), -1);
             nibble_context_destroy(c);
         }
         struct nibble_context *c = ctx(32); /* the sampler's recording */
         prompt(c);
-        vkx_cmd_inject_create_fault(faults[f], 0);
-        int32_t t = nibble_sample(c, &s);
-        vkx_cmd_inject_create_fault(VK_SUCCESS, 0);
-        assert_int_equal(t, -1);
+        vkx_inject_call_fault(NULL, fault_r[f], 0);
+        int32_t tok = nibble_sample(c, &s);
+        vkx_inject_call_fault(NULL, VK_SUCCESS, 0);
+        assert_int_equal(tok, -1);
         nibble_context_destroy(c);
     }
     struct nibble_context *c = ctx(32);
     prompt(c);
     assert_true(nibble_sample(c, &s) >= 0);
     nibble_context_destroy(c);
+}
+
+static void load_model(void *arg)
+{
+    struct nibble_model *m = nibble_model_load(MODEL, arg, NULL, 0);
+    assert_non_null(m);
+    nibble_model_free(m);
+}
+
+/* nibble_model_load with each kind of hooked Vulkan call failing (instance, device, pools, the
+ * pipeline cache, pipelines and their layouts, buffers, memory, mapping, texel views, and the
+ * staging path's command buffers, fences, recording, submissions and waits: "uma" off makes
+ * lavapipe upload through it), at its first and at its last call, out of memory and device
+ * loss taking turns: NULL with the VkResult named, or a model that went on without (a plainer
+ * pipeline, storage-buffer reads), never an abort; everything made is freed (ASan) and another
+ * model loads and generates. */
+static void test_load_faults(void **state)
+{
+    NEED_MODEL();
+    const char *disable[2] = {NULL, "uma"};
+    uint32_t kinds = 0, loads = 0, refused = 0;
+    char seen[2 * VKX_MAX_TRACE][48];
+    for (int d = 0; d < 2; d++) {
+        struct nibble_model_params mp = nibble_model_default_params();
+        mp.validation = true;
+        mp.disable = disable[d];
+        struct calls t;
+        trace_calls(&t, load_model, &mp);
+        for (uint32_t i = 0; i < t.n; i++) {
+            bool dup = false;
+            for (uint32_t j = 0; j < kinds && !dup; j++)
+                dup = !strcmp(seen[j], t.name[i]);
+            if (dup) continue;
+            snprintf(seen[kinds++], sizeof seen[0], "%s", t.name[i]);
+            uint32_t at[2] = {0, t.count[i] - 1};
+            for (int a = 0; a < (at[1] > 0 ? 2 : 1); a++) {
+                int f = (int)((i + (uint32_t)a) & 1);
+                char err[512] = "";
+                vkx_inject_call_fault(t.name[i], fault_r[f], at[a]);
+                struct nibble_model *m = nibble_model_load(MODEL, &mp, err, sizeof err);
+                vkx_inject_call_fault(NULL, VK_SUCCESS, 0);
+                loads++;
+                printf("# %s %s at %u of %u: %s\n", t.name[i], fault_names[f], at[a] + 1,
+                       t.count[i], m ? "went on" : err);
+                if (m) {
+                    nibble_model_free(m);
+                    continue;
+                }
+                refused++;
+                assert_non_null(strstr(err, fault_names[f]));
+            }
+        }
+        printf("# disable=%s: %u calls of %u kinds\n", disable[d] ? disable[d] : "", t.total,
+               t.n);
+    }
+    printf("# %u kinds of call failed in %u loads: NULL %u times\n", kinds, loads, refused);
+    assert_true(kinds >= 15 && refused > kinds);
+    /* and a model loads and generates */
+    struct nibble_model *m = nibble_model_load(MODEL, NULL, NULL, 0);
+    assert_non_null(m);
+    struct nibble_context *c = nibble_context_create(m, NULL, NULL, 0);
+    assert_non_null(c);
+    int32_t ids[16];
+    int n = nibble_tokenize(m, "And God said", ids, 16, true);
+    assert_int_equal(nibble_eval(c, ids, n, false, NULL, 0), 0);
+    struct nibble_sampler sp = nibble_sampler_default_params();
+    assert_true(nibble_sample(c, &sp) >= 0);
+    nibble_context_destroy(c);
+    nibble_model_free(m);
 }
 
 int main(void)
@@ -455,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_seed_64),
         cmocka_unit_test(test_device_faults),
         cmocka_unit_test(test_create_faults),
+        cmocka_unit_test(test_load_faults),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
