@@ -64,6 +64,18 @@ int args_unknown(const char *cmd, const char *arg, const char *usage)
     return 2;
 }
 
+const char *args_flag_value(const char *cmd, const char *const *flags, size_t n, int argc,
+                            char **argv, int *i, const char *usage)
+{
+    size_t f = 0;
+    while (f < n && strcmp(argv[*i], flags[f])) f++;
+    if (f == n) {
+        args_unknown(cmd, argv[*i], usage);
+        return NULL;
+    }
+    return args_value(cmd, argc, argv, i);
+}
+
 int args_check_env(void)
 {
     const char *v = getenv("NIBBLE_DEVICE_MEMORY_MB");

@@ -10,6 +10,7 @@
 #define NB_ARGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 int args_u64(const char *cmd, const char *flag, const char *s, uint64_t lo, uint64_t hi,
@@ -24,6 +25,12 @@ int args_f64(const char *cmd, const char *flag, const char *s, double lo, double
 const char *args_value(const char *cmd, int argc, char **argv, int *i);
 /* Prints "nibble CMD: unknown option 'ARG' (usage: ...)" and returns 2 (the exit status). */
 int args_unknown(const char *cmd, const char *arg, const char *usage);
+/* The value of flag argv[*i], which must be one of the n flags that take a value: advances *i
+ * and returns argv[*i]; NULL after printing args_unknown's line (not one of them) or
+ * args_value's (no value): exit with status 2. */
+const char *args_flag_value(const char *cmd, const char *const *flags, size_t n, int argc,
+                            char **argv, int *i, const char *usage);
+#define ARGS_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Checks the numeric environment variables nibble reads (NIBBLE_DEVICE, NIBBLE_DEVICE_MEMORY_MB):
  * 0, or -1 after printing which one is malformed. */

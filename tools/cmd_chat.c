@@ -388,12 +388,10 @@ int cmd_chat(int argc, char **argv)
             printf("usage: " USAGE "\n");
             return 0;
         }
-        const char *flags[] = {"-m", "--system", "-n", "--temp", "--top-k", "--top-p", "--seed",
-                               "-c"};
-        size_t f = 0;
-        while (f < sizeof flags / sizeof flags[0] && strcmp(a, flags[f])) f++;
-        if (f == sizeof flags / sizeof flags[0]) return args_unknown("chat", a, USAGE);
-        if (!(v = args_value("chat", argc, argv, &i))) return 2;
+        static const char *const flags[] = {"-m",      "--system", "-n",     "--temp",
+                                            "--top-k", "--top-p",  "--seed", "-c"};
+        if (!(v = args_flag_value("chat", flags, ARGS_COUNT(flags), argc, argv, &i, USAGE)))
+            return 2;
         if (!strcmp(a, "-m"))
             model = v;
         else if (!strcmp(a, "--system"))

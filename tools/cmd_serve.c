@@ -55,12 +55,10 @@ int cmd_serve(int argc, char **argv)
             printf("usage: " USAGE "\n");
             return 0;
         }
-        const char *flags[] = {"-m", "--host", "--port", "--parallel", "--api-key", "-c",
-                               "--max-body"};
-        size_t f = 0;
-        while (f < sizeof flags / sizeof flags[0] && strcmp(a, flags[f])) f++;
-        if (f == sizeof flags / sizeof flags[0]) return args_unknown("serve", a, USAGE);
-        if (!(v = args_value("serve", argc, argv, &i))) return 2;
+        static const char *const flags[] = {"-m",        "--host", "--port",    "--parallel",
+                                            "--api-key", "-c",     "--max-body"};
+        if (!(v = args_flag_value("serve", flags, ARGS_COUNT(flags), argc, argv, &i, USAGE)))
+            return 2;
         if (!strcmp(a, "-m"))
             model = v;
         else if (!strcmp(a, "--host"))
