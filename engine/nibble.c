@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "forward.h"
+#include "mtp.h"
 #include "platform.h"
 #include "tokenizer.h"
 
@@ -359,6 +360,29 @@ int nibble_truncate(struct nibble_context *c, uint32_t n_keep, char *err, size_t
 }
 
 const int32_t *nibble_tokens(const struct nibble_context *c) { return c->tokens; }
+
+struct nb_gpu_model *nb_context_gpu_model(struct nibble_context *c) { return &c->m->g; }
+struct nb_fwd *nb_context_fwd(struct nibble_context *c) { return &c->f; }
+
+/* mtp.h: the normed hidden state of position n_past - 1: row n_past - 1 - last_pos0 of f.x after
+ * an eval that kept every row, f.xlast after one that kept the last */
+int nb_context_hidden(struct nibble_context *c, struct nb_gpu_model **g, struct nb_fwd **f,
+                      struct vkx_view *h)
+{
+    if (c->fault != VK_SUCCESS || c->last_rows == 0 || c->n_past == 0) return -1;
+    uint32_t row = c->n_past - 1 - c->last_pos0;
+    VkDeviceSize H = (VkDeviceSize)c->m->g.m.cfg.n_embd * sizeof(float);
+    *g = &c->m->g;
+    *f = &c->f;
+    if (c->last_all) {
+        if (row >= c->last_rows) return -1;
+        *h = (struct vkx_view){&c->f.x, row * H, H};
+    } else {
+        if (row != 0) return -1;
+        *h = (struct vkx_view){&c->f.xlast, 0, H};
+    }
+    return 0;
+}
 
 const float *nibble_logits(struct nibble_context *c, int i)
 {

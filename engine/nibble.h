@@ -188,8 +188,10 @@ const int32_t *nibble_tokens(const struct nibble_context *c);
  * (seeded by the sampler's seed), other draws than plain decoding's: a seeded run repeats with
  * fixed_k (adaptive k follows measured time, and what is drafted changes which draws are made).
  * Drafters: prompt lookup (the tokens that followed the latest earlier occurrence of the context's
- * last n tokens, n = lookup .. 1; no model) and a draft model's context (same vocabulary, drafting
- * with the same sampler). With both, lookup first and the draft model when lookup finds nothing.
+ * last n tokens, n = lookup .. 1; no model), a draft model's context (same vocabulary, drafting
+ * with the same sampler) and a Gemma 4 MTP assistant (mtp: a few layers over the model's own KV
+ * cache and hidden state, drafting with the same sampler). Lookup first; when it finds nothing,
+ * the assistant, else the draft model.
  * Adaptive k: each step drafts the k (0 .. draft_max) that maximises the expected tokens of the
  * step, (1 - a^(k+1)) / (1 - a) for the recent per-token acceptance a, per second of a step of
  * k + 1 tokens as measured (drafting included); k = 0 is a plain decode step. So drafts are made
@@ -203,13 +205,17 @@ struct nibble_spec_params {
     struct nibble_context *draft; /* a draft model's context or NULL: the same vocabulary, an
                                      n_ctx of at least the target's; used by no one else */
     bool fixed_k;  /* no adaptation: draft_max tokens (or what lookup finds) on every step */
+    const char *mtp; /* a Gemma 4 MTP assistant (gemma4-assistant GGUF) made for the context's
+                        model, or NULL: it drafts from the model's own KV cache and last hidden
+                        state; loaded onto the model's device by nibble_spec_create */
 };
-/* Defaults: lookup 0, draft_max 0, draft NULL, fixed_k false (no drafter: every step a plain
- * decode step). */
+/* Defaults: lookup 0, draft_max 0, draft NULL, fixed_k false, mtp NULL (no drafter: every step a
+ * plain decode step). */
 struct nibble_spec_params nibble_spec_default_params(void);
 struct nibble_spec;
 /* A speculative generator over context c (which must outlive it). NULL with a message for bad
- * parameters (a draft model whose vocabulary differs, names both sizes). */
+ * parameters (a draft model whose vocabulary differs, names both sizes; an MTP file that is not
+ * an assistant for this model). */
 struct nibble_spec *nibble_spec_create(struct nibble_context *c,
                                        const struct nibble_spec_params *p, char *err,
                                        size_t errlen);

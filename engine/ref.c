@@ -606,3 +606,12 @@ int nb_ref_eval(struct nb_ref *r, const int32_t *tokens, int n, int pos0, float 
     }
     return 0;
 }
+
+void nb_ref_kv(const struct nb_ref *r, uint32_t layer, const float **k, const float **v,
+               int *n_past)
+{
+    int32_t src = r->m->cfg.layer[layer].kv_source;
+    *k = r->k_cache[src];
+    *v = r->v_cache[src];
+    *n_past = r->n_past;
+}

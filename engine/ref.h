@@ -48,4 +48,9 @@ void nb_ref_set_hooks(struct nb_ref *r, const struct nb_ref_hooks *hooks);
 int nb_ref_eval(struct nb_ref *r, const int32_t *tokens, int n, int pos0, float *logits,
                 bool last_only, char *err, size_t errlen);
 
+/* The f32 cache layer `layer` attends (its KV source's), [n_ctx][nkv*hd] each (K normed and
+ * roped, V normed), and the positions filled (for the MTP assistant's reference, ref_mtp.c). */
+void nb_ref_kv(const struct nb_ref *r, uint32_t layer, const float **k, const float **v,
+               int *n_past);
+
 #endif

@@ -1,8 +1,10 @@
 /* spec.c: speculative decoding over the public API (nibble.h): the drafters (prompt lookup, a
- * draft model's context), verification of a draft in one batch, the acceptance rule (spec.h) and
- * the rollback of rejected tokens with nibble_truncate. */
+ * draft model's context, an MTP assistant: mtp.h), verification of a draft in one batch, the
+ * acceptance rule (spec.h) and the rollback of rejected tokens with nibble_truncate. */
 #include "spec.h"
+#include "mtp.h"
 #include "platform.h"
+#include "vkx.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 
 struct nibble_spec {
     struct nibble_context *c, *draft;
+    struct nb_mtp_gpu *mtp; /* the MTP assistant, or NULL */
     int lookup, draft_max;
     bool fixed_k;
     uint32_t V;
@@ -317,6 +320,16 @@ struct nibble_spec *nibble_spec_create(struct nibble_context *c,
         seterr(err, errlen, "out of host memory");
         return NULL;
     }
+    if (p->mtp) {
+        char e[512] = "";
+        s->mtp = nb_mtp_gpu_create(nb_context_gpu_model(c), nb_context_fwd(c), p->mtp, e,
+                                   sizeof e);
+        if (!s->mtp) {
+            seterr(err, errlen, "%s", e);
+            free(s);
+            return NULL;
+        }
+    }
     s->c = c;
     s->draft = p->draft;
     s->lookup = p->lookup;
@@ -342,6 +355,7 @@ void nibble_spec_destroy(struct nibble_spec *s)
     nb_dist_free(&s->p);
     for (int i = 0; i < SPEC_MAX_DRAFT; i++)
         nb_dist_free(&s->q[i]);
+    nb_mtp_gpu_destroy(s->mtp);
     free(s->hist);
     free(s->dense);
     free(s);
@@ -412,6 +426,36 @@ static int draft_model(struct nibble_spec *s, const int32_t *h, uint32_t len, in
     return k;
 }
 
+/* The MTP assistant: k steps at position P (where `last` goes), the first from the target's
+ * hidden state of position P - 1, each next from the previous step's; tokens by argmax (greedy)
+ * or drawn with the sampler (distributions kept in s->q). Returns how many were drafted (k, or 0
+ * when the target kept no hidden state for P - 1), -1 with a message on a device failure. */
+static int draft_mtp(struct nibble_spec *s, int32_t last, uint32_t P, int k,
+                     const struct nibble_sampler *sp, int32_t *out, char *err, size_t errlen)
+{
+    struct nb_gpu_model *g;
+    struct nb_fwd *f;
+    struct vkx_view h;
+    if (P == 0 || nb_context_hidden(s->c, &g, &f, &h) != 0) return 0;
+    bool greedy = sp->temp == 0.0f || sp->top_k == 1;
+    for (int i = 0; i < k; i++) {
+        const float *lg = nb_mtp_gpu_step(s->mtp, i ? out[i - 1] : last, P, i ? NULL : &h, err,
+                                          errlen);
+        if (!lg) return -1;
+        if (greedy) {
+            out[i] = nb_argmax(lg, s->V);
+            s->q[i].n = 0; /* a point mass */
+        } else {
+            if (nb_dist_from_logits(&s->q[i], lg, s->V, sp) != 0) {
+                seterr(err, errlen, "out of host memory");
+                return -1;
+            }
+            out[i] = nb_dist_draw(&s->q[i], uniform(s));
+        }
+    }
+    return k;
+}
+
 int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sampler *sp,
                      int32_t *out, int max, char *err, size_t errlen)
 {
@@ -435,7 +479,7 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
 
     /* draft: at most draft_max, the room left in out and in the context, and what pays */
     uint64_t t0 = plat_now_ns();
-    int k = s->lookup || s->draft ? s->draft_max : 0;
+    int k = s->lookup || s->draft || s->mtp ? s->draft_max : 0;
     if (k > max - 1) k = max - 1;
     if ((int64_t)k > (int64_t)n_ctx - P - 1) k = (int)(n_ctx - P - 1);
     if (!s->fixed_k) k = choose_k(s, k);
@@ -447,6 +491,11 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
         memcpy(s->hist, nibble_tokens(c), P * sizeof *s->hist);
         s->hist[P] = last;
         if (s->lookup) nd = draft_lookup(s, s->hist, P + 1, k, batch + 1);
+        if (nd == 0 && s->mtp) {
+            nd = draft_mtp(s, last, P, k, sp, batch + 1, err, errlen);
+            if (nd < 0) return -1;
+            from_model = nd > 0;
+        }
         if (nd == 0 && s->draft) {
             nd = draft_model(s, s->hist, P + 1, k, sp, batch + 1, err, errlen);
             if (nd < 0) return -1;

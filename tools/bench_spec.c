@@ -1,5 +1,5 @@
-/* nibble bench -m MODEL (--lookup N | --draft FILE) [--draft-max K] [-f TEXT | --prompt TEXT]
- *              [-n 128] [-r 2] [-c CTX] [--temp T] [--seed S]
+/* nibble bench -m MODEL (--lookup N | --draft FILE | --mtp FILE) [--draft-max K]
+ *              [-f TEXT | --prompt TEXT] [-n 128] [-r 2] [-c CTX] [--temp T] [--seed S]
  *
  * Speculative decoding against plain decoding in one run, through the public API: after the
  * prompt (not timed; a draft model gets it too), n tokens by plain decode steps (eval + sample)
@@ -28,13 +28,16 @@
 #define DEFAULT_PROMPT PASSAGE "\n\n" PASSAGE "\n\n" PASSAGE "\n\nIn the beginning"
 
 #define USAGE                                                                                      \
-    "nibble bench -m MODEL (--lookup N | --draft FILE) [--draft-max K] [-f TEXT | --prompt TEXT] " \
+    "nibble bench -m MODEL (--lookup N | --draft FILE | --mtp FILE) [--draft-max K] "           \
+    "[-f TEXT | --prompt TEXT] "                                                                   \
     "[-n 128] [-r 2] [-c CTX] [--temp T] [--seed S]"
 
 bool bench_spec_wanted(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--lookup") || !strcmp(argv[i], "--draft")) return true;
+        if (!strcmp(argv[i], "--lookup") || !strcmp(argv[i], "--draft") ||
+            !strcmp(argv[i], "--mtp"))
+            return true;
     return false;
 }
 
@@ -85,14 +88,14 @@ static int generate(struct nibble_context *c, struct nibble_context *dc, struct 
 
 int bench_spec(int argc, char **argv)
 {
-    const char *model = NULL, *draft = NULL, *file = NULL, *prompt = DEFAULT_PROMPT;
+    const char *model = NULL, *draft = NULL, *mtp = NULL, *file = NULL, *prompt = DEFAULT_PROMPT;
     uint32_t lookup = 0, draft_max = 0, n = 128, reps = 2, ctx = 0;
     double temp = 0;
     uint64_t seed = 42;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         const char *flags[] = {"-m", "--lookup", "--draft", "--draft-max", "-f", "--prompt",
-                               "-n", "-r",       "-c",      "--temp",      "--seed"};
+                               "-n", "-r",       "-c",      "--temp",      "--seed", "--mtp"};
         size_t f = 0;
         while (f < sizeof flags / sizeof flags[0] && strcmp(a, flags[f])) f++;
         if (f == sizeof flags / sizeof flags[0]) return args_unknown("bench", a, USAGE);
@@ -100,6 +103,7 @@ int bench_spec(int argc, char **argv)
         int bad = 0;
         if (!strcmp(a, "-m")) model = v;
         else if (!strcmp(a, "--draft")) draft = v;
+        else if (!strcmp(a, "--mtp")) mtp = v;
         else if (!strcmp(a, "-f")) file = v;
         else if (!strcmp(a, "--prompt")) prompt = v;
         else if (!strcmp(a, "--lookup")) bad = args_u32("bench", a, v, 1, 8, &lookup);
@@ -160,6 +164,7 @@ int bench_spec(int argc, char **argv)
     spp.lookup = (int)lookup;
     spp.draft_max = (int)draft_max;
     spp.draft = dc;
+    spp.mtp = mtp;
     printf("device: %s\n", nibble_device_line(m));
     printf("prompt: %d tokens, generating %u tokens, %s sampling, %u rounds\n", n_ids, n,
            temp == 0 ? "greedy" : "temperature", reps);
@@ -189,7 +194,10 @@ int bench_spec(int argc, char **argv)
     struct run *ps = &pr[reps / 2], *ss = &sr[reps / 2];
     char mode[512];
     int w = 0;
-    if (lookup) w += snprintf(mode + w, sizeof mode - w, "lookup %u%s", lookup, draft ? " + " : "");
+    if (lookup)
+        w += snprintf(mode + w, sizeof mode - w, "lookup %u%s", lookup,
+                      draft || mtp ? " + " : "");
+    if (mtp) w += snprintf(mode + w, sizeof mode - w, "mtp %s%s", mtp, draft ? " + " : "");
     if (draft) w += snprintf(mode + w, sizeof mode - w, "draft %s", draft);
     snprintf(mode + w, sizeof mode - w, ", k <= %u", draft_max ? draft_max : 7);
     printf("| decoding | tokens | tok/s | speedup | accepted / drafted | acceptance | "

@@ -9,7 +9,9 @@
  * router and expert scales and layer_output_scale are 1.0 and f32. A matrix whose rows are not a
  * whole number of TYPE's blocks takes llama-quantize's fallback type (fit_type). The K-quant and
  * IQ4_XS quantizers search their scales as ggml's do: 10-70x slower than q4_0 (on this machine
- * about 0.2 us per weight for q4_k, 0.6 for iq4_xs): tens of minutes for a full-size preset. */
+ * about 0.2 us per weight for q4_k, 0.6 for iq4_xs): tens of minutes for a full-size preset.
+ * The *-assistant presets write Gemma 4 MTP assistants (gemma4-assistant, engine/mtp.h) for a
+ * target preset, or with --target MODEL for that model's shapes (tiny-assistant needs it). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "args.h"
 #include "cmds.h"
 #include "gguf.h"
+#include "model.h"
 #include "platform.h"
 #include "quant.h"
 
@@ -83,6 +86,32 @@ static const struct preset presets[] = {
      4, 1, 1, 64, 128, 256, 512, 64, 2, 2, 8, 0, 0, 0, false, 512, 512},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
+
+/* Gemma 4 MTP assistants (llama.cpp arch gemma4-assistant, see engine/mtp.h) for a target preset:
+ * layers 0..L-2 sliding, the last full; K/V heads and head dims are the target's (the assistant
+ * reads the target's cache of its last sliding and last full layer). The published assistants
+ * have 4 layers; their widths here are estimates (the 31B one has about 0.47 B parameters, most
+ * of them its tied {Ha, V} embedding). */
+struct apreset {
+    const char *name, *what, *target;
+    uint32_t Ha, L, nh, ff;
+};
+static const struct apreset apresets[] = {
+    {"e2b-assistant", "MTP assistant for e2b (4 layers, H=256)", "e2b", 256, 4, 4, 2048},
+    {"e4b-assistant", "MTP assistant for e4b (4 layers, H=256)", "e4b", 256, 4, 4, 2048},
+    {"26b-a4b-assistant", "MTP assistant for 26b-a4b (4 layers, H=1024)", "26b-a4b", 1024, 4, 16,
+     8192},
+    {"31b-assistant", "MTP assistant for 31b (4 layers, H=1024)", "31b", 1024, 4, 32, 8192},
+    {"tiny-h256-assistant", "MTP assistant for tiny-h256 (2 layers, H=128)", "tiny-h256", 128, 2,
+     4, 256},
+    {"tiny-ple-assistant", "MTP assistant for tiny-ple (2 layers, H=128)", "tiny-ple", 128, 2, 4,
+     256},
+    {"tiny-moe-assistant", "MTP assistant for tiny-moe (2 layers, H=128)", "tiny-moe", 128, 2, 4,
+     256},
+    {"tiny-assistant", "MTP assistant (2 layers, H=128) for the model given by --target FILE", NULL,
+     128, 2, 4, 256},
+};
+#define N_APRESETS (sizeof apresets / sizeof apresets[0])
 
 static bool layer_full(const struct preset *p, uint32_t l)
 {
@@ -322,6 +351,83 @@ static void metadata(struct buf *b, const struct preset *p)
     }
 }
 
+/* The target layer an assistant layer reads K/V from: the target's last layer (full) or the one
+ * before it (sliding); its K/V heads. */
+static uint32_t a_nkv(const struct preset *t, bool full)
+{
+    return full ? t->nkv_full : t->nkv_swa;
+}
+
+/* An assistant's tensor table (engine/mtp.h), over target preset t. */
+static void tensors_assistant(struct writer *w, const struct apreset *a, const struct preset *t,
+                              enum ggml_type mt)
+{
+    char nm[64];
+    uint32_t H = a->Ha;
+    tensor(w, "token_embd.weight", mt, FILL_RAND, 2, H, t->V, 1);
+    tensor(w, "output_norm.weight", GGML_F32, FILL_ONE, 1, H, 1, 1);
+    tensor(w, "rope_freqs.weight", GGML_F32, FILL_ROPE, 1, t->hd_full / 2, 1, 1);
+    w->n_rope_on = t->hd_full / 8;
+    tensor(w, "nextn.pre_projection.weight", mt, FILL_RAND, 2, 2 * t->H, H, 1); /* {2Ht, Ha} */
+    tensor(w, "nextn.post_projection.weight", mt, FILL_RAND, 2, H, t->H, 1);    /* {Ha, Ht} */
+#define T(suffix, type, fill, nd, x, y)                                                            \
+    do {                                                                                           \
+        snprintf(nm, sizeof nm, "blk.%u." suffix, l);                                              \
+        tensor(w, nm, type, fill, nd, x, y, 1);                                                    \
+    } while (0)
+    for (uint32_t l = 0; l < a->L; l++) {
+        uint32_t hd = l + 1 == a->L ? t->hd_full : t->hd_swa;
+        T("attn_norm.weight", GGML_F32, FILL_ONE, 1, H, 1);
+        T("attn_q.weight", mt, FILL_RAND, 2, H, a->nh * hd);
+        T("attn_q_norm.weight", GGML_F32, FILL_ONE, 1, hd, 1);
+        T("attn_output.weight", mt, FILL_RAND, 2, a->nh * hd, H);
+        T("post_attention_norm.weight", GGML_F32, FILL_ONE, 1, H, 1);
+        T("ffn_norm.weight", GGML_F32, FILL_ONE, 1, H, 1);
+        T("ffn_gate.weight", mt, FILL_RAND, 2, H, a->ff);
+        T("ffn_up.weight", mt, FILL_RAND, 2, H, a->ff);
+        T("ffn_down.weight", mt, FILL_RAND, 2, a->ff, H);
+        T("post_ffw_norm.weight", GGML_F32, FILL_ONE, 1, H, 1);
+        T("layer_output_scale.weight", GGML_F32, FILL_ONE, 1, 1, 1);
+    }
+#undef T
+}
+
+/* The gemma4-assistant metadata (what llama.cpp's gemma4-assistant reads). */
+static void metadata_assistant(struct buf *b, const struct apreset *a, const struct preset *t)
+{
+    char nm[96];
+    snprintf(nm, sizeof nm, "nibble-mkmodel-%s", a->name);
+    kv_str(b, "general.architecture", "gemma4-assistant");
+    kv_str(b, "general.name", nm);
+    kv_u32(b, "general.alignment", ALIGN);
+#define K(s) "gemma4-assistant." s
+    kv_u32(b, K("context_length"), t->ctx);
+    kv_u32(b, K("embedding_length"), a->Ha);
+    kv_u32(b, K("embedding_length_out"), t->H);
+    kv_u32(b, K("block_count"), a->L);
+    kv_u32(b, K("nextn_predict_layers"), a->L);
+    kv_u32(b, K("feed_forward_length"), a->ff);
+    kv_u32(b, K("attention.head_count"), a->nh);
+    arr_head(b, K("attention.head_count_kv"), GGUF_I32, a->L);
+    for (uint32_t l = 0; l < a->L; l++) put_u32(b, a_nkv(t, l + 1 == a->L));
+    kv_u32(b, K("attention.key_length"), t->hd_full);
+    kv_u32(b, K("attention.value_length"), t->hd_full);
+    kv_u32(b, K("attention.key_length_swa"), t->hd_swa);
+    kv_u32(b, K("attention.value_length_swa"), t->hd_swa);
+    kv_f32(b, K("attention.layer_norm_rms_epsilon"), 1e-6f);
+    kv_u32(b, K("attention.sliding_window"), t->window);
+    arr_head(b, K("attention.sliding_window_pattern"), GGUF_BOOL, a->L);
+    for (uint32_t l = 0; l < a->L; l++) {
+        uint8_t s = l + 1 < a->L;
+        put(b, &s, 1);
+    }
+    kv_f32(b, K("rope.freq_base"), 1e6f);
+    kv_f32(b, K("rope.freq_base_swa"), 1e4f);
+    kv_u32(b, K("rope.dimension_count"), t->hd_full);
+    kv_u32(b, K("rope.dimension_count_swa"), t->hd_swa);
+#undef K
+}
+
 /* A minimal gemma4 BPE vocabulary of V tokens: 7 specials, 256 byte tokens, '▁' and printable
  * ASCII and '\n', a few merges and their results, then filler (a few <unusedN>, then plain
  * tokens nothing produces). Token types: 1 normal, 2 unknown, 3 control, 5 user, 6 byte. */
@@ -451,20 +557,53 @@ static void type_names(FILE *out, const char *sep)
         fprintf(out, "%s%s", i ? sep : "", ggml_type_name(mk_types[i]));
 }
 
+/* An assistant's target shapes from a target model file (--target). 0, or -1 after saying why. */
+static int target_preset(const char *path, struct preset *t)
+{
+    struct nb_model m;
+    char e[512];
+    if (nb_model_load(&m, path, e, sizeof e) != 0) {
+        fprintf(stderr, "nibble mkmodel: --target %s: %s\n", path, e);
+        return -1;
+    }
+    const struct nb_config *c = &m.cfg;
+    if (c->n_layer < 2 || c->layer[c->n_layer - 1].is_swa || !c->layer[c->n_layer - 2].is_swa) {
+        fprintf(stderr, "nibble mkmodel: --target %s: the last layer must be full and the one "
+                "before it sliding\n", path);
+        nb_model_free(&m);
+        return -1;
+    }
+    memset(t, 0, sizeof *t);
+    t->H = c->n_embd;
+    t->nkv_swa = c->layer[c->n_layer - 2].n_head_kv;
+    t->nkv_full = c->layer[c->n_layer - 1].n_head_kv;
+    t->hd_swa = c->head_dim_swa;
+    t->hd_full = c->head_dim;
+    t->window = c->sliding_window;
+    t->V = c->n_vocab;
+    t->ctx = c->n_ctx_train ? c->n_ctx_train : 4096;
+    nb_model_free(&m);
+    return 0;
+}
+
 static int usage(FILE *out)
 {
-    fprintf(out, "usage: nibble mkmodel --preset NAME -o FILE [--seed S] [--type TYPE]\n"
+    fprintf(out, "usage: nibble mkmodel --preset NAME -o FILE [--seed S] [--type TYPE] "
+                 "[--target MODEL]\n"
+                 "(--target: an assistant's shapes from that model instead of its preset's)\n"
                  "types (default q4_0): ");
     type_names(out, ", ");
     fprintf(out, "\npresets:\n");
     for (size_t i = 0; i < N_PRESETS; i++)
         fprintf(out, "  %-12s %s\n", presets[i].name, presets[i].what);
+    for (size_t i = 0; i < N_APRESETS; i++)
+        fprintf(out, "  %-12s %s\n", apresets[i].name, apresets[i].what);
     return out == stdout ? 0 : 2;
 }
 
 int cmd_mkmodel(int argc, char **argv)
 {
-    const char *pname = NULL, *out = NULL, *tname = "q4_0";
+    const char *pname = NULL, *out = NULL, *tname = "q4_0", *target = NULL;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -472,6 +611,7 @@ int cmd_mkmodel(int argc, char **argv)
         if (!strcmp(a, "--preset") && v) pname = argv[++i];
         else if (!strcmp(a, "-o") && v) out = argv[++i];
         else if (!strcmp(a, "--type") && v) tname = argv[++i];
+        else if (!strcmp(a, "--target") && v) target = argv[++i];
         else if (!strcmp(a, "--seed") && v) {
             if (args_u64("mkmodel", a, argv[++i], 0, UINT64_MAX, &seed) != 0) return 2;
         } else
@@ -479,8 +619,24 @@ int cmd_mkmodel(int argc, char **argv)
     }
     if (!pname || !out) return usage(stderr);
     const struct preset *p = NULL;
+    const struct apreset *ap = NULL; /* an assistant: p is then its target */
+    for (size_t i = 0; i < N_APRESETS; i++)
+        if (!strcmp(apresets[i].name, pname)) ap = &apresets[i];
     for (size_t i = 0; i < N_PRESETS; i++)
-        if (!strcmp(presets[i].name, pname)) p = &presets[i];
+        if (!strcmp(presets[i].name, ap ? (ap->target ? ap->target : "") : pname))
+            p = &presets[i];
+    struct preset tp;
+    if (ap && (target || !ap->target)) {
+        if (!target) {
+            fprintf(stderr, "nibble mkmodel: preset '%s' needs --target MODEL\n", pname);
+            return 2;
+        }
+        if (target_preset(target, &tp) != 0) return 1;
+        p = &tp;
+    } else if (target) {
+        fprintf(stderr, "nibble mkmodel: --target is for assistant presets\n");
+        return 2;
+    }
     if (!p) {
         fprintf(stderr, "nibble mkmodel: unknown preset '%s' (nibble mkmodel --help lists them)\n",
                 pname);
@@ -505,8 +661,13 @@ int cmd_mkmodel(int argc, char **argv)
     char e[512];
     int rc = 1;
     if (!w) goto oom;
-    tensors(w, p, mt);
-    metadata(&kvb, p);
+    if (ap) {
+        tensors_assistant(w, ap, p, mt);
+        metadata_assistant(&kvb, ap, p);
+    } else {
+        tensors(w, p, mt);
+        metadata(&kvb, p);
+    }
     vocabulary(&kvb, p->V);
 
     put(&hdr, "GGUF", 4);
@@ -551,7 +712,7 @@ int cmd_mkmodel(int argc, char **argv)
         goto done;
     }
     fprintf(stderr, "nibble mkmodel: %s: %s, %u tensors, %.3f B parameters, %.1f MiB, %.1f s\n",
-            out, p->name, w->n, params / 1e9, (hdr.n + w->data_size) / 1048576.0,
+            out, ap ? ap->name : p->name, w->n, params / 1e9, (hdr.n + w->data_size) / 1048576.0,
             (plat_now_ns() - t0) / 1e9);
     rc = 0;
     goto done;

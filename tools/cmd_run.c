@@ -1,15 +1,15 @@
 /* nibble run -m MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [-c CTX]
- *            [-b BATCH] [--chat] [--lookup N] [--draft FILE] [--draft-max K]
+ *            [-b BATCH] [--chat] [--lookup N] [--draft FILE] [--mtp FILE] [--draft-max K]
  *
  * Streams the generated text as it comes and ends with one line: prompt tokens and tok/s,
  * generated tokens and tok/s, peak device memory. Without -m it runs the model shipped in
  * models/default.gguf. -c above the model's trained context is clamped to it with a note; when
  * the context fills before N tokens a note says so. A failed write to stdout (a full disk, a
  * closed stdout) stops the run with exit status 1.
- * --lookup N (prompt lookup with n-grams up to N) and --draft FILE (a draft model of the same
- * vocabulary) decode speculatively (nibble_spec_*, at most --draft-max tokens per verification):
- * the same text for greedy sampling, the same distribution otherwise; the last line then adds the
- * acceptance. */
+ * --lookup N (prompt lookup with n-grams up to N), --draft FILE (a draft model of the same
+ * vocabulary) and --mtp FILE (the model's Gemma 4 MTP assistant) decode speculatively
+ * (nibble_spec_*, at most --draft-max tokens per verification): the same text for greedy
+ * sampling, the same distribution otherwise; the last line then adds the acceptance. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +27,7 @@
 
 #define USAGE                                                                                      \
     "nibble run [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] "     \
-    "[-c CTX] [-b BATCH] [--chat] [--lookup N] [--draft FILE] [--draft-max K]"
+    "[-c CTX] [-b BATCH] [--chat] [--lookup N] [--draft FILE] [--mtp FILE] [--draft-max K]"
 
 /* Writes a piece of text to stdout; 0, or -1 after saying why the output failed. */
 static int emit(const char *p, size_t n)
@@ -41,7 +41,7 @@ static int emit(const char *p, size_t n)
 
 int cmd_run(int argc, char **argv)
 {
-    const char *model = NULL, *prompt = NULL, *draft = NULL;
+    const char *model = NULL, *prompt = NULL, *draft = NULL, *mtp = NULL;
     uint32_t n_gen = 128, ctx = 0, batch = 512, top_k = 40, lookup = 0, draft_max = 0;
     double temp = 0.8, top_p = 0.95;
     uint64_t seed = 42;
@@ -58,7 +58,8 @@ int cmd_run(int argc, char **argv)
             return 0;
         }
         const char *flags[] = {"-m",     "-p", "-n", "--temp",   "--top-k", "--top-p",
-                               "--seed", "-c", "-b", "--lookup", "--draft", "--draft-max"};
+                               "--seed", "-c", "-b", "--lookup", "--draft", "--draft-max",
+                               "--mtp"};
         size_t f = 0;
         while (f < sizeof flags / sizeof flags[0] && strcmp(a, flags[f])) f++;
         if (f == sizeof flags / sizeof flags[0]) return args_unknown("run", a, USAGE);
@@ -85,6 +86,8 @@ int cmd_run(int argc, char **argv)
             bad = args_u32("run", a, v, 1, 7, &draft_max);
         else if (!strcmp(a, "--draft"))
             draft = v;
+        else if (!strcmp(a, "--mtp"))
+            mtp = v;
         else
             bad = args_u32("run", a, v, 1, 1u << 16, &batch);
         if (bad) return 2;
@@ -131,11 +134,12 @@ int cmd_run(int argc, char **argv)
             goto done;
         }
     }
-    if (lookup || draft) {
+    if (lookup || draft || mtp) {
         struct nibble_spec_params spp = nibble_spec_default_params();
         spp.lookup = (int)lookup;
         spp.draft_max = (int)draft_max;
         spp.draft = dc;
+        spp.mtp = mtp;
         if (!(spec = nibble_spec_create(c, &spp, err, sizeof err))) {
             fprintf(stderr, "nibble run: %s\n", err);
             goto done;
