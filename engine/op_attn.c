@@ -57,14 +57,27 @@ static int make_attn_set(struct nb_op_attn *o, struct vkx_ctx *vk, enum nb_spv_i
     return 0;
 }
 
-/* The storage-buffer attention pipelines for an f16 or f32 cache (o->subgroup picks the
- * variant). */
+/* id's f16-arithmetic variant (ATTN_F16) when o->fp16; f16 caches only. */
+static enum nb_spv_id half_id(const struct nb_op_attn *o, enum nb_spv_id id)
+{
+    if (!o->fp16) return id;
+    switch (id) {
+    case NB_SPV_ATTN: return NB_SPV_ATTN_H;
+    case NB_SPV_ATTN_SG: return NB_SPV_ATTN_SG_H;
+    case NB_SPV_ATTN_TX: return NB_SPV_ATTN_H_TX;
+    case NB_SPV_ATTN_SG_TX: return NB_SPV_ATTN_SG_H_TX;
+    default: return id;
+    }
+}
+
+/* The storage-buffer attention pipelines for an f16 or f32 cache (o->subgroup and o->fp16 pick
+ * the variant). */
 static int make_attn_storage(struct nb_op_attn *o, struct vkx_ctx *vk, bool f32, char *err,
                              size_t errlen)
 {
     bool sg = o->subgroup;
     enum nb_spv_id id = f32 ? (sg ? NB_SPV_ATTN_SG_F32 : NB_SPV_ATTN_F32)
-                            : (sg ? NB_SPV_ATTN_SG : NB_SPV_ATTN);
+                            : half_id(o, sg ? NB_SPV_ATTN_SG : NB_SPV_ATTN);
     return make_attn_set(o, vk, id, sg, false, f32 ? o->attn32 : o->attn, err, errlen);
 }
 
@@ -77,7 +90,7 @@ static int make_attn(struct nb_op_attn *o, struct vkx_ctx *vk, bool f32, char *e
     bool sg = o->subgroup;
     if (o->texel) {
         enum nb_spv_id id = f32 ? (sg ? NB_SPV_ATTN_SG_F32_TX : NB_SPV_ATTN_F32_TX)
-                                : (sg ? NB_SPV_ATTN_SG_TX : NB_SPV_ATTN_TX);
+                                : half_id(o, sg ? NB_SPV_ATTN_SG_TX : NB_SPV_ATTN_TX);
         if (make_attn_set(o, vk, id, sg, true, f32 ? o->attn32_tx : o->attn_tx, err,
                           errlen) == 0)
             return 0;
@@ -133,12 +146,23 @@ int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_
     /* CPU devices read K and V through texel views (lavapipe, tiny-h1024 decode at depth 2048:
      * attention 12.1 -> 5.9 ms a token; GPUs: not measured, storage buffers) */
     o->texel = vk->tune_cpu && vkx_has(vk, VKX_FEAT_TEXEL);
-    if (o->subgroup && make_attn(o, vk, false, err, errlen)) {
+    /* f16 arithmetic where the device has it and converts halves natively (a driver that cannot
+     * compile unpackHalf2x16, vkx_quirks.c, gets none) */
+    o->fp16 = vkx_has(vk, VKX_FEAT_FP16) && vkx_has(vk, VKX_FEAT_HALFCVT);
+    int rc = make_attn(o, vk, false, err, errlen);
+    if (rc && o->fp16) {
+        fprintf(stderr, "nibble: attn: f16 variant refused (%s), using f32\n", err);
+        destroy_attn(o, vk);
+        o->fp16 = false;
+        rc = make_attn(o, vk, false, err, errlen);
+    }
+    if (rc && o->subgroup) {
         fprintf(stderr, "nibble: attn: subgroup variant refused (%s), using the plain one\n", err);
         destroy_attn(o, vk);
         o->subgroup = false;
+        rc = make_attn(o, vk, false, err, errlen);
     }
-    if (!o->subgroup && make_attn(o, vk, false, err, errlen)) goto fail;
+    if (rc) goto fail;
     uint32_t wg = 64;
     if (make_pipe(vk, &o->combine, NB_SPV_ATTN_COMBINE, 3, sizeof(struct nb_push_attn_combine),
                   &wg, 1, 0, err, errlen))

@@ -46,6 +46,8 @@ static enum nb_spv_id spv_for(enum nb_spv_id id, enum ggml_type t)
     case NB_SPV_MATVEC_ID_TX: return NB_SPV_MATVEC_ID_U_TX;
     case NB_SPV_MATMUL: return NB_SPV_MATMUL_U;
     case NB_SPV_MATMUL_ID: return NB_SPV_MATMUL_ID_U;
+    case NB_SPV_MATMUL_H: return NB_SPV_MATMUL_U_H;
+    case NB_SPV_MATMUL_ID_H: return NB_SPV_MATMUL_ID_U_H;
     case NB_SPV_EMBED: return NB_SPV_EMBED_U;
     default: return id;
     }
@@ -143,7 +145,26 @@ static const char *const mv_names[NB_MV_VARIANTS + 1][NB_MM_NTYPES] = {
     TYPE_NAMES("matvec_id")};
 static const char *const mm_names[NB_MM_NTYPES] = TYPE_NAMES("matmul");
 static const char *const mm_id_names[NB_MM_NTYPES] = TYPE_NAMES("matmul_id");
+static const char *const mm_h_names[NB_MM_NTYPES] = TYPE_NAMES("matmul_h");
+static const char *const mm_id_h_names[NB_MM_NTYPES] = TYPE_NAMES("matmul_id_h");
 static const char *const embed_names[NB_MM_NTYPES] = TYPE_NAMES("embed");
+
+/* A matmul (id: matmul_id) pipeline for weights of type t: with f16 tiles (matmul.comp MM_F16)
+ * for quantized and F16 weights when o->fp16, else f32 (F32 and BF16 always: f16 would round
+ * F32 weights and overflow BF16 ones). A refused f16 pipeline falls back to f32. */
+static int make_mm(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_pipeline *p, bool id,
+                   enum ggml_type t, const char *h_name, const char *name, uint32_t push_size,
+                   const uint32_t *spec, char *err, size_t errlen)
+{
+    uint32_t nb = id ? 4 : 3;
+    if (o->fp16 && (quantized(t) || t == GGML_F16)) {
+        enum nb_spv_id h = spv_for(id ? NB_SPV_MATMUL_ID_H : NB_SPV_MATMUL_H, t);
+        if (make(vk, p, h, h_name, nb, push_size, spec, 4, err, errlen) == 0) return 0;
+        fprintf(stderr, "nibble: %s refused (%s); using f32 tiles\n", h_name, err);
+    }
+    enum nb_spv_id f = spv_for(id ? NB_SPV_MATMUL_ID : NB_SPV_MATMUL, t);
+    return make(vk, p, f, name, nb, push_size, spec, 4, err, errlen);
+}
 
 /* The matvec family (4 token counts, matvec_id) with or without subgroups.
  * Tuning: on a CPU device (lavapipe) every load costs per lane (a texel fetch is some 40
@@ -274,6 +295,9 @@ static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint
 {
     memset(o, 0, sizeof *o);
     o->types = types;
+    /* f16 tiles where the device has f16 arithmetic and converts halves natively (a driver that
+     * cannot compile unpackHalf2x16, vkx_quirks.c, gets none) */
+    o->fp16 = vkx_has(vk, VKX_FEAT_FP16) && vkx_has(vk, VKX_FEAT_HALFCVT);
     bool can = vkx_has(vk, VKX_FEAT_SUBGROUP) && vk->caps.subgroup_arith;
     /* A CPU device runs whole rows per thread faster than subgroup reductions (measured on
      * lavapipe: 6.1 vs 8.7 ms for a 4096 x 4096 Q4_0 matvec). */
@@ -315,10 +339,10 @@ static int create(struct nb_op_matmul *o, struct vkx_ctx *vk, int subgroup, uint
         uint32_t idspec[4] = {(bm / 4) * (o->mm_id_bn / 4), (uint32_t)slot_type[ts], bm,
                               o->mm_id_bn};
         enum ggml_type t = slot_type[ts];
-        if ((tiles && make(vk, &o->mm[ts], spv_for(NB_SPV_MATMUL, t), mm_names[ts], 3,
-                           sizeof(struct nb_push_matmul), spec, 4, err, errlen) != 0) ||
-            (moe && make(vk, &o->mm_id[ts], spv_for(NB_SPV_MATMUL_ID, t), mm_id_names[ts], 4,
-                         sizeof(struct nb_push_matmul_id), idspec, 4, err, errlen) != 0) ||
+        if ((tiles && make_mm(o, vk, &o->mm[ts], false, t, mm_h_names[ts], mm_names[ts],
+                              sizeof(struct nb_push_matmul), spec, err, errlen) != 0) ||
+            (moe && make_mm(o, vk, &o->mm_id[ts], true, t, mm_id_h_names[ts], mm_id_names[ts],
+                            sizeof(struct nb_push_matmul_id), idspec, err, errlen) != 0) ||
             make(vk, &o->embed[ts], spv_for(NB_SPV_EMBED, t), embed_names[ts], 3,
                  sizeof(struct nb_push_embed),
                  espec, 2, err, errlen) != 0) {

@@ -32,6 +32,9 @@ struct nb_op_matmul {
     bool texel; /* CPU-device shape on a device with texel buffers (NIBBLE_DISABLE=texel: off) */
     struct vkx_pipeline mm[NB_MM_NTYPES];                 /* prefill matmul */
     struct vkx_pipeline mm_id[NB_MM_NTYPES];              /* MoE prefill matmul (MM_ID) */
+    /* fp16: the matmul/matmul_id of quantized and F16 weights hold the dequantized tile in f16
+     * (matmul_h*; f32 products and sums): devices with shaderFloat16 (NIBBLE_DISABLE=fp16) */
+    bool fp16;
     struct vkx_pipeline group;                            /* moe_group: pairs by expert */
     uint32_t group_wg;
     uint32_t mm_id_bn; /* matmul_id tile: pairs per tile (rows: mm_bm) */

@@ -15,7 +15,15 @@
 // step replays as the context grows); split c covers one chunk of the workgroup's key range, and
 // chunks past the range exit early. With n_split > 1 the partial (o, m, l) go to the scratch
 // buffers and attn_combine.comp finishes; with n_split == 1 the output is written directly.
+//
+// ATTN_F16 (f16 cache, devices with shaderFloat16): q is held in f16 registers, K and V quads
+// are read as f16 vectors, and each q.k quad is an f16 dot product (as llama.cpp's Vulkan flash
+// attention does) added to the f32 score; the softmax, the p * v products and the output
+// accumulators stay f32.
 #extension GL_GOOGLE_include_directive : require
+#if ATTN_F16
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -67,6 +75,16 @@ shared float red[gl_WorkGroupSize.x * BC]; // [BR*DS][BC] partial dot products
 vec4 unpack4(vec4 u) { return u; }
 #else
 vec4 unpack4(uvec2 u) { return vec4(nb_unpack_half(u.x), nb_unpack_half(u.y)); }
+#endif
+#if ATTN_F16
+#define Q_T f16vec4
+f16vec4 half4(uvec2 u) { return f16vec4(unpackFloat2x16(u.x), unpackFloat2x16(u.y)); }
+float qk4(f16vec4 q, uvec2 k) { return float(dot(q, half4(k))); }
+#define V4(u) vec4(half4(u))
+#else
+#define Q_T vec4
+#define qk4(q, k) dot(q, unpack4(k))
+#define V4(u) unpack4(u)
 #endif
 
 // Key range [lo, hi] of the query at position qp.
@@ -121,11 +139,12 @@ void main()
 
     // Quads k >= nq (a head_dim below the pipeline's NQ) get q = 0 and re-read quad nq-1: no
     // branches in the inner loops, and their o[k] is never stored.
-    vec4 qv[NQ], o[NQ];
+    Q_T qv[NQ];
+    vec4 o[NQ];
     uint qoff[NQ];
     for (uint k = 0; k < NQ; k++) {
         qoff[k] = min(k, nq - 1u) * DS;
-        qv[k] = (k < nq && valid) ? q[orow * hd4 + k * DS + s] * p.scale : vec4(0.0);
+        qv[k] = Q_T((k < nq && valid) ? q[orow * hd4 + k * DS + s] * p.scale : vec4(0.0));
         o[k] = vec4(0.0);
     }
     float m = NEG_BIG, l = 0.0;
@@ -141,7 +160,7 @@ void main()
             base[j] = head_base + (p.window != 0u ? kp % p.n_slots : kp) * hd4;
             if (j < nk)
                 for (uint k = 0; k < NQ; k++)
-                    sc[j] += dot(qv[k], unpack4(kc_(base[j] + qoff[k])));
+                    sc[j] += qk4(qv[k], kc_(base[j] + qoff[k]));
         }
         // Sum the partial dot products over the DS threads of each row.
 #ifdef USE_SUBGROUP
@@ -177,7 +196,7 @@ void main()
             l += pj;
             if (j < nk) // uniform: keys past the range may lie past the buffer
                 for (uint k = 0; k < NQ; k++)
-                    o[k] += pj * unpack4(vc_(base[j] + qoff[k]));
+                    o[k] += pj * V4(vc_(base[j] + qoff[k]));
         }
         m = mt;
     }

@@ -4,13 +4,24 @@
 // A workgroup computes a BM (weight rows) x BN (tokens) tile of y, walking K in steps of 32 (one
 // unit of the quantized types): W is dequantized while it is staged into shared memory, x is staged as is,
 // and each thread accumulates a TM x TN sub-tile in f32 registers. Shared memory:
-// 32 * (BM + 1 + BN + 1) floats (BM = BN = 64: 16.6 KB). Weight formats: see quant.glsl.
+// 32 * (BM + 1 + BN + 1) floats (BM = BN = 64: 16.6 KB; 12.5 KB with MM_F16). Weight formats:
+// see quant.glsl.
 // With MM_ID (MoE prefill, tokens grouped by expert): grid z = expert of the piece; the tokens
 // of a tile are (token, slot) pairs gathered through the expert's row list written by
 // moe_group.comp (binding 3: counts [n_exp], then lists [n_exp][cap]); x rows are gathered,
 // y rows scattered: y[pair][m] (+)= W[e][m] . x[pair or pair / n_slots]. Workgroups past the
 // expert's count exit; grid y strides over the list when it is longer than the grid.
+// With MM_F16 (devices with shaderFloat16, for quantized and F16 weights): the dequantized
+// weight tile is held in f16 (half the shared memory: 32 * (BM + 1) halves), products and
+// accumulators stay f32. A quantized value d * q rounds to the nearest half (relative error
+// below 2^-11); F16 weights are exact.
 #extension GL_GOOGLE_include_directive : require
+#if MM_F16
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define WS_T float16_t
+#else
+#define WS_T float
+#endif
 #include "shared.h"
 #include "quant.glsl"
 
@@ -44,7 +55,7 @@ layout(push_constant) uniform Push { nb_push_matmul p; };
 #include "quant_unit.glsl"
 #endif
 
-shared float ws[BK * (BM + 1u)]; // [k][m]
+shared WS_T ws[BK * (BM + 1u)]; // [k][m]
 shared float xs[BK * (BN + 1u)]; // [k][n]
 
 // One BM x BN tile: weight rows rbase + [m_first, m_first + BM) clamped below rbase + nrows,
@@ -71,7 +82,8 @@ void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
             wunit wu = wq_load(r, kt, nb, 0u, p.dbase);
             for (uint i = 0; i < 4u; i++) {
                 vec4 v = wq_value4(wu, 4u * h + i);
-                for (uint c = 0; c < 4u; c++) ws[(16u * h + 4u * i + c) * (BM + 1u) + m] = v[c];
+                for (uint c = 0; c < 4u; c++)
+                    ws[(16u * h + 4u * i + c) * (BM + 1u) + m] = WS_T(v[c]);
             }
         }
 #else
@@ -84,8 +96,8 @@ void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
                 float d = half_of(w1[p.dbase + bi / 2u], bi);
                 vec4 lo = d * q4_lo(qw), hi = d * q4_hi(qw);
                 for (uint c = 0; c < 4u; c++) {
-                    ws[(4u * q + c) * (BM + 1u) + m] = lo[c];
-                    ws[(16u + 4u * q + c) * (BM + 1u) + m] = hi[c];
+                    ws[(4u * q + c) * (BM + 1u) + m] = WS_T(lo[c]);
+                    ws[(16u + 4u * q + c) * (BM + 1u) + m] = WS_T(hi[c]);
                 }
             }
         } else if (TYPE == NB_T_Q8_0) {
@@ -95,7 +107,7 @@ void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
                 uint bi = r * nb + kt;
                 float d = half_of(w1[p.dbase + bi / 2u], bi);
                 vec4 v = d * q8_vec(w1[bi * 8u + q]);
-                for (uint c = 0; c < 4u; c++) ws[(4u * q + c) * (BM + 1u) + m] = v[c];
+                for (uint c = 0; c < 4u; c++) ws[(4u * q + c) * (BM + 1u) + m] = WS_T(v[c]);
             }
         } else {
             for (uint idx = tid; idx < BM * BK; idx += WG) {
@@ -108,7 +120,7 @@ void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
                     v = TYPE == NB_T_F32 ? uintBitsToFloat(w1[e])
                                          : f16x_of(w1[e / 2u], e, TYPE == NB_T_BF16);
                 }
-                ws[kk * (BM + 1u) + m] = v;
+                ws[kk * (BM + 1u) + m] = WS_T(v);
             }
         }
 #endif
@@ -126,7 +138,8 @@ void tile(uint m_first, uint n_first, uint ntok, uint rbase, uint nrows)
         barrier();
         for (uint kk = 0; kk < BK; kk++) {
             uint wo = kk * (BM + 1u) + tx, xo = kk * (BN + 1u) + ty;
-            vec4 a = vec4(ws[wo], ws[wo + MT], ws[wo + 2u * MT], ws[wo + 3u * MT]);
+            vec4 a = vec4(float(ws[wo]), float(ws[wo + MT]), float(ws[wo + 2u * MT]),
+                          float(ws[wo + 3u * MT]));
             C0 += a * xs[xo];
             C1 += a * xs[xo + NT];
             C2 += a * xs[xo + 2u * NT];

@@ -3,6 +3,8 @@
  * rounded through f16 like the cache. Each case is a "session": one attention layer (plus a
  * second layer sharing its cache) fed chunks of tokens at growing positions, each chunk stored
  * then attended; every case runs on the normal device and with NIBBLE_DISABLE=fp16,subgroup,int8,texel.
+ * On a device with shaderFloat16 the normal run takes attn.comp's f16 variant (f16 q.k products),
+ * within the same tolerance.
  */
 #include <math.h>
 #include <stdio.h>
@@ -31,11 +33,15 @@ static int setup(void **state, bool fallback)
     static struct cfg g;
     int rc = nb_test_fixture_setup(state, &g.fx, fallback, &g.op, op_create, op_destroy);
     if (rc != 0 || !*state) return rc;
-    printf("# attn (%s): %s reduction, K/V through %s\n", fallback ? "fallback" : "normal",
+    printf("# attn (%s): %s reduction, K/V through %s, %s q.k\n", fallback ? "fallback" : "normal",
            g.op.subgroup ? "subgroup" : "shared-memory",
-           g.op.texel ? "texel views" : "storage buffers");
-    /* the fallback forgoes both; a CPU device with texel buffers reads K/V through them */
-    if (fallback && (g.op.subgroup || g.op.texel)) return -1;
+           g.op.texel ? "texel views" : "storage buffers", g.op.fp16 ? "f16" : "f32");
+    /* the fallback forgoes all three; a CPU device with texel buffers reads K/V through them;
+     * f16 arithmetic wherever the device has it */
+    if (fallback && (g.op.subgroup || g.op.texel || g.op.fp16)) return -1;
+    if (!fallback && g.op.fp16 != (vkx_has(g.fx.vk, VKX_FEAT_FP16) &&
+                                   vkx_has(g.fx.vk, VKX_FEAT_HALFCVT)))
+        return -1;
     if (!fallback && g.fx.vk->tune_cpu && vkx_has(g.fx.vk, VKX_FEAT_TEXEL) && !g.op.texel)
         return -1;
     return 0;
