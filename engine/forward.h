@@ -22,6 +22,7 @@
 #include "op_attn.h"
 #include "op_matmul.h"
 #include "op_misc.h"
+#include "selftest.h"
 #include "vkx.h"
 
 /* Device copies of one layer's weights. Matrices are gtensors (any supported type); vectors
@@ -80,6 +81,7 @@ struct nb_gpu_model {
     struct nb_gpu_layer *layer;             /* [n_layer] */
     uint64_t weight_bytes;                  /* device bytes of all weights */
     uint64_t host_weight_bytes;             /* file bytes of the weights left on the host */
+    struct nb_selftest st;                  /* the self-test at load (selftest.h) */
 };
 
 /* Loads the model file and uploads every weight. 0, or -1 with one line in err. */

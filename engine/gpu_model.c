@@ -206,16 +206,9 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
     }
     /* matrix pipelines only for the model's weight types (and MoE ones only with experts): each
      * pipeline costs the driver memory and build time */
-    uint32_t types = 0;
-    for (uint64_t i = 0; i < g->m.gguf->n_tensors; i++) {
-        const struct gguf_tensor *t = &g->m.gguf->tensors[i];
-        if (t == g->ple_host) continue; /* read on the host */
-        if (t->n_dims >= 2 && nb_op_matmul_supports(t->type)) types |= NB_MM_TYPE_BIT(t->type);
-        if (t->n_dims >= 3 && t->ne[2] > 1) types |= NB_MM_EXPERTS;
-    }
-    if (nb_op_matmul_create_for(&g->mm, &g->vk, types, err, errlen) != 0 ||
-        nb_op_attn_create(&g->at, &g->vk, err, errlen) != 0 ||
-        nb_op_misc_create(&g->mi, &g->vk, err, errlen) != 0) {
+    uint32_t types = nb_selftest_types(&g->m, g->ple_host);
+    /* the pipelines, with fallbacks, checked against the CPU (selftest.h) */
+    if (nb_selftest_build(g, types, err, errlen) != 0) {
         nb_gpu_model_free(g);
         return -1;
     }

@@ -6,6 +6,7 @@
 
 #include "platform.h"
 #include "vkx_internal.h"
+#include "vkx_selftest.h"
 
 /* ---- on-disk pipeline cache ----------------------------------------------------------------
  * File <dir>/pipelines-<pipelineCacheUUID hex>.bin: our header, then the driver's cache data.
@@ -211,6 +212,11 @@ int vkx_pipeline_create(struct vkx_ctx *ctx, struct vkx_pipeline *p,
         vkx_errf(err, errlen, "pipeline %s: bad description (bindings %u, spec %u, push %u bytes, "
                               "spir-v %zu bytes)", name, d->n_bindings, d->n_spec, d->push_size,
                  d->spv_size);
+        return -1;
+    }
+    if (vkx_fault("nobuild", name)) {
+        vkx_errf(err, errlen, "pipeline %s: refused by the driver (NIBBLE_FAULT=nobuild:%s)",
+                 name, name);
         return -1;
     }
     if (d->subgroup_size && !c->subgroup_size_control) {

@@ -1,10 +1,12 @@
 /* nibble info -m MODEL: architecture, configuration, the type mix (tensors and bytes per type),
- * bytes and parameter count. Reads the file only (no Vulkan). */
+ * bytes and parameter count, and the load-time self-test's cached verdicts on the default device
+ * (engine/selftest.h; opens the device but builds nothing). */
 #include <stdio.h>
 #include <string.h>
 
 #include "info_model.h"
 #include "model.h"
+#include "selftest.h"
 
 /* Decimal units, as model sizes are usually given: "2.60 GB", "1.14 MB", "12.3 kB", "40 B". */
 static const char *size_str(uint64_t b, char *buf, size_t n)
@@ -65,6 +67,7 @@ int nb_info_model(const char *path)
            (double)total / (1024.0 * 1024.0));
     printf("parameters           %llu (%.3f M)\n", (unsigned long long)params,
            (double)params / 1e6);
+    (void)nb_selftest_info(&m, stdout); /* "no Vulkan device" is a line, not an error here */
     nb_model_free(&m);
     return 0;
 }
