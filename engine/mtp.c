@@ -14,6 +14,7 @@
 #include "quant.h"
 
 #define F4 sizeof(float)
+#define NB_MTP_CHAINS 8
 
 /* host/vkx_cmd.c (see nibble.c) */
 VkResult vkx_cmd_catch(bool on);
@@ -57,7 +58,19 @@ struct nb_mtp_gpu {
     struct vkx_buffer scratch; /* attention split-K partials */
     struct vkx_buffer hn;   /* f32 [Ht] h_next */
     struct vkx_buffer logits; /* f32 [V] host-visible */
-    struct vkx_cmd step, seed;
+    struct vkx_buffer drafted; /* u32 [NB_MTP_MAX_DRAFT] host-visible: a greedy draft's tokens */
+    struct vkx_cmd step, seed; /* one step (recorded once); h's copy */
+    /* greedy drafts, recorded once per (h's buffer and offset, k) and replayed: the h row
+     * differs with the last step's accepted count, so a few are kept, the least recently used
+     * re-recorded */
+    struct vkx_cmd chain[NB_MTP_CHAINS];
+    struct {
+        VkBuffer buf;
+        VkDeviceSize off;
+        int k;
+        uint64_t used;
+    } chain_key[NB_MTP_CHAINS];
+    uint64_t clock;
     bool recorded;
 };
 
@@ -143,16 +156,16 @@ static int upload(struct nb_mtp_gpu *m, char *err, size_t errlen)
 
 /* ---- the step -------------------------------------------------------------------------------- */
 
-static void record(struct nb_mtp_gpu *m)
+/* One step into c (recording): reads ids[0], xh[Ht..2Ht) (h) and the positions; writes logits
+ * and h_next, and copies h_next to xh[Ht..2Ht) for the next step. */
+static void rec_step(struct nb_mtp_gpu *m, struct vkx_cmd *c)
 {
     struct nb_gpu_model *g = m->g;
     struct vkx_ctx *vk = &g->vk;
-    struct vkx_cmd *c = &m->step;
     const struct nb_mtp_config *cf = &m->a.cfg;
     uint32_t Ha = cf->n_embd, Ht = cf->n_embd_out, nh = cf->n_head;
     float eps = cf->rms_eps;
 
-    vkx_cmd_begin(vk, c);
     /* embed: xh[0..Ht) = E_target[tok] * sqrt(Ht) (xh[Ht..2Ht) holds h) */
     vkx_cmd_label(c, "mtp_embed");
     nb_op_embed(&g->mm, vk, c, &g->token_embd, W(&m->ids), W(&m->xh), 1, 0, sqrtf((float)Ht));
@@ -229,7 +242,80 @@ static void record(struct nb_mtp_gpu *m)
     /* the next step's h */
     struct vkx_view dst = {&m->xh, (VkDeviceSize)Ht * F4, (VkDeviceSize)Ht * F4};
     vkx_cmd_copy(c, dst, W(&m->hn));
+}
+
+static void record(struct nb_mtp_gpu *m)
+{
+    vkx_cmd_begin(&m->g->vk, &m->step);
+    rec_step(m, &m->step);
+    vkx_cmd_end(&m->g->vk, &m->step);
+}
+
+/* h (the target's row) into xh[Ht..2Ht) */
+static void rec_seed(struct nb_mtp_gpu *m, struct vkx_cmd *c, const struct vkx_view *h)
+{
+    VkDeviceSize n = (VkDeviceSize)m->a.cfg.n_embd_out * F4;
+    struct vkx_view dst = {&m->xh, n, n}, src = *h;
+    src.size = n;
+    vkx_cmd_copy(c, dst, src);
+}
+
+int nb_mtp_gpu_draft(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos, const struct vkx_view *h,
+                     int k, int32_t *out, char *err, size_t errlen)
+{
+    struct vkx_ctx *vk = &m->g->vk;
+    const struct nb_mtp_config *cf = &m->a.cfg;
+    if (tok < 0 || (uint32_t)tok >= cf->n_vocab || pos < 1 || pos > m->f->n_ctx || k < 1 ||
+        k > NB_MTP_MAX_DRAFT) {
+        snprintf(err, errlen, "MTP draft: token %d at position %u, %d tokens", tok, pos, k);
+        return -1;
+    }
+    *(uint32_t *)m->ids.map = (uint32_t)tok;
+    *(uint32_t *)m->pos_rope.map = pos;
+    *(uint32_t *)m->pos_attn.map = pos - 1;
+    vkx_cmd_catch(true);
+    int slot = 0;
+    for (int i = 0; i < NB_MTP_CHAINS; i++) {
+        if (m->chain_key[i].used && m->chain_key[i].buf == h->buf->buf &&
+            m->chain_key[i].off == h->off && m->chain_key[i].k == k) {
+            slot = i;
+            break;
+        }
+        if (m->chain_key[i].used < m->chain_key[slot].used) slot = i;
+    }
+    struct vkx_cmd *c = &m->chain[slot];
+    bool hit = m->chain_key[slot].used && m->chain_key[slot].buf == h->buf->buf &&
+               m->chain_key[slot].off == h->off && m->chain_key[slot].k == k;
+    m->chain_key[slot].used = ++m->clock;
+    if (hit && vkx_has(vk, VKX_FEAT_REPLAY)) goto submit;
+    m->chain_key[slot].buf = h->buf->buf;
+    m->chain_key[slot].off = h->off;
+    m->chain_key[slot].k = k;
+    if (!c->cb) vkx_cmd_create(vk, c, 8 + NB_MTP_MAX_DRAFT * (72 + cf->n_layer * 32), false);
+    vkx_cmd_begin(vk, c);
+    rec_seed(m, c, h);
+    for (int j = 0; j < k; j++) {
+        rec_step(m, c);
+        vkx_cmd_label(c, "mtp_argmax");
+        nb_op_argmax(&m->g->mi, vk, c, W(&m->logits), cf->n_vocab, W(&m->drafted), (uint32_t)j);
+        if (j + 1 < k) { /* the next step's token */
+            struct vkx_view dst = {&m->ids, 0, 4}, src = {&m->drafted, (VkDeviceSize)j * 4, 4};
+            vkx_cmd_copy(c, dst, src);
+        }
+    }
     vkx_cmd_end(vk, c);
+submit:
+    vkx_cmd_submit_wait(vk, c);
+    VkResult r = vkx_cmd_catch(false);
+    if (r != VK_SUCCESS) {
+        memset(m->chain_key, 0, sizeof m->chain_key);
+        snprintf(err, errlen, "MTP draft: the device failed (%s)", vkx_result_name(r));
+        return -1;
+    }
+    const uint32_t *d = m->drafted.map;
+    for (int j = 0; j < k; j++)
+        out[j] = (int32_t)d[j];
+    return k;
 }
 
 const float *nb_mtp_gpu_step(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos,
@@ -246,12 +332,8 @@ const float *nb_mtp_gpu_step(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos,
     *(uint32_t *)m->pos_attn.map = pos - 1;
     vkx_cmd_catch(true);
     if (h) { /* the target's row into xh[Ht..2Ht) */
-        struct vkx_view dst = {&m->xh, (VkDeviceSize)cf->n_embd_out * F4,
-                               (VkDeviceSize)cf->n_embd_out * F4};
-        struct vkx_view src = *h;
-        src.size = (VkDeviceSize)cf->n_embd_out * F4;
         vkx_cmd_begin(vk, &m->seed);
-        vkx_cmd_copy(&m->seed, dst, src);
+        rec_seed(m, &m->seed, h);
         vkx_cmd_end(vk, &m->seed);
         vkx_cmd_submit_wait(vk, &m->seed);
     }
@@ -350,6 +432,7 @@ struct nb_mtp_gpu *nb_mtp_gpu_create(struct nb_gpu_model *g, struct nb_fwd *f, c
         {&m->up, F * F4, VKX_MEM_DEVICE},    {&m->act, F * F4, VKX_MEM_DEVICE},
         {&m->scratch, sc > 256 ? sc : 256, VKX_MEM_DEVICE},
         {&m->hn, Ht * F4, VKX_MEM_DEVICE},   {&m->logits, (uint64_t)c->n_vocab * F4, VKX_MEM_HOST},
+        {&m->drafted, NB_MTP_MAX_DRAFT * 4, VKX_MEM_HOST},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         if (vkx_buffer_create(vk, bufs[i].b, bufs[i].bytes, bufs[i].mem, e, sizeof e) != 0) {
@@ -385,6 +468,8 @@ void nb_mtp_gpu_destroy(struct nb_mtp_gpu *m)
     vkDeviceWaitIdle(vk->dev);
     if (m->step.cb) vkx_cmd_destroy(vk, &m->step);
     if (m->seed.cb) vkx_cmd_destroy(vk, &m->seed);
+    for (int i = 0; i < NB_MTP_CHAINS; i++)
+        if (m->chain[i].cb) vkx_cmd_destroy(vk, &m->chain[i]);
     if (m->layer)
         for (uint32_t l = 0; l < m->a.cfg.n_layer; l++) {
             struct mtp_layer *d = &m->layer[l];
@@ -403,7 +488,8 @@ void nb_mtp_gpu_destroy(struct nb_mtp_gpu *m)
     free_mat(vk, &m->post);
     struct vkx_buffer *bs[] = {&m->output_norm, &m->factors, &m->ids, &m->pos_rope,
                                &m->pos_attn, &m->xh, &m->cur, &m->x, &m->o, &m->q, &m->att,
-                               &m->gu, &m->up, &m->act, &m->scratch, &m->hn, &m->logits};
+                               &m->gu, &m->up, &m->act, &m->scratch, &m->hn, &m->logits,
+                               &m->drafted};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++)
         free_buf(vk, bs[i]);
     if (m->own.types) nb_op_matmul_destroy(&m->own, vk);

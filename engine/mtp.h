@@ -31,6 +31,7 @@
 #include "model.h"
 
 #define NB_MTP_MAX_LAYERS 16
+#define NB_MTP_MAX_DRAFT 8 /* tokens of one greedy draft (nb_mtp_gpu_draft) */
 
 struct nb_mtp_layer_config {
     bool is_swa;
@@ -124,6 +125,12 @@ const struct nb_mtp_model *nb_mtp_gpu_model(const struct nb_mtp_gpu *m);
  * (valid until the next step), or NULL with a message (a device failure). */
 const float *nb_mtp_gpu_step(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos,
                              const struct vkx_view *h, char *err, size_t errlen);
+/* A greedy draft of k (1..NB_MTP_MAX_DRAFT) tokens in one submission: the first step as
+ * nb_mtp_gpu_step with h, each next one fed the argmax of the step before (chosen on the device,
+ * ties to the lower id as nb_argmax) and its h_next. Writes the k tokens to out; k, or -1 with a
+ * message. */
+int nb_mtp_gpu_draft(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos, const struct vkx_view *h,
+                     int k, int32_t *out, char *err, size_t errlen);
 /* The h_next [Ht] of the last step, copied to out (tests). */
 void nb_mtp_gpu_h_next(struct nb_mtp_gpu *m, float *out);
 

@@ -438,20 +438,21 @@ static int draft_mtp(struct nibble_spec *s, int32_t last, uint32_t P, int k,
     struct vkx_view h;
     if (P == 0 || nb_context_hidden(s->c, &g, &f, &h) != 0) return 0;
     bool greedy = sp->temp == 0.0f || sp->top_k == 1;
+    if (greedy) { /* argmax on the device: the whole draft in one submission */
+        if (nb_mtp_gpu_draft(s->mtp, last, P, &h, k, out, err, errlen) != k) return -1;
+        for (int i = 0; i < k; i++)
+            s->q[i].n = 0; /* point masses */
+        return k;
+    }
     for (int i = 0; i < k; i++) {
         const float *lg = nb_mtp_gpu_step(s->mtp, i ? out[i - 1] : last, P, i ? NULL : &h, err,
                                           errlen);
         if (!lg) return -1;
-        if (greedy) {
-            out[i] = nb_argmax(lg, s->V);
-            s->q[i].n = 0; /* a point mass */
-        } else {
-            if (nb_dist_from_logits(&s->q[i], lg, s->V, sp) != 0) {
-                seterr(err, errlen, "out of host memory");
-                return -1;
-            }
-            out[i] = nb_dist_draw(&s->q[i], uniform(s));
+        if (nb_dist_from_logits(&s->q[i], lg, s->V, sp) != 0) {
+            seterr(err, errlen, "out of host memory");
+            return -1;
         }
+        out[i] = nb_dist_draw(&s->q[i], uniform(s));
     }
     return k;
 }

@@ -18,9 +18,12 @@
  * - gpu_vs_ref: the GPU step on the same three targets against the reference (the target's
  *   f16 cache and f32 accumulation: max difference 0.05 at logits of deviation about 0.24); and
  *   the first step again with h taken from a verification batch rolled back by one token (row 3
- *   of 5), within 0.02 of the step after a prefill.
+ *   of 5), within 0.02 of the step after a prefill; a greedy draft of 4 in one submission
+ *   (argmax on the device) gives the tokens of 4 single steps chained by the host's argmax.
  * - greedy identity: generation with the assistant drafting (fixed k 4) gives the tokens of plain
  *   decoding until the context (80, window 16) is full, on dense, MoE and PLE.
+ * - sampling (temperature 0.8, top_p 0.95) with the assistant's distributions runs to the end
+ *   with valid tokens and repeats for a seed (fixed k).
  * - CLI: `nibble run --mtp` prints plain run's text and the acceptance; a target file as --mtp and
  *   an assistant for another model are refused with one line. */
 #include "testutil.h"
@@ -287,6 +290,15 @@ static void gpu_vs_ref(const char *model)
         assert_true(d < 0.05);
         if (s == 0) memcpy(l0, lg, (size_t)g.V * 4);
     }
+    /* a greedy draft in one submission gives the argmax chain of single steps */
+    int32_t want[4], got[4], t = g.tok[0];
+    for (int s = 0; s < 4; s++) {
+        const float *lg = nb_mtp_gpu_step(mg, t, NPROMPT, s ? NULL : &h, err, sizeof err);
+        assert_non_null(lg);
+        want[s] = t = nb_test_argmax(lg, g.V);
+    }
+    assert_int_equal(nb_mtp_gpu_draft(mg, g.tok[0], NPROMPT, &h, 4, got, err, sizeof err), 4);
+    assert_memory_equal(got, want, sizeof want);
     /* h from a verification batch (every row kept) rolled back by one: positions 28..32 in one
      * eval, truncated to 32, so h is its row 3 */
     nibble_reset(c);
@@ -371,6 +383,50 @@ static void greedy_identity(const char *model)
     nb_test_check_validation();
 }
 
+/* Sampling with the assistant drafting (its distributions, the speculative-sampling rule): runs
+ * to the context's end with tokens of the vocabulary and repeats for a seed. */
+static void test_sampling(void **state)
+{
+    (void)state;
+    if (!model_path("dense")) skip();
+    struct nibble_model *m = load("dense");
+    if (!m) skip();
+    enum { NCTX = 72 };
+    int32_t ids[NPROMPT + 1], a[2][NCTX + 8];
+    read_ids("dense", ids);
+    struct nibble_context *c = ctx(m, NCTX);
+    struct nibble_sampler sp = {.temp = 0.8f, .top_k = 0, .top_p = 0.95f, .seed = 7};
+    char err[512];
+    uint64_t drafted = 0;
+    for (int r = 0; r < 2; r++) {
+        struct nibble_spec_params p = nibble_spec_default_params();
+        p.mtp = assistant("dense");
+        p.draft_max = 3;
+        p.fixed_k = true;
+        struct nibble_spec *s = nibble_spec_create(c, &p, err, sizeof err);
+        if (!s) fail_msg("%s", err);
+        nibble_reset(c);
+        nibble_set_draws(c, 0);
+        assert_int_equal(nibble_eval(c, ids, NPROMPT, false, err, sizeof err), 0);
+        int n = 0;
+        a[r][n++] = nibble_sample(c, &sp);
+        while (nibble_n_past(c) < nibble_n_ctx(c)) {
+            int k = nibble_spec_step(s, a[r][n - 1], &sp, a[r] + n, 8, err, sizeof err);
+            if (k < 1) fail_msg("%s", err);
+            n += k;
+        }
+        for (int i = 0; i < n; i++)
+            assert_true(a[r][i] >= 0 && a[r][i] < nibble_n_vocab(m));
+        drafted = nibble_spec_get_stats(s).drafted;
+        nibble_spec_destroy(s);
+    }
+    assert_true(drafted > 0);
+    assert_memory_equal(a[0], a[1], (NCTX - NPROMPT) * sizeof(int32_t));
+    nibble_context_destroy(c);
+    nibble_model_free(m);
+    nb_test_check_validation();
+}
+
 static void test_greedy_dense(void **state) { (void)state; greedy_identity("dense"); }
 static void test_greedy_moe(void **state) { (void)state; greedy_identity("moe"); }
 static void test_greedy_ple(void **state) { (void)state; greedy_identity("ple"); }
@@ -437,7 +493,8 @@ int main(void)
         cmocka_unit_test(test_ref_ple),      cmocka_unit_test(test_gpu_dense),
         cmocka_unit_test(test_gpu_moe),      cmocka_unit_test(test_gpu_ple),
         cmocka_unit_test(test_greedy_dense), cmocka_unit_test(test_greedy_moe),
-        cmocka_unit_test(test_greedy_ple),   cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_greedy_ple),   cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
