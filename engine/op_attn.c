@@ -146,9 +146,11 @@ int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_
     /* CPU devices read K and V through texel views (lavapipe, tiny-h1024 decode at depth 2048:
      * attention 12.1 -> 5.9 ms a token; GPUs: not measured, storage buffers) */
     o->texel = vk->tune_cpu && vkx_has(vk, VKX_FEAT_TEXEL);
-    /* f16 arithmetic where the device has it and converts halves natively (a driver that cannot
-     * compile unpackHalf2x16, vkx_quirks.c, gets none) */
-    o->fp16 = vkx_has(vk, VKX_FEAT_FP16) && vkx_has(vk, VKX_FEAT_HALFCVT);
+    /* f16 arithmetic on GPUs that have it and convert halves natively (a driver that cannot
+     * compile unpackHalf2x16, vkx_quirks.c, gets none). A CPU device emulates it: lavapipe's
+     * LLVM rounds every f16 operation through f32 (prefill of h1024-q4_0 7.5 and 6.9 against
+     * 11.0 and 8.4 tok/s in f32), so a CPU-shaped device keeps f32 (NIBBLE_TUNE=gpu: f16). */
+    o->fp16 = !vk->tune_cpu && vkx_has(vk, VKX_FEAT_FP16) && vkx_has(vk, VKX_FEAT_HALFCVT);
     int rc = make_attn(o, vk, false, err, errlen);
     if (rc && o->fp16) {
         fprintf(stderr, "nibble: attn: f16 variant refused (%s), using f32\n", err);

@@ -33,7 +33,8 @@ struct nb_op_attn {
     bool texel;
     bool subgroup;       /* attn uses subgroup shuffles (else a shared-memory reduction) */
     /* f16 caches: q in f16 registers, f16 q.k dot products with f32 scores and f32 softmax/output
-     * (the _h variants of attn.comp): devices with shaderFloat16 (NIBBLE_DISABLE=fp16: f32) */
+     * (the _h variants of attn.comp): GPU-shaped devices with shaderFloat16 (NIBBLE_DISABLE=fp16:
+     * f32) */
     bool fp16;
     uint32_t ds;         /* threads per query row */
     uint32_t sg_size;    /* subgroup size the subgroup variant requires (0: any) */

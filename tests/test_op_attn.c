@@ -3,8 +3,8 @@
  * rounded through f16 like the cache. Each case is a "session": one attention layer (plus a
  * second layer sharing its cache) fed chunks of tokens at growing positions, each chunk stored
  * then attended; every case runs on the normal device and with NIBBLE_DISABLE=fp16,subgroup,int8,texel.
- * On a device with shaderFloat16 the normal run takes attn.comp's f16 variant (f16 q.k products),
- * within the same tolerance.
+ * The GPU shape runs them once more, on a device with shaderFloat16 with attn.comp's f16 variant
+ * (f16 q.k products) within the same tolerance (a CPU-shaped device keeps f32 by default).
  */
 #include <math.h>
 #include <stdio.h>
@@ -33,13 +33,14 @@ static int setup(void **state, bool fallback)
     static struct cfg g;
     int rc = nb_test_fixture_setup(state, &g.fx, fallback, &g.op, op_create, op_destroy);
     if (rc != 0 || !*state) return rc;
-    printf("# attn (%s): %s reduction, K/V through %s, %s q.k\n", fallback ? "fallback" : "normal",
+    printf("# attn (%s): %s reduction, K/V through %s, %s q.k\n",
+           fallback ? "fallback" : g.fx.vk->tune_cpu ? "normal" : "gpu shape",
            g.op.subgroup ? "subgroup" : "shared-memory",
            g.op.texel ? "texel views" : "storage buffers", g.op.fp16 ? "f16" : "f32");
     /* the fallback forgoes all three; a CPU device with texel buffers reads K/V through them;
-     * f16 arithmetic wherever the device has it */
+     * f16 arithmetic wherever the device has it, on GPU-shaped devices */
     if (fallback && (g.op.subgroup || g.op.texel || g.op.fp16)) return -1;
-    if (!fallback && g.op.fp16 != (vkx_has(g.fx.vk, VKX_FEAT_FP16) &&
+    if (!fallback && g.op.fp16 != (!g.fx.vk->tune_cpu && vkx_has(g.fx.vk, VKX_FEAT_FP16) &&
                                    vkx_has(g.fx.vk, VKX_FEAT_HALFCVT)))
         return -1;
     if (!fallback && g.fx.vk->tune_cpu && vkx_has(g.fx.vk, VKX_FEAT_TEXEL) && !g.op.texel)
@@ -48,6 +49,17 @@ static int setup(void **state, bool fallback)
 }
 static int setup_normal(void **state) { return setup(state, false); }
 static int setup_fallback(void **state) { return setup(state, true); }
+/* The GPU shape (NIBBLE_TUNE=gpu: storage buffers, wide splits) with f16 arithmetic where the
+ * device has it, also on a CPU device (which keeps f32 by default). */
+static int setup_gpu(void **state)
+{
+    struct vkx_ctx *vk = nb_test_vk();
+    bool cpu = vk && vk->tune_cpu;
+    if (vk) vk->tune_cpu = false; /* read by nb_op_attn_create only */
+    int rc = setup(state, false);
+    if (vk) vk->tune_cpu = cpu;
+    return rc;
+}
 
 /* ---- a session: one layer (and a second one sharing its cache) ---------------------------- */
 
@@ -366,6 +378,7 @@ int main(void)
     int rc = cmocka_run_group_tests_name("normal", normal, setup_normal, nb_test_fixture_teardown);
     rc |= cmocka_run_group_tests_name("fallback", fallback, setup_fallback,
                                       nb_test_fixture_teardown);
+    rc |= cmocka_run_group_tests_name("gpu-shape", fallback, setup_gpu, nb_test_fixture_teardown);
     nb_test_vk_done();
     return rc;
 }
