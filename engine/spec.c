@@ -230,8 +230,9 @@ int32_t nb_spec_accept(const struct nb_dist *p, const struct nb_dist *q, int32_t
 
 /* The draft length worth trying, at most kmax: the k that maximises the expected tokens of a step,
  * (1 - a^(k+1)) / (1 - a) for a per-token acceptance a, per second of a step of k + 1 tokens
- * (measured; before that a guess of 15% more per token, as on a GPU where a batch of 8 reads the
- * weights once; the first two steps are plain, to measure one token). 0 when plain decoding is
+ * (measured, and taken as at least 10% more per token than a plain step; before that a guess of
+ * 15% more per token, as on a GPU where a batch of 8 reads the weights once; the first two steps
+ * are plain, to measure one token). 0 when plain decoding is
  * faster, except after explore_every plain steps: then 1, so acceptance and cost are measured
  * again. Drafts that are always rejected cost one such try (a batch of 2, and the draft model's
  * catching up) per 32, 64, .. 1024 steps: each try that accepts nothing doubles the wait. */
@@ -245,6 +246,10 @@ static int choose_k(struct nibble_spec *s, int kmax)
         ak *= a;
         e += ak; /* 1 + a + .. + a^k */
         double c = s->cost[k + 1] > 0 ? s->cost[k + 1] : c1 * (1 + 0.15 * k);
+        /* never below a plain step and 10% per drafted token: the two are measured at different
+         * times, and on a loaded machine a stale c1 can exceed a later batch's cost, which
+         * would keep drafts that are all rejected going (seen with an untrained assistant) */
+        if (c < c1 * (1 + 0.1 * k)) c = c1 * (1 + 0.1 * k);
         if (e / c > best) {
             best = e / c;
             k_best = k;
