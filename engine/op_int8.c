@@ -149,11 +149,10 @@ bool nb_op_int8_matvec(struct nb_op_int8 *o, struct vkx_ctx *vk, struct vkx_cmd 
         return false;
     uint32_t xq0 = (uint32_t)(o->next_slot * (o->slot_bytes / 16));
     o->next_slot ^= 1u;
-    /* the caller's label names the product; the quantization is its own step */
-    const char *label = c->next_label;
+    /* the caller's label (vkx_cmd_label) names the quantization, the step's first dispatch: the
+     * products that follow count in the same step (tools/benchutil.c) */
     struct nb_push_quant_act qp = {.K = K, .x_stride = x_stride ? x_stride : K, .xq0 = xq0};
     struct vkx_view qb[2] = {x, vkx_whole(&o->xq)};
-    vkx_cmd_label(c, "quant_act");
     vkx_cmd_dispatch(vk, c, &o->qact, qb, 2, &qp, sizeof qp, vkx_ceil_div(K / 32, o->qact_wg),
                      n_tokens, 1);
     vkx_cmd_barrier(c);
@@ -178,7 +177,6 @@ bool nb_op_int8_matvec(struct nb_op_int8 *o, struct vkx_ctx *vk, struct vkx_cmd 
             .xq0 = xq0,
         };
         struct vkx_view b[3] = {vkx_whole(&w->data.b[pi]), vkx_whole(&o->xq), y};
-        if (label) vkx_cmd_label(c, label);
         vkx_cmd_dispatch(vk, c, &o->mv[ts][k], b, 3, &p, sizeof p, gx, gy,
                          vkx_ceil_div(n_tokens, ntok));
     }

@@ -4,7 +4,8 @@
  *   prefill and decode mode, with the fast paths (fused q|k|v and gate|up products among them) and
  *   with NIBBLE_DISABLE=fp16,subgroup,int8,texel,fuse,halfcvt (and the quantized ones with the
  *   GPU kernel shapes, NIBBLE_TUNE=gpu), at least as close to each llama.cpp file as llama.cpp's
- *   two backends are to each other.
+ *   two backends are to each other; the quantized dense ones also with the int8 decode products
+ *   (NIBBLE_INT8=1; within 1.5 times that spread, see check_golden).
  * - Layer by layer: the residual stream after every layer against the CPU reference.
  * - Per-layer embeddings read from the mapped file by the host (the default) against the
  *   device table (NIBBLE_PLE=device, also in the golden and layer checks).
@@ -111,13 +112,18 @@ static int check_golden(const char *name, const char *disable, const char *tune,
         for (int r = 0; r < 2; r++) {
             double top1, mean, max;
             nb_test_logits_compare(got, ref[r], 64, V, &top1, &mean, &max);
-            bool ok = top1 >= s_top1 && mean <= s_mean;
-            const char *ple = getenv("NIBBLE_PLE");
-            printf("# %-9s %-7s disable=%-24s%s%s vs %-6s top1 %.3f mean %.4f max %.3f "
+            const char *ple = getenv("NIBBLE_PLE"), *i8 = getenv("NIBBLE_INT8");
+            /* the int8 decode rounds activations to 8 bits as llama.cpp's CPU backend does, but
+             * the two roundings drift apart over the layers: int8 runs may be 1.5 times the
+             * spread from either file (measured: dense 1.07 times it from the CPU file, dense-q8
+             * inside; README, integer dot products) */
+            double f = i8 && mode ? 1.5 : 1.0;
+            bool ok = top1 >= s_top1 && mean <= f * s_mean;
+            printf("# %-9s %-7s disable=%-24s%s%s%s vs %-6s top1 %.3f mean %.4f max %.3f "
                    "(llama.cpp cpu-vulkan: %.3f / %.4f / %.3f)%s\n",
                    name, mode ? "decode" : "prefill", disable, tune ? " tune=gpu" : "",
-                   ple ? " ple=device" : "", r ? "vulkan" : "cpu", top1, mean, max, s_top1, s_mean,
-                   s_max, ok ? "" : "  <-- outside");
+                   ple ? " ple=device" : "", i8 ? " int8" : "", r ? "vulkan" : "cpu", top1, mean,
+                   max, s_top1, s_mean, s_max, ok ? "" : "  <-- outside");
             bad += !ok;
         }
     }
@@ -160,6 +166,14 @@ static void test_golden(void **state)
             bad += check_golden(golden[i], "", NULL, &ran);
             bad += check_golden(golden[i], "fp16,subgroup,int8,texel,fuse,halfcvt", NULL, &ran);
             unsetenv("NIBBLE_PLE");
+        }
+        /* the int8 decode products (engine/op_int8.h; lavapipe exposes the integer dot product
+         * without accelerating it, NIBBLE_INT8=1 takes it all the same) in a GPU's shapes; the
+         * prefill batch stays f32 */
+        if (!strcmp(golden[i], "dense") || !strcmp(golden[i], "dense-q8")) {
+            setenv("NIBBLE_INT8", "1", 1);
+            bad += check_golden(golden[i], "", "gpu", &ran);
+            unsetenv("NIBBLE_INT8");
         }
     }
     if (!ran) skip();

@@ -30,6 +30,7 @@ struct run {
     const char *file;    /* types/FILE.gguf, FILE.llamacpp-{cpu,vulkan}.f32 */
     const char *disable; /* "" : none */
     const char *tune;    /* NULL: the device's kernel shapes; "gpu": a GPU's */
+    bool int8;           /* NIBBLE_INT8=1: the int8 decode products (engine/op_int8.h) */
 };
 
 #define FALLBACK "fp16,subgroup,int8,texel,fuse,halfcvt"
@@ -37,10 +38,12 @@ struct run {
  * kernel family, twice that with validation), so the runs are few: each file with the device's
  * kernels; dense (every type) and moe (experts) with a GPU's (subgroup matvec, tiled prefill
  * matmul, experts grouped); ple, which holds a type of each family (K-quants, 32-blocks, BF16),
- * with the forced fallbacks. */
+ * with the forced fallbacks; dense also with the int8 decode products (NIBBLE_INT8=1, a GPU's
+ * shapes; decode within 1.5 times the spread). */
 static const struct run runs[] = {
-    {"dense", "", NULL}, {"dense", "", "gpu"}, {"moe", "", NULL},
-    {"moe", "", "gpu"},  {"ple", "", NULL},    {"ple", FALLBACK, NULL},
+    {"dense", "", NULL, false}, {"dense", "", "gpu", false}, {"moe", "", NULL, false},
+    {"moe", "", "gpu", false},  {"ple", "", NULL, false},    {"ple", FALLBACK, NULL, false},
+    {"dense", "", "gpu", true},
 };
 #define N_RUNS (sizeof runs / sizeof runs[0])
 
@@ -146,8 +149,10 @@ static void test_run(void **state)
     mp.disable = r->disable;
     char err[512];
     if (r->tune) setenv("NIBBLE_TUNE", r->tune, 1);
+    if (r->int8) setenv("NIBBLE_INT8", "1", 1);
     struct nibble_model *m = nibble_model_load(model, &mp, err, sizeof err);
     unsetenv("NIBBLE_TUNE");
+    unsetenv("NIBBLE_INT8");
     if (!m && strstr(err, "unsupported type")) {
         /* the file is right, the engine does not read one of its types yet: say which, no pass */
         printf("# SKIP types/%s.gguf disable=%s%s: %s\n", r->file, r->disable,
@@ -190,11 +195,14 @@ static void test_run(void **state)
         for (int k = 0; k < 2; k++) {
             double top1, mean, max;
             nb_test_logits_compare(got, ref[k], (size_t)n, V, &top1, &mean, &max);
-            bool ok = top1 >= s_top1 && mean <= s_mean;
-            printf("# types/%-5s %-7s disable=%-29s%s vs %-6s top1 %.3f mean %.5f max %.3f "
+            /* int8 decode: within 1.5 times the spread (test_forward's check_golden says why;
+             * measured 1.20 times it from the CPU file) */
+            double f = r->int8 && mode ? 1.5 : 1.0;
+            bool ok = top1 >= s_top1 && mean <= f * s_mean;
+            printf("# types/%-5s %-7s disable=%-29s%s%s vs %-6s top1 %.3f mean %.5f max %.3f "
                    "(llama.cpp cpu-vulkan: %.3f / %.5f / %.3f)%s\n",
                    r->file, mode ? "decode" : "prefill", r->disable, r->tune ? " tune=gpu" : "",
-                   k ? "vulkan" : "cpu", top1, mean, max, s_top1, s_mean, s_max,
+                   r->int8 ? " int8" : "", k ? "vulkan" : "cpu", top1, mean, max, s_top1, s_mean, s_max,
                    ok ? "" : "  <-- outside");
             bad += !ok;
         }
@@ -213,9 +221,9 @@ int main(void)
     struct CMUnitTest tests[N_RUNS + 1];
     tests[0] = (struct CMUnitTest)cmocka_unit_test(test_files);
     for (size_t i = 0; i < N_RUNS; i++) {
-        snprintf(names[i], sizeof names[i], "%s%s%s%s", runs[i].file,
+        snprintf(names[i], sizeof names[i], "%s%s%s%s%s", runs[i].file,
                  runs[i].disable[0] ? " disable=" : "", runs[i].disable,
-                 runs[i].tune ? " tune=gpu" : "");
+                 runs[i].tune ? " tune=gpu" : "", runs[i].int8 ? " int8" : "");
         tests[i + 1] = (struct CMUnitTest){names[i], test_run, NULL, NULL, (void *)&runs[i]};
     }
     return _cmocka_run_group_tests("test_types_golden", tests, N_RUNS + 1, NULL, NULL);

@@ -12,7 +12,8 @@
 #   2. pipeline cache: two `nibble profile` starts on one cache folder; the second should
 #      compile nothing (issue 2);
 #   3. makes the 1b and 26b-a4b-2l presets, runs bench-vs-llamacpp.sh on both (nibble and
-#      llama.cpp's Vulkan backend on the same GPU) and `nibble profile` (issue 5).
+#      llama.cpp's Vulkan backend on the same GPU) and `nibble profile` (issue 5), the decode
+#      with the int8 products on and off (NIBBLE_DISABLE=int8, issue 15).
 # Everything is printed and copied to $OUT when the device tool sets it. PRESETS (default
 # "1b 26b-a4b-2l"), PP (512) and TG (128) change what run measures (a dry run here on lavapipe:
 # PRESETS=tiny-h256 PP=32 TG=8 OUT=/tmp/gs-out sh tools/gpu-session.sh run).
@@ -61,6 +62,12 @@ run)
                 sh "$HERE/tools/bench-vs-llamacpp.sh" /tmp/gs/$preset.gguf "$PP" "$TG" 3
             echo "== nibble profile $preset -p $PP -n 32"
             $NIBBLE profile -m /tmp/gs/$preset.gguf -p "$PP" -n 32
+            echo "== int8 decode products (engine/op_int8.h) on and off, $preset, alternating"
+            for r in 1 2; do
+                $NIBBLE profile -m /tmp/gs/$preset.gguf -p 16 -n 32 | grep -i 'decode\|step\|total'
+                NIBBLE_DISABLE=int8 $NIBBLE profile -m /tmp/gs/$preset.gguf -p 16 -n 32 |
+                    grep -i 'decode\|step\|total'
+            done
             rm -f /tmp/gs/$preset.gguf
         done
     } 2>&1 | tee "$OUT/gpu-session.log"
