@@ -242,6 +242,18 @@ static bool staging_wait(struct vkx_ctx *ctx, struct vkx_staging *s, int h)
     return true;
 }
 
+/* After a failure: waits for the copies still in flight (the caller may free their buffer next;
+ * a lost device has nothing left to wait for) and returns -1. */
+static int staging_fail(struct vkx_ctx *ctx, struct vkx_staging *s)
+{
+    for (int h = 0; h < 2; h++)
+        if (s->busy[h] &&
+            vkWaitForFences(ctx->dev, 1, &s->fence[h], VK_TRUE, UINT64_MAX) == VK_SUCCESS &&
+            vkResetFences(ctx->dev, 1, &s->fence[h]) == VK_SUCCESS)
+            s->busy[h] = false;
+    return -1;
+}
+
 static void mem_barrier(VkCommandBuffer cb, VkPipelineStageFlags src, VkAccessFlags src_access,
                         VkPipelineStageFlags dst, VkAccessFlags dst_access)
 {
@@ -313,11 +325,11 @@ int vkx_upload(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, cons
     int h = 0;
     for (size_t pos = 0; pos < n; pos += half, h ^= 1) {
         size_t len = n - pos < half ? n - pos : half;
-        if (!staging_wait(ctx, s, h)) return -1;
+        if (!staging_wait(ctx, s, h)) return staging_fail(ctx, s);
         memcpy((char *)s->buf.map + (size_t)h * half, (const char *)src + pos, len);
-        if (!staging_copy(ctx, s, h, b, off + pos, len, true)) return -1;
+        if (!staging_copy(ctx, s, h, b, off + pos, len, true)) return staging_fail(ctx, s);
     }
-    return staging_wait(ctx, s, 0) && staging_wait(ctx, s, 1) ? 0 : -1;
+    return staging_wait(ctx, s, 0) && staging_wait(ctx, s, 1) ? 0 : staging_fail(ctx, s);
 }
 
 int vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, void *dst,
@@ -341,13 +353,13 @@ int vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, vo
         if (len) {
             if (!staging_wait(ctx, s, h) || /* drained below on the previous round */
                 !staging_copy(ctx, s, h, b, off + pos, len, false))
-                return -1;
+                return staging_fail(ctx, s);
             pend_pos[h] = pos;
             pend_len[h] = len;
         }
         int o = h ^ 1;
         if (pend_len[o]) {
-            if (!staging_wait(ctx, s, o)) return -1;
+            if (!staging_wait(ctx, s, o)) return staging_fail(ctx, s);
             memcpy((char *)dst + pend_pos[o], (const char *)s->buf.map + (size_t)o * half,
                    pend_len[o]);
             pend_len[o] = 0;
@@ -356,7 +368,7 @@ int vkx_download(struct vkx_ctx *ctx, struct vkx_buffer *b, VkDeviceSize off, vo
     }
     for (int i = 0; i < 2; i++) {
         if (!pend_len[i]) continue;
-        if (!staging_wait(ctx, s, i)) return -1;
+        if (!staging_wait(ctx, s, i)) return staging_fail(ctx, s);
         memcpy((char *)dst + pend_pos[i], (const char *)s->buf.map + (size_t)i * half,
                pend_len[i]);
     }
