@@ -27,6 +27,12 @@
  * Byte-lane order puts the high bits of elements 4i..4i+3 one per byte (byte b: element 4i + b),
  * where the low nibbles of Q4_0's order sit, so the matrix-vector shader joins them with a shift,
  * a mask and an or per 4 elements (quant_unit.glsl, wq_m).
+ * Groups of 8 (Q5_K, Q6_K in row tiles of >= 8 rows): the 8 plane B entries of one block that
+ * the 8 rows of a CPU-shaped matrix-vector thread read (quant.glsl's q_scale puts them side by
+ * side) are stored transposed: the 8 heads (Q5_K d, dmin, scales: 16 bytes; Q6_K d, 0, scales:
+ * 20 bytes), then per unit s the 8 entries' high bits (Q5_K one word, Q6_K two), so the thread
+ * reads the 8 rows' high bits of a unit as 2 or 4 aligned 16-byte loads instead of 8 or 16 words
+ * (quant_k.glsl, wq_k_head_at / wq_k_high_at).
  * Bytes per weight stay GGUF's except where a field is padded to a word (Q5_0, Q3_K, Q6_K: 1-2
  * bytes per block). The repack is exact: no value changes, only where bits sit.
  */
@@ -54,5 +60,10 @@ bool nb_pack_info(enum ggml_type t, struct nb_pack_info *pi);
 /* Repacks one GGUF block `src` of type t into be / 32 units of qu bytes at units (contiguous,
  * unit by unit) and sb bytes at blk. */
 void nb_pack_block(enum ggml_type t, const uint8_t *src, uint8_t *units, uint8_t *blk);
+
+/* Writes plane B entry si (sb bytes at blk, from nb_pack_block) into the plane B at d: at
+ * d + si * sb, or, with `grouped` (Q5_K and Q6_K in row tiles of >= 8 rows; d the start of whole
+ * groups), transposed within its group of 8 as described above. */
+void nb_pack_place(enum ggml_type t, bool grouped, uint64_t si, const uint8_t *blk, uint8_t *d);
 
 #endif

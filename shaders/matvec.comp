@@ -168,20 +168,58 @@ const bool KB = false;
 const bool KB = TPR == 1u && NTOK == 1u &&
                 (TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K || TYPE == NB_T_Q6_K);
 #endif
+// The 8 rows of a thread are one group of 8 plane B entries (TEXEL pipelines get weights in
+// tiles of >= 8 rows; Q5_K and Q6_K keep such groups transposed, gtensor_pack.h).
+#if TEXEL
+// In accum_kb (KB: TPR 1, one token, Q4_K/Q5_K/Q6_K). A macro of one && (glslang 11 turns
+// longer chains of spec-constant && and || inside a function into an OpPhi that a spec-constant
+// op then uses, which spirv-val refuses).
+#define G8 (NR == 8u && TYPE != NB_T_Q4_K)
+#else
+#define G8 false
+#endif
 void accum_kb(uint r0, uint rstep, uint rend, uint b, uint xbase)
 {
-    uint nb = p.K / 32u;
-    uint per = TYPE == NB_T_Q4_K ? 4u : TYPE == NB_T_Q6_K ? 21u : 12u; // plane B words per entry
+    uint nb = p.K / 32u, ts = p.wtile;
 #define KHEAD(i)                                                                                 \
     uint R##i = min(r0 + uint(i) * rstep, rend - 1u);                                            \
-    uint B##i = p.dbase + q_scale(R##i, b, nb / 8u, p.wtile) * per;                              \
-    khead H##i = i < NR ? wq_k_head(B##i) : khead(uvec4(0u), 0u);
+    uint S##i = q_scale(R##i, b, nb / 8u, ts);                                                   \
+    khead H##i = khead(uvec4(0u), 0u);                                                           \
+    if (G8) {} else if (i < NR) H##i = wq_k_head(wq_k_head_at(S##i, ts, p.dbase));
     KHEAD(0) KHEAD(1) KHEAD(2) KHEAD(3) KHEAD(4) KHEAD(5) KHEAD(6) KHEAD(7)
+    // G8: the 8 rows' entries are one transposed group (gtensor_pack.h) starting at word g (a
+    // whole texel): Q6_K's 8 heads are 10 texels, then each unit's high bits 4 (Q5_K 2)
+    uint g = wq_k_head_at(S0, ts, p.dbase);
+    if (G8 && TYPE == NB_T_Q6_K) {
+        uvec4 T[10];
+        for (uint k = 0u; k < 10u; k++) T[k] = wquad(g / 4u + k);
+#define TW(k) T[(k) / 4][(k) % 4]
+#define KH6(i) H##i = khead(uvec4(TW(5 * i), TW(5 * i + 1), TW(5 * i + 2), TW(5 * i + 3)), TW(5 * i + 4));
+        KH6(0) KH6(1) KH6(2) KH6(3) KH6(4) KH6(5) KH6(6) KH6(7)
+    } else if (G8) { // Q5_K: one texel per head, as before
+#define KH5(i) H##i = khead(wquad(g / 4u + uint(i)), 0u);
+        KH5(0) KH5(1) KH5(2) KH5(3) KH5(4) KH5(5) KH5(6) KH5(7)
+    }
     for (uint s = 0u; s < 8u; s++) {
         uint u = b * 8u + s;
         MX_LOAD
-#define KROW(i) (i < NR ? wq_dot_m(wq_k_row(R##i, u, nb, p.wtile, H##i, B##i, s), v0, v1, v2, \
-                                   v3, v4, v5, v6, v7, sx) : 0.0)
+        uvec4 Q[4]; // G8: the 8 rows' high bits of unit s
+        if (G8) {
+            uint q0 = (g + 8u * KHW + 8u * KQW * s) / 4u;
+            Q[0] = wquad(q0), Q[1] = wquad(q0 + 1u);
+            if (TYPE == NB_T_Q6_K) Q[2] = wquad(q0 + 2u), Q[3] = wquad(q0 + 3u);
+        }
+#define KHIGH(i)                                                                                 \
+        uvec2 h##i = uvec2(0u);                                                                  \
+        if (G8 && TYPE == NB_T_Q6_K)                                                             \
+            h##i = uvec2(Q[(i) / 2][2 * ((i) % 2)], Q[(i) / 2][2 * ((i) % 2) + 1]);              \
+        else if (G8)                                                                             \
+            h##i = uvec2(Q[(i) / 4][(i) % 4], 0u);                                               \
+        else if (i < NR)                                                                         \
+            h##i = wq_k_high(wq_k_high_at(S##i, s, ts, p.dbase));
+        KHIGH(0) KHIGH(1) KHIGH(2) KHIGH(3) KHIGH(4) KHIGH(5) KHIGH(6) KHIGH(7)
+#define KROW(i) (i < NR ? wq_dot_m(wq_k_row(R##i, u, nb, ts, H##i, s, h##i), v0, v1, v2, v3, v4, \
+                                   v5, v6, v7, sx) : 0.0)
         A0 += vec4(KROW(0), KROW(1), KROW(2), KROW(3));
         if (NR > 4u) A4 += vec4(KROW(4), KROW(5), KROW(6), KROW(7));
     }

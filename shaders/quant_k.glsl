@@ -21,10 +21,43 @@ uint byte4(uvec4 words, uint i)
     return (words[i / 4u] >> (8u * (i % 4u))) & 0xFFu;
 }
 
-// The part of a plane B entry (at word bw) that all 8 units of a block share, for the types whose
-// matrix-vector product takes it once per block (matvec.comp, accum_kb): Q4_K and Q5_K the first
-// 16 bytes (d, dmin, the 12 packed scale bytes: one aligned texel) in e; Q6_K its first 5 words
-// (d, the 16 int8 scales) in e and f.
+// Plane B words per entry.
+const uint KPER = TYPE == NB_T_Q2_K ? 5u : TYPE == NB_T_Q4_K ? 4u : TYPE == NB_T_IQ4_XS ? 2u
+                : TYPE == NB_T_Q6_K ? 21u : 12u;
+// Q5_K and Q6_K: words of an entry's head (d, dmin or 0, scales) and of a unit's high bits.
+const uint KHW = TYPE == NB_T_Q6_K ? 5u : 4u;
+const uint KQW = TYPE == NB_T_Q6_K ? 2u : 1u;
+// Whether plane B comes in transposed groups of 8 entries (gtensor_pack.h): Q5_K and Q6_K in row
+// tiles of 1 << ts >= 8 rows.
+bool wq_k_grouped(uint ts)
+{
+    return ts >= 3u && (TYPE == NB_T_Q5_K || TYPE == NB_T_Q6_K);
+}
+// Word of entry si's head (its first word; plane B at word dbase).
+uint wq_k_head_at(uint si, uint ts, uint dbase)
+{
+    if (wq_k_grouped(ts)) return dbase + (si >> 3u) * 8u * KPER + (si & 7u) * KHW;
+    return dbase + si * KPER;
+}
+// Word of the high bits of unit s (< 8) in entry si (Q3_K, Q5_K, Q6_K).
+uint wq_k_high_at(uint si, uint s, uint ts, uint dbase)
+{
+    if (wq_k_grouped(ts))
+        return dbase + (si >> 3u) * 8u * KPER + 8u * KHW + (8u * s + (si & 7u)) * KQW;
+    return dbase + si * KPER + KHW + s * KQW;
+}
+// A unit's high bits (wunit's h) from its first high-bit word qw.
+uvec2 wq_k_high(uint qw)
+{
+    if (TYPE == NB_T_Q6_K) return uvec2(wword(qw), wword(qw + 1u));
+    if (TYPE == NB_T_Q5_K || TYPE == NB_T_Q3_K) return uvec2(wword(qw), 0u);
+    return uvec2(0u);
+}
+
+// The part of a plane B entry (head at word bw) that all 8 units of a block share, for the types
+// whose matrix-vector product takes it once per block (matvec.comp, accum_kb): Q4_K and Q5_K the
+// first 16 bytes (d, dmin, the 12 packed scale bytes: one aligned texel) in e; Q6_K its first 5
+// words (d, the 16 int8 scales) in e and f.
 struct khead {
     uvec4 e;
     uint f;
@@ -36,15 +69,14 @@ khead wq_k_head(uint bw)
                      wword(bw + 4u));
     return khead(wquad(bw >> 2u), 0u);
 }
-// Fills w.s and w.h of unit s (< 8) of the block whose entry is at word bw and begins with kh.
-void wq_k_unit(inout wunit w, khead kh, uint s, uint bw)
+// Fills w.s of unit s (< 8) of the block whose entry begins with kh (Q4_K, Q5_K, Q6_K).
+void wq_k_unit(inout wunit w, khead kh, uint s)
 {
     vec2 dm = nb_unpack_half(kh.e.x);
     if (TYPE == NB_T_Q6_K) {
         uint j = s / 2u; // int8 scales[2s], [2s + 1] in word 1 + j
         uint sw = (j < 3u ? kh.e[1u + j] : kh.f) >> (16u * (s & 1u));
         vec2 dl = dm.x * vec2(float(int(sw << 24u) >> 24), float(int(sw << 16u) >> 24));
-        w.h = uvec2(wword(bw + 5u + 2u * s), wword(bw + 6u + 2u * s));
         w.s = vec4(dl, -32.0 * dl);
         return;
     }
@@ -61,19 +93,20 @@ void wq_k_unit(inout wunit w, khead kh, uint s, uint bw)
         mn = (b4 >> 4u) | (byte4(sw, s) >> 6u) << 4u;
     }
     float d1 = dm.x * float(sc), m1 = dm.y * float(mn);
-    if (TYPE == NB_T_Q5_K) w.h.x = wword(bw + 4u + s);
     w.s = vec4(d1, d1, -m1, -m1);
 }
 
 // Fills w.h and w.s for unit s (< 8) of the block whose plane B entry is si (plane B at word
-// dbase).
-void wq_load_k(inout wunit w, uint si, uint s, uint dbase)
+// dbase; rows in tiles of 1 << ts).
+void wq_load_k(inout wunit w, uint si, uint s, uint ts, uint dbase)
 {
-    uint per = TYPE == NB_T_Q2_K ? 5u : TYPE == NB_T_Q4_K ? 4u : TYPE == NB_T_IQ4_XS ? 2u
-             : TYPE == NB_T_Q6_K ? 21u : 12u; // words per entry
-    uint bw = dbase + si * per;
-    // (d, dmin) or (d, 0); Q4_K, Q5_K and Q6_K take it from wq_k_head
-    uint w0 = TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K || TYPE == NB_T_Q6_K ? 0u : wword(bw);
+    uint bw = wq_k_head_at(si, ts, dbase);
+    if (TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K || TYPE == NB_T_Q6_K) {
+        wq_k_unit(w, wq_k_head(bw), s);
+        w.h = wq_k_high(wq_k_high_at(si, s, ts, dbase));
+        return;
+    }
+    uint w0 = wword(bw); // (d, dmin) or (d, 0)
     vec2 dm = nb_unpack_half(w0);
     if (TYPE == NB_T_Q2_K) {
         uint sw = wword(bw + 1u + s / 2u) >> (16u * (s & 1u)); // scales[2s], scales[2s + 1]
@@ -89,10 +122,8 @@ void wq_load_k(inout wunit w, uint si, uint s, uint dbase)
         uint hi = (byte4(sw, 8u + j % 4u) >> (2u * (j / 4u))) & 3u;
         uint hi1 = (byte4(sw, 8u + (j + 1u) % 4u) >> (2u * (j / 4u))) & 3u;
         vec2 dl = dm.x * vec2(float(int(lo | hi << 4u) - 32), float(int(lo1 | hi1 << 4u) - 32));
-        w.h.x = wword(bw + 4u + s);
+        w.h = wq_k_high(wq_k_high_at(si, s, ts, dbase));
         w.s = vec4(dl, -4.0 * dl);
-    } else if (TYPE == NB_T_Q4_K || TYPE == NB_T_Q5_K || TYPE == NB_T_Q6_K) {
-        wq_k_unit(w, wq_k_head(bw), s, bw);
     } else { // IQ4_XS: 6-bit ls = scales_l nibble s | (scales_h >> 2s & 3) << 4
         uint ls = ((wword(bw + 1u) >> (4u * s)) & 0xFu) | ((w0 >> (16u + 2u * s)) & 3u) << 4u;
         float dl = dm.x * float(int(ls) - 32);

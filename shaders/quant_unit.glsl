@@ -44,19 +44,21 @@ wunit wq_load(uint r, uint u, uint nb, uint ts, uint dbase)
     w.q = wq_quad(q_block(r, u, nb, ts));
     uint si = q_scale(r, u / upb, nb / upb, ts); // plane B entry
     if (k)
-        wq_load_k(w, si, u % upb, dbase);
+        wq_load_k(w, si, u % upb, ts, dbase);
     else
         wq_load_legacy(w, si, dbase);
     return w;
 }
 
 // Q4_K, Q5_K or Q6_K: unit u (= 8 b + s) of row r (tiles of 1 << ts rows) whose plane B entry
-// (at word bw) begins with kh (wq_k_head): wq_load with the block's shared part already at hand.
-wunit wq_k_row(uint r, uint u, uint nb, uint ts, khead kh, uint bw, uint s)
+// begins with kh (wq_k_head) and whose high bits are h (wq_k_high): wq_load with the block's
+// shared part and the high bits already at hand.
+wunit wq_k_row(uint r, uint u, uint nb, uint ts, khead kh, uint s, uvec2 h)
 {
     wunit w = WQ_ZERO;
     w.q = wquad(q_block(r, u, nb, ts));
-    wq_k_unit(w, kh, s, bw);
+    wq_k_unit(w, kh, s);
+    w.h = h;
     return w;
 }
 
