@@ -29,6 +29,7 @@ struct nibble_spec {
     bool warm[SPEC_MAX_DRAFT + 2]; /* the first step of each size ran (it records commands) */
     double tried, taken;
     int idle;          /* plain steps since the last draft */
+    int busy;          /* drafting steps since the last plain one */
     int explore_every; /* plain steps before a try (SPEC_EXPLORE .. SPEC_EXPLORE_MAX) */
     bool exploring;    /* this step's draft is such a try */
     uint64_t rng;  /* the acceptance draws (splitmix64), seeded from the sampler */
@@ -235,7 +236,8 @@ int32_t nb_spec_accept(const struct nb_dist *p, const struct nb_dist *q, int32_t
  * are plain, to measure one token). 0 when plain decoding is
  * faster, except after explore_every plain steps: then 1, so acceptance and cost are measured
  * again. Drafts that are always rejected cost one such try (a batch of 2, and the draft model's
- * catching up) per 32, 64, .. 1024 steps: each try that accepts nothing doubles the wait. */
+ * catching up) per 32, 64, .. 1024 steps: each try that accepts nothing doubles the wait. While
+ * drafts pay, every 32nd step is plain anyway, to measure one token's cost again. */
 static int choose_k(struct nibble_spec *s, int kmax)
 {
     if (s->cost[1] <= 0) return 0; /* plain steps first: they measure the cost of one token */
@@ -261,6 +263,10 @@ static int choose_k(struct nibble_spec *s, int kmax)
         s->exploring = true;
     }
     if (k_best > 0) s->idle = 0;
+    /* a plain step every SPEC_EXPLORE drafting ones: the cost of one token is measured again (a
+     * load spike during the first plain steps would otherwise make drafts look cheap for good) */
+    if (k_best > 0 && !s->exploring && ++s->busy >= SPEC_EXPLORE) k_best = 0;
+    if (k_best == 0) s->busy = 0;
     return k_best;
 }
 
