@@ -32,7 +32,7 @@ struct nb_op_attn {
     struct vkx_pipeline attn_tx[2][NB_ATTN_NQ_BUCKETS], attn32_tx[2][NB_ATTN_NQ_BUCKETS];
     bool texel;
     bool subgroup;       /* attn uses subgroup shuffles (else a shared-memory reduction) */
-    /* f16 caches: q in f16 registers, f16 q.k dot products with f32 scores and f32 softmax/output
+    /* f16 caches: q in f16 registers, f16 q.k products summed in f32, f32 softmax and output
      * (the _h variants of attn.comp): GPU-shaped devices with shaderFloat16 (NIBBLE_DISABLE=fp16:
      * f32) */
     bool fp16;
