@@ -82,6 +82,11 @@ struct nb_gpu_model {
     uint64_t weight_bytes;                  /* device bytes of all weights */
     uint64_t host_weight_bytes;             /* file bytes of the weights left on the host */
     struct nb_selftest st;                  /* the self-test at load (selftest.h) */
+    /* checked before uploading: device bytes the weights need, and what the device can give
+     * (VK_EXT_memory_budget's budget less this process's use when mem_budget, else the heap or
+     * NIBBLE_DEVICE_MEMORY_MB) */
+    uint64_t mem_need, mem_avail;
+    bool mem_budget;
 };
 
 /* Loads the model file and uploads every weight. 0, or -1 with one line in err. */

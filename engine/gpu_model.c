@@ -15,6 +15,7 @@
 
 #include "forward.h"
 #include "platform.h"
+#include "vkx_budget.h"
 #include "quant.h"
 
 struct loader {
@@ -198,6 +199,28 @@ int nb_gpu_model_load(struct nb_gpu_model *g, const char *path, const struct vkx
         return -1;
     }
     if (lim) have = (uint64_t)(mb * 1048576.0);
+    /* with VK_EXT_memory_budget: what the driver lets this process have now (other apps' and
+     * the system's use taken off) */
+    struct vkx_budget bud;
+    int brc = lim ? -1 : vkx_memory_budget(&g->vk, &bud);
+    if (brc == -2) {
+        snprintf(err, errlen, "NIBBLE_FAKE_BUDGET=%s: expected BUDGET_MB:USAGE_MB",
+                 getenv("NIBBLE_FAKE_BUDGET"));
+        nb_gpu_model_free(g);
+        return -1;
+    }
+    g->mem_budget = brc == 0;
+    if (g->mem_budget) have = bud.avail;
+    g->mem_need = need;
+    g->mem_avail = have;
+    if (g->mem_budget && need > have) {
+        snprintf(err, errlen, "%s: the model needs %.1f MiB of device memory, the device can give "
+                 "%.1f MiB (VK_EXT_memory_budget: a budget of %.1f MiB of the %.1f MiB heap, "
+                 "%.1f MiB in use)", path, need / 1048576.0, have / 1048576.0,
+                 bud.budget / 1048576.0, bud.heap / 1048576.0, bud.usage / 1048576.0);
+        nb_gpu_model_free(g);
+        return -1;
+    }
     if (have && need > have) {
         snprintf(err, errlen, "%s: the model needs %.1f MiB of device memory, the device has "
                  "%.1f MiB", path, need / 1048576.0, have / 1048576.0);

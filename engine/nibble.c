@@ -143,6 +143,10 @@ struct nibble_model *nibble_model_load(const char *path, const struct nibble_mod
         return NULL;
     }
     vkx_device_line(&m->g.vk, m->device_line, sizeof m->device_line);
+    size_t dl = strlen(m->device_line); /* the memory check before uploading (forward.h) */
+    snprintf(m->device_line + dl, sizeof m->device_line - dl,
+             " | weights: %.1f MiB of %.1f MiB %s", m->g.mem_need / 1048576.0,
+             m->g.mem_avail / 1048576.0, m->g.mem_budget ? "free (memory budget)" : "(heap)");
     return m;
 }
 

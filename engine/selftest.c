@@ -393,7 +393,7 @@ static void unbuild(struct nb_gpu_model *g, int f)
     if (f == NB_ST_MISC) memset(&g->mi, 0, sizeof g->mi);
 }
 
-static int check(struct probe *P, int f, char *err, size_t errlen)
+static int check_family(struct probe *P, int f, char *err, size_t errlen)
 {
     P->bad[0] = 0;
     switch (f) {
@@ -401,6 +401,27 @@ static int check(struct probe *P, int f, char *err, size_t errlen)
     case NB_ST_ATTN: return check_attn(P, err, errlen);
     default: return check_misc(P, err, errlen);
     }
+}
+
+/* The check with the device's failures (a lost device, out of memory) caught: 0, or -1 with a
+ * message naming the VkResult. */
+static int check(struct probe *P, int f, char *err, size_t errlen)
+{
+    vkx_cmd_catch(true);
+    int rc = check_family(P, f, err, errlen);
+    VkResult r = vkx_cmd_catch(false);
+    if (r != VK_SUCCESS) {
+        snprintf(err, errlen, "self-test: the device failed: %s", vkx_result_name(r));
+        return -1;
+    }
+    return rc;
+}
+
+/* A build failure that is the device's state, not the pipeline's: no fallback, no verdict. */
+static bool transient(const char *err)
+{
+    return strstr(err, "VK_ERROR_DEVICE_LOST") || strstr(err, "VK_ERROR_OUT_OF_DEVICE_MEMORY") ||
+           strstr(err, "VK_ERROR_OUT_OF_HOST_MEMORY");
 }
 
 /* The optional features a plain rebuild would turn off ("" when none is on). */
@@ -491,7 +512,7 @@ int nb_selftest_build(struct nb_gpu_model *g, uint32_t types, char *err, size_t 
     for (int f = 0; f < NB_ST_NFAMILY; f++) {
         if (build(g, f, types, err, errlen) == 0) continue;
         plain_names(vk, feats, sizeof feats);
-        if (!feats[0]) {
+        if (!feats[0] || transient(err)) {
             unbuild(g, f);
             return -1;
         }

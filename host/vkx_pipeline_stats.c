@@ -102,7 +102,7 @@ static double stat_value(const VkPipelineExecutableStatisticKHR *st)
 }
 
 /* The statistics nibble reads by meaning, under the names drivers give them (RADV; ANV's
- * "Scratch Memory Size"/"Workgroup Memory Size"; turnip's "Max Waves Per Core"). */
+ * "Scratch Memory Size"/"Workgroup Memory Size"; turnip's "Max Waves Per Core" and "STP Count"). */
 static void known(struct vkx_pipeline_stats *r, const char *name, double v)
 {
     static const struct {
@@ -119,6 +119,8 @@ static void known(struct vkx_pipeline_stats *r, const char *name, double v)
         {"Scratch Memory Size", offsetof(struct vkx_pipeline_stats, scratch_bytes)},
         {"Subgroups per SIMD", offsetof(struct vkx_pipeline_stats, waves_per_simd)},
         {"Max Waves Per Core", offsetof(struct vkx_pipeline_stats, waves_per_simd)},
+        /* turnip (ir3): store-private instructions, i.e. registers spilled to private memory */
+        {"STP Count", offsetof(struct vkx_pipeline_stats, spilled_vgprs)},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(name, k[i].name)) *(double *)((char *)r + k[i].off) = v;

@@ -2,7 +2,8 @@
  * device passes and the second load reads the cached verdicts; fault injection (NIBBLE_FAULT)
  * corrupting one kernel's result or refusing one pipeline's build makes that family fall back to
  * its plain variant, whose logits match the clean load's, and the fallback is cached too; a plain
- * variant that is wrong fails the load with one line; bad switches are refused. */
+ * variant that is wrong fails the load with one line; bad switches are refused. And the device
+ * memory check before uploading (VK_EXT_memory_budget, faked by NIBBLE_FAKE_BUDGET). */
 #include "testutil.h"
 
 #include <math.h>
@@ -203,13 +204,41 @@ static void test_bad_switches(void **state)
     unsetenv("NIBBLE_SELFTEST");
 }
 
+/* The memory check before uploading, with a budget as VK_EXT_memory_budget would give it. */
+static void test_budget(void **state)
+{
+    (void)state;
+    struct nb_gpu_model g;
+    char err[512];
+    set_env(NULL, NULL);
+    setenv("NIBBLE_FAKE_BUDGET", "100:10", 1);
+    assert_int_equal(load(&g, err, sizeof err), 0);
+    assert_true(g.mem_budget);
+    assert_true(g.mem_need > 1000000 && g.mem_need < 10000000); /* the 2.6 MiB of weights */
+    assert_true(g.mem_avail == 90ull << 20);
+    nb_gpu_model_free(&g);
+    setenv("NIBBLE_FAKE_BUDGET", "3:1", 1); /* 2 MiB free: too little */
+    assert_int_equal(load(&g, err, sizeof err), -1);
+    printf("# %s\n", err);
+    assert_non_null(strstr(err, "the device can give 2.0 MiB (VK_EXT_memory_budget"));
+    assert_null(strchr(err, '\n'));
+    setenv("NIBBLE_FAKE_BUDGET", "3", 1);
+    assert_int_equal(load(&g, err, sizeof err), -1);
+    assert_non_null(strstr(err, "NIBBLE_FAKE_BUDGET=3"));
+    unsetenv("NIBBLE_FAKE_BUDGET");
+    assert_int_equal(load(&g, err, sizeof err), 0); /* the device's own figures, or the heap */
+    assert_true(g.mem_avail >= g.mem_need);
+    nb_gpu_model_free(&g);
+    nb_test_check_validation();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clean),          cmocka_unit_test(test_corrupt_matvec),
         cmocka_unit_test(test_corrupt_rope),   cmocka_unit_test(test_nobuild_embed),
         cmocka_unit_test(test_nobuild_rope),   cmocka_unit_test(test_plain_wrong),
-        cmocka_unit_test(test_bad_switches),
+        cmocka_unit_test(test_bad_switches),   cmocka_unit_test(test_budget),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(clean_logits);
