@@ -22,6 +22,8 @@
  *   (argmax on the device) gives the tokens of 4 single steps chained by the host's argmax.
  * - greedy identity: generation with the assistant drafting (fixed k 4) gives the tokens of plain
  *   decoding until the context (80, window 16) is full, on dense, MoE and PLE.
+ * - the default model with its trained assistant (models/default-mtp.gguf) after a held-out
+ *   passage: plain decoding's greedy tokens, more than half of the drafts accepted.
  * - sampling (temperature 0.8, top_p 0.95) with the assistant's distributions runs to the end
  *   with valid tokens and repeats for a seed (fixed k).
  * - CLI: `nibble run --mtp` prints plain run's text and the acceptance; a target file as --mtp and
@@ -383,6 +385,51 @@ static void greedy_identity(const char *model)
     nb_test_check_validation();
 }
 
+/* The default model with its trained assistant (models/default-mtp.gguf) after a held-out
+ * passage: the greedy tokens of plain decoding, most drafts accepted (rows past the first of a
+ * verification hand their hidden state to the next draft). */
+static void test_default(void **state)
+{
+    (void)state;
+    size_t size = 0;
+    char *text = nb_test_read(NB_TEST_DATA "/../../models/kjv-heldout.txt", &size);
+    const char *mtp = NB_TEST_DATA "/../../models/default-mtp.gguf";
+    FILE *fm = fopen(mtp, "rb");
+    if (!text || !fm) skip();
+    fclose(fm);
+    struct nibble_model_params mp = nibble_model_default_params();
+    mp.validation = true;
+    char err[512];
+    struct nibble_model *m =
+        nibble_model_load(NB_TEST_DATA "/../../models/default.gguf", &mp, err, sizeof err);
+    if (!m) skip();
+    enum { NCTX = 224 };
+    text[size < 400 ? size - 1 : 400] = 0;
+    int32_t ids[300], plain[NCTX + 8], fast[NCTX + 8];
+    int n_ids = nibble_tokenize(m, text, ids, 300, true);
+    free(text);
+    assert_true(n_ids > 50 && n_ids < 150);
+    struct nibble_context *c = ctx(m, NCTX);
+    int n = generate(c, NULL, ids, n_ids, plain);
+    struct nibble_spec_params p = nibble_spec_default_params();
+    p.mtp = mtp;
+    p.draft_max = 3;
+    p.fixed_k = true;
+    struct nibble_spec *s = nibble_spec_create(c, &p, err, sizeof err);
+    if (!s) fail_msg("%s", err);
+    assert_int_equal(generate(c, s, ids, n_ids, fast), n);
+    assert_memory_equal(fast, plain, (size_t)n * sizeof *plain);
+    struct nibble_spec_stats st = nibble_spec_get_stats(s);
+    printf("# default + default-mtp: %llu steps, %llu of %llu drafts accepted\n",
+           (unsigned long long)st.steps, (unsigned long long)st.accepted,
+           (unsigned long long)st.drafted);
+    assert_true(st.accepted * 2 > st.drafted);
+    nibble_spec_destroy(s);
+    nibble_context_destroy(c);
+    nibble_model_free(m);
+    nb_test_check_validation();
+}
+
 /* Sampling with the assistant drafting (its distributions, the speculative-sampling rule): runs
  * to the context's end with tokens of the vocabulary and repeats for a seed. */
 static void test_sampling(void **state)
@@ -493,7 +540,8 @@ int main(void)
         cmocka_unit_test(test_ref_ple),      cmocka_unit_test(test_gpu_dense),
         cmocka_unit_test(test_gpu_moe),      cmocka_unit_test(test_gpu_ple),
         cmocka_unit_test(test_greedy_dense), cmocka_unit_test(test_greedy_moe),
-        cmocka_unit_test(test_greedy_ple),   cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_greedy_ple),   cmocka_unit_test(test_default),
+        cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
