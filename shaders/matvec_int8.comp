@@ -63,30 +63,12 @@ struct unit8 {
     vec4 s;
 };
 
-#if UNIT
-// The integer values of elements 4i..4i+3 of a unit as 4 bytes (the integer part of
-// quant_unit.glsl's wq_m: nibbles and high bits joined in byte-lane order, gtensor_pack.h).
-uint wq_p8(wunit w, uint i)
-{
-    uint n = (i < 4u ? w.q[i] : w.q[i - 4u] >> 4u) & 0x0F0F0F0Fu; // nibbles at bits 8b
-    if (WQ_PURE4) return n;
-    uint hb; // the high bits at bits 8b + 4
-    if (TYPE == NB_T_Q6_K) {
-        uint j = i % 4u, hw = i < 4u ? w.h.x : w.h.y; // element 4i + b's pair at 8b + 2j
-        hb = (j < 3u ? hw << (4u - 2u * j) : hw >> 2u) & 0x30303030u;
-    } else { // bit 8b + i
-        hb = (i < 4u ? w.h.x << (4u - i) : w.h.x >> (i - 4u)) & 0x10101010u;
-    }
-    return n | hb;
-}
-#endif
-
 // Unit u (of nb per row) of piece-local row r.
 unit8 wload8(uint r, uint u, uint nb)
 {
     unit8 o;
 #if UNIT
-    wunit w = wq_load(r, u, nb, p.wtile, p.dbase);
+    wunit w = wq_load(r, u, nb, p.wtile, p.dbase); // q as bytes: quant_unit.glsl's wq_p8
     o.lo = uvec4(wq_p8(w, 0u), wq_p8(w, 1u), wq_p8(w, 2u), wq_p8(w, 3u));
     o.hi = uvec4(wq_p8(w, 4u), wq_p8(w, 5u), wq_p8(w, 6u), wq_p8(w, 7u));
     o.s = w.s;

@@ -91,10 +91,13 @@ const bool WQ_MASKED = TYPE == NB_T_Q4_1 || TYPE == NB_T_Q5_0 || TYPE == NB_T_Q5
 const bool WQ_PURE4 = TYPE == NB_T_Q4_1 || TYPE == NB_T_Q4_K; // no high bits: q4m_hi as is
 const vec4 WQ_MLO = Q4M_LO;
 const vec4 WQ_MHI = WQ_PURE4 ? Q4M_HI : Q4M_LO;
-vec4 wq_m(wunit w, uint i)
+// The WQ_MASKED types' q of elements 4i..4i+3 as 4 bytes (byte b: element 4i + b): the nibbles
+// and the high bits joined in place. wq_m masks them out as floats; matvec_int8.comp multiplies
+// them as packed bytes (OpSDot).
+uint wq_p8(wunit w, uint i)
 {
-    if (WQ_PURE4) return i < 4u ? q4m_lo(w.q[i]) : q4m_hi(w.q[i - 4u]);
     uint n = (i < 4u ? w.q[i] : w.q[i - 4u] >> 4u) & 0x0F0F0F0Fu; // nibbles at bits 8b
+    if (WQ_PURE4) return n;
     uint hb; // the high bits at bits 8b + 4
     if (TYPE == NB_T_Q6_K) {
         uint j = i % 4u, hw = i < 4u ? w.h.x : w.h.y; // element 4i + b's pair at 8b + 2j
@@ -102,7 +105,12 @@ vec4 wq_m(wunit w, uint i)
     } else { // bit 8b + i
         hb = (i < 4u ? w.h.x << (4u - i) : w.h.x >> (i - 4u)) & 0x10101010u;
     }
-    return vec4(ivec4(uvec4(n | hb) & uvec4(0x3Fu, 0x3F00u, 0x3F0000u, 0x3F000000u)));
+    return n | hb;
+}
+vec4 wq_m(wunit w, uint i)
+{
+    if (WQ_PURE4) return i < 4u ? q4m_lo(w.q[i]) : q4m_hi(w.q[i - 4u]);
+    return vec4(ivec4(uvec4(wq_p8(w, i)) & uvec4(0x3Fu, 0x3F00u, 0x3F0000u, 0x3F000000u)));
 }
 // Sum over the unit of value(e) * x(e), x prescaled as wq_m wants in v0..v7 (elements 4i..4i+3
 // in vi), sx = (sum of x over elements 0..15, over 16..31) unscaled.
