@@ -279,7 +279,12 @@ static void note_cost(struct nibble_spec *s, int n, uint64_t t0)
         s->warm[n] = true;
         return;
     }
-    s->cost[n] = s->cost[n] > 0 ? 0.7 * s->cost[n] + 0.3 * t : t;
+    /* one token's cost falls at once to a faster sample (load spikes and first-use work only add
+     * time, and an inflated baseline makes every draft look cheap); the others average */
+    if (n == 1 && s->cost[1] > 0 && t < s->cost[1])
+        s->cost[1] = t;
+    else
+        s->cost[n] = s->cost[n] > 0 ? 0.7 * s->cost[n] + 0.3 * t : t;
 }
 
 struct nibble_spec_params nibble_spec_default_params(void)
