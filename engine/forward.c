@@ -454,6 +454,10 @@ int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, u
                                    err, errlen);
     free(desc);
     if (rc) return -1;
+    if (nb_op_attn_prepare(&g->at, vk, &f->kv, err, errlen) != 0) {
+        nb_fwd_destroy(f);
+        return -1;
+    }
 
     /* logits rows: every row of a batch when it fits one binding, else prefill with all_logits
      * runs in smaller chunks (nb_fwd_run) */

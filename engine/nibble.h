@@ -42,10 +42,10 @@
  * What still aborts (with file, line and a message), all programming errors inside the engine:
  * a recording with more dispatches than it was sized for, a binding or push-constant size that
  * does not match its pipeline, a copy or upload outside its buffer, an op given weights in a
- * layout it does not read or a weight type whose pipelines were not built; and one device
- * failure: a context whose KV cache got no texel views (out of memory) on a device that reads
- * them, when its storage-buffer attention pipelines then cannot be built at the first
- * nibble_eval. Passing NULL for a model or context is a programming error.
+ * layout it does not read or a weight type whose pipelines were not built. (A KV cache that got
+ * no texel views on a device that reads them has its storage-buffer attention pipelines built by
+ * nibble_context_create, which fails cleanly when it cannot.) Passing NULL for a model or
+ * context is a programming error.
  */
 #ifndef NIBBLE_H
 #define NIBBLE_H

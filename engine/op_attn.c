@@ -127,6 +127,17 @@ int nb_op_attn_enable_f32(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, s
     return 0;
 }
 
+int nb_op_attn_prepare(struct nb_op_attn *o, struct vkx_ctx *vk, const struct nb_kvcache *kv,
+                       char *err, size_t errlen)
+{
+    if (!o->texel || (kv->f32 ? o->attn32 : o->attn)[0][0].pipe) return 0;
+    for (uint32_t l = 0; l < kv->n_layer; l++) {
+        const struct nb_kv_layer *S = nb_kvcache_src(kv, l);
+        if (!S->k.texel || !S->v.texel) return make_attn_storage(o, vk, kv->f32, err, errlen);
+    }
+    return 0;
+}
+
 int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen)
 {
     memset(o, 0, sizeof *o);
@@ -311,13 +322,10 @@ void nb_op_attn(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
     bool tx = o->texel && S->k.texel && S->v.texel;
     const struct vkx_pipeline *pl = kv->f32 ? (tx ? &o->attn32_tx[b][hb] : &o->attn32[b][hb])
                                             : (tx ? &o->attn_tx[b][hb] : &o->attn[b][hb]);
-    if (!pl->pipe) { /* a texel-reading device given a cache without views: build them now */
-        char err[256];
-        if (make_attn_storage(o, vk, kv->f32, err, sizeof err) != 0) {
-            fprintf(stderr, "nibble: %s:%d: attn: storage-buffer pipelines refused: %s\n",
-                    __FILE__, __LINE__, err);
-            abort();
-        }
+    if (!pl->pipe) { /* a cache without texel views needs nb_op_attn_prepare first */
+        fprintf(stderr, "nibble: %s:%d: attn: layer %u: no pipeline for this cache "
+                "(nb_op_attn_prepare not called)\n", __FILE__, __LINE__, layer);
+        abort();
     }
     vkx_cmd_dispatch(vk, c, pl, bind, 7, &p, sizeof p, n_split, row_groups, n_kv);
     if (n_split == 1) return;

@@ -50,6 +50,12 @@ void nb_op_attn_destroy(struct nb_op_attn *o, struct vkx_ctx *vk);
 /* Builds the pipelines for f32 caches (struct nb_kvcache.f32); idempotent. 0 or -1 + message. */
 int nb_op_attn_enable_f32(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen);
 
+/* Builds the storage-buffer pipelines kv needs where a texel-reading device got a cache (or
+ * part of one) without texel views (out of memory for them); idempotent. Call after creating
+ * the cache and before recording attention over it. 0 or -1 + message. */
+int nb_op_attn_prepare(struct nb_op_attn *o, struct vkx_ctx *vk, const struct nb_kvcache *kv,
+                       char *err, size_t errlen);
+
 /* Scratch bytes nb_op_attn needs to split the keys of n_tokens queries of n_head heads of
  * head_dim (size it for the largest layer and batch; less scratch means fewer splits). */
 size_t nb_op_attn_scratch_bytes(const struct nb_op_attn *o, uint32_t n_tokens, uint32_t n_head,

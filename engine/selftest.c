@@ -217,7 +217,8 @@ static int check_attn(struct probe *P, char *err, size_t errlen)
             hbuf(P, &qb, sizeof(float) * qn, err, errlen) ||
             hbuf(P, &pb, 4 * T, err, errlen) || hbuf(P, &p1, 4, err, errlen) ||
             hbuf(P, &ob, sizeof(float) * qn, err, errlen) ||
-            hbuf(P, &o1, sizeof(float) * NH * hd, err, errlen))
+            hbuf(P, &o1, sizeof(float) * NH * hd, err, errlen) ||
+            nb_op_attn_prepare(&g->at, vk, &kv, err, errlen))
             goto next;
         float *k = kb.map, *v = vb.map, *q = qb.map;
         fill(P, k, (size_t)T * hd);

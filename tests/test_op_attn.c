@@ -238,9 +238,9 @@ static void test_decode_full(void **state)
     sess_free(&s);
 }
 
-/* A cache without texel views (as on a device whose texel limit the cache exceeds): a texel-
- * reading op builds its storage-buffer pipelines on the first dispatch and gives the same
- * results. */
+/* A cache without texel views (as on a device whose texel limit the cache exceeds, or out of
+ * memory for them): nb_op_attn_prepare builds a texel-reading op's storage-buffer pipelines,
+ * which give the same results. */
 static void test_decode_no_views(void **state)
 {
     struct sess s;
@@ -248,10 +248,12 @@ static void test_decode_no_views(void **state)
     struct nb_kv_layer *L = &s.kv.layers[0];
     VkBufferView kt = L->k.texel, vt = L->v.texel; /* put back before the cache goes */
     L->k.texel = L->v.texel = VK_NULL_HANDLE;
+    char err[256];
+    assert_int_equal(nb_op_attn_prepare(s.op, s.vk, &s.kv, err, sizeof err), 0);
     uint32_t chunks[9] = {1, 1, 1, 1, 1, 1, 1, 1, 0};
     sess_run(&s, chunks, "decode_no_views");
     assert_int_equal(s.bad, 0);
-    assert_true(s.op->attn[0][0].pipe != VK_NULL_HANDLE); /* built on demand, or from the start */
+    assert_true(s.op->attn[0][0].pipe != VK_NULL_HANDLE); /* built by prepare, or from the start */
     L->k.texel = kt, L->v.texel = vt;
     sess_free(&s);
 }
