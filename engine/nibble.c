@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "forward.h"
 #include "mtp.h"
 #include "platform.h"
@@ -49,14 +50,20 @@ struct nibble_context {
     struct cand *cand;     /* [n_vocab] the host sampler's scratch, made on first use */
 };
 
-/* err may be NULL (then errlen is ignored): every message goes through here. */
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+void nb_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+int nb_api_need(const void *from, const char *what, char *err, size_t errlen)
+{
+    if (from) return 0;
+    nb_seterr(err, errlen, "no %s", what);
+    return -1;
 }
 
 struct nibble_model_params nibble_model_default_params(void)
@@ -80,19 +87,19 @@ struct nibble_sampler nibble_sampler_default_params(void)
 int nibble_sampler_check(const struct nibble_sampler *s, char *err, size_t errlen)
 {
     if (!s) {
-        seterr(err, errlen, "no sampler");
+        nb_seterr(err, errlen, "no sampler");
         return -1;
     }
     if (!(s->temp >= 0.0f && s->temp <= 1e6f)) {
-        seterr(err, errlen, "temperature %g is not in [0, 1e6]", (double)s->temp);
+        nb_seterr(err, errlen, "temperature %g is not in [0, 1e6]", (double)s->temp);
         return -1;
     }
     if (!(s->top_p >= 0.0f && s->top_p <= 1.0f)) {
-        seterr(err, errlen, "top_p %g is not in [0, 1]", (double)s->top_p);
+        nb_seterr(err, errlen, "top_p %g is not in [0, 1]", (double)s->top_p);
         return -1;
     }
     if (s->top_k < 0) {
-        seterr(err, errlen, "top_k %d is negative (0 turns it off)", s->top_k);
+        nb_seterr(err, errlen, "top_k %d is negative (0 turns it off)", s->top_k);
         return -1;
     }
     return 0;
@@ -105,8 +112,8 @@ static int check_memory_env(char *err, size_t errlen)
     if (!v) return 0;
     double mb;
     if (plat_parse_f64(v, 0, 1e12, &mb) != 0 || !(mb > 0)) {
-        seterr(err, errlen, "NIBBLE_DEVICE_MEMORY_MB=%s: not a number of MiB above 0 (at most "
-               "1e12)", v);
+        nb_seterr(err, errlen, "NIBBLE_DEVICE_MEMORY_MB=%s: not a number of MiB above 0 (at most "
+                  "1e12)", v);
         return -1;
     }
     return 0;
@@ -117,27 +124,24 @@ struct nibble_model *nibble_model_load(const char *path, const struct nibble_mod
 {
     struct nibble_model_params d = nibble_model_default_params();
     if (!p) p = &d;
-    if (!path) {
-        seterr(err, errlen, "no model path");
-        return NULL;
-    }
+    if (nb_api_need(path, "model path", err, errlen) != 0) return NULL;
     if (check_memory_env(err, errlen) != 0) return NULL;
     struct nibble_model *m = calloc(1, sizeof *m);
     if (!m) {
-        seterr(err, errlen, "out of host memory");
+        nb_seterr(err, errlen, "out of host memory");
         return NULL;
     }
     char e[512] = ""; /* the layers below always get a buffer */
     struct vkx_opts o = {.device_index = p->device_index, .validation = p->validation,
                          .disable = p->disable};
     if (nb_gpu_model_load(&m->g, path, &o, e, sizeof e) != 0) {
-        seterr(err, errlen, "%s", e);
+        nb_seterr(err, errlen, "%s", e);
         free(m);
         return NULL;
     }
     m->tok = nb_tok_from_gguf(m->g.m.gguf, e, sizeof e);
     if (!m->tok) {
-        seterr(err, errlen, "%s: tokenizer: %s", path, e);
+        nb_seterr(err, errlen, "%s: tokenizer: %s", path, e);
         nb_gpu_model_free(&m->g);
         free(m);
         return NULL;
@@ -198,21 +202,18 @@ struct nibble_context *nibble_context_create(struct nibble_model *m,
 {
     struct nibble_context_params d = nibble_context_default_params();
     if (!p) p = &d;
-    if (!m) {
-        seterr(err, errlen, "no model");
-        return NULL;
-    }
+    if (nb_api_need(m, "model", err, errlen) != 0) return NULL;
     uint32_t n_ctx = p->n_ctx, n_batch = p->n_batch ? p->n_batch : 512;
     uint32_t train = m->g.m.cfg.n_ctx_train;
     if (n_ctx == 0) n_ctx = train && train < 4096 ? train : 4096;
     if (train && n_ctx > train) {
-        seterr(err, errlen, "a context of %u tokens is longer than the model's trained context "
-               "of %u: use at most %u", n_ctx, train, train);
+        nb_seterr(err, errlen, "a context of %u tokens is longer than the model's trained context "
+                  "of %u: use at most %u", n_ctx, train, train);
         return NULL;
     }
     struct nibble_context *c = calloc(1, sizeof *c);
     if (!c) {
-        seterr(err, errlen, "out of host memory");
+        nb_seterr(err, errlen, "out of host memory");
         return NULL;
     }
     c->m = m;
@@ -227,12 +228,12 @@ struct nibble_context *nibble_context_create(struct nibble_model *m,
         rc = -1;
     }
     if (rc != 0) {
-        seterr(err, errlen, "%s", e);
+        nb_seterr(err, errlen, "%s", e);
         free(c);
         return NULL;
     }
     if (vkx_buffer_create(&m->g.vk, &c->rng, 4, VKX_MEM_HOST, e, sizeof e) != 0) {
-        seterr(err, errlen, "%s", e);
+        nb_seterr(err, errlen, "%s", e);
         nb_fwd_destroy(&c->f);
         free(c);
         return NULL;
@@ -245,7 +246,7 @@ struct nibble_context *nibble_context_create(struct nibble_model *m,
     c->tokens = malloc((size_t)n_ctx * sizeof *c->tokens);
     c->ring = c->ring_slots ? malloc((size_t)c->ring_slots * sizeof *c->ring) : NULL;
     if (!c->tokens || (c->ring_slots && !c->ring)) {
-        seterr(err, errlen, "out of host memory");
+        nb_seterr(err, errlen, "out of host memory");
         nibble_context_destroy(c);
         return NULL;
     }
@@ -275,8 +276,8 @@ static int failed(struct nibble_context *c, VkResult r, char *err, size_t errlen
 {
     c->fault = r;
     c->last_rows = 0;
-    seterr(err, errlen, "the device failed (%s); the context is unusable: destroy it%s",
-           vkx_result_name(r), r == VK_ERROR_DEVICE_LOST ? " and its model" : "");
+    nb_seterr(err, errlen, "the device failed (%s); the context is unusable: destroy it%s",
+              vkx_result_name(r), r == VK_ERROR_DEVICE_LOST ? " and its model" : "");
     return -1;
 }
 
@@ -284,31 +285,32 @@ int nibble_eval(struct nibble_context *c, const int32_t *ids, int n, bool all_lo
                 size_t errlen)
 {
     if (c->fault != VK_SUCCESS) {
-        seterr(err, errlen, "the context is unusable after a device failure (%s)",
-               vkx_result_name(c->fault));
+        nb_seterr(err, errlen, "the context is unusable after a device failure (%s)",
+                  vkx_result_name(c->fault));
         return -1;
     }
     uint32_t V = c->m->g.m.cfg.n_vocab;
     if (n <= 0 || !ids) {
-        seterr(err, errlen, "nothing to evaluate (%d tokens)", n);
+        nb_seterr(err, errlen, "nothing to evaluate (%d tokens)", n);
         return -1;
     }
     if ((uint64_t)c->n_past + (uint64_t)n > c->f.n_ctx) {
-        seterr(err, errlen, "%d tokens after %u exceed the context of %u tokens", n, c->n_past,
-               c->f.n_ctx);
+        nb_seterr(err, errlen, "%d tokens after %u exceed the context of %u tokens", n, c->n_past,
+                  c->f.n_ctx);
         return -1;
     }
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || (uint32_t)ids[i] >= V) {
-            seterr(err, errlen, "token id %d at index %d is outside the vocabulary of %u",
-                   ids[i], i, V);
+            nb_seterr(err, errlen, "token id %d at index %d is outside the vocabulary of %u",
+                      ids[i], i, V);
             return -1;
         }
     /* chunks of n_batch (of what the logits buffer holds when every row is kept) */
     uint32_t chunk = c->f.n_batch;
     if (all_logits && chunk > c->f.n_logits) chunk = c->f.n_logits;
     if (all_logits && (uint32_t)n > chunk) {
-        seterr(err, errlen, "all logits of %d tokens do not fit (at most %u per eval)", n, chunk);
+        nb_seterr(err, errlen, "all logits of %d tokens do not fit (at most %u per eval)", n,
+                  chunk);
         return -1;
     }
     for (uint32_t i = 0; i < (uint32_t)n; i += chunk) {
@@ -334,12 +336,12 @@ int nibble_eval(struct nibble_context *c, const int32_t *ids, int n, bool all_lo
 int nibble_truncate(struct nibble_context *c, uint32_t n_keep, char *err, size_t errlen)
 {
     if (c->fault != VK_SUCCESS) {
-        seterr(err, errlen, "the context is unusable after a device failure (%s)",
-               vkx_result_name(c->fault));
+        nb_seterr(err, errlen, "the context is unusable after a device failure (%s)",
+                  vkx_result_name(c->fault));
         return -1;
     }
     if (n_keep > c->n_past) {
-        seterr(err, errlen, "cannot keep %u tokens: the cache holds %u", n_keep, c->n_past);
+        nb_seterr(err, errlen, "cannot keep %u tokens: the cache holds %u", n_keep, c->n_past);
         return -1;
     }
     if (n_keep == c->n_past) return 0;
@@ -348,9 +350,9 @@ int nibble_truncate(struct nibble_context *c, uint32_t n_keep, char *err, size_t
     uint32_t W = c->f.kv.window;
     for (uint32_t j = n_keep >= W ? n_keep - W + 1 : 0; c->ring && j < n_keep; j++)
         if (c->ring[j % c->ring_slots] != (int64_t)j) {
-            seterr(err, errlen, "cannot roll back to %u tokens: the sliding-window cache no "
-                   "longer holds position %u (overwritten by position %lld); evaluate again "
-                   "from an earlier point", n_keep, j, (long long)c->ring[j % c->ring_slots]);
+            nb_seterr(err, errlen, "cannot roll back to %u tokens: the sliding-window cache no "
+                      "longer holds position %u (overwritten by position %lld); evaluate again "
+                      "from an earlier point", n_keep, j, (long long)c->ring[j % c->ring_slots]);
             return -1;
         }
     c->n_past = n_keep;

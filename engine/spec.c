@@ -2,12 +2,12 @@
  * draft model's context, an MTP assistant: mtp.h), verification of a draft in one batch, the
  * acceptance rule (spec.h) and the rollback of rejected tokens with nibble_truncate. */
 #include "spec.h"
+#include "api.h"
 #include "mtp.h"
 #include "platform.h"
 #include "vkx.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,15 +41,6 @@ struct nibble_spec {
     struct nb_dist q[SPEC_MAX_DRAFT]; /* the draft model's, per drafted token (n 0: point mass) */
     double *dense;          /* [V] zeros: scratch of nb_spec_accept */
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- distributions (spec.h) ------------------------------------------------------------------ */
 
@@ -299,41 +290,38 @@ struct nibble_spec *nibble_spec_create(struct nibble_context *c,
 {
     struct nibble_spec_params d = nibble_spec_default_params();
     if (!p) p = &d;
-    if (!c) {
-        seterr(err, errlen, "no context");
-        return NULL;
-    }
+    if (nb_api_need(c, "context", err, errlen) != 0) return NULL;
     if (p->lookup < 0 || p->lookup > SPEC_MAX_LOOKUP) {
-        seterr(err, errlen, "lookup n-grams of %d tokens: use 0 (off) to %d", p->lookup,
-               SPEC_MAX_LOOKUP);
+        nb_seterr(err, errlen, "lookup n-grams of %d tokens: use 0 (off) to %d", p->lookup,
+                  SPEC_MAX_LOOKUP);
         return NULL;
     }
     if (p->draft_max < 0 || p->draft_max > SPEC_MAX_DRAFT) {
-        seterr(err, errlen, "draft_max %d is not in 1..%d (0: %d)", p->draft_max, SPEC_MAX_DRAFT,
-               SPEC_MAX_DRAFT);
+        nb_seterr(err, errlen, "draft_max %d is not in 1..%d (0: %d)", p->draft_max, SPEC_MAX_DRAFT,
+                  SPEC_MAX_DRAFT);
         return NULL;
     }
     uint32_t V = (uint32_t)nibble_n_vocab(nibble_context_model(c));
     if (p->draft) {
         uint32_t dv = (uint32_t)nibble_n_vocab(nibble_context_model(p->draft));
         if (dv != V) {
-            seterr(err, errlen, "the draft model's vocabulary has %u tokens, the model's %u: "
-                   "they must be the same", dv, V);
+            nb_seterr(err, errlen, "the draft model's vocabulary has %u tokens, the model's %u: "
+                      "they must be the same", dv, V);
             return NULL;
         }
         if (nibble_n_ctx(p->draft) < nibble_n_ctx(c)) {
-            seterr(err, errlen, "the draft context of %u tokens is shorter than the context of "
-                   "%u", nibble_n_ctx(p->draft), nibble_n_ctx(c));
+            nb_seterr(err, errlen, "the draft context of %u tokens is shorter than the context of "
+                      "%u", nibble_n_ctx(p->draft), nibble_n_ctx(c));
             return NULL;
         }
         if (p->draft == c) {
-            seterr(err, errlen, "the draft context is the context itself");
+            nb_seterr(err, errlen, "the draft context is the context itself");
             return NULL;
         }
     }
     struct nibble_spec *s = calloc(1, sizeof *s);
     if (!s) {
-        seterr(err, errlen, "out of host memory");
+        nb_seterr(err, errlen, "out of host memory");
         return NULL;
     }
     if (p->mtp) {
@@ -341,7 +329,7 @@ struct nibble_spec *nibble_spec_create(struct nibble_context *c,
         s->mtp = nb_mtp_gpu_create(nb_context_gpu_model(c), nb_context_fwd(c), p->mtp, e,
                                    sizeof e);
         if (!s->mtp) {
-            seterr(err, errlen, "%s", e);
+            nb_seterr(err, errlen, "%s", e);
             free(s);
             return NULL;
         }
@@ -358,7 +346,7 @@ struct nibble_spec *nibble_spec_create(struct nibble_context *c,
     s->hist = malloc(((size_t)nibble_n_ctx(c) + 1) * sizeof *s->hist);
     s->dense = calloc(V, sizeof *s->dense);
     if (!s->hist || !s->dense) {
-        seterr(err, errlen, "out of host memory");
+        nb_seterr(err, errlen, "out of host memory");
         nibble_spec_destroy(s);
         return NULL;
     }
@@ -432,7 +420,7 @@ static int draft_model(struct nibble_spec *s, const int32_t *h, uint32_t len, in
             s->q[i].n = 0; /* a point mass */
         } else {
             if (nb_dist_from_logits(&s->q[i], lg, s->V, sp) != 0) {
-                seterr(err, errlen, "out of host memory");
+                nb_seterr(err, errlen, "out of host memory");
                 return -1;
             }
             out[i] = nb_dist_draw(&s->q[i], uniform(s));
@@ -465,7 +453,7 @@ static int draft_mtp(struct nibble_spec *s, int32_t last, uint32_t P, int k,
                                           errlen);
         if (!lg) return -1;
         if (nb_dist_from_logits(&s->q[i], lg, s->V, sp) != 0) {
-            seterr(err, errlen, "out of host memory");
+            nb_seterr(err, errlen, "out of host memory");
             return -1;
         }
         out[i] = nb_dist_draw(&s->q[i], uniform(s));
@@ -479,12 +467,12 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
     struct nibble_context *c = s->c;
     uint32_t P = nibble_n_past(c), n_ctx = nibble_n_ctx(c);
     if (max < 1 || !out) {
-        seterr(err, errlen, "no room for a token (max %d)", max);
+        nb_seterr(err, errlen, "no room for a token (max %d)", max);
         return -1;
     }
     if (nibble_sampler_check(sp, err, errlen) != 0) return -1;
     if (P >= n_ctx) {
-        seterr(err, errlen, "the context of %u tokens is full", n_ctx);
+        nb_seterr(err, errlen, "the context of %u tokens is full", n_ctx);
         return -1;
     }
     if (!s->rng_set || s->rng_seed != sp->seed) {
@@ -524,7 +512,7 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
         if (nibble_eval(c, &last, 1, false, err, errlen) != 0) return -1;
         int32_t t = nibble_sample(c, sp);
         if (t < 0) {
-            seterr(err, errlen, "sampling failed");
+            nb_seterr(err, errlen, "sampling failed");
             return -1;
         }
         out[0] = t;
@@ -548,7 +536,7 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
             }
         } else {
             if (nb_dist_from_logits(&s->p, lg, s->V, sp) != 0) {
-                seterr(err, errlen, "out of host memory");
+                nb_seterr(err, errlen, "out of host memory");
                 return -1;
             }
             const struct nb_dist *q = from_model && s->q[m].n ? &s->q[m] : NULL;
@@ -567,7 +555,7 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
             next = nb_argmax(lg, s->V);
         } else {
             if (nb_dist_from_logits(&s->p, lg, s->V, sp) != 0) {
-                seterr(err, errlen, "out of host memory");
+                nb_seterr(err, errlen, "out of host memory");
                 return -1;
             }
             next = nb_dist_draw(&s->p, uniform(s));
