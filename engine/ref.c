@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "quant.h"
+#include "ref_math.h"
 
 #define REF_CHUNK 32
 
@@ -43,66 +44,6 @@ struct nb_ref {
     size_t max_ne0;
 };
 
-/* ---- math kernels -------------------------------------------------------------------------- */
-
-/* Dot product with 8 independent partial sums (vectorizable, and more accurate than one sum). */
-static float dot(const float *a, const float *b, size_t n)
-{
-    float s[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            s[j] += a[i + j] * b[i + j];
-    float r = 0;
-    for (; i < n; i++)
-        r += a[i] * b[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + r;
-}
-
-/* y = x / sqrt(mean(x^2) + eps) * w  (w NULL: no weight). y may alias x. */
-static void rmsnorm(float *y, const float *x, const float *w, size_t n, float eps)
-{
-    double ss = 0;
-    for (size_t i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
-    float s = (float)(1.0 / sqrt(ss / (double)n + eps));
-    for (size_t i = 0; i < n; i++)
-        y[i] = x[i] * s * (w ? w[i] : 1.0f);
-}
-
-/* GELU, tanh approximation: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))). */
-static float gelu(float x)
-{
-    const float c = 0.79788456080286535588f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-}
-
-/* cos/sin of theta_i = pos * base^(-2i/n_rot) / factor_i for the n_rot/2 pairs. A huge factor
- * (1e30) gives theta ~ 0, i.e. no rotation. */
-static void rope_angles(float *cs, int pos, uint32_t n_rot, float base, const float *factors)
-{
-    for (uint32_t i = 0; i < n_rot / 2; i++) {
-        double theta = pos * pow((double)base, -2.0 * i / (double)n_rot);
-        if (factors) theta /= factors[i];
-        cs[2 * i] = (float)cos(theta);
-        cs[2 * i + 1] = (float)sin(theta);
-    }
-}
-
-/* NeoX rotation of n_heads heads of hd values: pairs (i, i + n_rot/2); dims >= n_rot untouched. */
-static void rope(float *x, uint32_t n_heads, uint32_t hd, uint32_t n_rot, const float *cs)
-{
-    uint32_t half = n_rot / 2;
-    for (uint32_t h = 0; h < n_heads; h++) {
-        float *p = x + (size_t)h * hd;
-        for (uint32_t i = 0; i < half; i++) {
-            float x0 = p[i], x1 = p[i + half], c = cs[2 * i], s = cs[2 * i + 1];
-            p[i] = x0 * c - x1 * s;
-            p[i + half] = x0 * s + x1 * c;
-        }
-    }
-}
-
 /* ---- weight access ------------------------------------------------------------------------- */
 
 /* Dequantizes a whole small tensor (norm weight, scale) into r->wv; returns r->wv. */
@@ -122,7 +63,7 @@ static void matmul(struct nb_ref *r, const struct gguf_tensor *w, uint64_t row0,
     for (uint32_t j = 0; j < n_out; j++) {
         nb_dequant_row(w->type, w->data + (row0 + j) * rs, r->row, n_in);
         for (int t = 0; t < T; t++)
-            y[(size_t)t * ldy + j] = dot(r->row, x + (size_t)t * ldx, n_in);
+            y[(size_t)t * ldy + j] = nb_rm_dot(r->row, x + (size_t)t * ldx, n_in);
     }
 }
 
@@ -248,7 +189,7 @@ static void ple_inputs(struct nb_ref *r, const int32_t *tok, int T, int pos0)
         for (uint32_t i = 0; i < LP; i++)
             p[i] *= in_scale;
         for (uint32_t l = 0; l < c->n_layer; l++) {
-            rmsnorm(p + l * P, p + l * P, nw, P, c->rms_eps);
+            nb_rm_rmsnorm(p + l * P, p + l * P, nw, P, c->rms_eps);
             for (uint32_t i = 0; i < P; i++)
                 p[l * P + i] = (p[l * P + i] + r->ple_tok[l * P + i] * tok_scale) * mix;
         }
@@ -273,12 +214,12 @@ static void attention_block(struct nb_ref *r, uint32_t l, int T, int pos0)
     for (int t = 0; t < T; t++)
         for (uint32_t h = 0; h < nh; h++) {
             float *p = r->q + (size_t)t * nq + h * hd;
-            rmsnorm(p, p, qn, hd, c->rms_eps);
+            nb_rm_rmsnorm(p, p, qn, hd, c->rms_eps);
         }
     hook(r, "q_norm", (int)l, pos0, r->q, nq, (int)nq, T);
     for (int t = 0; t < T; t++) {
-        rope_angles(r->cs, pos0 + t, lc->n_rot, lc->rope_base, factors);
-        rope(r->q + (size_t)t * nq, nh, hd, lc->n_rot, r->cs);
+        nb_rm_rope_angles(r->cs, pos0 + t, lc->n_rot, lc->rope_base, factors);
+        nb_rm_rope(r->q + (size_t)t * nq, nh, hd, lc->n_rot, r->cs);
     }
     hook(r, "rope_q", (int)l, pos0, r->q, nq, (int)nq, T);
 
@@ -295,15 +236,15 @@ static void attention_block(struct nb_ref *r, uint32_t l, int T, int pos0)
         for (int t = 0; t < T; t++)
             for (uint32_t h = 0; h < nkv; h++) {
                 float *p = r->k + (size_t)t * kvd + h * hd;
-                rmsnorm(p, p, kn, hd, c->rms_eps);
+                nb_rm_rmsnorm(p, p, kn, hd, c->rms_eps);
                 p = r->v + (size_t)t * kvd + h * hd;
-                rmsnorm(p, p, NULL, hd, c->rms_eps);
+                nb_rm_rmsnorm(p, p, NULL, hd, c->rms_eps);
             }
         hook(r, "k_norm", (int)l, pos0, r->k, kvd, (int)kvd, T);
         hook(r, "v_norm", (int)l, pos0, r->v, kvd, (int)kvd, T);
         for (int t = 0; t < T; t++) {
-            rope_angles(r->cs, pos0 + t, lc->n_rot, lc->rope_base, factors);
-            rope(r->k + (size_t)t * kvd, nkv, hd, lc->n_rot, r->cs);
+            nb_rm_rope_angles(r->cs, pos0 + t, lc->n_rot, lc->rope_base, factors);
+            nb_rm_rope(r->k + (size_t)t * kvd, nkv, hd, lc->n_rot, r->cs);
         }
         hook(r, "rope_k", (int)l, pos0, r->k, kvd, (int)kvd, T);
         /* kv_store: the whole chunk goes into the cache before any token attends */
@@ -319,29 +260,9 @@ static void attention_block(struct nb_ref *r, uint32_t l, int T, int pos0)
         int lo = lc->is_swa && pos - (int)c->sliding_window + 1 > 0
                      ? pos - (int)c->sliding_window + 1
                      : 0;
-        for (uint32_t h = 0; h < nh; h++) {
-            const float *qh = r->q + (size_t)t * nq + h * hd;
-            size_t koff = (size_t)(h / group) * hd;
-            float mx = -INFINITY;
-            for (int j = lo; j <= pos; j++) {
-                float s = dot(qh, K + (size_t)j * kvd + koff, hd) * c->attn_scale;
-                r->scores[j] = s;
-                if (s > mx) mx = s;
-            }
-            double sum = 0;
-            for (int j = lo; j <= pos; j++) {
-                r->scores[j] = expf(r->scores[j] - mx);
-                sum += r->scores[j];
-            }
-            float *out = r->att + (size_t)t * nq + h * hd;
-            memset(out, 0, hd * sizeof(float));
-            for (int j = lo; j <= pos; j++) {
-                float p = (float)(r->scores[j] / sum);
-                const float *vj = V + (size_t)j * kvd + koff;
-                for (uint32_t i = 0; i < hd; i++)
-                    out[i] += p * vj[i];
-            }
-        }
+        for (uint32_t h = 0; h < nh; h++)
+            nb_rm_attend(r->att + (size_t)t * nq + h * hd, r->q + (size_t)t * nq + h * hd, K, V,
+                         kvd, (size_t)(h / group) * hd, hd, lo, pos + 1, c->attn_scale, r->scores);
     }
     hook(r, "attention", (int)l, pos0, r->att, nq, (int)nq, T);
 
@@ -350,7 +271,7 @@ static void attention_block(struct nb_ref *r, uint32_t l, int T, int pos0)
     hook(r, "attn_out", (int)l, pos0, r->o, H, (int)H, T);
     const float *pn = vec(r, w->post_attention_norm);
     for (int t = 0; t < T; t++)
-        rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
+        nb_rm_rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
     hook(r, "post_attn_norm", (int)l, pos0, r->o, H, (int)H, T);
 }
 
@@ -363,7 +284,7 @@ static void mlp(struct nb_ref *r, const struct nb_layer_weights *w, uint32_t F, 
     matmul(r, w->ffn_up, 0, F, x, H, r->up, F, T);
     hook(r, "ffn_gate_up", layer, pos0, r->gate, F, (int)F, T);
     for (size_t i = 0; i < (size_t)T * F; i++)
-        r->gate[i] = gelu(r->gate[i]) * r->up[i];
+        r->gate[i] = nb_rm_gelu(r->gate[i]) * r->up[i];
     hook(r, "geglu", layer, pos0, r->gate, F, (int)F, T);
     matmul(r, w->ffn_down, 0, H, r->gate, F, out, H, T);
     hook(r, "ffn_down", layer, pos0, out, H, (int)H, T);
@@ -379,7 +300,7 @@ static void moe_token(struct nb_ref *r, const struct nb_layer_weights *w, const 
     float *z = r->ez, *y = r->ey;
 
     /* router: z = RMSNorm(h) * scale * H^-0.5; p = softmax(W_r . z); top-k; renormalise */
-    rmsnorm(z, h, NULL, H, c->rms_eps);
+    nb_rm_rmsnorm(z, h, NULL, H, c->rms_eps);
     const float *sc = vec(r, w->ffn_gate_inp_scale);
     float hs = 1.0f / sqrtf((float)H);
     for (uint32_t i = 0; i < H; i++)
@@ -409,7 +330,7 @@ static void moe_token(struct nb_ref *r, const struct nb_layer_weights *w, const 
     if (wsum < 6.103515625e-5f) wsum = 6.103515625e-5f;
 
     /* moe_experts: x2 = RMSNorm(h, pre_ffw_norm_2) in z */
-    rmsnorm(z, h, vec(r, w->pre_ffw_norm_2), H, c->rms_eps);
+    nb_rm_rmsnorm(z, h, vec(r, w->pre_ffw_norm_2), H, c->rms_eps);
     memset(out, 0, H * sizeof(float));
     for (uint32_t k = 0; k < K; k++) {
         int e = r->sel[k];
@@ -420,7 +341,7 @@ static void moe_token(struct nb_ref *r, const struct nb_layer_weights *w, const 
             matmul(r, w->ffn_up_exps, (uint64_t)e * Fe, Fe, z, H, r->gate + Fe, Fe, 1);
         }
         for (uint32_t i = 0; i < Fe; i++)
-            r->up[i] = gelu(r->gate[i]) * r->gate[Fe + i];
+            r->up[i] = nb_rm_gelu(r->gate[i]) * r->gate[Fe + i];
         matmul(r, w->ffn_down_exps, (uint64_t)e * H, H, r->up, Fe, y, H, 1);
         float s = r->probs[e] / wsum;
         if (w->ffn_down_exps_scale) s *= vec(r, w->ffn_down_exps_scale)[e];
@@ -441,7 +362,7 @@ static void ffn_block(struct nb_ref *r, uint32_t l, int T, int pos0)
     /* ffn_norm, then the dense MLP (ffn_gate_up, geglu, ffn_down) */
     const float *fn = vec(r, w->ffn_norm);
     for (int t = 0; t < T; t++)
-        rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, fn, H, c->rms_eps);
+        nb_rm_rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, fn, H, c->rms_eps);
     hook(r, "ffn_norm", (int)l, pos0, r->x, H, (int)H, T);
     mlp(r, w, lc->n_ff, r->x, r->o, T, (int)l, pos0);
 
@@ -450,13 +371,13 @@ static void ffn_block(struct nb_ref *r, uint32_t l, int T, int pos0)
          * expert branch; the two are summed */
         const float *n1 = vec(r, w->post_ffw_norm_1);
         for (int t = 0; t < T; t++)
-            rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, n1, H, c->rms_eps);
+            nb_rm_rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, n1, H, c->rms_eps);
         hook(r, "post_ffw_norm_1", (int)l, pos0, r->o, H, (int)H, T);
         for (int t = 0; t < T; t++)
             moe_token(r, w, r->h + (size_t)t * H, r->f2 + (size_t)t * H, (int)l, pos0 + t);
         const float *n2 = vec(r, w->post_ffw_norm_2);
         for (int t = 0; t < T; t++)
-            rmsnorm(r->f2 + (size_t)t * H, r->f2 + (size_t)t * H, n2, H, c->rms_eps);
+            nb_rm_rmsnorm(r->f2 + (size_t)t * H, r->f2 + (size_t)t * H, n2, H, c->rms_eps);
         hook(r, "post_ffw_norm_2", (int)l, pos0, r->f2, H, (int)H, T);
         for (size_t i = 0; i < (size_t)T * H; i++)
             r->o[i] += r->f2[i];
@@ -465,7 +386,7 @@ static void ffn_block(struct nb_ref *r, uint32_t l, int T, int pos0)
     /* post_ffw_norm */
     const float *pn = vec(r, w->post_ffw_norm);
     for (int t = 0; t < T; t++)
-        rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
+        nb_rm_rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
     hook(r, "post_ffw_norm", (int)l, pos0, r->o, H, (int)H, T);
 }
 
@@ -481,7 +402,7 @@ static void ple_block(struct nb_ref *r, uint32_t l, int T, int pos0)
     for (int t = 0; t < T; t++)
         for (uint32_t i = 0; i < P; i++) {
             float *g = r->gate + (size_t)t * P + i;
-            *g = gelu(*g) * r->ple[(size_t)t * LP + l * P + i];
+            *g = nb_rm_gelu(*g) * r->ple[(size_t)t * LP + l * P + i];
         }
     hook(r, "ple_gate", (int)l, pos0, r->gate, P, (int)P, T);
     /* ple_proj, post_norm */
@@ -489,7 +410,7 @@ static void ple_block(struct nb_ref *r, uint32_t l, int T, int pos0)
     hook(r, "ple_proj", (int)l, pos0, r->o, H, (int)H, T);
     const float *pn = vec(r, w->post_norm);
     for (int t = 0; t < T; t++)
-        rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
+        nb_rm_rmsnorm(r->o + (size_t)t * H, r->o + (size_t)t * H, pn, H, c->rms_eps);
     hook(r, "post_norm", (int)l, pos0, r->o, H, (int)H, T);
     for (size_t i = 0; i < (size_t)T * H; i++)
         r->h[i] += r->o[i];
@@ -529,7 +450,7 @@ static void forward_chunk(struct nb_ref *r, const int32_t *tok, int T, int pos0,
         /* attn_norm */
         const float *an = vec(r, w->attn_norm);
         for (int t = 0; t < T; t++)
-            rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, an, H, c->rms_eps);
+            nb_rm_rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, an, H, c->rms_eps);
         hook(r, "attn_norm", (int)l, pos0, r->x, H, (int)H, T);
         attention_block(r, l, T, pos0);
         /* residual */
@@ -553,7 +474,7 @@ static void forward_chunk(struct nb_ref *r, const int32_t *tok, int T, int pos0,
     /* output_norm */
     const float *on = vec(r, m->w.output_norm);
     for (int t = 0; t < T; t++)
-        rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, on, H, c->rms_eps);
+        nb_rm_rmsnorm(r->x + (size_t)t * H, r->h + (size_t)t * H, on, H, c->rms_eps);
     hook(r, "output_norm", -1, pos0, r->x, H, (int)H, T);
     if (r->hooks.on_layer)
         for (int t = 0; t < T; t++)

@@ -1,6 +1,6 @@
 /* ref_mtp.c: the CPU f32 reference of one MTP assistant step (mtp.h), in the order of llama.cpp's
  * src/models/gemma4-assistant.cpp, over the K/V cache of the target's reference (ref.c). The
- * kernels are ref.c's (same arithmetic). */
+ * kernels are ref.c's (ref_math.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include "mtp.h"
 #include "quant.h"
 #include "ref.h"
+#include "ref_math.h"
 
 struct nb_ref_mtp {
     const struct nb_mtp_model *a;
@@ -29,57 +30,6 @@ struct nb_ref_mtp {
     size_t n_scores;
 };
 
-static float dot(const float *a, const float *b, size_t n)
-{
-    float s[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            s[j] += a[i + j] * b[i + j];
-    float r = 0;
-    for (; i < n; i++)
-        r += a[i] * b[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + r;
-}
-
-static void rmsnorm(float *y, const float *x, const float *w, size_t n, float eps)
-{
-    double ss = 0;
-    for (size_t i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
-    float s = (float)(1.0 / sqrt(ss / (double)n + eps));
-    for (size_t i = 0; i < n; i++)
-        y[i] = x[i] * s * (w ? w[i] : 1.0f);
-}
-
-static float gelu(float x)
-{
-    const float c = 0.79788456080286535588f;
-    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-}
-
-/* NeoX RoPE of n_heads heads at pos: pairs (i, i + n_rot/2), theta_i = pos * base^(-2i/n_rot) /
- * factor_i. */
-static void rope(float *x, float *cs, uint32_t n_heads, uint32_t hd, uint32_t n_rot, int pos,
-                 float base, const float *factors)
-{
-    uint32_t half = n_rot / 2;
-    for (uint32_t i = 0; i < half; i++) {
-        double theta = pos * pow((double)base, -2.0 * i / (double)n_rot);
-        if (factors) theta /= factors[i];
-        cs[2 * i] = (float)cos(theta);
-        cs[2 * i + 1] = (float)sin(theta);
-    }
-    for (uint32_t h = 0; h < n_heads; h++) {
-        float *p = x + (size_t)h * hd;
-        for (uint32_t i = 0; i < half; i++) {
-            float x0 = p[i], x1 = p[i + half], c = cs[2 * i], s = cs[2 * i + 1];
-            p[i] = x0 * c - x1 * s;
-            p[i + half] = x0 * s + x1 * c;
-        }
-    }
-}
-
 static const float *vec(struct nb_ref_mtp *r, const struct gguf_tensor *t)
 {
     nb_dequant_row(t->type, t->data, r->wv, t->ne[0]);
@@ -92,7 +42,7 @@ static void matvec(struct nb_ref_mtp *r, const struct gguf_tensor *w, const floa
     uint64_t n_in = w->ne[0], rs = ggml_row_size(w->type, n_in);
     for (uint64_t j = 0; j < w->ne[1]; j++) {
         nb_dequant_row(w->type, w->data + j * rs, r->row, n_in);
-        y[j] = dot(r->row, x, n_in);
+        y[j] = nb_rm_dot(r->row, x, n_in);
     }
 }
 
@@ -157,29 +107,9 @@ static void attention(struct nb_ref_mtp *r, const struct nb_mtp_layer_config *lc
     size_t kvd = (size_t)nkv * hd;
     int lo = lc->is_swa && pos - (int)c->sliding_window + 1 > 0 ? pos - (int)c->sliding_window + 1
                                                                  : 0;
-    for (uint32_t h = 0; h < nh; h++) {
-        const float *qh = r->q + (size_t)h * hd;
-        size_t koff = (size_t)(h / group) * hd;
-        float mx = -INFINITY;
-        for (int j = lo; j < pos; j++) {
-            float s = dot(qh, K + (size_t)j * kvd + koff, hd); /* scale 1 */
-            r->scores[j] = s;
-            if (s > mx) mx = s;
-        }
-        double sum = 0;
-        for (int j = lo; j < pos; j++) {
-            r->scores[j] = expf(r->scores[j] - mx);
-            sum += r->scores[j];
-        }
-        float *out = r->att + (size_t)h * hd;
-        memset(out, 0, hd * sizeof(float));
-        for (int j = lo; j < pos; j++) {
-            float p = (float)(r->scores[j] / sum);
-            const float *vj = V + (size_t)j * kvd + koff;
-            for (uint32_t i = 0; i < hd; i++)
-                out[i] += p * vj[i];
-        }
-    }
+    for (uint32_t h = 0; h < nh; h++) /* scale 1 */
+        nb_rm_attend(r->att + (size_t)h * hd, r->q + (size_t)h * hd, K, V, kvd,
+                     (size_t)(h / group) * hd, hd, lo, pos, 1.0f, r->scores);
 }
 
 int nb_ref_mtp_step(struct nb_ref_mtp *r, int32_t tok, int pos, const float *h, float *logits,
@@ -212,33 +142,34 @@ int nb_ref_mtp_step(struct nb_ref_mtp *r, int32_t tok, int pos, const float *h, 
         const struct nb_mtp_layer_weights *w = &a->w.layer[l];
         uint32_t hd = lc->head_dim, nh = c->n_head, F = lc->n_ff;
         /* attn_norm, attn_q, q_norm, rope_q */
-        rmsnorm(r->x, r->cur, vec(r, w->attn_norm), Ha, c->rms_eps);
+        nb_rm_rmsnorm(r->x, r->cur, vec(r, w->attn_norm), Ha, c->rms_eps);
         matvec(r, w->attn_q, r->x, r->q);
         const float *qn = vec(r, w->attn_q_norm);
         for (uint32_t hh = 0; hh < nh; hh++)
-            rmsnorm(r->q + (size_t)hh * hd, r->q + (size_t)hh * hd, qn, hd, c->rms_eps);
-        rope(r->q, r->cs, nh, hd, lc->n_rot, pos, lc->rope_base,
-             lc->is_swa ? NULL : c->rope_factors);
+            nb_rm_rmsnorm(r->q + (size_t)hh * hd, r->q + (size_t)hh * hd, qn, hd, c->rms_eps);
+        nb_rm_rope_angles(r->cs, pos, lc->n_rot, lc->rope_base,
+                          lc->is_swa ? NULL : c->rope_factors);
+        nb_rm_rope(r->q, nh, hd, lc->n_rot, r->cs);
         /* attention over the target's cache, attn_out, post_attn_norm, residual */
         attention(r, lc, pos);
         matvec(r, w->attn_output, r->att, r->o);
-        rmsnorm(r->o, r->o, vec(r, w->post_attention_norm), Ha, c->rms_eps);
+        nb_rm_rmsnorm(r->o, r->o, vec(r, w->post_attention_norm), Ha, c->rms_eps);
         for (uint32_t i = 0; i < Ha; i++)
             r->cur[i] += r->o[i];
         /* ffn_norm, gate/up, geglu, down, post_ffw_norm, residual, layer_scale */
-        rmsnorm(r->x, r->cur, vec(r, w->ffn_norm), Ha, c->rms_eps);
+        nb_rm_rmsnorm(r->x, r->cur, vec(r, w->ffn_norm), Ha, c->rms_eps);
         matvec(r, w->ffn_gate, r->x, r->gate);
         matvec(r, w->ffn_up, r->x, r->up);
         for (uint32_t i = 0; i < F; i++)
-            r->gate[i] = gelu(r->gate[i]) * r->up[i];
+            r->gate[i] = nb_rm_gelu(r->gate[i]) * r->up[i];
         matvec(r, w->ffn_down, r->gate, r->o);
-        rmsnorm(r->o, r->o, vec(r, w->post_ffw_norm), Ha, c->rms_eps);
+        nb_rm_rmsnorm(r->o, r->o, vec(r, w->post_ffw_norm), Ha, c->rms_eps);
         float s = w->layer_output_scale ? vec(r, w->layer_output_scale)[0] : 1.0f;
         for (uint32_t i = 0; i < Ha; i++)
             r->cur[i] = (r->cur[i] + r->o[i]) * s;
     }
     /* output_norm, logits (tied), h_next from the normed state */
-    rmsnorm(r->x, r->cur, vec(r, a->w.output_norm), Ha, c->rms_eps);
+    nb_rm_rmsnorm(r->x, r->cur, vec(r, a->w.output_norm), Ha, c->rms_eps);
     if (logits) matvec(r, a->w.token_embd, r->x, logits);
     if (h_next) matvec(r, a->w.post_proj, r->x, h_next);
     return 0;
