@@ -4,32 +4,12 @@
 #include "model.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gtensor_pack.h"
+#include "model_load.h"
 #include "quant.h"
-
-/* Loading state: the file, the architecture prefix of the keys and the first error. */
-struct loader {
-    const struct gguf *g;
-    const char *arch; /* key prefix, "gemma4" */
-    char *err;
-    size_t errlen;
-    bool failed;
-};
-
-static int fail(struct loader *L, const char *fmt, ...)
-{
-    if (L->failed) return -1; /* keep the first error */
-    L->failed = true;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(L->err, L->errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 const char *nb_arch_name(enum nb_arch a)
 {
@@ -54,132 +34,62 @@ bool nb_type_ok_matrix(enum ggml_type t)
 
 /* ---- metadata ------------------------------------------------------------------------------ */
 
-/* Reads ARCH.SUFFIX as u32. Returns 1 if present, 0 if absent (then *out keeps its default when
- * not required), -1 on error (recorded in L). */
-static int key_u32(struct loader *L, const char *suffix, uint32_t *out, bool required)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
-    const struct gguf_kv *kv = gguf_find(L->g, key);
-    if (!kv) {
-        if (required) fail(L, "missing key %s", key);
-        return required ? -1 : 0;
-    }
-    if (gguf_get_u32(L->g, key, out) != 0) {
-        fail(L, "key %s: expected an unsigned 32-bit integer, got %s", key,
-             gguf_vtype_name(kv->type));
-        return -1;
-    }
-    return 1;
-}
-
-static int key_f32(struct loader *L, const char *suffix, float *out, bool required)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
-    const struct gguf_kv *kv = gguf_find(L->g, key);
-    if (!kv) {
-        if (required) fail(L, "missing key %s", key);
-        return required ? -1 : 0;
-    }
-    if (gguf_get_f32(L->g, key, out) != 0 || !isfinite(*out)) {
-        fail(L, "key %s: expected a finite float, got %s", key, gguf_vtype_name(kv->type));
-        return -1;
-    }
-    return 1;
-}
-
-/* A per-layer value that is either a scalar (same for all layers) or an array of n entries
- * (integers or bools). Same return convention as key_u32. */
-static int key_layers_u32(struct loader *L, const char *suffix, uint32_t n, uint32_t *out,
-                          bool required)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
-    const struct gguf_kv *kv = gguf_find(L->g, key);
-    if (!kv) {
-        if (required) fail(L, "missing key %s", key);
-        return required ? -1 : 0;
-    }
-    if (kv->type == GGUF_ARRAY) {
-        if (kv->arr_n != n) {
-            fail(L, "key %s: array has %llu entries, expected %u (one per layer)", key,
-                 (unsigned long long)kv->arr_n, n);
-            return -1;
-        }
-        for (uint32_t i = 0; i < n; i++)
-            if (gguf_get_arr_u32(kv, i, &out[i]) != 0) {
-                fail(L, "key %s: entry %u is not an unsigned 32-bit integer (array of %s)", key, i,
-                     gguf_vtype_name(kv->arr_type));
-                return -1;
-            }
-        return 1;
-    }
-    uint32_t v;
-    if (gguf_get_u32(L->g, key, &v) != 0) {
-        fail(L, "key %s: expected an integer or an array of %u integers, got %s", key, n,
-             gguf_vtype_name(kv->type));
-        return -1;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        out[i] = v;
-    return 1;
-}
-
-static int load_config(struct loader *L, struct nb_config *c)
+static int load_config(struct nb_loader *L, struct nb_config *c)
 {
     uint32_t n = 0;
-    key_u32(L, "embedding_length", &c->n_embd, true);
-    key_u32(L, "block_count", &n, true);
-    key_u32(L, "attention.head_count", &c->n_head, true);
+    nb_key_u32(L, "embedding_length", &c->n_embd, true);
+    nb_key_u32(L, "block_count", &n, true);
+    nb_key_u32(L, "attention.head_count", &c->n_head, true);
     if (L->failed) return -1;
     if (c->n_embd == 0 || c->n_head == 0)
-        return fail(L, "%s.embedding_length %u, attention.head_count %u: must be > 0", L->arch,
-                    c->n_embd, c->n_head);
+        return nb_loader_fail(L, "%s.embedding_length %u, attention.head_count %u: must be > 0",
+                              L->arch, c->n_embd, c->n_head);
     if (n == 0 || n > NB_MAX_LAYERS)
-        return fail(L, "%s.block_count %u: must be 1..%d", L->arch, n, NB_MAX_LAYERS);
+        return nb_loader_fail(L, "%s.block_count %u: must be 1..%d", L->arch, n, NB_MAX_LAYERS);
     c->n_layer = n;
-    key_u32(L, "context_length", &c->n_ctx_train, false);
+    nb_key_u32(L, "context_length", &c->n_ctx_train, false);
 
-    key_u32(L, "attention.key_length", &c->head_dim, true);
+    nb_key_u32(L, "attention.key_length", &c->head_dim, true);
     uint32_t vlen = c->head_dim;
-    key_u32(L, "attention.value_length", &vlen, false);
+    nb_key_u32(L, "attention.value_length", &vlen, false);
     c->head_dim_swa = c->head_dim;
-    key_u32(L, "attention.key_length_swa", &c->head_dim_swa, false);
+    nb_key_u32(L, "attention.key_length_swa", &c->head_dim_swa, false);
     uint32_t vlen_swa = c->head_dim_swa;
-    key_u32(L, "attention.value_length_swa", &vlen_swa, false);
+    nb_key_u32(L, "attention.value_length_swa", &vlen_swa, false);
     if (L->failed) return -1;
     if (vlen != c->head_dim || vlen_swa != c->head_dim_swa)
-        return fail(L,
-                    "%s.attention.value_length %u/%u (full/swa) differs from key_length %u/%u "
-                    "(not supported)",
-                    L->arch, vlen, vlen_swa, c->head_dim, c->head_dim_swa);
+        return nb_loader_fail(
+            L,
+            "%s.attention.value_length %u/%u (full/swa) differs from key_length %u/%u "
+            "(not supported)",
+            L->arch, vlen, vlen_swa, c->head_dim, c->head_dim_swa);
     if (c->head_dim == 0 || c->head_dim_swa == 0)
-        return fail(L, "%s.attention.key_length must be > 0", L->arch);
+        return nb_loader_fail(L, "%s.attention.key_length must be > 0", L->arch);
 
     c->n_rot = c->head_dim;
     c->n_rot_swa = c->head_dim_swa;
-    key_u32(L, "rope.dimension_count", &c->n_rot, false);
-    key_u32(L, "rope.dimension_count_swa", &c->n_rot_swa, false);
+    nb_key_u32(L, "rope.dimension_count", &c->n_rot, false);
+    nb_key_u32(L, "rope.dimension_count_swa", &c->n_rot_swa, false);
     if (L->failed) return -1;
     if (c->n_rot % 2 || c->n_rot > c->head_dim || c->n_rot_swa % 2 ||
         c->n_rot_swa > c->head_dim_swa)
-        return fail(L,
-                    "%s.rope.dimension_count %u/%u (full/swa): must be even and at most the head "
-                    "dim %u/%u",
-                    L->arch, c->n_rot, c->n_rot_swa, c->head_dim, c->head_dim_swa);
+        return nb_loader_fail(
+            L,
+            "%s.rope.dimension_count %u/%u (full/swa): must be even and at most the head "
+            "dim %u/%u",
+            L->arch, c->n_rot, c->n_rot_swa, c->head_dim, c->head_dim_swa);
     c->rope_base = 10000.0f;
     c->rope_base_swa = 10000.0f;
-    key_f32(L, "rope.freq_base", &c->rope_base, false);
-    key_f32(L, "rope.freq_base_swa", &c->rope_base_swa, false);
-    key_f32(L, "attention.layer_norm_rms_epsilon", &c->rms_eps, true);
-    key_f32(L, "final_logit_softcapping", &c->final_softcap, false);
+    nb_key_f32(L, "rope.freq_base", &c->rope_base, false);
+    nb_key_f32(L, "rope.freq_base_swa", &c->rope_base_swa, false);
+    nb_key_f32(L, "attention.layer_norm_rms_epsilon", &c->rms_eps, true);
+    nb_key_f32(L, "final_logit_softcapping", &c->final_softcap, false);
     if (L->failed) return -1;
     if (!(c->rope_base > 0 && c->rope_base_swa > 0))
-        return fail(L, "%s.rope.freq_base must be > 0", L->arch);
+        return nb_loader_fail(L, "%s.rope.freq_base must be > 0", L->arch);
     if (!(c->rms_eps >= 0) || c->final_softcap < 0)
-        return fail(L, "%s: layer_norm_rms_epsilon and final_logit_softcapping must be >= 0",
-                    L->arch);
+        return nb_loader_fail(
+            L, "%s: layer_norm_rms_epsilon and final_logit_softcapping must be >= 0", L->arch);
 
     /* Layer pattern: a bool array (true = sliding) or, as in gemma3 files, a period p (layer l
      * is sliding iff l % p < p - 1). */
@@ -189,10 +99,10 @@ static int load_config(struct loader *L, struct nb_config *c)
     const struct gguf_kv *kv = gguf_find(L->g, key);
     if (kv && kv->type != GGUF_ARRAY) {
         uint32_t p = 0;
-        if (key_u32(L, "attention.sliding_window_pattern", &p, true) < 0) return -1;
+        if (nb_key_u32(L, "attention.sliding_window_pattern", &p, true) < 0) return -1;
         for (uint32_t l = 0; l < n; l++)
             v[l] = p > 0 && l % p < p - 1;
-    } else if (key_layers_u32(L, "attention.sliding_window_pattern", n, v, true) < 0) {
+    } else if (nb_key_layers_u32(L, "attention.sliding_window_pattern", n, v, true) < 0) {
         return -1;
     }
     bool any_swa = false;
@@ -201,48 +111,52 @@ static int load_config(struct loader *L, struct nb_config *c)
         any_swa |= v[l] != 0;
     }
     if (any_swa) {
-        key_u32(L, "attention.sliding_window", &c->sliding_window, true);
+        nb_key_u32(L, "attention.sliding_window", &c->sliding_window, true);
         if (L->failed) return -1;
-        if (c->sliding_window == 0) return fail(L, "%s.attention.sliding_window is 0", L->arch);
+        if (c->sliding_window == 0)
+            return nb_loader_fail(L, "%s.attention.sliding_window is 0", L->arch);
     }
 
     for (uint32_t l = 0; l < n; l++)
         v[l] = c->n_head;
-    if (key_layers_u32(L, "attention.head_count_kv", n, v, false) < 0) return -1;
+    if (nb_key_layers_u32(L, "attention.head_count_kv", n, v, false) < 0) return -1;
     for (uint32_t l = 0; l < n; l++) {
         if (v[l] == 0 || c->n_head % v[l])
-            return fail(
+            return nb_loader_fail(
                 L,
                 "%s.attention.head_count_kv: layer %u has %u, which does not divide head_count %u",
                 L->arch, l, v[l], c->n_head);
         c->layer[l].n_head_kv = v[l];
     }
-    if (key_layers_u32(L, "feed_forward_length", n, v, true) < 0) return -1;
+    if (nb_key_layers_u32(L, "feed_forward_length", n, v, true) < 0) return -1;
     for (uint32_t l = 0; l < n; l++) {
-        if (v[l] == 0) return fail(L, "%s.feed_forward_length: layer %u has 0", L->arch, l);
+        if (v[l] == 0)
+            return nb_loader_fail(L, "%s.feed_forward_length: layer %u has 0", L->arch, l);
         c->layer[l].n_ff = v[l];
         if (v[l] > c->max_n_ff) c->max_n_ff = v[l];
     }
 
-    key_u32(L, "attention.shared_kv_layers", &c->n_kv_shared, false);
-    key_u32(L, "embedding_length_per_layer_input", &c->n_embd_ple, false);
-    key_u32(L, "expert_count", &c->n_expert, false);
+    nb_key_u32(L, "attention.shared_kv_layers", &c->n_kv_shared, false);
+    nb_key_u32(L, "embedding_length_per_layer_input", &c->n_embd_ple, false);
+    nb_key_u32(L, "expert_count", &c->n_expert, false);
     if (L->failed) return -1;
     if (c->n_kv_shared >= n)
-        return fail(L, "%s.attention.shared_kv_layers %u: must be less than block_count %u",
-                    L->arch, c->n_kv_shared, n);
+        return nb_loader_fail(L,
+                              "%s.attention.shared_kv_layers %u: must be less than block_count %u",
+                              L->arch, c->n_kv_shared, n);
     if (c->n_expert > 0) {
-        key_u32(L, "expert_used_count", &c->n_expert_used, true);
-        key_u32(L, "expert_feed_forward_length", &c->n_ff_exp, true);
+        nb_key_u32(L, "expert_used_count", &c->n_expert_used, true);
+        nb_key_u32(L, "expert_feed_forward_length", &c->n_ff_exp, true);
         if (L->failed) return -1;
         if (c->n_expert > NB_MAX_EXPERTS)
-            return fail(L, "%s.expert_count %u: at most %d supported", L->arch, c->n_expert,
-                        NB_MAX_EXPERTS);
+            return nb_loader_fail(L, "%s.expert_count %u: at most %d supported", L->arch,
+                                  c->n_expert, NB_MAX_EXPERTS);
         if (c->n_expert_used == 0 || c->n_expert_used > c->n_expert || c->n_ff_exp == 0)
-            return fail(L,
-                        "%s: expert_used_count %u / expert_feed_forward_length %u invalid for %u "
-                        "experts",
-                        L->arch, c->n_expert_used, c->n_ff_exp, c->n_expert);
+            return nb_loader_fail(
+                L,
+                "%s: expert_used_count %u / expert_feed_forward_length %u invalid for %u "
+                "experts",
+                L->arch, c->n_expert_used, c->n_ff_exp, c->n_expert);
     }
 
     /* Per-layer geometry and KV sharing: layers >= n - n_kv_shared read the cache of the last
@@ -264,81 +178,19 @@ static int load_config(struct loader *L, struct nb_config *c)
                 break;
             }
         if (lc->kv_source < 0)
-            return fail(L, "layer %u shares KV but no earlier %s layer has its own", l,
-                        lc->is_swa ? "sliding" : "full");
+            return nb_loader_fail(L, "layer %u shares KV but no earlier %s layer has its own", l,
+                                  lc->is_swa ? "sliding" : "full");
         if (c->layer[lc->kv_source].n_head_kv != lc->n_head_kv)
-            return fail(L, "layer %u shares the KV of layer %d but has %u KV heads instead of %u",
-                        l, lc->kv_source, lc->n_head_kv, c->layer[lc->kv_source].n_head_kv);
+            return nb_loader_fail(
+                L, "layer %u shares the KV of layer %d but has %u KV heads instead of %u", l,
+                lc->kv_source, lc->n_head_kv, c->layer[lc->kv_source].n_head_kv);
     }
     return L->failed ? -1 : 0;
 }
 
 /* ---- tensors ------------------------------------------------------------------------------- */
 
-enum tclass { T_VEC, T_MAT };
-
-static void fmt_shape(char *buf, size_t n, const uint64_t *ne, uint32_t nd)
-{
-    size_t o = (size_t)snprintf(buf, n, "{");
-    for (uint32_t i = 0; i < nd && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%llu", i ? ", " : "", (unsigned long long)ne[i]);
-    if (o < n) snprintf(buf + o, n - o, "}");
-}
-
-/* Finds a tensor and checks its type class and exact shape (nd dims e0..e2, the rest 1).
- * Absent: NULL, an error only when required. */
-static const struct gguf_tensor *tensor(struct loader *L, const char *name, enum tclass cls,
-                                        bool required, uint32_t nd, uint64_t e0, uint64_t e1,
-                                        uint64_t e2)
-{
-    if (L->failed) return NULL;
-    const struct gguf_tensor *t = gguf_find_tensor(L->g, name);
-    if (!t) {
-        if (required) fail(L, "missing tensor %s", name);
-        return NULL;
-    }
-    bool ok = cls == T_VEC ? nb_type_ok_vector(t->type) : nb_type_ok_matrix(t->type);
-    if (!ok) {
-        const char *tn = ggml_type_name(t->type);
-        char tbuf[24];
-        if (!tn) {
-            snprintf(tbuf, sizeof tbuf, "type %d", (int)t->type);
-            tn = tbuf;
-        }
-        fail(L, "%s: unsupported type %s (%s)", name, tn,
-             cls == T_VEC ? "norms and scales must be f32, f16 or bf16"
-                          : "supported matrix types: " NB_WEIGHT_TYPES);
-        return NULL;
-    }
-    uint64_t want[GGUF_MAX_DIMS] = {e0, e1, e2, 1};
-    for (uint32_t i = nd; i < GGUF_MAX_DIMS; i++)
-        want[i] = 1;
-    for (uint32_t i = 0; i < GGUF_MAX_DIMS; i++)
-        if (t->ne[i] != want[i]) {
-            char a[96], b[96];
-            fmt_shape(a, sizeof a, want, nd);
-            fmt_shape(b, sizeof b, t->ne, t->n_dims > nd ? t->n_dims : nd);
-            fail(L, "%s: expected shape %s, got %s", name, a, b);
-            return NULL;
-        }
-    if (t->ne[0] % ggml_blck_size(t->type)) {
-        fail(L, "%s: row length %llu is not a multiple of the %s block size", name,
-             (unsigned long long)t->ne[0], ggml_type_name(t->type));
-        return NULL;
-    }
-    return t;
-}
-
-static const struct gguf_tensor *blk(struct loader *L, uint32_t l, const char *suffix,
-                                     enum tclass cls, bool required, uint32_t nd, uint64_t e0,
-                                     uint64_t e1, uint64_t e2)
-{
-    char name[96];
-    snprintf(name, sizeof name, "blk.%u.%s", l, suffix);
-    return tensor(L, name, cls, required, nd, e0, e1, e2);
-}
-
-static void load_layer(struct loader *L, struct nb_config *c, struct nb_layer_weights *w,
+static void load_layer(struct nb_loader *L, struct nb_config *c, struct nb_layer_weights *w,
                        uint32_t l)
 {
     struct nb_layer_config *lc = &c->layer[l];
@@ -346,59 +198,62 @@ static void load_layer(struct loader *L, struct nb_config *c, struct nb_layer_we
     uint64_t nkv = (uint64_t)lc->n_head_kv * hd, F = lc->n_ff, P = c->n_embd_ple;
     uint64_t E = c->n_expert, Fe = c->n_ff_exp;
 
-    w->attn_norm = blk(L, l, "attn_norm.weight", T_VEC, true, 1, H, 1, 1);
-    w->attn_q = blk(L, l, "attn_q.weight", T_MAT, true, 2, H, nq, 1);
-    w->attn_q_norm = blk(L, l, "attn_q_norm.weight", T_VEC, true, 1, hd, 1, 1);
+    w->attn_norm = nb_loader_blk(L, l, "attn_norm.weight", NB_TVEC, true, 1, H, 1, 1);
+    w->attn_q = nb_loader_blk(L, l, "attn_q.weight", NB_TMAT, true, 2, H, nq, 1);
+    w->attn_q_norm = nb_loader_blk(L, l, "attn_q_norm.weight", NB_TVEC, true, 1, hd, 1, 1);
     if (lc->has_kv) { /* K/V tensors of KV-shared layers may exist; they are ignored */
-        w->attn_k = blk(L, l, "attn_k.weight", T_MAT, true, 2, H, nkv, 1);
-        w->attn_v = blk(L, l, "attn_v.weight", T_MAT, false, 2, H, nkv, 1);
-        w->attn_k_norm = blk(L, l, "attn_k_norm.weight", T_VEC, true, 1, hd, 1, 1);
+        w->attn_k = nb_loader_blk(L, l, "attn_k.weight", NB_TMAT, true, 2, H, nkv, 1);
+        w->attn_v = nb_loader_blk(L, l, "attn_v.weight", NB_TMAT, false, 2, H, nkv, 1);
+        w->attn_k_norm = nb_loader_blk(L, l, "attn_k_norm.weight", NB_TVEC, true, 1, hd, 1, 1);
         lc->has_v = w->attn_v != NULL;
     }
-    w->attn_output = blk(L, l, "attn_output.weight", T_MAT, true, 2, nq, H, 1);
-    w->post_attention_norm = blk(L, l, "post_attention_norm.weight", T_VEC, true, 1, H, 1, 1);
-    w->ffn_norm = blk(L, l, "ffn_norm.weight", T_VEC, true, 1, H, 1, 1);
-    w->ffn_gate = blk(L, l, "ffn_gate.weight", T_MAT, true, 2, H, F, 1);
-    w->ffn_up = blk(L, l, "ffn_up.weight", T_MAT, true, 2, H, F, 1);
-    w->ffn_down = blk(L, l, "ffn_down.weight", T_MAT, true, 2, F, H, 1);
-    w->post_ffw_norm = blk(L, l, "post_ffw_norm.weight", T_VEC, true, 1, H, 1, 1);
-    w->layer_output_scale = blk(L, l, "layer_output_scale.weight", T_VEC, false, 1, 1, 1, 1);
+    w->attn_output = nb_loader_blk(L, l, "attn_output.weight", NB_TMAT, true, 2, nq, H, 1);
+    w->post_attention_norm =
+        nb_loader_blk(L, l, "post_attention_norm.weight", NB_TVEC, true, 1, H, 1, 1);
+    w->ffn_norm = nb_loader_blk(L, l, "ffn_norm.weight", NB_TVEC, true, 1, H, 1, 1);
+    w->ffn_gate = nb_loader_blk(L, l, "ffn_gate.weight", NB_TMAT, true, 2, H, F, 1);
+    w->ffn_up = nb_loader_blk(L, l, "ffn_up.weight", NB_TMAT, true, 2, H, F, 1);
+    w->ffn_down = nb_loader_blk(L, l, "ffn_down.weight", NB_TMAT, true, 2, F, H, 1);
+    w->post_ffw_norm = nb_loader_blk(L, l, "post_ffw_norm.weight", NB_TVEC, true, 1, H, 1, 1);
+    w->layer_output_scale =
+        nb_loader_blk(L, l, "layer_output_scale.weight", NB_TVEC, false, 1, 1, 1, 1);
     if (w->layer_output_scale) c->has_layer_scale = true;
 
     if (P) {
-        w->inp_gate = blk(L, l, "inp_gate.weight", T_MAT, true, 2, H, P, 1);
-        w->proj = blk(L, l, "proj.weight", T_MAT, true, 2, P, H, 1);
-        w->post_norm = blk(L, l, "post_norm.weight", T_VEC, true, 1, H, 1, 1);
+        w->inp_gate = nb_loader_blk(L, l, "inp_gate.weight", NB_TMAT, true, 2, H, P, 1);
+        w->proj = nb_loader_blk(L, l, "proj.weight", NB_TMAT, true, 2, P, H, 1);
+        w->post_norm = nb_loader_blk(L, l, "post_norm.weight", NB_TVEC, true, 1, H, 1, 1);
     }
     if (E) {
-        w->ffn_gate_inp = blk(L, l, "ffn_gate_inp.weight", T_MAT, false, 2, H, E, 1);
+        w->ffn_gate_inp = nb_loader_blk(L, l, "ffn_gate_inp.weight", NB_TMAT, false, 2, H, E, 1);
         lc->is_moe = w->ffn_gate_inp != NULL;
     }
     if (!lc->is_moe) return;
-    w->ffn_gate_inp_scale = blk(L, l, "ffn_gate_inp.scale", T_VEC, true, 1, H, 1, 1);
-    w->pre_ffw_norm_2 = blk(L, l, "pre_ffw_norm_2.weight", T_VEC, true, 1, H, 1, 1);
-    w->post_ffw_norm_1 = blk(L, l, "post_ffw_norm_1.weight", T_VEC, true, 1, H, 1, 1);
-    w->post_ffw_norm_2 = blk(L, l, "post_ffw_norm_2.weight", T_VEC, true, 1, H, 1, 1);
-    w->ffn_gate_up_exps = blk(L, l, "ffn_gate_up_exps.weight", T_MAT, false, 3, H, 2 * Fe, E);
+    w->ffn_gate_inp_scale = nb_loader_blk(L, l, "ffn_gate_inp.scale", NB_TVEC, true, 1, H, 1, 1);
+    w->pre_ffw_norm_2 = nb_loader_blk(L, l, "pre_ffw_norm_2.weight", NB_TVEC, true, 1, H, 1, 1);
+    w->post_ffw_norm_1 = nb_loader_blk(L, l, "post_ffw_norm_1.weight", NB_TVEC, true, 1, H, 1, 1);
+    w->post_ffw_norm_2 = nb_loader_blk(L, l, "post_ffw_norm_2.weight", NB_TVEC, true, 1, H, 1, 1);
+    w->ffn_gate_up_exps =
+        nb_loader_blk(L, l, "ffn_gate_up_exps.weight", NB_TMAT, false, 3, H, 2 * Fe, E);
     if (!w->ffn_gate_up_exps) {
-        w->ffn_gate_exps = blk(L, l, "ffn_gate_exps.weight", T_MAT, true, 3, H, Fe, E);
-        w->ffn_up_exps = blk(L, l, "ffn_up_exps.weight", T_MAT, true, 3, H, Fe, E);
+        w->ffn_gate_exps = nb_loader_blk(L, l, "ffn_gate_exps.weight", NB_TMAT, true, 3, H, Fe, E);
+        w->ffn_up_exps = nb_loader_blk(L, l, "ffn_up_exps.weight", NB_TMAT, true, 3, H, Fe, E);
     }
     if (l == 0 || !c->moe_fused_gate_up == !w->ffn_gate_up_exps)
         c->moe_fused_gate_up = w->ffn_gate_up_exps != NULL;
     else
-        fail(L, "blk.%u: mixes fused and split expert gate/up tensors across layers", l);
-    w->ffn_down_exps = blk(L, l, "ffn_down_exps.weight", T_MAT, true, 3, Fe, H, E);
-    w->ffn_down_exps_scale = blk(L, l, "ffn_down_exps.scale", T_VEC, false, 1, E, 1, 1);
+        nb_loader_fail(L, "blk.%u: mixes fused and split expert gate/up tensors across layers", l);
+    w->ffn_down_exps = nb_loader_blk(L, l, "ffn_down_exps.weight", NB_TMAT, true, 3, Fe, H, E);
+    w->ffn_down_exps_scale = nb_loader_blk(L, l, "ffn_down_exps.scale", NB_TVEC, false, 1, E, 1, 1);
 }
 
 /* Copies rope_freqs into cfg->rope_factors (f32) and classifies them. */
-static int load_rope_factors(struct loader *L, struct nb_model *m)
+static int load_rope_factors(struct nb_loader *L, struct nb_model *m)
 {
     struct nb_config *c = &m->cfg;
     uint32_t n = c->n_rot / 2;
     c->rope_factors = malloc((n ? n : 1) * sizeof(float));
-    if (!c->rope_factors) return fail(L, "out of memory");
+    if (!c->rope_factors) return nb_loader_fail(L, "out of memory");
     for (uint32_t i = 0; i < n; i++)
         c->rope_factors[i] = 1.0f;
     if (m->w.rope_freqs)
@@ -410,41 +265,34 @@ static int load_rope_factors(struct loader *L, struct nb_model *m)
     for (uint32_t i = 0; i < n; i++) {
         float f = c->rope_factors[i];
         if (!(f > 0))
-            return fail(L, "rope_freqs.weight: factor %u is %g (must be > 0)", i, (double)f);
+            return nb_loader_fail(L, "rope_freqs.weight: factor %u is %g (must be > 0)", i,
+                                  (double)f);
         if (i < c->n_rope_pairs_full ? f != 1.0f : f < NB_ROPE_FACTOR_OFF)
             c->rope_factors_simple = false;
     }
     return L->failed ? -1 : 0;
 }
 
-static int load_weights(struct loader *L, struct nb_model *m)
+static int load_weights(struct nb_loader *L, struct nb_model *m)
 {
     struct nb_config *c = &m->cfg;
     struct nb_weights *w = &m->w;
     uint64_t H = c->n_embd;
-    const struct gguf_tensor *te = gguf_find_tensor(L->g, "token_embd.weight");
-    if (!te) return fail(L, "missing tensor token_embd.weight");
-    if (te->n_dims != 2 || te->ne[1] == 0 || te->ne[1] > INT32_MAX) {
-        char b[96];
-        fmt_shape(b, sizeof b, te->ne, te->n_dims);
-        return fail(L, "token_embd.weight: expected shape {%llu, n_vocab}, got %s",
-                    (unsigned long long)H, b);
-    }
-    c->n_vocab = (uint32_t)te->ne[1];
+    w->token_embd = nb_loader_token_embd(L, H, &c->n_vocab);
+    if (!w->token_embd) return -1;
     uint64_t V = c->n_vocab, LP = (uint64_t)c->n_layer * c->n_embd_ple;
-    w->token_embd = tensor(L, "token_embd.weight", T_MAT, true, 2, H, V, 1);
-    w->output = tensor(L, "output.weight", T_MAT, false, 2, H, V, 1);
+    w->output = nb_loader_tensor(L, "output.weight", NB_TMAT, false, 2, H, V, 1);
     c->tied_output = w->output == NULL;
     if (c->tied_output) w->output = w->token_embd;
-    w->output_norm = tensor(L, "output_norm.weight", T_VEC, true, 1, H, 1, 1);
-    w->rope_freqs = tensor(L, "rope_freqs.weight", T_VEC, false, 1, c->n_rot / 2, 1, 1);
+    w->output_norm = nb_loader_tensor(L, "output_norm.weight", NB_TVEC, true, 1, H, 1, 1);
+    w->rope_freqs = nb_loader_tensor(L, "rope_freqs.weight", NB_TVEC, false, 1, c->n_rot / 2, 1, 1);
     if (c->n_embd_ple) {
         w->per_layer_token_embd =
-            tensor(L, "per_layer_token_embd.weight", T_MAT, true, 2, LP, V, 1);
+            nb_loader_tensor(L, "per_layer_token_embd.weight", NB_TMAT, true, 2, LP, V, 1);
         w->per_layer_model_proj =
-            tensor(L, "per_layer_model_proj.weight", T_MAT, true, 2, H, LP, 1);
-        w->per_layer_proj_norm =
-            tensor(L, "per_layer_proj_norm.weight", T_VEC, true, 1, c->n_embd_ple, 1, 1);
+            nb_loader_tensor(L, "per_layer_model_proj.weight", NB_TMAT, true, 2, H, LP, 1);
+        w->per_layer_proj_norm = nb_loader_tensor(L, "per_layer_proj_norm.weight", NB_TVEC, true, 1,
+                                                  c->n_embd_ple, 1, 1);
     }
     for (uint32_t l = 0; l < c->n_layer && !L->failed; l++)
         load_layer(L, c, &w->layer[l], l);
@@ -456,12 +304,12 @@ int nb_model_from_gguf(struct nb_model *m, struct gguf *g, char *err, size_t err
 {
     memset(m, 0, sizeof *m);
     m->gguf = g;
-    struct loader L = {.g = g, .err = err, .errlen = errlen};
+    struct nb_loader L = {.g = g, .err = err, .errlen = errlen};
     char arch[64] = "";
     if (gguf_get_str(g, "general.architecture", arch, sizeof arch) != 0) {
-        fail(&L, "missing key general.architecture");
+        nb_loader_fail(&L, "missing key general.architecture");
     } else if (strcmp(arch, "gemma4") != 0) {
-        fail(&L, "unsupported architecture '%s' (nibble runs gemma4)", arch);
+        nb_loader_fail(&L, "unsupported architecture '%s' (nibble runs gemma4)", arch);
     } else {
         m->cfg.arch = NB_ARCH_GEMMA4;
         L.arch = "gemma4";
