@@ -115,7 +115,7 @@ static int upload_quant_rows(struct vkx_ctx *vk, struct nb_gtensor *gt, uint32_t
                 memcpy(q + i * pk.qu, units + s * pk.qu, pk.qu);
             }
             uint64_t si = scale_index(gt, r0 + r, b, nbb) - r0 * nbb;
-            nb_pack_place(gt->type, gt->tile_shift >= 3, si, blk, d);
+            nb_pack_place(gt->type, &pk, gt->tile_shift >= 3, si, blk, d);
         }
     if (buf->map) return 0;
     if (vkx_upload(vk, buf, qoff, qbuf, (size_t)(rows * nb * pk.qu)) != 0) return -1;

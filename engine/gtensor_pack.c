@@ -191,17 +191,16 @@ void nb_pack_block(enum ggml_type t, const uint8_t *b, uint8_t *units, uint8_t *
     }
 }
 
-void nb_pack_place(enum ggml_type t, bool grouped, uint64_t si, const uint8_t *blk, uint8_t *d)
+void nb_pack_place(enum ggml_type t, const struct nb_pack_info *pi, bool grouped, uint64_t si,
+                   const uint8_t *blk, uint8_t *d)
 {
-    struct nb_pack_info pi;
-    nb_pack_info(t, &pi);
     if (!grouped || (t != GGML_Q5_K && t != GGML_Q6_K)) {
-        memcpy(d + si * pi.sb, blk, pi.sb);
+        memcpy(d + si * pi->sb, blk, pi->sb);
         return;
     }
     uint64_t hb = t == GGML_Q6_K ? 20 : 16, qb = t == GGML_Q6_K ? 8 : 4; /* head, unit's high bits */
     uint64_t i = si % 8;
-    uint8_t *g = d + si / 8 * 8 * pi.sb; /* the group of 8 entries */
+    uint8_t *g = d + si / 8 * 8 * pi->sb; /* the group of 8 entries */
     memcpy(g + i * hb, blk, hb);
     for (uint64_t s = 0; s < 8; s++)
         memcpy(g + 8 * hb + (8 * s + i) * qb, blk + hb + s * qb, qb);

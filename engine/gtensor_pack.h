@@ -61,9 +61,10 @@ bool nb_pack_info(enum ggml_type t, struct nb_pack_info *pi);
  * unit by unit) and sb bytes at blk. */
 void nb_pack_block(enum ggml_type t, const uint8_t *src, uint8_t *units, uint8_t *blk);
 
-/* Writes plane B entry si (sb bytes at blk, from nb_pack_block) into the plane B at d: at
+/* Writes plane B entry si (pi's sb bytes at blk, from nb_pack_block) into the plane B at d: at
  * d + si * sb, or, with `grouped` (Q5_K and Q6_K in row tiles of >= 8 rows; d the start of whole
  * groups), transposed within its group of 8 as described above. */
-void nb_pack_place(enum ggml_type t, bool grouped, uint64_t si, const uint8_t *blk, uint8_t *d);
+void nb_pack_place(enum ggml_type t, const struct nb_pack_info *pi, bool grouped, uint64_t si,
+                   const uint8_t *blk, uint8_t *d);
 
 #endif

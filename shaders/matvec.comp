@@ -189,7 +189,7 @@ void accum_kb(uint r0, uint rstep, uint rend, uint b, uint xbase)
     KHEAD(0) KHEAD(1) KHEAD(2) KHEAD(3) KHEAD(4) KHEAD(5) KHEAD(6) KHEAD(7)
     // G8: the 8 rows' entries are one transposed group (gtensor_pack.h) starting at word g (a
     // whole texel): Q6_K's 8 heads are 10 texels, then each unit's high bits 4 (Q5_K 2)
-    uint g = wq_k_head_at(S0, ts, p.dbase);
+    uint g = G8 ? wq_k_head_at(S0, ts, p.dbase) : 0u;
     if (G8 && TYPE == NB_T_Q6_K) {
         uvec4 T[10];
         for (uint k = 0u; k < 10u; k++) T[k] = wquad(g / 4u + k);
