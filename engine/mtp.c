@@ -58,16 +58,24 @@ struct nb_mtp_gpu {
     struct vkx_buffer scratch; /* attention split-K partials */
     struct vkx_buffer hn;   /* f32 [Ht] h_next */
     struct vkx_buffer logits; /* f32 [V] host-visible */
-    struct vkx_buffer drafted; /* u32 [NB_MTP_MAX_DRAFT] host-visible: a greedy draft's tokens */
+    struct vkx_buffer drafted; /* u32 [NB_MTP_MAX_DRAFT] host-visible: a draft's tokens */
+    struct vkx_buffer draws;   /* u32 host-visible: a sampled draft's draw counters, one per
+                                  draw_stride bytes (the storage offset alignment) */
+    VkDeviceSize draw_stride;
+    struct vkx_buffer qlog;    /* f32 [NB_MTP_MAX_DRAFT][V] host-visible: a sampled draft's
+                                  logits of every step */
     struct vkx_cmd step, seed; /* one step (recorded once); h's copy */
-    /* greedy drafts, recorded once per (h's buffer and offset, k) and replayed: the h row
+    /* drafts, recorded once per (h's buffer and offset, k, sampler) and replayed: the h row
      * differs with the last step's accepted count, so a few are kept, the least recently used
      * re-recorded */
     struct vkx_cmd chain[NB_MTP_CHAINS];
-    struct {
+    struct chain_key {
         VkBuffer buf;
         VkDeviceSize off;
         int k;
+        uint32_t top_k; /* 0: greedy (argmax) */
+        float temp, top_p;
+        uint32_t seed;
         uint64_t used;
     } chain_key[NB_MTP_CHAINS];
     uint64_t clock;
@@ -260,44 +268,66 @@ static void rec_seed(struct nb_mtp_gpu *m, struct vkx_cmd *c, const struct vkx_v
     vkx_cmd_copy(c, dst, src);
 }
 
-int nb_mtp_gpu_draft(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos, const struct vkx_view *h,
-                     int k, int32_t *out, char *err, size_t errlen)
+static bool same_key(const struct chain_key *a, const struct chain_key *b)
+{
+    return a->buf == b->buf && a->off == b->off && a->k == b->k && a->top_k == b->top_k &&
+           a->temp == b->temp && a->top_p == b->top_p && a->seed == b->seed;
+}
+
+/* A draft of k tokens in one submission, each step's token chosen on the device: by argmax
+ * (s NULL) or drawn with s (its logits kept in qlog). */
+static int draft(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos, const struct vkx_view *h, int k,
+                 const struct nb_mtp_sampler *s, int32_t *out, char *err, size_t errlen)
 {
     struct vkx_ctx *vk = &m->g->vk;
     const struct nb_mtp_config *cf = &m->a.cfg;
     if (tok < 0 || (uint32_t)tok >= cf->n_vocab || pos < 1 || pos > m->f->n_ctx || k < 1 ||
-        k > NB_MTP_MAX_DRAFT) {
+        k > NB_MTP_MAX_DRAFT ||
+        (s && (s->top_k < 2 || s->top_k > NB_MTP_SAMPLE_MAX_K || !(s->temp > 0) ||
+               !s->counters))) {
         snprintf(err, errlen, "MTP draft: token %d at position %u, %d tokens", tok, pos, k);
         return -1;
     }
     *(uint32_t *)m->ids.map = (uint32_t)tok;
     *(uint32_t *)m->pos_rope.map = pos;
     *(uint32_t *)m->pos_attn.map = pos - 1;
+    if (s)
+        for (int j = 0; j < k; j++)
+            *(uint32_t *)((char *)m->draws.map + (size_t)j * m->draw_stride) = s->counters[j];
+    struct chain_key key = {h->buf->buf, h->off, k, s ? s->top_k : 0, s ? s->temp : 0,
+                            s ? s->top_p : 0, s ? s->seed : 0, 0};
     vkx_cmd_catch(true);
     int slot = 0;
     for (int i = 0; i < NB_MTP_CHAINS; i++) {
-        if (m->chain_key[i].used && m->chain_key[i].buf == h->buf->buf &&
-            m->chain_key[i].off == h->off && m->chain_key[i].k == k) {
+        if (m->chain_key[i].used && same_key(&m->chain_key[i], &key)) {
             slot = i;
             break;
         }
         if (m->chain_key[i].used < m->chain_key[slot].used) slot = i;
     }
     struct vkx_cmd *c = &m->chain[slot];
-    bool hit = m->chain_key[slot].used && m->chain_key[slot].buf == h->buf->buf &&
-               m->chain_key[slot].off == h->off && m->chain_key[slot].k == k;
-    m->chain_key[slot].used = ++m->clock;
+    bool hit = m->chain_key[slot].used && same_key(&m->chain_key[slot], &key);
+    key.used = ++m->clock;
+    m->chain_key[slot] = key;
     if (hit && vkx_has(vk, VKX_FEAT_REPLAY)) goto submit;
-    m->chain_key[slot].buf = h->buf->buf;
-    m->chain_key[slot].off = h->off;
-    m->chain_key[slot].k = k;
-    if (!c->cb) vkx_cmd_create(vk, c, 8 + NB_MTP_MAX_DRAFT * (72 + cf->n_layer * 32), false);
+    if (!c->cb) vkx_cmd_create(vk, c, 8 + NB_MTP_MAX_DRAFT * (80 + cf->n_layer * 32), false);
     vkx_cmd_begin(vk, c);
     rec_seed(m, c, h);
+    VkDeviceSize row = (VkDeviceSize)cf->n_vocab * F4;
     for (int j = 0; j < k; j++) {
         rec_step(m, c);
-        vkx_cmd_label(c, "mtp_argmax");
-        nb_op_argmax(&m->g->mi, vk, c, W(&m->logits), cf->n_vocab, W(&m->drafted), (uint32_t)j);
+        if (s) { /* the step's logits kept, a token drawn from them with counter j */
+            struct vkx_view keep = {&m->qlog, (VkDeviceSize)j * row, row};
+            vkx_cmd_copy(c, keep, W(&m->logits));
+            struct vkx_view rng = {&m->draws, (VkDeviceSize)j * m->draw_stride, 4};
+            vkx_cmd_label(c, "mtp_sample");
+            nb_op_sample(&m->g->mi, vk, c, W(&m->logits), cf->n_vocab, s->top_k, s->temp,
+                         s->top_p, s->seed, rng, W(&m->drafted), (uint32_t)j);
+        } else {
+            vkx_cmd_label(c, "mtp_argmax");
+            nb_op_argmax(&m->g->mi, vk, c, W(&m->logits), cf->n_vocab, W(&m->drafted),
+                         (uint32_t)j);
+        }
         if (j + 1 < k) { /* the next step's token */
             struct vkx_view dst = {&m->ids, 0, 4}, src = {&m->drafted, (VkDeviceSize)j * 4, 4};
             vkx_cmd_copy(c, dst, src);
@@ -316,6 +346,21 @@ submit:
     for (int j = 0; j < k; j++)
         out[j] = (int32_t)d[j];
     return k;
+}
+
+int nb_mtp_gpu_draft(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos, const struct vkx_view *h,
+                     int k, int32_t *out, char *err, size_t errlen)
+{
+    return draft(m, tok, pos, h, k, NULL, out, err, errlen);
+}
+
+int nb_mtp_gpu_draft_sample(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos,
+                            const struct vkx_view *h, int k, const struct nb_mtp_sampler *s,
+                            int32_t *out, const float **logits, char *err, size_t errlen)
+{
+    int rc = draft(m, tok, pos, h, k, s, out, err, errlen);
+    *logits = rc > 0 ? m->qlog.map : NULL;
+    return rc;
 }
 
 const float *nb_mtp_gpu_step(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos,
@@ -416,6 +461,7 @@ struct nb_mtp_gpu *nb_mtp_gpu_create(struct nb_gpu_model *g, struct nb_fwd *f, c
     }
     m->kvw = f->kv;
     m->kvw.window = f->kv.window - 1;
+    m->draw_stride = vk->caps.min_storage_align > 4 ? vk->caps.min_storage_align : 4;
     uint64_t Ha = c->n_embd, Ht = c->n_embd_out, nq = (uint64_t)c->n_head * c->max_head_dim;
     uint64_t F = c->max_n_ff, sc = nb_op_attn_scratch_bytes(&g->at, 1, c->n_head,
                                                             c->max_head_dim);
@@ -433,6 +479,8 @@ struct nb_mtp_gpu *nb_mtp_gpu_create(struct nb_gpu_model *g, struct nb_fwd *f, c
         {&m->scratch, sc > 256 ? sc : 256, VKX_MEM_DEVICE},
         {&m->hn, Ht * F4, VKX_MEM_DEVICE},   {&m->logits, (uint64_t)c->n_vocab * F4, VKX_MEM_HOST},
         {&m->drafted, NB_MTP_MAX_DRAFT * 4, VKX_MEM_HOST},
+        {&m->draws, NB_MTP_MAX_DRAFT * m->draw_stride, VKX_MEM_HOST},
+        {&m->qlog, (uint64_t)NB_MTP_MAX_DRAFT * c->n_vocab * F4, VKX_MEM_HOST},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         if (vkx_buffer_create(vk, bufs[i].b, bufs[i].bytes, bufs[i].mem, e, sizeof e) != 0) {
@@ -489,7 +537,7 @@ void nb_mtp_gpu_destroy(struct nb_mtp_gpu *m)
     struct vkx_buffer *bs[] = {&m->output_norm, &m->factors, &m->ids, &m->pos_rope,
                                &m->pos_attn, &m->xh, &m->cur, &m->x, &m->o, &m->q, &m->att,
                                &m->gu, &m->up, &m->act, &m->scratch, &m->hn, &m->logits,
-                               &m->drafted};
+                               &m->drafted, &m->draws, &m->qlog};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++)
         free_buf(vk, bs[i]);
     if (m->own.types) nb_op_matmul_destroy(&m->own, vk);

@@ -131,6 +131,23 @@ const float *nb_mtp_gpu_step(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos,
  * message. */
 int nb_mtp_gpu_draft(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos, const struct vkx_view *h,
                      int k, int32_t *out, char *err, size_t errlen);
+/* The drafter's sampler of nb_mtp_gpu_draft_sample: the device's top-k/top-p/temperature draw
+ * (nb_op_sample: top_k 2..NB_MTP_SAMPLE_MAX_K, temp > 0) with key `seed` and the draw counter
+ * counters[j] for step j. */
+#define NB_MTP_SAMPLE_MAX_K 64
+struct nb_mtp_sampler {
+    uint32_t top_k;
+    float temp, top_p;
+    uint32_t seed;
+    const uint32_t *counters; /* [k] */
+};
+/* A draft of k tokens drawn with sampler s in one submission: as nb_mtp_gpu_draft, but each step's
+ * token is drawn on the device from its logits (so speculative sampling needs no read-back per
+ * step) and every step's logits are kept: *logits points to them, [k][V] host-visible, valid until
+ * the next draft. k, or -1 with a message. */
+int nb_mtp_gpu_draft_sample(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos,
+                            const struct vkx_view *h, int k, const struct nb_mtp_sampler *s,
+                            int32_t *out, const float **logits, char *err, size_t errlen);
 /* The h_next [Ht] of the last step, copied to out (tests). */
 void nb_mtp_gpu_h_next(struct nb_mtp_gpu *m, float *out);
 

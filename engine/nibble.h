@@ -190,7 +190,8 @@ const int32_t *nibble_tokens(const struct nibble_context *c);
  * Drafters: prompt lookup (the tokens that followed the latest earlier occurrence of the context's
  * last n tokens, n = lookup .. 1; no model), a draft model's context (same vocabulary, drafting
  * with the same sampler) and a Gemma 4 MTP assistant (mtp: a few layers over the model's own KV
- * cache and hidden state, drafting with the same sampler). Lookup first; when it finds nothing,
+ * cache and hidden state, drafting with the same sampler, its top_k at most 64, all k steps in
+ * one submission with each token chosen on the device). Lookup first; when it finds nothing,
  * the assistant, else the draft model.
  * Adaptive k: each step drafts the k (0 .. draft_max) that maximises the expected tokens of the
  * step, (1 - a^(k+1)) / (1 - a) for the recent per-token acceptance a, per second of a step of

@@ -432,8 +432,11 @@ static int draft_model(struct nibble_spec *s, const int32_t *h, uint32_t len, in
 
 /* The MTP assistant: k steps at position P (where `last` goes), the first from the target's
  * hidden state of position P - 1, each next from the previous step's; tokens by argmax (greedy)
- * or drawn with the sampler (distributions kept in s->q). Returns how many were drafted (k, or 0
- * when the target kept no hidden state for P - 1), -1 with a message on a device failure. */
+ * or drawn with the sampler, all k steps in one submission with the token chosen on the device.
+ * A drawn draft's distribution q is any the drafter likes (the acceptance rule keeps the target's
+ * distribution for every q): here the sampler's with top_k at most the device's 64 (0: 64), kept
+ * in s->q from the logits of every step. Returns how many were drafted (k, or 0 when the target
+ * kept no hidden state for P - 1), -1 with a message on a device failure. */
 static int draft_mtp(struct nibble_spec *s, int32_t last, uint32_t P, int k,
                      const struct nibble_sampler *sp, int32_t *out, char *err, size_t errlen)
 {
@@ -442,22 +445,27 @@ static int draft_mtp(struct nibble_spec *s, int32_t last, uint32_t P, int k,
     struct vkx_view h;
     if (P == 0 || nb_context_hidden(s->c, &g, &f, &h) != 0) return 0;
     bool greedy = sp->temp == 0.0f || sp->top_k == 1;
-    if (greedy) { /* argmax on the device: the whole draft in one submission */
+    if (greedy) { /* argmax on the device */
         if (nb_mtp_gpu_draft(s->mtp, last, P, &h, k, out, err, errlen) != k) return -1;
         for (int i = 0; i < k; i++)
             s->q[i].n = 0; /* point masses */
         return k;
     }
-    for (int i = 0; i < k; i++) {
-        const float *lg = nb_mtp_gpu_step(s->mtp, i ? out[i - 1] : last, P, i ? NULL : &h, err,
-                                          errlen);
-        if (!lg) return -1;
-        if (nb_dist_from_logits(&s->q[i], lg, s->V, sp) != 0) {
+    struct nibble_sampler qs = *sp;
+    if (qs.top_k == 0 || qs.top_k > NB_MTP_SAMPLE_MAX_K) qs.top_k = NB_MTP_SAMPLE_MAX_K;
+    uint32_t counters[SPEC_MAX_DRAFT];
+    for (int i = 0; i < k; i++)
+        counters[i] = (uint32_t)(uniform(s) * 4294967296.0);
+    struct nb_mtp_sampler ms = {(uint32_t)qs.top_k, qs.temp, qs.top_p,
+                                (uint32_t)(sp->seed ^ (sp->seed >> 32)), counters};
+    const float *lg;
+    if (nb_mtp_gpu_draft_sample(s->mtp, last, P, &h, k, &ms, out, &lg, err, errlen) != k)
+        return -1;
+    for (int i = 0; i < k; i++)
+        if (nb_dist_from_logits(&s->q[i], lg + (size_t)i * s->V, s->V, &qs) != 0) {
             nb_seterr(err, errlen, "out of host memory");
             return -1;
         }
-        out[i] = nb_dist_draw(&s->q[i], uniform(s));
-    }
     return k;
 }
 

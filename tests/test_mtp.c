@@ -19,7 +19,9 @@
  *   f16 cache and f32 accumulation: max difference 0.05 at logits of deviation about 0.24); and
  *   the first step again with h taken from a verification batch rolled back by one token (row 3
  *   of 5), within 0.02 of the step after a prefill; a greedy draft of 4 in one submission
- *   (argmax on the device) gives the tokens of 4 single steps chained by the host's argmax.
+ *   (argmax on the device) gives the tokens of 4 single steps chained by the host's argmax, and a
+ *   sampled draft of 4 in one submission (nb_mtp_gpu_draft_sample) the tokens of 4 single steps
+ *   chained by the device sampler's CPU reference, with every step's logits kept.
  * - greedy identity: generation with the assistant drafting (fixed k 4) gives the tokens of plain
  *   decoding until the context (80, window 16) is full, on dense, MoE and PLE.
  * - the default model with its trained assistant (models/default-mtp.gguf) after a held-out
@@ -301,6 +303,30 @@ static void gpu_vs_ref(const char *model)
     }
     assert_int_equal(nb_mtp_gpu_draft(mg, g.tok[0], NPROMPT, &h, 4, got, err, sizeof err), 4);
     assert_memory_equal(got, want, sizeof want);
+    /* a sampled draft in one submission: the tokens of 4 single steps chained by the device
+     * sampler's reference with the same counters (where no draw lies within rounding of a
+     * boundary), and each step's logits kept */
+    uint32_t counters[4] = {11, 12, 13, 14};
+    struct nb_mtp_sampler ms = {40, 1.5f, 0.95f, 77, counters};
+    const float *kept;
+    assert_int_equal(nb_mtp_gpu_draft_sample(mg, g.tok[0], NPROMPT, &h, 4, &ms, got, &kept, err,
+                                             sizeof err), 4);
+    bool close = false;
+    double dk = 0;
+    for (int s = 0; s < 4; s++) {
+        const float *lg = nb_mtp_gpu_step(mg, s ? got[s - 1] : g.tok[0], NPROMPT, s ? NULL : &h,
+                                          err, sizeof err);
+        assert_non_null(lg);
+        float margin;
+        want[s] = (int32_t)nb_sample_ref(lg, g.V, 40, 1.5f, 0.95f, 77, counters[s], &margin);
+        close = close || margin < 1e-4f;
+        double d = max_diff(lg, kept + (size_t)s * g.V, g.V);
+        dk = d > dk ? d : dk;
+    }
+    printf("# %s: sampled draft %d %d %d %d, chained steps %d %d %d %d, logits within %.2g\n",
+           model, got[0], got[1], got[2], got[3], want[0], want[1], want[2], want[3], dk);
+    if (!close) assert_memory_equal(got, want, sizeof want);
+    assert_true(dk < 1e-4);
     /* h from a verification batch (every row kept) rolled back by one: positions 28..32 in one
      * eval, truncated to 32, so h is its row 3 */
     nibble_reset(c);
