@@ -22,7 +22,7 @@ static const char *const i8_names[NB_I8_VARIANTS][NB_I8_NTYPES] = {
     I8_NAMES("matvec_i8"), I8_NAMES("matvec2_i8"), I8_NAMES("matvec4_i8"),
     I8_NAMES("matvec8_i8")};
 
-#define XQ_BLOCK_BYTES 48u /* quant_act.comp: 3 uvec4 per 32 elements */
+#define XQ_BLOCK_BYTES 80u /* quant_act.comp: 5 uvec4 per 32 elements */
 
 static int i8_slot(enum ggml_type t)
 {

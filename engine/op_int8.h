@@ -10,9 +10,12 @@
  * (lavapipe: for tests); NIBBLE_DISABLE=int8 never (f32 products). Prefill (matmul) and the MoE
  * matvec_id stay f32.
  *
- * Accuracy: x is rounded to 8 bits per 32-element block (amax / 127 steps), as llama.cpp's CPU
- * backend rounds it (Q8_0/Q8_K activations) and its Vulkan backend (Q8_1); the integer sums are
- * exact.
+ * Accuracy: x is rounded to 8 bits per 32-element block (amax / 127 steps, as llama.cpp rounds
+ * its Q8_0/Q8_1 activations) and the remainders once more to 8 bits (steps of amax / 16256), two
+ * OpSDot per 4 elements; the integer sums are exact. With the 8-bit values alone the decode
+ * logits of the goldens sat outside llama.cpp's CPU-Vulkan spread (dense 1.01x, dense-q8 1.04x,
+ * MoE 1.43x from the CPU file: that rounding is as large as llama.cpp's CPU backend's own and
+ * only partly follows it); with the remainders they are as close as the f32 products'.
  */
 #ifndef NB_OP_INT8_H
 #define NB_OP_INT8_H
@@ -39,7 +42,7 @@ struct nb_op_int8 {
     bool subgroup;                 /* subgroup reduction (else shared memory) */
     uint32_t sg_size;              /* subgroup size required (0: the driver's) */
     /* Scratch for the quantized activations: two slots of slot_bytes (8 tokens of the longest
-     * row so far, 48 bytes per 32 elements), used in turn so a product's quantization never
+     * row so far, 80 bytes per 32 elements), used in turn so a product's quantization never
      * overwrites what the previous product, with no barrier between them, still reads (the
      * product before that is behind the previous product's own barrier). Grown when a longer row
      * comes; the old buffers stay alive for recordings that use them until destroy. One model's

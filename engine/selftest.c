@@ -134,8 +134,8 @@ static int check_matrix(struct probe *P, char *err, size_t errlen)
         submit(P, &c);
         vkx_cmd_destroy(vk, &c);
         nb_gtensor_destroy(vk, &w);
-        /* the int8 decode path (op_int8.h) multiplies x rounded to 8-bit blocks of 32 as
-         * shaders/quant_act.comp rounds it */
+        /* the int8 decode path (op_int8.h) multiplies x rounded to 8-bit blocks of 32 and
+         * their remainders (15 bits a block) as shaders/quant_act.comp rounds it */
         bool i8 = o->i8.on && (o->i8.types & NB_MM_TYPE_BIT(t));
         for (uint32_t i = 0; i < K * T && i8; i += 32) {
             float amax = 0;
@@ -144,7 +144,10 @@ static int check_matrix(struct probe *P, char *err, size_t errlen)
             for (uint32_t j = 0; j < 32; j++) {
                 float v = x[i + j] * id;
                 int q = (int)truncf(v + (v < 0.0f ? -0.5f : 0.5f));
-                xq[i + j] = (float)(q < -127 ? -127 : q > 127 ? 127 : q) * d;
+                q = q < -127 ? -127 : q > 127 ? 127 : q;
+                float rv = (x[i + j] - d * (float)q) * id * 128.0f;
+                int r = (int)truncf(rv + (rv < 0.0f ? -0.5f : 0.5f));
+                xq[i + j] = (float)(128 * q + r) * (d * (1.0f / 128.0f));
             }
         }
         for (int pass = 0; pass < 2; pass++) /* ref: x; refq: x as the matvecs read it */

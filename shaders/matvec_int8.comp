@@ -4,12 +4,12 @@
 // product) against activations quantized to 8-bit blocks by quant_act.comp (its layout there).
 //
 // Every weight type taken here has values s * q + o per half unit (16 elements) with q a small
-// non-negative integer (Q4_0 0..15 with o = -8 s; Q8_0 -128..127 with o = 0; Q4_K, Q5_K, Q6_K and
-// the legacy Q4_1, Q5_0, Q5_1 0..63 with the offsets of quant_unit.glsl), and x = d * qx, so a
-// unit's sum is
-//   d * (s.x * idot(q[0..15], qx[0..15]) + s.y * idot(q[16..31], qx[16..31]))
-//     + s.z * (d * sum qx[0..15]) + s.w * (d * sum qx[16..31])
-// with the integer dots four OpSDot each and the block sums from quant_act.comp.
+// integer (Q4_0 0..15 with o = -8 s; Q8_0 -128..127 with o = 0; Q4_K, Q5_K, Q6_K and the legacy
+// Q4_1, Q5_0, Q5_1 0..63 with the offsets of quant_unit.glsl), and x = d2 * (128 qx + rx) (the
+// 8-bit value and its remainder, quant_act.comp), so a unit's sum is
+//   d2 * (s.x * (128 idot(q, qx) + idot(q, rx))[0..15] + s.y * (...)[16..31])
+//     + s.z * D0 + s.w * D1
+// with each integer dot four OpSDot and the block sums D0, D1 from quant_act.comp.
 //
 // Work split (the GPU shape of matvec.comp): a workgroup owns ROWS consecutive rows; groups of
 // threads (a subgroup with USE_SUBGROUP, else TPR threads reduced through shared memory) take NR
@@ -89,10 +89,19 @@ unit8 wload8(uint r, uint u, uint nb)
     return o;
 }
 
-float unit_dot(unit8 w, uvec4 xl, uvec4 xh, vec4 xs)
+// 16 bytes of weights against 16 of activations: four OpSDot.
+int dot16(uvec4 w, uvec4 x)
 {
-    int il = (dp4(w.lo.x, xl.x) + dp4(w.lo.y, xl.y)) + (dp4(w.lo.z, xl.z) + dp4(w.lo.w, xl.w));
-    int ih = (dp4(w.hi.x, xh.x) + dp4(w.hi.y, xh.y)) + (dp4(w.hi.z, xh.z) + dp4(w.hi.w, xh.w));
+    return (dp4(w.x, x.x) + dp4(w.y, x.y)) + (dp4(w.z, x.z) + dp4(w.w, x.w));
+}
+
+// One unit against a block of quant_act.comp: xb its first uvec4. |128 idot + idot| stays below
+// 16 * 128 * 127 * 129 < 2^31.
+float unit_dot(unit8 w, uint xb)
+{
+    int il = 128 * dot16(w.lo, xq[xb]) + dot16(w.lo, xq[xb + 2u]);
+    int ih = 128 * dot16(w.hi, xq[xb + 1u]) + dot16(w.hi, xq[xb + 3u]);
+    vec4 xs = uintBitsToFloat(xq[xb + 4u]);
     return xs.x * (w.s.x * float(il) + w.s.y * float(ih)) + (w.s.z * xs.y + w.s.w * xs.z);
 }
 
@@ -121,11 +130,9 @@ void main()
             for (uint i = 0u; i < NR; i++) // rows past the end: the last one (not written)
                 w[i] = wload8(min(row_first + rr + i, p.nrows - 1u), u, nb);
             for (uint t = 0u; t < NTOK; t++) { // tokens past ntok repeat the last (not written)
-                uint xb = p.xq0 + ((tz + min(t, ntok - 1u)) * nb + u) * 3u;
-                uvec4 xl = xq[xb], xh = xq[xb + 1u];
-                vec4 xs = uintBitsToFloat(xq[xb + 2u]);
+                uint xb = p.xq0 + ((tz + min(t, ntok - 1u)) * nb + u) * 5u;
                 for (uint i = 0u; i < NR; i++)
-                    acc[t * NR + i] += unit_dot(w[i], xl, xh, xs);
+                    acc[t * NR + i] += unit_dot(w[i], xb);
             }
         }
 #if USE_SUBGROUP
