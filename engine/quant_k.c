@@ -184,6 +184,23 @@ void nbq_dq_iq4_xs(const uint8_t *s, float *y, uint64_t nb)
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
+/* One trial of the symmetric fits below: the levels l = round(iscale * x) in -nmax..nmax-1, the
+ * weighted (x^2) sums of x l (returned) and of l^2 (*suml2); L, when given, gets l + off. */
+static float sym_fit(int n, int nmax, const float *x, float iscale, int8_t *L, int off,
+                     float *suml2)
+{
+    float sumlx = 0, sl2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = clampi(nbq_nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        if (L) L[i] = (int8_t)(l + off);
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        sl2 += w * l * l;
+    }
+    *suml2 = sl2;
+    return sumlx;
+}
+
 /* ggml's make_qx_quants with rmse_type 1 (weights x^2), the only use the reference quantizers
  * make of it (Q6_K): symmetric levels -nmax..nmax-1 stored + nmax in L, the scale from a
  * weighted least-squares fit, tried at 19 trial inverse scales around -nmax / max. */
@@ -194,28 +211,14 @@ static float qx_quants(int n, int nmax, const float *x, int8_t *L)
         memset(L, 0, (size_t)n);
         return 0.f;
     }
-    float iscale = -nmax / max, sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = clampi(nbq_nearest_int(iscale * x[i]), -nmax, nmax - 1);
-        L[i] = (int8_t)(l + nmax);
-        float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
+    float suml2, sumlx = sym_fit(n, nmax, x, -nmax / max, L, nmax, &suml2);
     float scale = suml2 ? sumlx / suml2 : 0.0f, best = scale * sumlx;
     for (int is = -9; is <= 9; is++) {
         if (is == 0) continue;
-        iscale = -(nmax + 0.1f * is) / max;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; i++) {
-            int l = clampi(nbq_nearest_int(iscale * x[i]), -nmax, nmax - 1);
-            float w = x[i] * x[i];
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
-        }
+        float iscale = -(nmax + 0.1f * is) / max;
+        sumlx = sym_fit(n, nmax, x, iscale, NULL, 0, &suml2);
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++)
-                L[i] = (int8_t)(nmax + clampi(nbq_nearest_int(iscale * x[i]), -nmax, nmax - 1));
+            sym_fit(n, nmax, x, iscale, L, nmax, &suml2);
             scale = sumlx / suml2, best = scale * sumlx;
         }
     }
@@ -231,14 +234,7 @@ static float q3_quants(int n, int nmax, const float *x, int8_t *L)
         memset(L, 0, (size_t)n);
         return 0.f;
     }
-    float iscale = -nmax / max, sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = clampi(nbq_nearest_int(iscale * x[i]), -nmax, nmax - 1);
-        L[i] = (int8_t)l;
-        float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
+    float suml2, sumlx = sym_fit(n, nmax, x, -nmax / max, L, 0, &suml2);
     for (int itry = 0; itry < 5; itry++) {
         int n_changed = 0;
         for (int i = 0; i < n; i++) {
