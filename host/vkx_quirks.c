@@ -33,6 +33,17 @@ static const struct vkx_quirk table[] = {
      .source = "nibble: Debian 12's arm64 Mesa 22.3.6 with LLVM 15 under qemu-aarch64 "
                "(tools/arm64.sh); bookworm-backports' Mesa 25.0.7 compiles it; versions between "
                "untested"},
+    {.id = "panvk-subgroup-reduce",
+     .driver_id = VK_DRIVER_ID_MESA_PANVK,
+     .features = VKX_FEAT_SUBGROUP,
+     .symptom = "subgroup reductions (subgroupAdd/Max) are lowered to loops of per-lane reads "
+                "(a one-row matvec_q4_0's NIR: 369 ballots, 348 read_invocations): matvec_q4_0 "
+                "1985 instructions with 36 spill stores, matvec2_q4_0 3907 with 265; each such "
+                "pipeline takes minutes to build and would run slowly, where the shared-memory "
+                "reductions build in seconds (matvec_q4_0: 548 instructions, 1 spill store)",
+     .source = "nibble: bookworm-backports' Mesa 25.0.7 panvk, Mali-G610 (PAN_GPU_ID=0xa867) on "
+               "panfrost's no-op DRM shim under qemu-aarch64, BIFROST_MESA_DEBUG=shaders,shaderdb "
+               "(tools/arm64.sh panvk); other versions untested"},
     {.id = "imagination-subgroup-matvec",
      .driver_id = VK_DRIVER_ID_IMAGINATION_PROPRIETARY,
      .features = VKX_FEAT_SUBGROUP,

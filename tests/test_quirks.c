@@ -59,6 +59,9 @@ static void test_table(void **state)
     /* Imagination's proprietary driver, any version: subgroup off */
     assert_int_equal(hits(&c, "vendor=0x1010,driver=7,version=1.600.0", &id), 1);
     assert_string_equal(id, "imagination-subgroup-matvec");
+    /* panvk (Mali), any version: subgroup reductions off */
+    assert_int_equal(hits(&c, "vendor=0x13b5,driver=20,version=25.0.7", &id), 1);
+    assert_string_equal(id, "panvk-subgroup-reduce");
     /* malformed fakes are refused with the field named */
     static const char *const bad[] = {"arch", "version=1.x", "driver=-1", "vendor=", "colour=red",
                                       "version=1.2.3.4", "arch=aarch64,,x=1"};
