@@ -235,6 +235,9 @@ struct nibble_spec_stats {
     uint64_t drafted;       /* tokens drafted */
     uint64_t accepted;      /* drafted tokens accepted */
     uint64_t tokens;        /* tokens returned */
+    /* wall seconds: of the plain steps (eval and sample), of drafting (lookup, the draft model,
+     * the assistant) and of the verifications (the batch's eval, acceptance and rollback) */
+    double plain_s, draft_s, verify_s;
 };
 struct nibble_spec_stats nibble_spec_get_stats(const struct nibble_spec *s);
 

@@ -516,6 +516,7 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
         }
     }
 
+    uint64_t t1 = plat_now_ns();
     if (nd == 0) { /* a plain decode step */
         if (nibble_eval(c, &last, 1, false, err, errlen) != 0) return -1;
         int32_t t = nibble_sample(c, sp);
@@ -525,6 +526,7 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
         }
         out[0] = t;
         s->st.tokens++;
+        s->st.plain_s += (plat_now_ns() - t0) / 1e9;
         note_cost(s, 1, t0);
         return 1;
     }
@@ -579,6 +581,8 @@ int nibble_spec_step(struct nibble_spec *s, int32_t last, const struct nibble_sa
     s->st.drafted += (uint64_t)nd;
     s->st.accepted += (uint64_t)m;
     s->st.tokens += (uint64_t)m + 1;
+    s->st.draft_s += (t1 - t0) / 1e9;
+    s->st.verify_s += (plat_now_ns() - t1) / 1e9;
     /* acceptance: m successes in m + 1 tries (m in nd when all were accepted), decayed */
     s->tried = 0.95 * s->tried + m + (m < nd);
     s->taken = 0.95 * s->taken + m;

@@ -1,7 +1,7 @@
 /* test_tools: the speed tools through the built CLI (NB_CLI). `nibble mkmodel` writes small
  * presets that nibble loads and runs; `nibble bench -o json` prints one valid line per test with
- * the llama-bench fields; `nibble profile` prints its table, also with --shaders (GLSL compiled
- * at run time). Every run must be free of validation
+ * the llama-bench fields; `nibble profile` prints its table (and a verification batch with -b),
+ * also with --shaders (GLSL compiled at run time). Every run must be free of validation
  * messages (the CLI prints them as "vulkan warning/error: ..." on stderr).
  * The CLI's failure paths: strict numbers and named flags, FIFOs as the model and the pipeline
  * cache, output to a full disk or a closed stdout, logits written whole or not at all, the end
@@ -151,11 +151,14 @@ static void test_profile_table(void **state)
     (void)state;
     make("tiny-moe");
     char args[1200];
-    snprintf(args, sizeof args, "profile -m '%s' -p 8 -n 2 --probe-mb 4", model_path("tiny-moe"));
+    snprintf(args, sizeof args, "profile -m '%s' -p 8 -n 2 -b 3 --probe-mb 4",
+             model_path("tiny-moe"));
     check_clean(cli(args));
     assert_non_null(strstr(out, "| step | shape | count |"));
     assert_non_null(strstr(out, "### prefill p8"));
     assert_non_null(strstr(out, "### decode"));
+    assert_non_null(strstr(out, "### verification of 3 tokens"));
+    assert_non_null(strstr(out, "wall time of one verification of 3 tokens"));
     assert_non_null(strstr(out, "| attn_qkv | 256x512 q4_0 |")); /* q|k|v in one product */
     assert_non_null(strstr(out, "| ffn_gate_up |"));
     assert_non_null(strstr(out, "| moe_gate_up |"));

@@ -3,11 +3,13 @@
  *
  * Speculative decoding against plain decoding in one run, through the public API: after the
  * prompt (not timed; a draft model gets it too), n tokens by plain decode steps (eval + sample)
- * and n tokens by nibble_spec_step, r rounds (plain first, then speculative first, alternating). Prints tok/s of each (the median), the
- * speedup, the acceptance rate (accepted / drafted), the mean drafts accepted per verification and
- * the share of steps that verified a draft; with a greedy sampler (the default, --temp 0) also
- * whether both produced the same tokens. Without -f/--prompt the prompt asks the model to repeat
- * a passage (Genesis 1:1-5, KJV), the case prompt lookup is for. */
+ * and n tokens by nibble_spec_step, r rounds (plain first, then speculative first, alternating).
+ * Prints tok/s of each (the median), the speedup, the acceptance rate (accepted / drafted), the
+ * mean drafts accepted per verification and the share of steps that verified a draft; with a
+ * greedy sampler (the default, --temp 0) also whether both produced the same tokens; then where
+ * the speculative run's time went (plain steps, verifications, drafting), also in units of the
+ * plain run's time per token. Without -f/--prompt the prompt asks the model to repeat a passage
+ * (Genesis 1:1-5, KJV), the case prompt lookup is for. */
 #include "bench_spec.h"
 
 #include <stdio.h>
@@ -211,6 +213,21 @@ int bench_spec(int argc, char **argv)
            st->drafted ? 100.0 * (double)st->accepted / (double)st->drafted : 0.0,
            st->verifications ? (double)st->accepted / (double)st->verifications : 0.0,
            (unsigned long long)st->verifications, (unsigned long long)st->steps);
+    /* where the speculative run's time went, in units of the plain run's time per token */
+    double unit = 1e3 / ps->tps; /* ms */
+    uint64_t plain_steps = st->steps - st->verifications;
+    if (plain_steps)
+        printf("plain steps in the speculative run: %llu, %.2f ms each (%.2f plain tokens)\n",
+               (unsigned long long)plain_steps, 1e3 * st->plain_s / plain_steps,
+               1e3 * st->plain_s / plain_steps / unit);
+    if (st->verifications) {
+        double nv = (double)st->verifications, batch = (st->drafted + nv) / nv;
+        printf("verifications: %llu of %.2f tokens on average, %.2f ms each (%.2f plain tokens); "
+               "drafting %.2f ms per verification, %.2f ms per drafted token (%.2f plain tokens)"
+               "\n", (unsigned long long)st->verifications, batch, 1e3 * st->verify_s / nv,
+               1e3 * st->verify_s / nv / unit, 1e3 * st->draft_s / nv,
+               1e3 * st->draft_s / (double)st->drafted, 1e3 * st->draft_s / st->drafted / unit);
+    }
     if (temp == 0) printf("greedy tokens identical to plain decoding: %s\n", same ? "yes" : "NO");
     rc = temp == 0 && !same ? 1 : 0;
 done:

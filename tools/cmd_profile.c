@@ -1,4 +1,4 @@
-/* nibble profile -m MODEL [-p N] [-n N] [--csv] [--min] [--probe-mb MIB] [--fresh-probe]
+/* nibble profile -m MODEL [-p N] [-n N] [-b N] [--csv] [--min] [--probe-mb MIB] [--fresh-probe]
  * [--shaders DIR]
  *
  * GPU timestamps for every dispatch of a prefill of p tokens and of n decode steps (the recorded
@@ -8,7 +8,10 @@
  * --min takes each decode dispatch's fastest of the n steps instead of the mean (steadier on a
  * shared machine). --csv prints the raw rows (one per dispatch) instead. --shaders DIR compiles
  * DIR's GLSL (a copy of shaders/ with its CMakeLists.txt table) at run time instead of the
- * embedded SPIR-V. */
+ * embedded SPIR-V. -b N (2..8) also profiles a speculative decoding verification batch of N tokens
+ * (every row's logits) at the same depth, n times, next to the decode step; every table of
+ * repeated steps ends with the wall time of one submit-and-wait (mean and fastest), the cost a
+ * caller sees. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +31,8 @@ struct group {
 };
 
 #define USAGE                                                                                      \
-    "nibble profile -m MODEL [-p 128] [-n 16] [--csv] [--min] [--probe-mb 64] [--fresh-probe] "    \
-    "[--shaders DIR]"
+    "nibble profile -m MODEL [-p 128] [-n 16] [-b 4] [--csv] [--min] [--probe-mb 64] "             \
+    "[--fresh-probe] [--shaders DIR]"
 
 static int usage(void)
 {
@@ -102,10 +105,40 @@ static void csv(const char *phase, const struct bu_step *st, const double *ns, u
                st[i].shape, st[i].first, ns[i], st[i].bytes, st[i].flops);
 }
 
+/* the ids and positions of a batch of n tokens at pos0.. (nb_fwd_run's inputs; a PLE model's
+ * per-layer rows are left as the last run wrote them: the times do not depend on them) */
+static void write_batch(struct nb_fwd *f, const int32_t *ids, uint32_t n, uint32_t pos0)
+{
+    uint32_t *pi = f->ids.map, *pp = f->pos.map;
+    for (uint32_t i = 0; i < n; i++) {
+        pi[i] = (uint32_t)ids[i];
+        pp[i] = pos0 + i;
+    }
+}
+
+/* The wall time of one submit-and-wait of a batch of n tokens at pos0 (the decode recording for
+ * n 1, f->cmd as last recorded otherwise), over reps runs: mean and fastest. */
+static void wall(const char *what, struct nb_fwd *f, const int32_t *ids, uint32_t n,
+                 uint32_t pos0, uint32_t reps)
+{
+    if (!f || !reps) return;
+    double sum = 0, best = 0;
+    for (uint32_t s = 0; s < reps; s++) {
+        write_batch(f, ids, n, pos0);
+        uint64_t t0 = plat_now_ns();
+        vkx_cmd_submit_wait(&f->g->vk, n == 1 ? &f->dec : &f->cmd);
+        double t = (plat_now_ns() - t0) / 1e3;
+        sum += t;
+        if (s == 0 || t < best) best = t;
+    }
+    printf("\nwall time of one %s of %u token%s (submit and wait, %u runs): mean %.1f us, fastest "
+           "%.1f us\n", what, n, n == 1 ? "" : "s", reps, sum / reps, best);
+}
+
 int cmd_profile(int argc, char **argv)
 {
     const char *model = NULL;
-    uint32_t p = 128, n = 16, probe = 64;
+    uint32_t p = 128, n = 16, probe = 64, b = 0;
     bool as_csv = false, fresh = false, use_min = false;
     const char *shaders = NULL;
     for (int i = 1; i < argc; i++) {
@@ -122,7 +155,8 @@ int cmd_profile(int argc, char **argv)
             fresh = true;
             continue;
         }
-        if (strcmp(a, "-m") && strcmp(a, "-p") && strcmp(a, "-n") && strcmp(a, "--probe-mb") &&
+        if (strcmp(a, "-m") && strcmp(a, "-p") && strcmp(a, "-n") && strcmp(a, "-b") &&
+            strcmp(a, "--probe-mb") &&
             strcmp(a, "--shaders"))
             return args_unknown("profile", a, USAGE);
         if (!(v = args_value("profile", argc, argv, &i))) return 2;
@@ -130,6 +164,8 @@ int cmd_profile(int argc, char **argv)
         if (!strcmp(a, "-m")) model = v;
         else if (!strcmp(a, "-p")) bad = args_u32("profile", a, v, 0, 1 << 16, &p);
         else if (!strcmp(a, "-n")) bad = args_u32("profile", a, v, 0, 1 << 16, &n);
+        else if (!strcmp(a, "-b"))
+            bad = args_u32("profile", a, v, 2, NB_MATVEC_MAX_TOKENS, &b);
         else if (!strcmp(a, "--probe-mb")) bad = args_u32("profile", a, v, 0, 4096, &probe);
         else shaders = v;
         if (bad) return 2;
@@ -158,8 +194,9 @@ int cmd_profile(int argc, char **argv)
         fprintf(stderr, "nibble profile: the device has no compute timestamps\n");
         goto out;
     }
-    uint32_t n_ctx = p + n + 1, V = g.m.cfg.n_vocab;
-    if (nb_fwd_create(&f, &g, n_ctx, p ? p : 1, false, true, err, sizeof err) != 0) {
+    uint32_t n_ctx = p + n + b + 1, V = g.m.cfg.n_vocab;
+    uint32_t nbatch = p > b ? p : b ? b : 1;
+    if (nb_fwd_create(&f, &g, n_ctx, nbatch, false, true, err, sizeof err) != 0) {
         fprintf(stderr, "nibble profile: %s\n", err);
         goto out;
     }
@@ -220,6 +257,27 @@ int cmd_profile(int argc, char **argv)
                  use_min ? "fastest of each dispatch" : "mean", n, p);
         if (as_csv) csv("decode", st, acc, m);
         else table(title, st, acc, m, bw.copy_gbs, gr);
+        if (!as_csv) wall("decode step", &f, ids + p, 1, p, n);
+    }
+    if (n && b) { /* a verification batch of b tokens at depth p (the same positions, rewritten) */
+        uint32_t k = 0;
+        memset(acc, 0, maxd * sizeof *acc);
+        nb_fwd_record(&f, &f.cmd, b, true);
+        for (uint32_t s = 0; s <= n; s++) { /* the first submit is a warm-up */
+            write_batch(&f, ids + p, b, p);
+            vkx_cmd_submit_wait(&g.vk, &f.cmd);
+            if (s == 0) continue;
+            k = vkx_cmd_read_times(&g.vk, &f.cmd, ns, maxd);
+            for (uint32_t i = 0; i < k; i++)
+                acc[i] = !use_min ? acc[i] + ns[i] / n : s == 1 || ns[i] < acc[i] ? ns[i] : acc[i];
+        }
+        uint32_t m = bu_steps(&g, &f.cmd, b, st, k);
+        char title[80];
+        snprintf(title, sizeof title, "verification of %u tokens (%s of %u at depth %u)", b,
+                 use_min ? "fastest of each dispatch" : "mean", n, p);
+        if (as_csv) csv("verify", st, acc, m);
+        else table(title, st, acc, m, bw.copy_gbs, gr);
+        if (!as_csv) wall("verification", &f, ids + p, b, p, n);
     }
     rc = 0;
 out:

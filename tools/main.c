@@ -18,7 +18,7 @@ static const struct {
     {"logits", cmd_logits, "-m MODEL --ids \"2 17 ...\" -o OUT.f32 [--decode]"},
     {"perplexity", cmd_perplexity, "-m MODEL -f TEXT [-c CTX]"},
     {"bench", cmd_bench, "-m MODEL [-p 512] [-n 128] [-r REPS] [-o md|json]"},
-    {"profile", cmd_profile, "-m MODEL [-p N] [-n N] [--csv] [--shaders DIR]"},
+    {"profile", cmd_profile, "-m MODEL [-p N] [-n N] [-b N] [--csv] [--shaders DIR]"},
     {"chat", cmd_chat, "interactive chat, the KV cache kept across turns [-m MODEL] [--system T]"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server [-m MODEL] [--port 8080] [--parallel N]"},
     {"mkmodel", cmd_mkmodel, "--preset NAME -o FILE [--seed S] [--type q4_0|q8_0|f16]"},
