@@ -357,30 +357,6 @@ static void test_gpu_ple(void **state) { (void)state; gpu_vs_ref("ple"); }
 
 static const struct nibble_sampler greedy = {.temp = 0.0f, .top_k = 1, .top_p = 1.0f, .seed = 1};
 
-/* Generates after ids[0..n_ids) until the context is full (spec NULL: plain). Returns the count. */
-static int generate(struct nibble_context *c, struct nibble_spec *s, const int32_t *ids,
-                    int n_ids, int32_t *out)
-{
-    char err[512];
-    nibble_reset(c);
-    if (nibble_eval(c, ids, n_ids, false, err, sizeof err) != 0) fail_msg("%s", err);
-    int n = 0;
-    out[n++] = nibble_sample(c, &greedy);
-    while (nibble_n_past(c) < nibble_n_ctx(c)) {
-        if (!s) {
-            if (nibble_eval(c, &out[n - 1], 1, false, err, sizeof err) != 0) fail_msg("%s", err);
-            out[n++] = nibble_sample(c, &greedy);
-            continue;
-        }
-        int32_t got[8];
-        int k = nibble_spec_step(s, out[n - 1], &greedy, got, 8, err, sizeof err);
-        if (k < 1) fail_msg("spec step: %s", err);
-        for (int i = 0; i < k; i++)
-            out[n++] = got[i];
-    }
-    return n;
-}
-
 static void greedy_identity(const char *model)
 {
     if (!model_path(model)) skip();
@@ -390,7 +366,7 @@ static void greedy_identity(const char *model)
     int32_t ids[NPROMPT + 1], plain[NCTX + 8], fast[NCTX + 8];
     read_ids(model, ids);
     struct nibble_context *c = ctx(m, NCTX);
-    int n = generate(c, NULL, ids, NPROMPT, plain);
+    int n = nb_test_generate(c, NULL, &greedy, ids, NPROMPT, plain);
     struct nibble_spec_params p = nibble_spec_default_params();
     p.mtp = assistant(model);
     p.draft_max = 4;
@@ -398,7 +374,7 @@ static void greedy_identity(const char *model)
     char err[512];
     struct nibble_spec *s = nibble_spec_create(c, &p, err, sizeof err);
     if (!s) fail_msg("%s", err);
-    assert_int_equal(generate(c, s, ids, NPROMPT, fast), n);
+    assert_int_equal(nb_test_generate(c, s, &greedy, ids, NPROMPT, fast), n);
     assert_memory_equal(fast, plain, (size_t)n * sizeof *plain);
     struct nibble_spec_stats st = nibble_spec_get_stats(s);
     printf("# %s mtp: %llu steps, %llu verifications, %llu of %llu drafts accepted\n", model,
@@ -436,14 +412,14 @@ static void test_default(void **state)
     free(text);
     assert_true(n_ids > 50 && n_ids < 150);
     struct nibble_context *c = ctx(m, NCTX);
-    int n = generate(c, NULL, ids, n_ids, plain);
+    int n = nb_test_generate(c, NULL, &greedy, ids, n_ids, plain);
     struct nibble_spec_params p = nibble_spec_default_params();
     p.mtp = mtp;
     p.draft_max = 3;
     p.fixed_k = true;
     struct nibble_spec *s = nibble_spec_create(c, &p, err, sizeof err);
     if (!s) fail_msg("%s", err);
-    assert_int_equal(generate(c, s, ids, n_ids, fast), n);
+    assert_int_equal(nb_test_generate(c, s, &greedy, ids, n_ids, fast), n);
     assert_memory_equal(fast, plain, (size_t)n * sizeof *plain);
     struct nibble_spec_stats st = nibble_spec_get_stats(s);
     printf("# default + default-mtp: %llu steps, %llu of %llu drafts accepted\n",
@@ -508,25 +484,8 @@ static void test_greedy_ple(void **state) { (void)state; greedy_identity("ple");
 
 static char out[1 << 16], errs[1 << 16];
 
-static int cli(const char *args)
-{
-    char cmd[4096], path[1024];
-    snprintf(cmd, sizeof cmd, "'%s' %s > '%s/mtp.out' 2> '%s/mtp.err'", NB_CLI, args,
-             NB_TEST_TMP, NB_TEST_TMP);
-    int st = system(cmd);
-    assert_true(st != -1 && WIFEXITED(st));
-    char *bufs[2] = {out, errs};
-    const char *names[2] = {"mtp.out", "mtp.err"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "%s/%s", NB_TEST_TMP, names[i]);
-        FILE *f = fopen(path, "rb");
-        assert_non_null(f);
-        size_t n = fread(bufs[i], 1, sizeof out - 1, f);
-        bufs[i][n] = 0;
-        fclose(f);
-    }
-    return WEXITSTATUS(st);
-}
+/* Runs `NB_CLI args` with stdout and stderr into out/errs (testutil.h); the exit status. */
+static int cli(const char *args) { return nb_test_cli("mtp", args, out, errs, sizeof out); }
 
 static void test_cli(void **state)
 {

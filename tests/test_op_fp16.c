@@ -34,20 +34,6 @@ static uint32_t type_mask(void)
     return m;
 }
 
-/* Row length near n32 units of 32: whole blocks of the type. */
-static uint32_t klen(enum ggml_type t, uint32_t n32)
-{
-    uint32_t bs = ggml_blck_size(t), k = n32 * 32;
-    return k < bs ? bs : (k + bs - 1) / bs * bs;
-}
-
-static void dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, const void *init)
-{
-    char err[256];
-    assert_int_equal(vkx_buffer_create(vk, b, bytes, VKX_MEM_DEVICE, err, sizeof err), 0);
-    if (init) vkx_upload(vk, b, 0, init, bytes);
-}
-
 /* y = W x (+ y0) through nb_op_matmul on op; returns the outputs off by more than the bound. */
 static size_t check(struct vkx_ctx *vk, struct nb_op_matmul *op, enum ggml_type type, uint32_t K,
                     uint32_t M, uint32_t ntok, bool acc)
@@ -65,20 +51,10 @@ static size_t check(struct vkx_ctx *vk, struct nb_op_matmul *op, enum ggml_type 
     double *ref = malloc(sizeof(double) * ny), *mag = malloc(sizeof(double) * ny);
     for (size_t i = 0; i < nx; i++) x[i] = nb_test_randf();
     for (size_t i = 0; i < ny; i++) y0[i] = nb_test_randf();
-    for (uint32_t t = 0; t < ntok; t++)
-        for (uint32_t m = 0; m < M; m++) {
-            double s = acc ? y0[t * M + m] : 0.0, a = 0.0;
-            for (uint32_t k = 0; k < K; k++) {
-                double p = (double)wref[(size_t)m * K + k] * x[(size_t)t * K + k];
-                s += p;
-                a += fabs(p);
-            }
-            ref[t * M + m] = s;
-            mag[t * M + m] = a;
-        }
+    nb_test_mul_ref(wref, x, acc ? y0 : NULL, K, M, ntok, ref, mag);
     struct vkx_buffer xb, yb;
-    dev_buf(vk, &xb, sizeof(float) * nx, x);
-    dev_buf(vk, &yb, sizeof(float) * ny, y0);
+    nb_test_dev_buf(vk, &xb, sizeof(float) * nx, x);
+    nb_test_dev_buf(vk, &yb, sizeof(float) * ny, y0);
     struct vkx_cmd c;
     vkx_cmd_create(vk, &c, 8, false);
     vkx_cmd_begin(vk, &c);
@@ -130,10 +106,10 @@ static void run_matmul(struct vkx_ctx *vk, bool want_fp16)
         assert_non_null(name);
         printf("# %s: %s\n", ggml_type_name(t), name);
         assert_int_equal(strncmp(name, "matmul_h_", 9) == 0, want_fp16 && half_tiles(t));
-        bad += check(vk, &op, t, klen(t, 1), 1, 1, false);
-        bad += check(vk, &op, t, klen(t, 3), 33, 9, true);
-        bad += check(vk, &op, t, klen(t, 10), 70, 67, false);
-        bad += check(vk, &op, t, klen(t, 16), 130, 13, true);
+        bad += check(vk, &op, t, nb_test_klen(t, 1, 32), 1, 1, false);
+        bad += check(vk, &op, t, nb_test_klen(t, 3, 96), 33, 9, true);
+        bad += check(vk, &op, t, nb_test_klen(t, 10, 320), 70, 67, false);
+        bad += check(vk, &op, t, nb_test_klen(t, 16, 512), 130, 13, true);
     }
     nb_op_matmul_destroy(&op, vk);
     assert_int_equal(bad, 0);

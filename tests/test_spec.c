@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "nibble.h"
 #include "spec.h"
@@ -236,33 +235,6 @@ static void prompt(int32_t *ids, int32_t mix)
         ids[i] = mix;
 }
 
-/* Generates after prompt ids[0..n_ids) until the context is full: plain decoding (spec NULL) or
- * speculative steps. Writes the tokens to out and returns how many (n_ctx - n_ids + 1: the last
- * one is not evaluated). */
-static int generate(struct nibble_context *c, struct nibble_spec *s,
-                    const struct nibble_sampler *sp, const int32_t *ids, int n_ids, int32_t *out)
-{
-    char err[512];
-    nibble_reset(c);
-    if (nibble_eval(c, ids, n_ids, false, err, sizeof err) != 0) fail_msg("%s", err);
-    int n = 0;
-    out[n++] = nibble_sample(c, sp);
-    while (nibble_n_past(c) < nibble_n_ctx(c)) {
-        if (!s) {
-            if (nibble_eval(c, &out[n - 1], 1, false, err, sizeof err) != 0) fail_msg("%s", err);
-            out[n++] = nibble_sample(c, sp);
-            continue;
-        }
-        int32_t got[8];
-        int k = nibble_spec_step(s, out[n - 1], sp, got, 8, err, sizeof err);
-        if (k < 1) fail_msg("spec step: %s", err);
-        for (int i = 0; i < k; i++)
-            out[n++] = got[i];
-    }
-    assert_int_equal(nibble_n_past(c), nibble_n_ctx(c));
-    return n;
-}
-
 static struct nibble_spec_stats print_stats(const char *what, const struct nibble_spec *s)
 {
     struct nibble_spec_stats st = nibble_spec_get_stats(s);
@@ -290,7 +262,7 @@ static struct nibble_spec_stats greedy_identity(const char *name, const char *di
     int32_t *plain = malloc((n_ctx + 8) * sizeof *plain), *spec = malloc((n_ctx + 8) * 4);
     char err[512], what[512];
     struct nibble_context *c = ctx(m, n_ctx);
-    int n = generate(c, NULL, &greedy, ids, n_ids, plain);
+    int n = nb_test_generate(c, NULL, &greedy, ids, n_ids, plain);
     assert_int_equal(n, (int)n_ctx - n_ids + 1);
 
     /* prompt lookup */
@@ -299,7 +271,7 @@ static struct nibble_spec_stats greedy_identity(const char *name, const char *di
     p.fixed_k = true; /* the statistics below do not depend on timing */
     struct nibble_spec *s = nibble_spec_create(c, &p, err, sizeof err);
     assert_non_null(s);
-    assert_int_equal(generate(c, s, &greedy, ids, n_ids, spec), n);
+    assert_int_equal(nb_test_generate(c, s, &greedy, ids, n_ids, spec), n);
     assert_memory_equal(spec, plain, n * sizeof *plain);
     snprintf(what, sizeof what, "%s lookup%s%s", strrchr(name, '/') ? strrchr(name, '/') + 1 : name,
              disable ? " disable=" : "", disable ? disable : "");
@@ -317,7 +289,7 @@ static struct nibble_spec_stats greedy_identity(const char *name, const char *di
         p.fixed_k = i == 0; /* the model itself with fixed k, the other one adaptive */
         s = nibble_spec_create(c, &p, err, sizeof err);
         assert_non_null(s);
-        assert_int_equal(generate(c, s, &greedy, ids, n_ids, spec), n);
+        assert_int_equal(nb_test_generate(c, s, &greedy, ids, n_ids, spec), n);
         assert_memory_equal(spec, plain, n * sizeof *plain);
         snprintf(what, sizeof what, "drafted by %s", drafts[i]);
         struct nibble_spec_stats st = print_stats(what, s);
@@ -346,7 +318,7 @@ static void greedy_model(const char *name, const char *other, const char *disabl
     int32_t ids[NPROMPT], out[NCTX];
     prompt(ids, -1);
     struct nibble_context *c = ctx(m, NPROMPT + 1);
-    generate(c, NULL, &greedy, ids, NPROMPT, out);
+    nb_test_generate(c, NULL, &greedy, ids, NPROMPT, out);
     nibble_context_destroy(c);
     nibble_model_free(m);
     prompt(ids, out[0]);
@@ -415,7 +387,7 @@ static void test_sampling(void **state)
         assert_non_null(s);
         int32_t ids[NPROMPT];
         prompt(ids, -1);
-        int n = generate(c, s, &sp, ids, NPROMPT, r ? b : a);
+        int n = nb_test_generate(c, s, &sp, ids, NPROMPT, r ? b : a);
         assert_int_equal(n, NCTX - NPROMPT + 1);
         for (int i = 0; i < n; i++)
             assert_true((r ? b : a)[i] >= 0 && (r ? b : a)[i] < nibble_n_vocab(m));
@@ -478,26 +450,8 @@ static void test_errors(void **state)
 
 static char out[1 << 16], errs[1 << 16];
 
-/* Runs `NB_CLI args` with stdout and stderr into out/errs; returns the exit status. */
-static int cli(const char *args)
-{
-    char cmd[4096], path[1024];
-    snprintf(cmd, sizeof cmd, "'%s' %s > '%s/spec.out' 2> '%s/spec.err'", NB_CLI, args,
-             NB_TEST_TMP, NB_TEST_TMP);
-    int st = system(cmd);
-    assert_true(st != -1 && WIFEXITED(st));
-    char *bufs[2] = {out, errs};
-    const char *names[2] = {"spec.out", "spec.err"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "%s/%s", NB_TEST_TMP, names[i]);
-        FILE *f = fopen(path, "rb");
-        assert_non_null(f);
-        size_t n = fread(bufs[i], 1, sizeof out - 1, f);
-        bufs[i][n] = 0;
-        fclose(f);
-    }
-    return WEXITSTATUS(st);
-}
+/* Runs `NB_CLI args` with stdout and stderr into out/errs (testutil.h); the exit status. */
+static int cli(const char *args) { return nb_test_cli("spec", args, out, errs, sizeof out); }
 
 static void test_cli(void **state)
 {

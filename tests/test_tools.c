@@ -11,44 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
 
 static char out[1 << 16], err[1 << 16];
 
-/* Runs the shell command cmd (the CLI as "$NB") with stdout and stderr into out/err (a
- * redirection inside cmd wins); returns the exit status. */
-static int sh(const char *cmd)
-{
-    char full[4096];
-    setenv("NB", NB_CLI, 1);
-    snprintf(full, sizeof full, "( %s ) > '%s/tools.out' 2> '%s/tools.err'", cmd, NB_TEST_TMP,
-             NB_TEST_TMP);
-    int st = system(full);
-    assert_true(st != -1 && WIFEXITED(st));
-    char path[1024];
-    char *bufs[2] = {out, err};
-    const char *names[2] = {"tools.out", "tools.err"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "%s/%s", NB_TEST_TMP, names[i]);
-        FILE *f = fopen(path, "rb");
-        assert_non_null(f);
-        size_t n = fread(bufs[i], 1, sizeof out - 1, f);
-        bufs[i][n] = 0;
-        fclose(f);
-    }
-    return WEXITSTATUS(st);
-}
-
-/* Runs `NB_CLI args`, stdout and stderr into out/err; returns the exit status. */
-static int cli(const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "\"$NB\" %s", args);
-    return sh(cmd);
-}
+/* The shell command cmd (the CLI as "$NB") or `NB_CLI args`, stdout and stderr into out/err
+ * (testutil.h); the exit status. */
+static int sh(const char *cmd) { return nb_test_sh("tools", cmd, out, err, sizeof out); }
+static int cli(const char *args) { return nb_test_cli("tools", args, out, err, sizeof out); }
 
 /* No Vulkan validation message and no "no Vulkan device" in err; skips without a device. */
 static void check_clean(int rc)

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include "nibble.h"
 #include "quant.h"
 
 /* NIBBLE_TEST_FILTER=PATTERN runs only the tests of a program whose names match (cmocka's
@@ -281,4 +283,86 @@ void nb_test_logits_compare(const float *a, const float *b, size_t rows, size_t 
     *top1 = (double)agree / rows;
     *mean = sum / (rows * n);
     *max = mx;
+}
+
+uint32_t nb_test_klen(enum ggml_type t, uint32_t n32, uint32_t f)
+{
+    if (t == GGML_F32 || t == GGML_F16 || t == GGML_BF16) return f;
+    uint32_t bs = ggml_blck_size(t), k = n32 * 32;
+    return k < bs ? bs : (k + bs - 1) / bs * bs;
+}
+
+void nb_test_mul_ref(const float *w, const float *x, const float *y0, uint32_t K, uint32_t M,
+                     uint32_t ntok, double *ref, double *mag)
+{
+    for (uint32_t t = 0; t < ntok; t++)
+        for (uint32_t m = 0; m < M; m++) {
+            double s = y0 ? y0[(size_t)t * M + m] : 0.0, a = 0.0;
+            for (uint32_t k = 0; k < K; k++) {
+                double p = (double)w[(size_t)m * K + k] * x[(size_t)t * K + k];
+                s += p;
+                a += fabs(p);
+            }
+            ref[(size_t)t * M + m] = s;
+            if (mag) mag[(size_t)t * M + m] = a;
+        }
+}
+
+void nb_test_dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, const void *init)
+{
+    char err[256];
+    assert_int_equal(vkx_buffer_create(vk, b, bytes, VKX_MEM_DEVICE, err, sizeof err), 0);
+    if (init) vkx_upload(vk, b, 0, init, bytes);
+}
+
+int nb_test_sh(const char *tag, const char *cmd, char *out, char *err, size_t cap)
+{
+    char full[8192], path[1024];
+    setenv("NB", NB_CLI, 1);
+    snprintf(full, sizeof full, "( %s ) > '%s/%s.out' 2> '%s/%s.err'", cmd, NB_TEST_TMP, tag,
+             NB_TEST_TMP, tag);
+    int st = system(full);
+    assert_true(st != -1 && WIFEXITED(st));
+    char *bufs[2] = {out, err};
+    const char *ext[2] = {"out", "err"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s.%s", NB_TEST_TMP, tag, ext[i]);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        size_t n = fread(bufs[i], 1, cap - 1, f);
+        bufs[i][n] = 0;
+        fclose(f);
+    }
+    return WEXITSTATUS(st);
+}
+
+int nb_test_cli(const char *tag, const char *args, char *out, char *err, size_t cap)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "\"$NB\" %s", args);
+    return nb_test_sh(tag, cmd, out, err, cap);
+}
+
+int nb_test_generate(struct nibble_context *c, struct nibble_spec *s,
+                     const struct nibble_sampler *sp, const int32_t *ids, int n_ids, int32_t *out)
+{
+    char err[512];
+    nibble_reset(c);
+    if (nibble_eval(c, ids, n_ids, false, err, sizeof err) != 0) fail_msg("%s", err);
+    int n = 0;
+    out[n++] = nibble_sample(c, sp);
+    while (nibble_n_past(c) < nibble_n_ctx(c)) {
+        if (!s) {
+            if (nibble_eval(c, &out[n - 1], 1, false, err, sizeof err) != 0) fail_msg("%s", err);
+            out[n++] = nibble_sample(c, sp);
+            continue;
+        }
+        int32_t got[8];
+        int k = nibble_spec_step(s, out[n - 1], sp, got, 8, err, sizeof err);
+        if (k < 1) fail_msg("spec step: %s", err);
+        for (int i = 0; i < k; i++)
+            out[n++] = got[i];
+    }
+    assert_int_equal(nibble_n_past(c), nibble_n_ctx(c));
+    return n;
 }

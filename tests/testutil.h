@@ -57,19 +57,45 @@ void nb_test_seed(uint64_t s);
 float nb_test_randf(void); /* uniform in [-1, 1) */
 uint32_t nb_test_randu(void);
 
-/* Random weights of a GGUF type (F32, F16, Q4_0, Q8_0), rows x K (K a multiple of 32 for the
- * quantized types): the GGUF bytes in *raw and their exact dequantized values in *ref (malloc'd). */
 /* Index of the largest of x[0..n). */
 int nb_test_argmax(const float *x, size_t n);
 /* Top-1 agreement and mean / max absolute difference of two rows x n logit arrays (a NaN counts
  * as 1e30 off). */
 void nb_test_logits_compare(const float *a, const float *b, size_t rows, size_t n, double *top1,
                             double *mean, double *max);
+/* Random weights of a GGUF type (any type nibble reads), rows x K (K whole blocks of the type):
+ * the GGUF bytes in *raw and their exact dequantized values in *ref (malloc'd). */
 void nb_test_weights(enum ggml_type type, uint64_t K, uint64_t rows, void **raw, float **ref);
+/* A row length near n32 units of 32 for a quantized type: whole blocks (256 for K-quants), at
+ * least one; f: the float types' (F32, F16, BF16) own length. */
+uint32_t nb_test_klen(enum ggml_type t, uint32_t n32, uint32_t f);
+/* The CPU product in double: ref[t][m] = y0[t][m] (0 when y0 is NULL) + sum_k w[m][k] x[t][k]
+ * and mag[t][m] = sum_k |w[m][k] x[t][k]| (mag may be NULL), for w [M][K], x [ntok][K]. */
+void nb_test_mul_ref(const float *w, const float *x, const float *y0, uint32_t K, uint32_t M,
+                     uint32_t ntok, double *ref, double *mag);
+
+/* A device-local buffer of `bytes`, filled from init when not NULL; fails the test otherwise. */
+void nb_test_dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, const void *init);
 
 /* Compares arrays with tolerance abs + rel*|ref|; prints the first mismatches. Returns the
  * number of mismatches. */
 size_t nb_test_compare(const char *what, const float *got, const float *ref, size_t n, float abs_tol,
                        float rel_tol);
+
+/* Runs the shell command cmd (the CLI as "$NB", which is NB_CLI) with stdout into out and stderr
+ * into err, cap bytes each (NUL-terminated, cut at cap - 1; a redirection inside cmd wins),
+ * through the files NB_TEST_TMP/TAG.out and TAG.err; returns the exit status. */
+int nb_test_sh(const char *tag, const char *cmd, char *out, char *err, size_t cap);
+/* nb_test_sh of `"$NB" args`. */
+int nb_test_cli(const char *tag, const char *args, char *out, char *err, size_t cap);
+
+struct nibble_context;
+struct nibble_spec;
+struct nibble_sampler;
+/* Generates after ids[0..n_ids) (from an empty context) until c's context is full, sampling with
+ * sp: plain decoding (s NULL) or speculative steps of s. Writes the tokens to out and returns how
+ * many (n_ctx - n_ids + 1: the last one is not evaluated); fails the test on an error. */
+int nb_test_generate(struct nibble_context *c, struct nibble_spec *s,
+                     const struct nibble_sampler *sp, const int32_t *ids, int n_ids, int32_t *out);
 
 #endif
