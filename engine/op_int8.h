@@ -7,8 +7,9 @@
  * nb_op_matvec (op_matmul.h) takes this path for up to 8 tokens of the weight types below when
  * nb_op_matmul's int8 is on: by default where the device reports the packed signed 4x8 dot
  * product accelerated (caps.int_dot_4x8_accel); NIBBLE_INT8=1 also where it is only exposed
- * (lavapipe: for tests); NIBBLE_DISABLE=int8 never (f32 products). Prefill (matmul) and the MoE
- * matvec_id stay f32.
+ * (lavapipe: for tests); NIBBLE_DISABLE=int8 never (f32 products). nb_op_matvec_id (the MoE
+ * experts of up to 8 tokens) takes it too, for a model with experts. Prefill (matmul, matmul_id)
+ * stays f32.
  *
  * Accuracy: x is rounded to 8 bits per 32-element block (amax / 127 steps, as llama.cpp rounds
  * its Q8_0/Q8_1 activations) and the remainders once more to 8 bits (steps of amax / 16256), two
@@ -36,13 +37,14 @@ struct nb_op_int8 {
     uint32_t types; /* NB_MM_TYPE_BIT (op_matmul.h) of the weight types with pipelines */
     struct vkx_pipeline qact;
     struct vkx_pipeline mv[NB_I8_NTYPES][NB_I8_VARIANTS];
+    struct vkx_pipeline mv_id[NB_I8_NTYPES]; /* MoE experts (types with NB_MM_EXPERTS) */
     uint32_t qact_wg;
-    uint32_t rows[NB_I8_VARIANTS]; /* rows per workgroup */
+    uint32_t rows[NB_I8_VARIANTS]; /* rows per workgroup (mv_id: rows[0]) */
     uint32_t nvar;                 /* variants built: 1 .. 1 << (nvar - 1) tokens */
     bool subgroup;                 /* subgroup reduction (else shared memory) */
     uint32_t sg_size;              /* subgroup size required (0: the driver's) */
-    /* Scratch for the quantized activations: two slots of slot_bytes (8 tokens of the longest
-     * row so far, 80 bytes per 32 elements), used in turn so a product's quantization never
+    /* Scratch for the quantized activations: two slots of slot_bytes (the most x rows of the
+     * longest row so far, 80 bytes per 32 elements), used in turn so a product's quantization never
      * overwrites what the previous product, with no barrier between them, still reads (the
      * product before that is behind the previous product's own barrier). Grown when a longer row
      * comes; the old buffers stay alive for recordings that use them until destroy. One model's
@@ -59,7 +61,7 @@ struct nb_op_int8 {
 bool nb_op_int8_wanted(const struct vkx_ctx *vk);
 
 /* Pipelines for the weight types in `types` (NB_MM_TYPE_BIT mask; the others are left to the
- * f32 products), up to max_tokens tokens per z slice (1..8), reducing with subgroups (sg_size:
+ * f32 products; with NB_MM_EXPERTS also the MoE expert products), up to max_tokens tokens per z slice (1..8), reducing with subgroups (sg_size:
  * the subgroup size to require, 0: any) or shared memory. 0, or -1 with a message (the device
  * lacks the integer dot product, or a pipeline was refused). Leaves on false. */
 int nb_op_int8_create(struct nb_op_int8 *o, struct vkx_ctx *vk, uint32_t types, bool subgroup,
@@ -72,5 +74,14 @@ void nb_op_int8_destroy(struct nb_op_int8 *o, struct vkx_ctx *vk);
 bool nb_op_int8_matvec(struct nb_op_int8 *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                        const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
                        uint32_t n_tokens, uint32_t x_stride, uint32_t y_stride, bool accumulate);
+
+/* The same for nb_op_matvec_id (op_matmul.h: W {K, M, E}, ids [n_tokens][n_slots], x per token
+ * or per pair) when o->on, the type's expert pipeline is built and n_tokens <= 8: records the
+ * quantization of the x rows, a barrier and one product per (token, slot) pair, and returns
+ * true; else records nothing and returns false. */
+bool nb_op_int8_matvec_id(struct nb_op_int8 *o, struct vkx_ctx *vk, struct vkx_cmd *c,
+                          const struct nb_gtensor *w, struct vkx_view x, struct vkx_view y,
+                          struct vkx_view ids, uint32_t n_tokens, uint32_t n_slots,
+                          bool x_per_slot, uint32_t x_stride, uint32_t y_stride, bool accumulate);
 
 #endif

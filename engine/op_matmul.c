@@ -548,6 +548,9 @@ void nb_op_matvec_id(struct nb_op_matmul *o, struct vkx_ctx *vk, struct vkx_cmd 
 {
     int ts = slot_of(o, w->type);
     if (ts < 0 || n_tokens == 0 || n_slots == 0) return;
+    if (o->i8.on && nb_op_int8_matvec_id(&o->i8, vk, c, w, x, y, ids, n_tokens, n_slots,
+                                         x_per_slot, x_stride, y_stride, accumulate))
+        return;
     uint32_t M = (uint32_t)w->ne[1];
     uint32_t per_piece = (uint32_t)(w->rows_per_piece / M); /* experts per piece */
     uint32_t n_exp = (uint32_t)(w->rows / M);

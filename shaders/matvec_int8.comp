@@ -11,6 +11,10 @@
 //     + s.z * D0 + s.w * D1
 // with each integer dot four OpSDot and the block sums D0, D1 from quant_act.comp.
 //
+// With MV_ID (MoE experts, NTOK = 1): for each pair (token t, slot s) in grid z,
+//   y[t*n_slots+s][m] (+)= W[ids[t][s]][m] . x[t or t*n_slots+s]
+// (the block rows of xq one per token, or one per pair with x_per_slot), as matvec.comp's MV_ID.
+//
 // Work split (the GPU shape of matvec.comp): a workgroup owns ROWS consecutive rows; groups of
 // threads (a subgroup with USE_SUBGROUP, else TPR threads reduced through shared memory) take NR
 // rows at a time, their lanes one 32-element unit each per step. The UNIT variant takes the types
@@ -48,6 +52,9 @@ uvec4 wquad(uint i) { return w4[i]; }
 uint wword(uint i) { return w1[i]; }
 layout(std430, binding = 1) readonly buffer XQ { uvec4 xq[]; };
 layout(std430, binding = 2) buffer Y { float y[]; };
+#if MV_ID
+layout(std430, binding = 3) readonly buffer Ids { uint ids[]; };
+#endif
 #if UNIT
 #include "quant_unit.glsl"
 #endif
@@ -111,9 +118,19 @@ void main()
     uint nb = p.K / 32u;
     uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     uint row_first = wg * ROWS;
-    if (row_first >= p.nrows) return;
+#if MV_ID
+    uint pair = p.pair0 + gl_WorkGroupID.z;
+    uint e = ids[pair];
+    if (e < p.e0 || e >= p.e1) return; // expert held by another piece (or none)
+    uint nrows = p.m_rows, rbase = (e - p.e0) * p.m_rows; // the expert's rows in the piece
+    uint tz = p.x_per_slot != 0u ? pair : pair / p.n_slots; // its block row in xq
+    uint ntok = 1u, ybase = pair * p.y_stride;
+#else
+    uint nrows = p.nrows, rbase = 0u;
     uint tz = gl_WorkGroupID.z * NTOK; // first token of this z slice
-    uint ntok = min(NTOK, p.ntok - tz);
+    uint ntok = min(NTOK, p.ntok - tz), ybase = tz * p.y_stride + p.row0;
+#endif
+    if (row_first >= nrows) return;
 #if USE_SUBGROUP
     uint group = gl_SubgroupID, ngroups = gl_NumSubgroups;
     uint lane = gl_SubgroupInvocationID, glen = gl_SubgroupSize;
@@ -128,7 +145,7 @@ void main()
         for (uint u = lane; u < nb; u += glen) {
             unit8 w[NR];
             for (uint i = 0u; i < NR; i++) // rows past the end: the last one (not written)
-                w[i] = wload8(min(row_first + rr + i, p.nrows - 1u), u, nb);
+                w[i] = wload8(rbase + min(row_first + rr + i, nrows - 1u), u, nb);
             for (uint t = 0u; t < NTOK; t++) { // tokens past ntok repeat the last (not written)
                 uint xb = p.xq0 + ((tz + min(t, ntok - 1u)) * nb + u) * 5u;
                 for (uint i = 0u; i < NR; i++)
@@ -161,8 +178,8 @@ void main()
             for (uint t = 0u; t < NTOK; t++)
                 for (uint i = 0u; i < NR; i++) {
                     uint r = row_first + rr + i;
-                    if (t < ntok && r < p.nrows) {
-                        uint yi = (tz + t) * p.y_stride + p.row0 + r;
+                    if (t < ntok && r < nrows) {
+                        uint yi = ybase + t * p.y_stride + r;
                         float v = acc[t * NR + i];
                         y[yi] = p.accumulate != 0u ? y[yi] + v : v;
                     }

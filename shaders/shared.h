@@ -167,9 +167,15 @@ NB_STRUCT(nb_push_matvec_i8) {
     NB_U32 dbase;      /* uint index of the block plane in the piece */
     NB_U32 wtile;      /* the weight's row tiles are 1 << wtile rows (quant.glsl) */
     NB_U32 xq0;        /* uvec4 index of token 0's blocks in xq */
-    NB_U32 pad0, pad1, pad2;
+    NB_U32 n_slots;    /* MV_ID: slots per token */
+    NB_U32 x_per_slot; /* MV_ID: 1: an x row (block row in xq) per pair, 0: per token */
+    NB_U32 e0;         /* MV_ID: experts [e0, e1) are held by this piece */
+    NB_U32 e1;
+    NB_U32 pair0;      /* MV_ID: first (token, slot) pair of this dispatch */
+    NB_U32 m_rows;     /* MV_ID: rows per expert */
+    NB_U32 pad0;
 };
-NB_STATIC_SIZE(nb_push_matvec_i8, 48)
+NB_STATIC_SIZE(nb_push_matvec_i8, 64)
 
 /* matmul.comp: prefill matrix product, see engine/op_matmul.h. */
 NB_STRUCT(nb_push_matmul) {

@@ -9,6 +9,8 @@
  *   max|x| / 127 as llama.cpp rounds them, would be some 10 times outside it), and quant_act's
  *   blocks match the host's byte for byte (but for a rare off-by-one where x / d lands on a
  *   half);
+ * - the MoE expert product (nb_op_int8_matvec_id): x per token and per pair, experts split over
+ *   pieces, an id past the experts (its y row untouched), accumulation, against the CPU;
  * - the switch: nb_op_matmul_set_int8(false) gives the f32 product again; NIBBLE_DISABLE=int8
  *   refuses the path; nb_op_int8_wanted follows NIBBLE_INT8.
  */
@@ -305,6 +307,94 @@ static void test_sequence(void **state)
     nb_test_check_validation();
 }
 
+/* One expert product: W {K, M, E} of type t in pieces of at most pe experts (0: one piece), ids
+ * [n_tok][n_slots] (one of them E: no expert), x per token or per pair, with o8's pipelines. */
+static void check_id(struct cfg *g, struct nb_op_int8 *o8, enum ggml_type t, uint32_t K,
+                     uint32_t M, uint32_t E, uint32_t pe, uint32_t n_tok, uint32_t n_slots,
+                     bool per_slot, bool acc)
+{
+    struct vkx_ctx *vk = g->fx.vk;
+    uint32_t pairs = n_tok * n_slots, nx = per_slot ? pairs : n_tok;
+    void *raw;
+    float *wref;
+    nb_test_weights(t, K, (uint64_t)M * E, &raw, &wref);
+    struct nb_gtensor w;
+    char err[256];
+    uint64_t ne[4] = {K, M, E, 1};
+    uint64_t piece = pe ? pe * M * nb_gtensor_row_bytes(t, K) : 0;
+    int rc = nb_gtensor_from_host(vk, &w, t, ne, raw, piece, err, sizeof err);
+    if (rc) printf("# %s\n", err);
+    assert_int_equal(rc, 0);
+    if (pe) assert_true(w.data.n > 1);
+    float *x = malloc(sizeof(float) * K * nx), *y0 = malloc(sizeof(float) * M * pairs);
+    float *ref = malloc(sizeof(float) * M * pairs), *got = malloc(sizeof(float) * M * pairs);
+    uint32_t *ids = malloc(sizeof(uint32_t) * pairs);
+    for (uint32_t i = 0; i < nx; i++)
+        make_x(x + (size_t)i * K, K, false);
+    for (uint32_t i = 0; i < M * pairs; i++)
+        y0[i] = nb_test_randf();
+    for (uint32_t i = 0; i < pairs; i++)
+        ids[i] = i == pairs / 2 ? E : (i * 7 + 3) % E;
+    for (uint32_t pr = 0; pr < pairs; pr++)
+        for (uint32_t m = 0; m < M; m++) {
+            double v = acc || ids[pr] >= E ? y0[pr * M + m] : 0.0;
+            const float *xr = x + (size_t)(per_slot ? pr : pr / n_slots) * K;
+            for (uint32_t k = 0; ids[pr] < E && k < K; k++)
+                v += (double)wref[((size_t)ids[pr] * M + m) * K + k] * xr[k];
+            ref[pr * M + m] = (float)v;
+        }
+    struct vkx_buffer xb, yb, ib;
+    dev_buf(vk, &xb, sizeof(float) * K * nx, x);
+    dev_buf(vk, &yb, sizeof(float) * M * pairs, y0);
+    dev_buf(vk, &ib, sizeof(uint32_t) * pairs, ids);
+    struct vkx_cmd c;
+    vkx_cmd_create(vk, &c, 64, false);
+    vkx_cmd_begin(vk, &c);
+    assert_true(nb_op_int8_matvec_id(o8, vk, &c, &w, vkx_whole(&xb), vkx_whole(&yb),
+                                     vkx_whole(&ib), n_tok, n_slots, per_slot, 0, 0, acc));
+    vkx_cmd_end(vk, &c);
+    vkx_cmd_submit_wait(vk, &c);
+    vkx_download(vk, &yb, 0, got, sizeof(float) * M * pairs);
+    char what[128];
+    snprintf(what, sizeof what, "int8 experts %s K=%u M=%u E=%u pieces %u, %u x %u%s%s",
+             ggml_type_name(t), K, M, E, w.data.n, n_tok, n_slots, per_slot ? " per slot" : "",
+             acc ? " acc" : "");
+    size_t bad = nb_test_compare(what, got, ref, (size_t)M * pairs, 2e-4f * sqrtf((float)K), 1e-4f);
+    vkx_cmd_destroy(vk, &c);
+    vkx_buffer_destroy(vk, &xb), vkx_buffer_destroy(vk, &yb), vkx_buffer_destroy(vk, &ib);
+    nb_gtensor_destroy(vk, &w);
+    free(raw), free(wref), free(x), free(y0), free(ref), free(got), free(ids);
+    nb_test_check_validation();
+    assert_int_equal(bad, 0);
+}
+
+/* The MoE expert products, with pipelines of their own for one plain and one unit type (the
+ * group's reduction). */
+static void test_experts(void **state)
+{
+    struct cfg *g = *state;
+    if (!g) skip();
+    struct vkx_ctx *vk = g->fx.vk;
+    nb_test_seed(16);
+    struct nb_op_int8 o8;
+    char err[256];
+    uint32_t types = NB_MM_TYPE_BIT(GGML_Q4_0) | NB_MM_TYPE_BIT(GGML_Q6_K) | NB_MM_EXPERTS;
+    assert_int_equal(nb_op_int8_create(&o8, vk, types, g->op.i8.subgroup, g->op.i8.sg_size, 1,
+                                       err, sizeof err),
+                     0);
+    o8.on = true;
+    check_id(g, &o8, GGML_Q4_0, 96, 37, 5, 0, 3, 2, false, false);
+    check_id(g, &o8, GGML_Q4_0, 160, 9, 7, 2, 2, 4, true, true); /* 4 pieces */
+    check_id(g, &o8, GGML_Q6_K, 512, 19, 3, 0, 2, 3, true, true);
+    check_id(g, &o8, GGML_Q6_K, 256, 33, 4, 3, 1, 4, false, false); /* 2 pieces */
+    /* a type without an expert pipeline: left to the f32 path */
+    struct nb_gtensor w = {.type = GGML_Q8_0};
+    assert_false(nb_op_int8_matvec_id(&o8, vk, NULL, &w, (struct vkx_view){0},
+                                      (struct vkx_view){0}, (struct vkx_view){0}, 1, 2, false, 0,
+                                      0, false));
+    nb_op_int8_destroy(&o8, vk);
+}
+
 /* Off again: the f32 products (exact on random x); on once more for the next group. */
 static void test_switch(void **state)
 {
@@ -388,7 +478,7 @@ int main(void)
     const struct CMUnitTest all[] = {
         cmocka_unit_test(test_exact),    cmocka_unit_test(test_rounding),
         cmocka_unit_test(test_quant_act), cmocka_unit_test(test_sequence),
-        cmocka_unit_test(test_switch),
+        cmocka_unit_test(test_experts),   cmocka_unit_test(test_switch),
     };
     const struct CMUnitTest once[] = {cmocka_unit_test(test_disabled)};
     int (*teardown)(void **) = nb_test_fixture_teardown;
