@@ -56,12 +56,14 @@ struct nb_mtp_gpu {
     struct vkx_buffer up;   /* f32 [F_max] (unstacked) */
     struct vkx_buffer act;  /* f32 [F_max] */
     struct vkx_buffer scratch; /* attention split-K partials */
-    struct vkx_buffer hn;   /* f32 [Ht] h_next */
+    struct vkx_buffer hn;   /* f32 [Ht] h_next (unless hn_direct) */
     struct vkx_buffer logits; /* f32 [V] host-visible */
-    struct vkx_buffer drafted; /* u32 [NB_MTP_MAX_DRAFT] host-visible: a draft's tokens */
-    struct vkx_buffer draws;   /* u32 host-visible: a sampled draft's draw counters, one per
-                                  draw_stride bytes (the storage offset alignment) */
-    VkDeviceSize draw_stride;
+    struct vkx_buffer drafted; /* u32 host-visible: a draft's tokens, one per draw_stride bytes */
+    struct vkx_buffer draws;   /* u32 host-visible: a sampled draft's draw counters, likewise */
+    VkDeviceSize draw_stride;  /* the storage offset alignment (at least 4): step j + 1's embed
+                                  reads step j's pick where it was written */
+    bool hn_direct;            /* post_proj writes h_next into xh[Ht..2Ht) (the offset is
+                                  aligned), else into hn and a copy follows */
     struct vkx_buffer qlog;    /* f32 [NB_MTP_MAX_DRAFT][V] host-visible: a sampled draft's
                                   logits of every step */
     struct vkx_cmd step, seed; /* one step (recorded once); h's copy */
@@ -164,9 +166,11 @@ static int upload(struct nb_mtp_gpu *m, char *err, size_t errlen)
 
 /* ---- the step -------------------------------------------------------------------------------- */
 
-/* One step into c (recording): reads ids[0], xh[Ht..2Ht) (h) and the positions; writes logits
- * and h_next, and copies h_next to xh[Ht..2Ht) for the next step. */
-static void rec_step(struct nb_mtp_gpu *m, struct vkx_cmd *c)
+/* One step into c (recording): reads the token id at `ids` (ids[0], or the step before's pick in
+ * a draft), xh[Ht..2Ht) (h) and the positions; writes logits and h_next into xh[Ht..2Ht) for the
+ * next step (straight from post_proj where that offset suits a storage binding, else through hn
+ * and a copy). */
+static void rec_step(struct nb_mtp_gpu *m, struct vkx_cmd *c, struct vkx_view ids)
 {
     struct nb_gpu_model *g = m->g;
     struct vkx_ctx *vk = &g->vk;
@@ -176,7 +180,7 @@ static void rec_step(struct nb_mtp_gpu *m, struct vkx_cmd *c)
 
     /* embed: xh[0..Ht) = E_target[tok] * sqrt(Ht) (xh[Ht..2Ht) holds h) */
     vkx_cmd_label(c, "mtp_embed");
-    nb_op_embed(&g->mm, vk, c, &g->token_embd, W(&m->ids), W(&m->xh), 1, 0, sqrtf((float)Ht));
+    nb_op_embed(&g->mm, vk, c, &g->token_embd, ids, W(&m->xh), 1, 0, sqrtf((float)Ht));
     vkx_cmd_barrier(c);
     /* pre_proj, then attn_norm of layer 0 */
     vkx_cmd_label(c, "mtp_pre_proj");
@@ -230,32 +234,30 @@ static void rec_step(struct nb_mtp_gpu *m, struct vkx_cmd *c)
         vkx_cmd_label(c, "mtp_ffn_down");
         nb_op_mul(m->mm, vk, c, &d->down, W(&m->act), W(&m->o), 1, 0, 0, false);
         vkx_cmd_barrier(c);
-        /* post_ffw_norm + residual, layer_scale, the next attn_norm */
+        /* post_ffw_norm + residual, layer_scale, then the next attn_norm (after the last
+         * layer output_norm) */
         vkx_cmd_label(c, "mtp_post_ffw_norm+layer_scale");
         bool next = l + 1 < cf->n_layer;
         nb_op_norm_add_next(&g->mi, vk, c, W(&m->o), W(&d->post_ffw_norm), W(&m->cur), Ha, 1, eps,
-                            OPT(&d->scale), next ? W(&m->layer[l + 1].attn_norm) : NONE(),
-                            next ? W(&m->x) : NONE());
+                            OPT(&d->scale),
+                            next ? W(&m->layer[l + 1].attn_norm) : W(&m->output_norm), W(&m->x));
         vkx_cmd_barrier(c);
     }
-    /* output_norm; logits (tied) and h_next from it */
-    vkx_cmd_label(c, "mtp_output_norm");
-    nb_op_norm(&g->mi, vk, c, W(&m->cur), W(&m->output_norm), W(&m->x), Ha, 1, eps);
-    vkx_cmd_barrier(c);
+    /* logits (tied) and h_next from the output_norm'd x */
+    struct vkx_view hnext = {&m->xh, (VkDeviceSize)Ht * F4, (VkDeviceSize)Ht * F4};
     vkx_cmd_label(c, "mtp_output");
     nb_op_mul(m->mm, vk, c, &m->token_embd, W(&m->x), W(&m->logits), 1, 0, 0, false);
     vkx_cmd_label(c, "mtp_post_proj");
-    nb_op_mul(m->mm, vk, c, &m->post, W(&m->x), W(&m->hn), 1, 0, 0, false);
+    nb_op_mul(m->mm, vk, c, &m->post, W(&m->x), m->hn_direct ? hnext : W(&m->hn), 1, 0, 0, false);
     vkx_cmd_barrier(c);
-    /* the next step's h */
-    struct vkx_view dst = {&m->xh, (VkDeviceSize)Ht * F4, (VkDeviceSize)Ht * F4};
-    vkx_cmd_copy(c, dst, W(&m->hn));
+    if (!m->hn_direct) /* the next step's h */
+        vkx_cmd_copy(c, hnext, W(&m->hn));
 }
 
 static void record(struct nb_mtp_gpu *m)
 {
     vkx_cmd_begin(&m->g->vk, &m->step);
-    rec_step(m, &m->step);
+    rec_step(m, &m->step, W(&m->ids));
     vkx_cmd_end(&m->g->vk, &m->step);
 }
 
@@ -315,23 +317,22 @@ static int draft(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos, const struct v
     rec_seed(m, c, h);
     VkDeviceSize row = (VkDeviceSize)cf->n_vocab * F4;
     for (int j = 0; j < k; j++) {
-        rec_step(m, c);
+        /* the token: ids[0], then the one the step before picked (at drafted[j - 1]) */
+        struct vkx_view ids = {&m->drafted, (VkDeviceSize)(j - 1) * m->draw_stride, 4};
+        rec_step(m, c, j ? ids : W(&m->ids));
+        uint32_t at = (uint32_t)(j * m->draw_stride / 4); /* where step j's pick goes */
         if (s) { /* the step's logits kept, a token drawn from them with counter j */
             struct vkx_view keep = {&m->qlog, (VkDeviceSize)j * row, row};
             vkx_cmd_copy(c, keep, W(&m->logits));
             struct vkx_view rng = {&m->draws, (VkDeviceSize)j * m->draw_stride, 4};
             vkx_cmd_label(c, "mtp_sample");
             nb_op_sample(&m->g->mi, vk, c, W(&m->logits), cf->n_vocab, s->top_k, s->temp,
-                         s->top_p, s->seed, rng, W(&m->drafted), (uint32_t)j);
+                         s->top_p, s->seed, rng, W(&m->drafted), at);
         } else {
             vkx_cmd_label(c, "mtp_argmax");
-            nb_op_argmax(&m->g->mi, vk, c, W(&m->logits), cf->n_vocab, W(&m->drafted),
-                         (uint32_t)j);
+            nb_op_argmax(&m->g->mi, vk, c, W(&m->logits), cf->n_vocab, W(&m->drafted), at);
         }
-        if (j + 1 < k) { /* the next step's token */
-            struct vkx_view dst = {&m->ids, 0, 4}, src = {&m->drafted, (VkDeviceSize)j * 4, 4};
-            vkx_cmd_copy(c, dst, src);
-        }
+        vkx_cmd_barrier(c); /* the pick, before the next step's embed reads it */
     }
     vkx_cmd_end(vk, c);
 submit:
@@ -342,9 +343,8 @@ submit:
         snprintf(err, errlen, "MTP draft: the device failed (%s)", vkx_result_name(r));
         return -1;
     }
-    const uint32_t *d = m->drafted.map;
     for (int j = 0; j < k; j++)
-        out[j] = (int32_t)d[j];
+        out[j] = *(const int32_t *)((const char *)m->drafted.map + (size_t)j * m->draw_stride);
     return k;
 }
 
@@ -397,7 +397,9 @@ const float *nb_mtp_gpu_step(struct nb_mtp_gpu *m, int32_t tok, uint32_t pos,
 
 void nb_mtp_gpu_h_next(struct nb_mtp_gpu *m, float *out)
 {
-    vkx_download(&m->g->vk, &m->hn, 0, out, (size_t)m->a.cfg.n_embd_out * F4);
+    size_t n = (size_t)m->a.cfg.n_embd_out * F4;
+    if (m->hn_direct) vkx_download(&m->g->vk, &m->xh, n, out, n);
+    else vkx_download(&m->g->vk, &m->hn, 0, out, n);
 }
 
 /* ---- create / destroy ------------------------------------------------------------------------ */
@@ -462,6 +464,7 @@ struct nb_mtp_gpu *nb_mtp_gpu_create(struct nb_gpu_model *g, struct nb_fwd *f, c
     m->kvw = f->kv;
     m->kvw.window = f->kv.window - 1;
     m->draw_stride = vk->caps.min_storage_align > 4 ? vk->caps.min_storage_align : 4;
+    m->hn_direct = ((uint64_t)c->n_embd_out * F4) % m->draw_stride == 0;
     uint64_t Ha = c->n_embd, Ht = c->n_embd_out, nq = (uint64_t)c->n_head * c->max_head_dim;
     uint64_t F = c->max_n_ff, sc = nb_op_attn_scratch_bytes(&g->at, 1, c->n_head,
                                                             c->max_head_dim);
@@ -478,7 +481,7 @@ struct nb_mtp_gpu *nb_mtp_gpu_create(struct nb_gpu_model *g, struct nb_fwd *f, c
         {&m->up, F * F4, VKX_MEM_DEVICE},    {&m->act, F * F4, VKX_MEM_DEVICE},
         {&m->scratch, sc > 256 ? sc : 256, VKX_MEM_DEVICE},
         {&m->hn, Ht * F4, VKX_MEM_DEVICE},   {&m->logits, (uint64_t)c->n_vocab * F4, VKX_MEM_HOST},
-        {&m->drafted, NB_MTP_MAX_DRAFT * 4, VKX_MEM_HOST},
+        {&m->drafted, NB_MTP_MAX_DRAFT * m->draw_stride, VKX_MEM_HOST},
         {&m->draws, NB_MTP_MAX_DRAFT * m->draw_stride, VKX_MEM_HOST},
         {&m->qlog, (uint64_t)NB_MTP_MAX_DRAFT * c->n_vocab * F4, VKX_MEM_HOST},
     };
