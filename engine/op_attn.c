@@ -46,6 +46,7 @@ static int make_attn_set(struct nb_op_attn *o, struct vkx_ctx *vk, enum nb_spv_i
 {
     for (int b = 0; b < 2; b++)
         for (int h = 0; h < NB_ATTN_NQ_BUCKETS; h++) {
+            if (h > 0 && o->hd_max && o->hd_max <= attn_hd_max[h - 1]) break; /* not served */
             /* keys per tile: BC * NQ = 64 bounds the unrolled inner loops (registers, and the
              * compile time on lavapipe), head_dim 128: 16 keys, 256: 8, 512: 4 */
             uint32_t nq = attn_hd_max[h] / 4 / o->ds, bc = 64 / nq;
@@ -140,7 +141,14 @@ int nb_op_attn_prepare(struct nb_op_attn *o, struct vkx_ctx *vk, const struct nb
 
 int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen)
 {
+    return nb_op_attn_create_for(o, vk, 0, err, errlen);
+}
+
+int nb_op_attn_create_for(struct nb_op_attn *o, struct vkx_ctx *vk, uint32_t hd_max, char *err,
+                          size_t errlen)
+{
     memset(o, 0, sizeof *o);
+    o->hd_max = hd_max;
     o->ds = 8; /* 8 threads share a query row: head_dim 32..512 is 1..16 quads per thread */
     /* rows per workgroup: 4 (decode) and 16 (prefill), at least one full subgroup */
     uint32_t sg_rows = vk->caps.subgroup_size / o->ds;
@@ -324,7 +332,8 @@ void nb_op_attn(struct nb_op_attn *o, struct vkx_ctx *vk, struct vkx_cmd *c,
                                             : (tx ? &o->attn_tx[b][hb] : &o->attn[b][hb]);
     if (!pl->pipe) { /* a cache without texel views needs nb_op_attn_prepare first */
         fprintf(stderr, "nibble: %s:%d: attn: layer %u: no pipeline for this cache "
-                "(nb_op_attn_prepare not called)\n", __FILE__, __LINE__, layer);
+                "(nb_op_attn_prepare not called) or head_dim %u (above hd_max %u)\n", __FILE__,
+                __LINE__, layer, hd, o->hd_max);
         abort();
     }
     vkx_cmd_dispatch(vk, c, pl, bind, 7, &p, sizeof p, n_split, row_groups, n_kv);

@@ -39,6 +39,7 @@ struct nb_op_attn {
     uint32_t ds;         /* threads per query row */
     uint32_t sg_size;    /* subgroup size the subgroup variant requires (0: any) */
     uint32_t rows[2];    /* query rows per workgroup of attn[0] (decode) and attn[1] (prefill) */
+    uint32_t hd_max;     /* largest head_dim served: buckets above it are not built (0: all) */
     /* Tuning, set by _create from the device, may be changed before recording: */
     uint32_t target_wgs; /* split the keys until about this many workgroups run */
     uint32_t min_chunk;  /* fewest keys per split */
@@ -46,6 +47,11 @@ struct nb_op_attn {
 };
 
 int nb_op_attn_create(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen);
+/* The same for head_dim <= hd_max only (a model's largest head): the pipelines of larger
+ * buckets are not built (those of head_dim 512 hold 16 quads of q and output per thread, which
+ * spill on small register files: Mali's compiler takes minutes over each under qemu). */
+int nb_op_attn_create_for(struct nb_op_attn *o, struct vkx_ctx *vk, uint32_t hd_max, char *err,
+                          size_t errlen);
 void nb_op_attn_destroy(struct nb_op_attn *o, struct vkx_ctx *vk);
 /* Builds the pipelines for f32 caches (struct nb_kvcache.f32); idempotent. 0 or -1 + message. */
 int nb_op_attn_enable_f32(struct nb_op_attn *o, struct vkx_ctx *vk, char *err, size_t errlen);

@@ -382,7 +382,12 @@ static int build(struct nb_gpu_model *g, int f, uint32_t types, char *err, size_
 {
     switch (f) {
     case NB_ST_MATRIX: return nb_op_matmul_create_for(&g->mm, &g->vk, types, err, errlen);
-    case NB_ST_ATTN: return nb_op_attn_create(&g->at, &g->vk, err, errlen);
+    case NB_ST_ATTN: {
+        uint32_t hd_max = 0; /* only the head-dim buckets the model uses */
+        for (uint32_t l = 0; l < g->m.cfg.n_layer; l++)
+            if (g->m.cfg.layer[l].head_dim > hd_max) hd_max = g->m.cfg.layer[l].head_dim;
+        return nb_op_attn_create_for(&g->at, &g->vk, hd_max, err, errlen);
+    }
     default: return nb_op_misc_create(&g->mi, &g->vk, err, errlen);
     }
 }
