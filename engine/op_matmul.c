@@ -193,7 +193,9 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
     o->subgroup = sg;
     o->mv_wg = wg;
     /* lavapipe: 4 tokens per matvec dispatch beat both 8 and the tiled matmul for prefill */
-    o->mv_chunk = cpu ? 4 : NB_MATVEC_MAX_TOKENS;
+    /* "wide" off (small register files, vkx_quirks.c): at most 2 tokens per GPU dispatch */
+    bool wide = vkx_has(vk, VKX_FEAT_WIDE);
+    o->mv_chunk = cpu ? 4 : wide ? NB_MATVEC_MAX_TOKENS : 2;
     o->prefill_matvec = cpu;
     /* lavapipe fetches a texel with one vector load per lane but loads a storage buffer one
      * scalar per lane and component, in a loop: weights and x come through texel views (GPUs:
@@ -213,7 +215,8 @@ static int make_matvec(struct nb_op_matmul *o, struct vkx_ctx *vk, bool sg, bool
         uint32_t ntok = k < NB_MV_VARIANTS ? 1u << k : 1;
         /* GPUs: 2 rows per group, 1 from 4 tokens on (RADV: 2 rows of 8 tokens took all 256
          * VGPRs on every AMD family, one wave per SIMD; 1 row: 84-128, 2-3 waves) */
-        uint32_t nr = cpu ? (!sg && ntok <= 4 ? 8 : 4) : (ntok >= 4 ? 1 : 2); /* 8: whole rows */
+        uint32_t nr = cpu ? (!sg && ntok <= 4 ? 8 : 4)           /* 8: whole rows */
+                          : (ntok >= 4 || !wide ? 1 : 2); /* "wide" off: 1 row */
         uint32_t ngroups = sg ? (wg / sgs ? wg / sgs : 1) : wg / tpr;
         uint32_t rows = ngroups * nr;
         o->mv_rows[k] = rows;

@@ -50,6 +50,9 @@ enum vkx_feature {
                                     they were written for ("sgsize": the driver picks one) */
     VKX_FEAT_HALFCVT = 1u << 9,  /* unpackHalf2x16 ("halfcvt"); off: shaders/half.glsl converts
                                     f16 in integer operations (spec constant VKX_SPEC_SOFT_HALF) */
+    VKX_FEAT_WIDE = 1u << 10,    /* not a device feature: GPU-shaped decode matvecs of up to 8
+                                    tokens with 2 rows per group ("wide"; off: 1 row, at most 2
+                                    tokens per dispatch, for small register files) */
 };
 /* constant_id of shaders/half.glsl's NB_SOFT_HALF, set on every pipeline: 1 when "halfcvt" is
  * off. */

@@ -111,7 +111,8 @@ static unsigned parse_disable(const char *s)
         if (!found)
             fprintf(stderr,
                     "nibble: NIBBLE_DISABLE: unknown feature '%.*s' ignored "
-                    "(known: fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay,sgsize,halfcvt)\n",
+                    "(known: fp16,int8,subgroup,pushdesc,uma,texel,fuse,replay,sgsize,halfcvt,"
+                    "wide)\n",
                     (int)n, s);
         s += n;
     }
@@ -723,6 +724,7 @@ bool vkx_has(const struct vkx_ctx *ctx, enum vkx_feature f)
     case VKX_FEAT_REPLAY: return true;
     case VKX_FEAT_SGSIZE: return c->subgroup_size_control;
     case VKX_FEAT_HALFCVT: return true;
+    case VKX_FEAT_WIDE: return true;
     }
     return false;
 }

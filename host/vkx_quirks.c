@@ -35,15 +35,28 @@ static const struct vkx_quirk table[] = {
                "untested"},
     {.id = "panvk-subgroup-reduce",
      .driver_id = VK_DRIVER_ID_MESA_PANVK,
-     .features = VKX_FEAT_SUBGROUP,
+     .features = VKX_FEAT_SUBGROUP | VKX_FEAT_WIDE,
      .symptom = "subgroup reductions (subgroupAdd/Max) are lowered to loops of per-lane reads "
                 "(a one-row matvec_q4_0's NIR: 369 ballots, 348 read_invocations): matvec_q4_0 "
                 "1985 instructions with 36 spill stores, matvec2_q4_0 3907 with 265; each such "
                 "pipeline takes minutes to build and would run slowly, where the shared-memory "
-                "reductions build in seconds (matvec_q4_0: 548 instructions, 1 spill store)",
+                "reductions build in seconds (matvec_q4_0: 548 instructions, 1 spill store); "
+                "those of 2, 4 and 8 tokens still spill (12, 35, 39 spill stores; 64 registers "
+                "a thread), 1-row ones of at most 2 tokens (\"wide\" off) 0 and 9",
      .source = "nibble: bookworm-backports' Mesa 25.0.7 panvk, Mali-G610 (PAN_GPU_ID=0xa867) on "
                "panfrost's no-op DRM shim under qemu-aarch64, BIFROST_MESA_DEBUG=shaders,shaderdb "
                "(tools/arm64.sh panvk); other versions untested"},
+    {.id = "adreno618-matvec-regs",
+     .vendor_id = 0x5143,
+     .driver_id = VK_DRIVER_ID_MESA_TURNIP,
+     .dev_min = 0x06010800, /* chip id 6.1.8.x: Adreno 618 */
+     .dev_max = 0x06010900,
+     .features = VKX_FEAT_WIDE,
+     .symptom = "the decode matvecs of 2, 4 and 8 tokens spill registers (Q4_0: 8, 97 and 394 "
+                "private stores, turnip's STP Count); Adreno 740 and 750, whose Vulkan limits "
+                "are the same, spill nowhere",
+     .source = "nibble: bookworm-backports' Mesa 25.0.7 turnip, FD_GPU_ID=618 on freedreno's "
+               "no-op DRM shim under qemu-aarch64 (tools/arm64.sh adreno)"},
     {.id = "imagination-subgroup-matvec",
      .driver_id = VK_DRIVER_ID_IMAGINATION_PROPRIETARY,
      .features = VKX_FEAT_SUBGROUP,
@@ -65,7 +78,8 @@ static const struct {
                      {"subgroup", VKX_FEAT_SUBGROUP}, {"pushdesc", VKX_FEAT_PUSHDESC},
                      {"uma", VKX_FEAT_UMA},           {"texel", VKX_FEAT_TEXEL},
                      {"fuse", VKX_FEAT_FUSE},         {"replay", VKX_FEAT_REPLAY},
-                     {"sgsize", VKX_FEAT_SGSIZE},     {"halfcvt", VKX_FEAT_HALFCVT}};
+                     {"sgsize", VKX_FEAT_SGSIZE},     {"halfcvt", VKX_FEAT_HALFCVT},
+                     {"wide", VKX_FEAT_WIDE}};
 
 const char *vkx_feature_name(unsigned bit)
 {
@@ -144,6 +158,7 @@ int vkx_quirk_key(const struct vkx_caps *caps, const char *fake, struct vkx_driv
 {
     memset(key, 0, sizeof *key);
     key->vendor_id = caps->vendor_id;
+    key->device_id = caps->device_id;
     key->driver_id = caps->driver_id;
     key->version = mesa_version(caps->driver_info);
     if (!key->version) key->version = caps->driver_version & 0xFFFFFFFu; /* no variant bits */
@@ -157,6 +172,8 @@ int vkx_quirk_key(const struct vkx_caps *caps, const char *fake, struct vkx_driv
         int bad = !eq;
         if (!bad && klen == 6 && !strncmp(s, "vendor", 6)) {
             bad = parse_u32(v, vlen, &key->vendor_id);
+        } else if (!bad && klen == 6 && !strncmp(s, "device", 6)) {
+            bad = parse_u32(v, vlen, &key->device_id);
         } else if (!bad && klen == 6 && !strncmp(s, "driver", 6)) {
             bad = parse_u32(v, vlen, &x);
             key->driver_id = (VkDriverId)x;
@@ -170,8 +187,8 @@ int vkx_quirk_key(const struct vkx_caps *caps, const char *fake, struct vkx_driv
         }
         if (bad) {
             snprintf(err, errlen,
-                     "NIBBLE_FAKE_DRIVER: bad field '%.*s' (expected vendor=0x5143, driver=8, "
-                     "version=22.3.6, arch=aarch64, comma-separated)",
+                     "NIBBLE_FAKE_DRIVER: bad field '%.*s' (expected vendor=0x5143, "
+                     "device=0x060108ff, driver=8, version=22.3.6, arch=aarch64, comma-separated)",
                      (int)n, s);
             return -1;
         }
@@ -189,6 +206,9 @@ unsigned vkx_quirks_match(const struct vkx_driver_key *key, const struct vkx_qui
         const struct vkx_quirk *q = &table[i];
         if (q->vendor_id && q->vendor_id != key->vendor_id) continue;
         if (q->driver_id && q->driver_id != key->driver_id) continue;
+        if ((q->dev_min || q->dev_max) &&
+            (key->device_id < q->dev_min || key->device_id >= q->dev_max))
+            continue;
         if ((q->ver_min || q->ver_max) && (key->version < q->ver_min || key->version >= q->ver_max))
             continue;
         if (q->arch && strcmp(q->arch, key->arch) != 0) continue;

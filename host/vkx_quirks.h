@@ -5,8 +5,9 @@
  * caller sees them through vkx_has; `nibble info` lists the entries that apply.
  *   NIBBLE_QUIRKS=0              ignore the table (to check whether a driver still needs it)
  *   NIBBLE_FAKE_DRIVER=FIELDS    match the table as if the driver were another one (tests):
- *                                comma-separated vendor=0x5143, driver=8 (VkDriverId),
- *                                version=22.3.6, arch=aarch64; fields not given stay the real
+ *                                comma-separated vendor=0x5143, device=0x060108ff,
+ *                                driver=8 (VkDriverId), version=22.3.6, arch=aarch64;
+ *                                fields not given stay the real
  *                                driver's. NIBBLE_DISABLE still turns off any feature. */
 #ifndef VKX_QUIRKS_H
 #define VKX_QUIRKS_H
@@ -25,6 +26,8 @@ struct vkx_quirk {
     uint32_t vendor_id;       /* 0: any */
     VkDriverId driver_id;     /* 0: any */
     uint32_t ver_min, ver_max; /* driver versions [ver_min, ver_max) (VKX_VER); 0, 0: all */
+    uint32_t dev_min, dev_max; /* device ids [dev_min, dev_max); 0, 0: all (for GPUs whose
+                                  limits are the same as their siblings') */
     const char *arch;         /* CPU running the driver ("aarch64", "x86_64"); NULL: any */
     unsigned features;        /* enum vkx_feature bits it turns off */
     const char *symptom;
@@ -34,6 +37,7 @@ struct vkx_quirk {
 /* The driver as the table sees it. */
 struct vkx_driver_key {
     uint32_t vendor_id;
+    uint32_t device_id;
     VkDriverId driver_id;
     uint32_t version; /* VKX_VER: Mesa's version from the driver info ("Mesa 22.3.6"), else
                          driverVersion read as a Vulkan version */

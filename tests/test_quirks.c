@@ -62,6 +62,10 @@ static void test_table(void **state)
     /* panvk (Mali), any version: subgroup reductions off */
     assert_int_equal(hits(&c, "vendor=0x13b5,driver=20,version=25.0.7", &id), 1);
     assert_string_equal(id, "panvk-subgroup-reduce");
+    /* Adreno 618 under turnip, by device id (740's limits are the same): "wide" off */
+    assert_int_equal(hits(&c, "vendor=0x5143,driver=18,device=0x060108ff,version=25.0.7", &id), 1);
+    assert_string_equal(id, "adreno618-matvec-regs");
+    assert_int_equal(hits(&c, "vendor=0x5143,driver=18,device=0x43050a01,version=25.0.7", &id), 0);
     /* malformed fakes are refused with the field named */
     static const char *const bad[] = {"arch", "version=1.x", "driver=-1", "vendor=", "colour=red",
                                       "version=1.2.3.4", "arch=aarch64,,x=1"};
@@ -81,8 +85,8 @@ static void test_table(void **state)
         assert_true(t[i].ver_min <= t[i].ver_max);
     }
     char names[128];
-    vkx_feature_names(VKX_FEAT_TEXEL | VKX_FEAT_HALFCVT, names, sizeof names);
-    assert_string_equal(names, "texel,halfcvt");
+    vkx_feature_names(VKX_FEAT_TEXEL | VKX_FEAT_HALFCVT | VKX_FEAT_WIDE, names, sizeof names);
+    assert_string_equal(names, "texel,halfcvt,wide");
 }
 
 /* A context with the environment variables given (NULL: unset), restored afterwards. */
