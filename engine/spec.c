@@ -3,6 +3,7 @@
  * acceptance rule (spec.h) and the rollback of rejected tokens with nibble_truncate. */
 #include "spec.h"
 #include "api.h"
+#include "forward.h"
 #include "mtp.h"
 #include "platform.h"
 #include "vkx.h"
@@ -432,11 +433,17 @@ static int draft_model(struct nibble_spec *s, const int32_t *h, uint32_t len, in
 
 /* The MTP assistant: k steps at position P (where `last` goes), the first from the target's
  * hidden state of position P - 1, each next from the previous step's; tokens by argmax (greedy)
- * or drawn with the sampler, all k steps in one submission with the token chosen on the device.
- * A drawn draft's distribution q is any the drafter likes (the acceptance rule keeps the target's
- * distribution for every q): here the sampler's with top_k at most the device's 64 (0: 64), kept
- * in s->q from the logits of every step. Returns how many were drafted (k, or 0 when the target
- * kept no hidden state for P - 1), -1 with a message on a device failure. */
+ * or drawn with the sampler. A drawn draft's distribution q is any the drafter likes (the
+ * acceptance rule keeps the target's distribution for every q): here the sampler's with top_k at
+ * most the device's 64 (0: 64), kept in s->q from the logits of every step.
+ * On a GPU the k steps are one submission with each token chosen on the device (no logits cross
+ * to the host, one wait). On a CPU device (kernel shapes "cpu", NIBBLE_TUNE) host and device are
+ * the same cores and memory: the host picks a token from the mapped logits in microseconds where
+ * the device's argmax or sampler costs dispatches (lavapipe, default model, 3 steps: 5.5 ms as
+ * single steps with the host's choice, 9 ms as one submission with the device's argmax, 30 ms
+ * with its sampler), so there each step is its own submission. Returns how many were drafted
+ * (k, or 0 when the target kept no hidden state for P - 1), -1 with a message on a device
+ * failure. */
 static int draft_mtp(struct nibble_spec *s, int32_t last, uint32_t P, int k,
                      const struct nibble_sampler *sp, int32_t *out, char *err, size_t errlen)
 {
@@ -445,14 +452,32 @@ static int draft_mtp(struct nibble_spec *s, int32_t last, uint32_t P, int k,
     struct vkx_view h;
     if (P == 0 || nb_context_hidden(s->c, &g, &f, &h) != 0) return 0;
     bool greedy = sp->temp == 0.0f || sp->top_k == 1;
+    struct nibble_sampler qs = *sp;
+    if (qs.top_k == 0 || qs.top_k > NB_MTP_SAMPLE_MAX_K) qs.top_k = NB_MTP_SAMPLE_MAX_K;
+    if (g->vk.tune_cpu) { /* single steps, the token chosen on the host */
+        for (int i = 0; i < k; i++) {
+            const float *lg = nb_mtp_gpu_step(s->mtp, i ? out[i - 1] : last, P, i ? NULL : &h,
+                                              err, errlen);
+            if (!lg) return -1;
+            if (greedy) {
+                out[i] = nb_argmax(lg, s->V);
+                s->q[i].n = 0; /* a point mass */
+                continue;
+            }
+            if (nb_dist_from_logits(&s->q[i], lg, s->V, &qs) != 0) {
+                nb_seterr(err, errlen, "out of host memory");
+                return -1;
+            }
+            out[i] = nb_dist_draw(&s->q[i], uniform(s));
+        }
+        return k;
+    }
     if (greedy) { /* argmax on the device */
         if (nb_mtp_gpu_draft(s->mtp, last, P, &h, k, out, err, errlen) != k) return -1;
         for (int i = 0; i < k; i++)
             s->q[i].n = 0; /* point masses */
         return k;
     }
-    struct nibble_sampler qs = *sp;
-    if (qs.top_k == 0 || qs.top_k > NB_MTP_SAMPLE_MAX_K) qs.top_k = NB_MTP_SAMPLE_MAX_K;
     uint32_t counters[SPEC_MAX_DRAFT];
     for (int i = 0; i < k; i++)
         counters[i] = (uint32_t)(uniform(s) * 4294967296.0);
