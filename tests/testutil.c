@@ -1,7 +1,6 @@
 /* testutil.c: see testutil.h. */
 #include "testutil.h"
 
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,28 +30,6 @@ const char *nb_test_file(const char *name)
     if (stat(path, &st) == 0) return path;
     return NULL;
 }
-
-#ifdef __SANITIZE_ADDRESS__
-/* Sanitizer builds (.ci/sanitize): the shared libraries in NB_TEST_KEEP_LIBS (':'-separated,
- * the Vulkan driver) are loaded before main and never unloaded, so what a driver keeps in its
- * globals stays reachable when the loader unloads it at vkDestroyInstance, instead of showing
- * as a leak from "<unknown module>" that no suppression can name (tests/sanitize/lsan.supp). */
-__attribute__((constructor)) static void keep_libs(void)
-{
-    const char *v = getenv("NB_TEST_KEEP_LIBS");
-    char path[1024];
-    while (v && *v) {
-        size_t n = strcspn(v, ":");
-        if (n && n < sizeof path) {
-            memcpy(path, v, n);
-            path[n] = 0;
-            if (!dlopen(path, RTLD_NOW | RTLD_LOCAL))
-                fprintf(stderr, "testutil: NB_TEST_KEEP_LIBS: %s\n", dlerror());
-        }
-        v += n + (v[n] == ':');
-    }
-}
-#endif
 
 void *nb_test_read(const char *path, size_t *size)
 {
