@@ -189,13 +189,15 @@ done:
     return rc;
 }
 
-/* Attention at each head size of the model: 8 tokens of 4 query heads on one KV head, stored
- * (kv_store, f16) and attended causally as one prefill batch and as one decode step. */
+/* Attention at each head size of the model, 4 query heads on one KV head over NK = 64 keys
+ * stored by kv_store (f16) at positions 0..63: the last 8 positions' queries as one prefill
+ * batch, the last one as one decode step, and that step split over the keys (split-K, chunks of
+ * 16 keys merged by attn_combine). */
 static int check_attn(struct probe *P, char *err, size_t errlen)
 {
     struct nb_gpu_model *g = P->g;
     struct vkx_ctx *vk = P->vk;
-    enum { T = 8, NH = 4, CTX = 16 };
+    enum { T = 8, NH = 4, NK = 64 };
     uint32_t done_hd[8] = {0}, n_done = 0;
     for (uint32_t l = 0; l < g->m.cfg.n_layer; l++) {
         uint32_t hd = g->m.cfg.layer[l].head_dim;
@@ -205,63 +207,75 @@ static int check_attn(struct probe *P, char *err, size_t errlen)
         done_hd[n_done++] = hd;
         struct nb_kv_layer_desc d = {1, hd, false, 0};
         struct nb_kvcache kv;
-        if (nb_kvcache_create(vk, &kv, 1, &d, CTX, CTX, T, err, errlen)) return -1;
+        if (nb_kvcache_create(vk, &kv, 1, &d, NK, NK, NK, err, errlen)) return -1;
         size_t qn = (size_t)T * NH * hd;
-        struct vkx_buffer kb = {0}, vb = {0}, qb = {0}, pb = {0}, p1 = {0}, ob = {0}, o1 = {0};
+        struct vkx_buffer kb = {0}, vb = {0}, qb = {0}, pb = {0}, pq = {0}, p1 = {0}, ob = {0};
+        struct vkx_buffer o1 = {0}, o2 = {0}, sb = {0};
+        /* split-K for the third step: chunks of 16 keys (ATTN_BC) instead of min_chunk's */
+        const uint32_t min_chunk = g->at.min_chunk;
+        g->at.min_chunk = 16;
+        size_t sbytes = nb_op_attn_scratch_bytes(&g->at, 1, NH, hd);
         int rc = -1;
-        float *ref = malloc(sizeof(float) * qn), *kf = malloc(sizeof(float) * T * hd),
-              *vf = malloc(sizeof(float) * T * hd), *s = malloc(sizeof(float) * T);
+        float *ref = malloc(sizeof(float) * qn), *kf = malloc(sizeof(float) * NK * hd),
+              *vf = malloc(sizeof(float) * NK * hd), *s = malloc(sizeof(float) * NK);
         if (!ref || !kf || !vf || !s) {
             snprintf(err, errlen, "self-test: out of host memory");
             goto next;
         }
-        if (hbuf(P, &kb, sizeof(float) * T * hd, err, errlen) ||
-            hbuf(P, &vb, sizeof(float) * T * hd, err, errlen) ||
-            hbuf(P, &qb, sizeof(float) * qn, err, errlen) ||
-            hbuf(P, &pb, 4 * T, err, errlen) || hbuf(P, &p1, 4, err, errlen) ||
-            hbuf(P, &ob, sizeof(float) * qn, err, errlen) ||
-            hbuf(P, &o1, sizeof(float) * NH * hd, err, errlen) ||
+        if (hbuf(P, &kb, sizeof(float) * NK * hd, err, errlen) || /* [NK][hd] */
+            hbuf(P, &vb, sizeof(float) * NK * hd, err, errlen) || /* [NK][hd] */
+            hbuf(P, &qb, sizeof(float) * qn, err, errlen) ||      /* [T][NH][hd] */
+            hbuf(P, &pb, 4 * NK, err, errlen) || hbuf(P, &pq, 4 * T, err, errlen) ||
+            hbuf(P, &p1, 4, err, errlen) ||
+            hbuf(P, &ob, sizeof(float) * qn, err, errlen) ||      /* [T][NH][hd] */
+            hbuf(P, &o1, sizeof(float) * NH * hd, err, errlen) || /* [NH][hd] */
+            hbuf(P, &o2, sizeof(float) * NH * hd, err, errlen) || /* [NH][hd] */
+            hbuf(P, &sb, sbytes ? sbytes : 16, err, errlen) ||    /* split-K partials */
             nb_op_attn_prepare(&g->at, vk, &kv, err, errlen))
             goto next;
         float *k = kb.map, *v = vb.map, *q = qb.map;
-        fill(P, k, (size_t)T * hd);
-        fill(P, v, (size_t)T * hd);
+        fill(P, k, (size_t)NK * hd);
+        fill(P, v, (size_t)NK * hd);
         fill(P, q, qn);
-        for (uint32_t t = 0; t < T; t++) ((uint32_t *)pb.map)[t] = t;
-        *(uint32_t *)p1.map = T - 1;
+        for (uint32_t t = 0; t < NK; t++) ((uint32_t *)pb.map)[t] = t;
+        for (uint32_t t = 0; t < T; t++) ((uint32_t *)pq.map)[t] = NK - T + t;
+        *(uint32_t *)p1.map = NK - 1;
         const float scale = 1.0f / sqrtf((float)hd);
         struct vkx_view none = {NULL, 0, 0};
         struct vkx_cmd c;
         vkx_cmd_create(vk, &c, 16, false);
         vkx_cmd_begin(vk, &c);
-        nb_op_kv_store(&g->at, vk, &c, &kv, 0, vkx_whole(&kb), vkx_whole(&vb), vkx_whole(&pb), T);
+        nb_op_kv_store(&g->at, vk, &c, &kv, 0, vkx_whole(&kb), vkx_whole(&vb), vkx_whole(&pb), NK);
         vkx_cmd_barrier(&c);
-        nb_op_attn(&g->at, vk, &c, &kv, 0, vkx_whole(&qb), vkx_whole(&ob), vkx_whole(&pb), T, NH,
+        nb_op_attn(&g->at, vk, &c, &kv, 0, vkx_whole(&qb), vkx_whole(&ob), vkx_whole(&pq), T, NH,
                    scale, none);
         struct vkx_view qlast = {&qb, sizeof(float) * (T - 1) * NH * hd, sizeof(float) * NH * hd};
         nb_op_attn(&g->at, vk, &c, &kv, 0, qlast, vkx_whole(&o1), vkx_whole(&p1), 1, NH, scale,
                    none);
+        nb_op_attn(&g->at, vk, &c, &kv, 0, qlast, vkx_whole(&o2), vkx_whole(&p1), 1, NH, scale,
+                   vkx_whole(&sb));
         submit(P, &c);
         vkx_cmd_destroy(vk, &c);
-        for (size_t i = 0; i < (size_t)T * hd; i++) {
+        for (size_t i = 0; i < (size_t)NK * hd; i++) {
             kf[i] = nb_f16_to_f32(nb_f32_to_f16(k[i]));
             vf[i] = nb_f16_to_f32(nb_f32_to_f16(v[i]));
         }
         for (uint32_t t = 0; t < T; t++)
             for (uint32_t h = 0; h < NH; h++) {
                 const float *qr = q + ((size_t)t * NH + h) * hd;
+                const uint32_t last = NK - T + t; /* the query's position: keys 0..last */
                 double mx = -INFINITY, sum = 0;
-                for (uint32_t j = 0; j <= t; j++) {
+                for (uint32_t j = 0; j <= last; j++) {
                     double dot = 0;
                     for (uint32_t i = 0; i < hd; i++) dot += (double)qr[i] * kf[j * hd + i];
                     s[j] = (float)(dot * scale);
                     if (s[j] > mx) mx = s[j];
                 }
-                for (uint32_t j = 0; j <= t; j++) sum += exp(s[j] - mx);
+                for (uint32_t j = 0; j <= last; j++) sum += exp(s[j] - mx);
                 float *r = ref + ((size_t)t * NH + h) * hd;
                 for (uint32_t i = 0; i < hd; i++) {
                     double a = 0;
-                    for (uint32_t j = 0; j <= t; j++) a += exp(s[j] - mx) * vf[j * hd + i];
+                    for (uint32_t j = 0; j <= last; j++) a += exp(s[j] - mx) * vf[j * hd + i];
                     r[i] = (float)(a / sum);
                 }
             }
@@ -269,21 +283,26 @@ static int check_attn(struct probe *P, char *err, size_t errlen)
         const struct nb_kv_layer *L = &kv.layers[0];
         bool tx = g->at.texel && L->k.texel && L->v.texel;
         int hb = hd <= 128 ? 0 : hd <= 256 ? 1 : 2;
+        char what[64];
         for (int dec = 0; dec < 2; dec++) {
             int b = (dec ? NH : T * NH) >= g->at.rows[1] ? 1 : 0;
             const struct vkx_pipeline *pl = tx ? &g->at.attn_tx[b][hb] : &g->at.attn[b][hb];
-            char what[64];
             snprintf(what, sizeof what, "head size %u, %s", hd, dec ? "decode" : "8 tokens");
             compare(P, pl->name ? pl->name : "attn", what, dec ? o1.map : ob.map,
                     dec ? ref + (size_t)(T - 1) * NH * hd : ref,
                     dec ? (size_t)NH * hd : qn, 2e-3f, 1e-3f);
         }
+        snprintf(what, sizeof what, "head size %u, decode split over the keys", hd);
+        compare(P, g->at.combine.name ? g->at.combine.name : "attn_combine", what, o2.map,
+                ref + (size_t)(T - 1) * NH * hd, (size_t)NH * hd, 2e-3f, 1e-3f);
         rc = 0;
     next:
-        for (struct vkx_buffer *b = &kb; b; b = b == &kb ? &vb : b == &vb ? &qb : b == &qb ? &pb
-                                              : b == &pb ? &p1 : b == &p1 ? &ob : b == &ob ? &o1
-                                              : NULL)
-            if (b->buf) vkx_buffer_destroy(vk, b);
+        g->at.min_chunk = min_chunk;
+        {
+            struct vkx_buffer *all[] = {&kb, &vb, &qb, &pb, &pq, &p1, &ob, &o1, &o2, &sb};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+                if (all[i]->buf) vkx_buffer_destroy(vk, all[i]);
+        }
         nb_kvcache_destroy(vk, &kv);
         free(ref), free(kf), free(vf), free(s);
         if (rc) return -1;

@@ -145,6 +145,13 @@ static void test_corrupt_rope(void **state)
     check_fallback("corrupt:rope", NB_ST_MISC, true);
 }
 
+/* split-K attention's merge (attn_combine), checked on a decode step split over the keys */
+static void test_corrupt_combine(void **state)
+{
+    (void)state;
+    check_fallback("corrupt:attn_combine", NB_ST_ATTN, true);
+}
+
 static void test_nobuild_embed(void **state)
 {
     (void)state;
@@ -236,7 +243,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clean),          cmocka_unit_test(test_corrupt_matvec),
-        cmocka_unit_test(test_corrupt_rope),   cmocka_unit_test(test_nobuild_embed),
+        cmocka_unit_test(test_corrupt_rope),   cmocka_unit_test(test_corrupt_combine),
+        cmocka_unit_test(test_nobuild_embed),
         cmocka_unit_test(test_nobuild_rope),   cmocka_unit_test(test_plain_wrong),
         cmocka_unit_test(test_bad_switches),   cmocka_unit_test(test_budget),
     };
