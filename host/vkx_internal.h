@@ -62,6 +62,38 @@ _Noreturn void vkx_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 uint32_t vkx_find_mem_type(const struct vkx_ctx *ctx, uint32_t bits, VkMemoryPropertyFlags need,
                            VkMemoryPropertyFlags want, VkMemoryPropertyFlags avoid);
 
+/* The capability probe (vkx_caps.c). */
+#define VKX_API_MAX VK_MAKE_API_VERSION(0, 1, 3, 0) /* the newest version nibble asks for */
+/* Feature structs, chained only where the device's version or an extension provides them. */
+struct vkx_feats {
+    VkPhysicalDeviceFeatures2 f2;
+    VkPhysicalDevice16BitStorageFeatures s16;
+    VkPhysicalDevice8BitStorageFeatures s8;
+    VkPhysicalDeviceShaderFloat16Int8Features f16i8;
+    VkPhysicalDeviceSubgroupSizeControlFeatures ssc;
+    VkPhysicalDeviceShaderIntegerDotProductFeatures idot;
+};
+
+/* Which structs (and extensions) this device has, decided once from version and extensions. */
+struct vkx_devinfo {
+    uint32_t api; /* min(device, instance, 1.3) */
+    VkExtensionProperties *ext;
+    uint32_t n_ext;
+    bool s8, f16i8, ssc, idot, driver_props, feedback; /* struct or extension usable */
+    bool s8_ext, f16i8_ext, ssc_ext, idot_ext, driver_props_ext, feedback_ext; /* need the ext */
+};
+
+bool vkx_has_ext(const VkExtensionProperties *e, uint32_t n, const char *name);
+/* Chains into f->f2 the feature structs di has (their sType and pNext set, nothing else). */
+void vkx_feats_chain(struct vkx_feats *f, const struct vkx_devinfo *di);
+/* Fills di for pd (di->ext malloc'd: the caller frees it); 0, or -1 with a message. */
+int vkx_devinfo_init(struct vkx_devinfo *di, VkPhysicalDevice pd, uint32_t inst_api, char *err,
+                     size_t errlen);
+/* Reads pd's features into f and its capabilities into c; the first queue family with compute
+ * into *queue_family (UINT32_MAX: none) and its timestamp bits into *ts_bits. */
+void vkx_caps_probe(struct vkx_caps *c, struct vkx_feats *f, const struct vkx_devinfo *di,
+                    VkPhysicalDevice pd, uint32_t *queue_family, uint32_t *ts_bits);
+
 /* Pipeline cache (vkx_pipeline.c): loads <dir>/pipelines-<uuid>.bin into ctx->pipeline_cache
  * (0, or -1 with a message when the device cannot make a cache), and writes it back. */
 int vkx_pcache_open(struct vkx_ctx *ctx, const char *dir, char *err, size_t errlen);
