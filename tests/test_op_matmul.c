@@ -3,7 +3,9 @@
  * tiles, in the normal and the forced-fallback (NIBBLE_DISABLE=fp16,subgroup,int8,texel)
  * configuration. The groups run twice: on F32, F16, Q4_0 and Q8_0 (the types with their own
  * shader code), then on the types read through quant_unit.glsl (BF16, Q4_1 ... IQ4_XS), each
- * time with only those types' pipelines built. */
+ * time with only those types' pipelines built: every such type in the normal group, a type of
+ * each reader family (types_cover) in the others (NIBBLE_TEST_TYPES=q6_k,bf16,...: those types
+ * in every group). Building the pipelines is nearly all a group costs on lavapipe. */
 #include "testutil.h"
 
 #include <math.h>
@@ -24,13 +26,6 @@ static void rand_vec(float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         v[i] = nb_test_randf();
-}
-
-static void dev_buf(struct vkx_ctx *vk, struct vkx_buffer *b, size_t bytes, const void *init)
-{
-    char err[256];
-    assert_int_equal(vkx_buffer_create(vk, b, bytes, VKX_MEM_DEVICE, err, sizeof err), 0);
-    if (init) vkx_upload(vk, b, 0, init, bytes);
 }
 
 /* Row tiles (log2) the weights of matvec, matvec_id and embed checks are uploaded in: the tests
@@ -75,22 +70,18 @@ static void check_mul(struct cfg *g, enum which op, enum ggml_type type, uint32_
 
     float *x = malloc(sizeof(float) * K * ntok), *y0 = malloc(sizeof(float) * M * ntok);
     float *ref = malloc(sizeof(float) * M * ntok), *got = malloc(sizeof(float) * M * ntok);
+    double *dref = malloc(sizeof(double) * M * ntok), *mag = malloc(sizeof(double) * M * ntok);
     rand_vec(x, (size_t)K * ntok);
     rand_vec(y0, (size_t)M * ntok);
+    nb_test_mul_ref(wref, x, acc ? y0 : NULL, K, M, ntok, dref, mag);
     double sabs = 0; /* the largest sum |w x| of an output */
-    for (uint32_t t = 0; t < ntok; t++)
-        for (uint32_t m = 0; m < M; m++) {
-            double s = acc ? y0[t * M + m] : 0.0, a = 0;
-            for (uint32_t k = 0; k < K; k++) {
-                s += (double)wref[(size_t)m * K + k] * x[t * K + k];
-                a += fabs((double)wref[(size_t)m * K + k] * x[t * K + k]);
-            }
-            ref[t * M + m] = (float)s;
-            if (a > sabs) sabs = a;
-        }
+    for (size_t i = 0; i < (size_t)M * ntok; i++) {
+        ref[i] = (float)dref[i];
+        if (mag[i] > sabs) sabs = mag[i];
+    }
     struct vkx_buffer xb, yb;
     struct vkx_view xv = x_buf(g, &xb, sizeof(float) * K * ntok, x);
-    dev_buf(vk, &yb, sizeof(float) * M * ntok, y0);
+    nb_test_dev_buf(vk, &yb, sizeof(float) * M * ntok, y0);
     struct vkx_cmd c;
     vkx_cmd_create(vk, &c, 64, false);
     vkx_cmd_begin(vk, &c);
@@ -115,7 +106,7 @@ static void check_mul(struct cfg *g, enum which op, enum ggml_type type, uint32_
     vkx_buffer_destroy(vk, &xb);
     vkx_buffer_destroy(vk, &yb);
     nb_gtensor_destroy(vk, &w);
-    free(raw), free(wref), free(x), free(y0), free(ref), free(got);
+    free(raw), free(wref), free(x), free(y0), free(ref), free(got), free(dref), free(mag);
     nb_test_check_validation();
     assert_int_equal(bad, 0);
 }
@@ -128,18 +119,18 @@ static const enum ggml_type types_unit[] = {GGML_Q6_K,  GGML_Q4_K,   GGML_Q5_K, 
                                             GGML_Q3_K,  GGML_IQ4_XS, GGML_Q4_1, GGML_Q5_0,
                                             GGML_Q5_1,  GGML_IQ4_NL, GGML_BF16};
 
+/* A type of each quant_unit.glsl reader family, for the groups after normal-unit: K-quants with
+ * high bits and 8 scale heads (Q6_K), with minimums (Q4_K), without the masked one-token path
+ * (Q3_K); 32-element blocks with high bits (Q5_0); the lookup table in 256-element blocks
+ * (IQ4_XS); the float path (BF16). The others run through these shapes end to end in
+ * test_types_golden: every type with a GPU's kernel shapes (types/dense, NIBBLE_TUNE=gpu), Q5_K,
+ * Q5_1, Q4_1, Q2_K and IQ4_NL with the forced fallbacks (types/ple). */
+static const enum ggml_type types_cover[] = {GGML_Q6_K, GGML_Q4_K,   GGML_Q3_K,
+                                             GGML_Q5_0, GGML_IQ4_XS, GGML_BF16};
+
 static bool is_q(enum ggml_type t)
 {
     return t != GGML_F32 && t != GGML_F16 && t != GGML_BF16;
-}
-
-/* A row length for a quantized type near n32 units of 32: whole blocks (256 for K-quants), at
- * least one; f: the float types' own length. */
-static uint32_t klen(enum ggml_type t, uint32_t n32, uint32_t f)
-{
-    if (!is_q(t)) return f;
-    uint32_t bs = ggml_blck_size(t), k = n32 * 32;
-    return k < bs ? bs : (k + bs - 1) / bs * bs;
 }
 
 static void test_matvec(void **state)
@@ -153,24 +144,24 @@ static void test_matvec(void **state)
         enum ggml_type t = types[ti % ntypes];
         bool q = is_q(t);
         if (wtile && !q) continue; /* only quantized weights come in tiles */
-        check_mul(g, MATVEC, t, klen(t, 1, 2), 1, 1, false, 0);
-        check_mul(g, MATVEC, t, klen(t, 3, 34), 31, 1, false, 0);
-        check_mul(g, MATVEC, t, klen(t, 10, 66), 33, 3, false, 0);
-        check_mul(g, MATVEC, t, klen(t, 8, 130), 67, 8, true, 0);
-        check_mul(g, MATVEC, t, klen(t, 5, 62), 29, 11, false, 0); /* 8 + 3 tokens */
+        check_mul(g, MATVEC, t, nb_test_klen(t, 1, 2), 1, 1, false, 0);
+        check_mul(g, MATVEC, t, nb_test_klen(t, 3, 34), 31, 1, false, 0);
+        check_mul(g, MATVEC, t, nb_test_klen(t, 10, 66), 33, 3, false, 0);
+        check_mul(g, MATVEC, t, nb_test_klen(t, 8, 130), 67, 8, true, 0);
+        check_mul(g, MATVEC, t, nb_test_klen(t, 5, 62), 29, 11, false, 0); /* 8 + 3 tokens */
         if (t == GGML_F32) {
             check_mul(g, MATVEC, t, 1, 5, 2, false, 0);
             check_mul(g, MATVEC, t, 33, 31, 1, false, 0);
         }
         /* forced split: pieces of a few rows (whole tiles) */
-        uint64_t rb = nb_gtensor_row_bytes(t, klen(t, 3, 34));
-        check_mul(g, MATVEC, t, klen(t, 3, 34), wtile == 6 ? 150 : 53, 2, false,
+        uint64_t rb = nb_gtensor_row_bytes(t, nb_test_klen(t, 3, 34));
+        check_mul(g, MATVEC, t, nb_test_klen(t, 3, 34), wtile == 6 ? 150 : 53, 2, false,
                   rb * (wtile >= 5 ? 1u << wtile : 16));
         /* every token-count variant, whatever chunk this device prefers */
         uint32_t chunk = g->op.mv_chunk;
         g->op.mv_chunk = NB_MATVEC_MAX_TOKENS;
-        check_mul(g, MATVEC, t, klen(t, 2, 18), 37, 6, true, 0);
-        check_mul(g, MATVEC, t, klen(t, 2, 18), 37, 19, false, 0);
+        check_mul(g, MATVEC, t, nb_test_klen(t, 2, 18), 37, 6, true, 0);
+        check_mul(g, MATVEC, t, nb_test_klen(t, 2, 18), 37, 19, false, 0);
         g->op.mv_chunk = chunk;
     }
     wtile = 0;
@@ -183,13 +174,13 @@ static void test_matmul(void **state)
     nb_test_seed(2);
     for (int ti = 0; ti < ntypes; ti++) {
         enum ggml_type t = types[ti];
-        check_mul(g, MATMUL, t, klen(t, 1, 2), 1, 1, false, 0);
-        check_mul(g, MATMUL, t, klen(t, 3, 34), 33, 9, false, 0);
-        check_mul(g, MATMUL, t, klen(t, 2, 30), 70, 31, true, 0);
-        check_mul(g, MATMUL, t, klen(t, 8, 66), 130, 67, false, 0);
+        check_mul(g, MATMUL, t, nb_test_klen(t, 1, 2), 1, 1, false, 0);
+        check_mul(g, MATMUL, t, nb_test_klen(t, 3, 34), 33, 9, false, 0);
+        check_mul(g, MATMUL, t, nb_test_klen(t, 2, 30), 70, 31, true, 0);
+        check_mul(g, MATMUL, t, nb_test_klen(t, 8, 66), 130, 67, false, 0);
         if (t == GGML_F32) check_mul(g, MATMUL, t, 33, 65, 65, false, 0);
-        uint64_t rb = nb_gtensor_row_bytes(t, klen(t, 3, 34));
-        check_mul(g, MATMUL, t, klen(t, 3, 34), 150, 17, false, rb * 64);
+        uint64_t rb = nb_gtensor_row_bytes(t, nb_test_klen(t, 3, 34));
+        check_mul(g, MATMUL, t, nb_test_klen(t, 3, 34), 150, 17, false, rb * 64);
     }
 }
 
@@ -212,7 +203,7 @@ static void test_embed(void **state)
     nb_test_seed(4);
     for (int ti = 0; ti < ntypes; ti++) {
         enum ggml_type t = types[ti];
-        uint32_t K = klen(t, 3, 66), rows = 37, ntok = 7;
+        uint32_t K = nb_test_klen(t, 3, 66), rows = 37, ntok = 7;
         for (int mode = 0; mode < 4; mode++) { /* bit 0: split, bit 1: row tiles */
             bool split = mode & 1;
             void *raw;
@@ -233,8 +224,8 @@ static void test_embed(void **state)
                 for (uint32_t k = 0; k < K; k++)
                     ref[i * stride + k] = ids[i] < rows ? wref[ids[i] * K + k] * 1.5f : 0.0f;
             struct vkx_buffer ib, ob;
-            dev_buf(vk, &ib, sizeof ids, ids);
-            dev_buf(vk, &ob, sizeof(float) * stride * ntok, ref); /* gap columns keep ref */
+            nb_test_dev_buf(vk, &ib, sizeof ids, ids);
+            nb_test_dev_buf(vk, &ob, sizeof(float) * stride * ntok, ref); /* gap columns keep ref */
             struct vkx_cmd c;
             vkx_cmd_create(vk, &c, 64, false);
             vkx_cmd_begin(vk, &c);
@@ -263,7 +254,7 @@ static void test_matvec_id(void **state)
     for (int ti = 0; ti < ntypes; ti++) {
         enum ggml_type t = types[ti];
         bool q = is_q(t);
-        uint32_t K = klen(t, 2, 34), E = 5, ntok = 3, ns = 2;
+        uint32_t K = nb_test_klen(t, 2, 34), E = 5, ntok = 3, ns = 2;
         /* bit 0: x per slot, bit 1: split, bit 2: row tiles of 8 (experts of 40 rows) */
         for (int mode = 0; mode < 8; mode++) {
             bool per_slot = mode & 1;
@@ -297,9 +288,9 @@ static void test_matvec_id(void **state)
                 }
             }
             struct vkx_buffer ib, xb, yb;
-            dev_buf(vk, &ib, sizeof ids, ids);
+            nb_test_dev_buf(vk, &ib, sizeof ids, ids);
             struct vkx_view xv = x_buf(g, &xb, sizeof(float) * K * nx, x);
-            dev_buf(vk, &yb, sizeof(float) * M * ntok * ns, NULL);
+            nb_test_dev_buf(vk, &yb, sizeof(float) * M * ntok * ns, NULL);
             struct vkx_cmd c;
             vkx_cmd_create(vk, &c, 64, false);
             vkx_cmd_begin(vk, &c);
@@ -392,8 +383,8 @@ static void test_bench(void **state)
                                   .spec = {64}};
     assert_int_equal(vkx_pipeline_create(vk, &cp, &d, err, sizeof err), 0);
     struct vkx_buffer a, b;
-    dev_buf(vk, &a, wbytes, NULL);
-    dev_buf(vk, &b, wbytes, NULL);
+    nb_test_dev_buf(vk, &a, wbytes, NULL);
+    nb_test_dev_buf(vk, &b, wbytes, NULL);
     uint32_t n16 = (uint32_t)(wbytes / 16);
     struct vkx_view cv[2] = {vkx_whole(&a), vkx_whole(&b)};
     vkx_cmd_begin(vk, &c);
@@ -416,8 +407,8 @@ static void test_bench(void **state)
     uint32_t maxt = 64;
     float *x = malloc(sizeof(float) * K * maxt);
     rand_vec(x, (size_t)K * maxt);
-    dev_buf(vk, &xb, sizeof(float) * K * maxt, x);
-    dev_buf(vk, &yb, sizeof(float) * M * maxt, NULL);
+    nb_test_dev_buf(vk, &xb, sizeof(float) * K * maxt, x);
+    nb_test_dev_buf(vk, &yb, sizeof(float) * M * maxt, NULL);
     uint32_t toks[4] = {1, 4, 8, 64};
     int ntoks = getenv("NIBBLE_BENCH_ALL") ? 4 : 1;
     for (int i = getenv("NIBBLE_BENCH_MM") ? 3 : 0; i < ntoks; i++) {
@@ -479,11 +470,14 @@ static int setup(void **state, bool fallback, int subgroup)
     printf("# subgroup matvec requires subgroup size %u (device %u..%u)\n", g.op.mv_sg_size,
            c->subgroup_min, c->subgroup_max);
     assert_int_equal(g.op.mv_sg_size, want);
-    if (g.op.subgroup && want) { /* the switch: the same shape with the size left to the driver */
+    if (g.op.subgroup && want && types == types_own) {
+        /* the switch: the same shape with the size left to the driver (one type's pipelines:
+         * the choice does not depend on the types) */
         struct nb_op_matmul any;
         char err[512];
         g.fx.vk->caps.disabled |= VKX_FEAT_SGSIZE;
-        int rc2 = op_create(&any, g.fx.vk, err, sizeof err);
+        int rc2 = nb_op_matmul_create_ex(&any, g.fx.vk, mv_subgroup, NB_MM_TYPE_BIT(GGML_Q4_0), err,
+                                         sizeof err);
         g.fx.vk->caps.disabled &= ~(unsigned)VKX_FEAT_SGSIZE;
         assert_int_equal(rc2, 0);
         assert_true(any.subgroup);
@@ -538,6 +532,9 @@ int main(void)
         types = picked;
     }
     rc |= cmocka_run_group_tests_name("normal-unit", normal, setup_normal, teardown);
+    /* the other shapes on a type of each reader family unless NIBBLE_TEST_TYPES picked some:
+     * their pipelines' compilation is what these groups cost, the readers are the same code */
+    if (!only) types = types_cover, ntypes = (int)(sizeof types_cover / sizeof *types_cover);
     rc |= cmocka_run_group_tests_name("subgroup-unit", subgroup, setup_subgroup, teardown);
     rc |= cmocka_run_group_tests_name("gpu-shape-unit", subgroup, setup_gpu_shape, teardown);
     rc |= cmocka_run_group_tests_name("fallback-unit", fallback, setup_fallback, teardown);
