@@ -1,9 +1,9 @@
 /* test_forward: the GPU forward pass end to end.
  *
  * - Golden logits: every model of ../shared/golden (the quantized ones are in tests/data) in
- *   prefill and decode mode, with the fast paths (fused q|k|v and gate|up products among them) and
- *   with NIBBLE_DISABLE=fp16,subgroup,int8,texel,fuse,halfcvt (and the quantized ones with the
- *   GPU kernel shapes, NIBBLE_TUNE=gpu), at least as close to each llama.cpp file as llama.cpp's
+ *   prefill and decode mode, with the fast paths (fused q|k|v and gate|up products among them),
+ *   the Q4_0 ones also with NIBBLE_DISABLE=fp16,subgroup,int8,texel,fuse,halfcvt and with the GPU
+ *   kernel shapes (NIBBLE_TUNE=gpu), at least as close to each llama.cpp file as llama.cpp's
  *   two backends are to each other; the quantized dense ones also with the int8 decode products
  *   (NIBBLE_INT8=1).
  * - Layer by layer: the residual stream after every layer against the CPU reference.
@@ -41,10 +41,37 @@ static int read_ids(const char *path, int32_t *ids, int max)
 }
 
 static char path_buf[3][2048];
-/* A model loaded with validation on, NIBBLE_DISABLE `disable` (NULL: the environment's) and the
- * kernels shaped for the device or (tune "gpu") for a GPU; fails the test when it does not load. */
-static struct nibble_model *load_model(const char *path, const char *disable, const char *tune)
+
+/* Models kept for later tests (loading compiles a model's pipelines, most of what a golden run
+ * costs on lavapipe): the dense model with the device's and with a GPU's kernel shapes, used by
+ * test_errors, test_golden and test_long_context; freed by main. */
+static struct kept {
+    char key[2400]; /* path, NIBBLE_DISABLE, tune, NIBBLE_PLE, NIBBLE_INT8 */
+    struct nibble_model *m;
+} kept[2];
+
+static void model_key(char *key, size_t n, const char *path, const char *disable, const char *tune)
 {
+    const char *d = disable ? disable : getenv("NIBBLE_DISABLE"), *ple = getenv("NIBBLE_PLE");
+    const char *i8 = getenv("NIBBLE_INT8");
+    snprintf(key, n, "%s|%s|%s|%s|%s", path, d ? d : "", tune ? tune : "", ple ? ple : "",
+             i8 ? i8 : "");
+}
+
+/* A model loaded with validation on, NIBBLE_DISABLE `disable` (NULL: the environment's) and the
+ * kernels shaped for the device or (tune "gpu") for a GPU; fails the test when it does not load.
+ * keep: the model stays loaded for later calls with the same arguments and environment (give
+ * it back with release_model all the same). */
+static struct nibble_model *load_model_kept(const char *path, const char *disable,
+                                            const char *tune, bool keep)
+{
+    char key[2400];
+    model_key(key, sizeof key, path, disable, tune);
+    struct kept *slot = NULL;
+    for (size_t i = 0; keep && i < sizeof kept / sizeof kept[0]; i++) {
+        if (kept[i].m && !strcmp(kept[i].key, key)) return kept[i].m;
+        if (!kept[i].m && !slot) slot = &kept[i];
+    }
     struct nibble_model_params mp = nibble_model_default_params();
     mp.validation = true;
     mp.disable = disable;
@@ -53,7 +80,32 @@ static struct nibble_model *load_model(const char *path, const char *disable, co
     struct nibble_model *m = nibble_model_load(path, &mp, err, sizeof err);
     unsetenv("NIBBLE_TUNE");
     if (!m) fail_msg("%s: %s", path, err);
+    if (slot) {
+        snprintf(slot->key, sizeof slot->key, "%s", key);
+        slot->m = m;
+    }
     return m;
+}
+
+static struct nibble_model *load_model(const char *path, const char *disable, const char *tune)
+{
+    return load_model_kept(path, disable, tune, false);
+}
+
+/* Frees a model unless it is kept. */
+static void release_model(struct nibble_model *m)
+{
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        if (kept[i].m == m) return;
+    nibble_model_free(m);
+}
+
+static void free_kept(void)
+{
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        nibble_model_free(kept[i].m);
+        kept[i].m = NULL;
+    }
 }
 
 static const char *file3(int slot, const char *name, const char *ext)
@@ -80,7 +132,8 @@ static int check_golden(const char *name, const char *disable, const char *tune,
     assert_int_equal(n, 64);
 
     char err[512];
-    struct nibble_model *m = load_model(model, disable, tune);
+    bool keep = !strcmp(name, "dense") && !*disable && !getenv("NIBBLE_INT8");
+    struct nibble_model *m = load_model_kept(model, disable, tune, keep);
     size_t V = (size_t)nibble_n_vocab(m);
     const char *refs[2] = {".llamacpp-cpu.f32", ".llamacpp-vulkan.f32"};
     float *ref[2];
@@ -125,7 +178,7 @@ static int check_golden(const char *name, const char *disable, const char *tune,
     free(ref[0]);
     free(ref[1]);
     free(got);
-    nibble_model_free(m);
+    release_model(m);
     nb_test_check_validation();
     (*ran)++;
     return bad;
@@ -148,18 +201,23 @@ static void test_golden(void **state)
             if (at) bad += check_golden(golden[i], "", NULL, &ran);
             continue;
         }
+        /* the Q4_0 models of each architecture; their f32 and Q8_0 copies differ only in the
+         * weight products, which test_op_matmul checks for every type in every configuration */
+        bool q4 = !strcmp(golden[i], "dense") || !strcmp(golden[i], "moe") ||
+                  !strcmp(golden[i], "ple");
         bad += check_golden(golden[i], "", NULL, &ran);
-        bad += check_golden(golden[i], "fp16,subgroup,int8,texel,fuse,halfcvt", NULL, &ran);
+        /* the forced fallbacks */
+        if (q4) bad += check_golden(golden[i], "fp16,subgroup,int8,texel,fuse,halfcvt", NULL, &ran);
         /* the GPU kernel shapes (subgroup matvec, tiled prefill matmul, MoE grouped by expert,
          * wide attention splits) also on a CPU device such as lavapipe */
-        if (!strcmp(golden[i], "dense") || !strcmp(golden[i], "moe") || !strcmp(golden[i], "ple"))
-            bad += check_golden(golden[i], "", "gpu", &ran);
+        if (q4) bad += check_golden(golden[i], "", "gpu", &ran);
         /* the per-layer embeddings on the device too (read by an embed dispatch), where by
          * default the host reads their rows from the mapped file */
         if (!strncmp(golden[i], "ple", 3)) {
             setenv("NIBBLE_PLE", "device", 1);
             bad += check_golden(golden[i], "", NULL, &ran);
-            bad += check_golden(golden[i], "fp16,subgroup,int8,texel,fuse,halfcvt", NULL, &ran);
+            if (q4)
+                bad += check_golden(golden[i], "fp16,subgroup,int8,texel,fuse,halfcvt", NULL, &ran);
             unsetenv("NIBBLE_PLE");
         }
         /* the int8 decode products (engine/op_int8.h; lavapipe exposes the integer dot product
@@ -347,7 +405,7 @@ static float *long_context_gpu(const char *path, const int32_t *ids, int N, int 
                                const char *tune, size_t *V)
 {
     char err[512];
-    struct nibble_model *m = load_model(path, NULL, tune);
+    struct nibble_model *m = load_model_kept(path, NULL, tune, true);
     *V = (size_t)nibble_n_vocab(m);
     struct nibble_context_params cp = {.n_ctx = (uint32_t)N, .n_batch = 512};
     struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
@@ -365,7 +423,7 @@ static float *long_context_gpu(const char *path, const int32_t *ids, int N, int 
     printf("# full context: %s\n", err);
     assert_non_null(strstr(err, "context"));
     nibble_context_destroy(c);
-    nibble_model_free(m);
+    release_model(m);
     nb_test_check_validation();
     return got;
 }
@@ -426,10 +484,7 @@ static void test_errors(void **state)
     if (!model) skip();
     char path[2048], err[512];
     snprintf(path, sizeof path, "%s", model);
-    struct nibble_model_params mp = nibble_model_default_params();
-    mp.validation = true;
-    struct nibble_model *m = nibble_model_load(path, &mp, err, sizeof err);
-    if (!m) fail_msg("%s", err);
+    struct nibble_model *m = load_model_kept(path, NULL, NULL, true);
     struct nibble_context_params cp = {.n_ctx = 32, .n_batch = 16};
     struct nibble_context *c = nibble_context_create(m, &cp, err, sizeof err);
     assert_non_null(c);
@@ -444,9 +499,11 @@ static void test_errors(void **state)
     assert_int_equal(nibble_eval(c, ids, 1, false, err, sizeof err), -1);
     assert_non_null(strstr(err, "vocabulary"));
     nibble_context_destroy(c);
-    nibble_model_free(m);
+    release_model(m);
 
     /* a device with less memory than the model needs (emulated) */
+    struct nibble_model_params mp = nibble_model_default_params();
+    mp.validation = true;
     setenv("NIBBLE_DEVICE_MEMORY_MB", "1", 1);
     m = nibble_model_load(path, &mp, err, sizeof err);
     unsetenv("NIBBLE_DEVICE_MEMORY_MB");
@@ -466,5 +523,7 @@ int main(void)
         cmocka_unit_test(test_ple_host),
         cmocka_unit_test(test_long_context),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    free_kept();
+    return rc;
 }
