@@ -471,6 +471,10 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
+#ifndef NB_SELFTEST_CODE_SUM /* set by CMakeLists.txt: a checksum of this file and its references */
+#define NB_SELFTEST_CODE_SUM "unknown"
+#endif
+
 /* The verdict keys of the three families: device, driver version, build, switches, and what
  * the family's pipelines are for this model. */
 static void make_keys(const struct vkx_ctx *vk, const struct nb_model *m, uint32_t types,
@@ -478,6 +482,7 @@ static void make_keys(const struct vkx_ctx *vk, const struct nb_model *m, uint32
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (int i = 0; i < NB_SPV_COUNT; i++) h = fnv(h, nb_spv[i].code, *nb_spv[i].size);
+    h = fnv(h, NB_SELFTEST_CODE_SUM, sizeof NB_SELFTEST_CODE_SUM); /* the judging C code */
     /* switches that change which pipelines run beyond the disabled mask */
     static const char *const envs[] = {"NIBBLE_FAULT", "NIBBLE_INT8"};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
