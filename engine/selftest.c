@@ -74,18 +74,22 @@ static void submit(struct probe *P, struct vkx_cmd *c)
 
 /* Matrix products: per weight type of the model, a 64 x 256 weight (rows in the model's tiles)
  * times 8 random tokens: matvec for each token count the model dispatches, the tiled matmul
- * where the model uses it, and 3 embedding rows. */
+ * where the model uses it, and 3 embedding rows; with experts (NB_MM_EXPERTS) the same weight as
+ * 4 experts of 16 rows: the decode expert product of 2 tokens x 2 slots and, where the model
+ * groups prefill by expert, the grouped product of the 8 tokens x 2 slots. */
 static int check_matrix(struct probe *P, char *err, size_t errlen)
 {
     struct nb_op_matmul *o = &P->g->mm;
     struct vkx_ctx *vk = P->vk;
-    enum { K = 256, M = 64, T = 8, NE = 3, REGION = 4096 };
+    enum { K = 256, M = 64, T = 8, NE = 3, REGION = 4096, NX = 4, MX = M / NX, SL = 2 };
     static const uint32_t ids[NE] = {5, 0, 63};
+    static const uint32_t eids[T * SL] = {3, 0, 1, 3, 2, 2, 0, 1, 3, 1, 0, 2, 1, 0, 2, 3};
+    bool experts = (o->types & NB_MM_EXPERTS) != 0, grouped = experts && !o->prefill_matvec;
     float *wf = malloc(sizeof(float) * K * M), *wr = malloc(sizeof(float) * K * M);
     float *x = malloc(sizeof(float) * K * T), *ref = malloc(sizeof(float) * K * T);
     float *xq = malloc(sizeof(float) * K * T), *refq = malloc(sizeof(float) * K * T);
     uint8_t *raw = malloc(4 * K * M);
-    struct vkx_buffer xb = {0}, yb = {0}, ib = {0};
+    struct vkx_buffer xb = {0}, yb = {0}, ib = {0}, eb = {0}, sb = {0};
     int rc = -1;
     if (!wf || !wr || !x || !ref || !xq || !refq || !raw) {
         snprintf(err, errlen, "self-test: out of host memory");
@@ -97,8 +101,11 @@ static int check_matrix(struct probe *P, char *err, size_t errlen)
     VkDeviceSize xoff = vk->caps.min_storage_align > 16 ? vk->caps.min_storage_align : 16;
     if (vkx_buffer_create(vk, &xb, (xoff + sizeof(float) * K * T + 15) / 16 * 16,
                           VKX_MEM_DEVICE, err, errlen) ||
-        hbuf(P, &yb, 6 * REGION, err, errlen) || hbuf(P, &ib, sizeof ids, err, errlen))
+        hbuf(P, &yb, 8 * REGION, err, errlen) || hbuf(P, &ib, sizeof ids, err, errlen) ||
+        (experts && (hbuf(P, &eb, sizeof eids, err, errlen) ||
+                     hbuf(P, &sb, nb_op_matmul_id_scratch_bytes(NX, T, SL), err, errlen))))
         goto done;
+    if (experts) memcpy(eb.map, eids, sizeof eids);
     vkx_upload(vk, &xb, xoff, x, sizeof(float) * K * T);
     char ignored[256]; /* none after a plain rebuild: the ops read x as a storage buffer */
     if (o->texel) (void)vkx_buffer_texel_view(vk, &xb, ignored, sizeof ignored);
@@ -120,7 +127,7 @@ static int check_matrix(struct probe *P, char *err, size_t errlen)
         if (nb_gtensor_from_host_tiled(vk, &w, ty, ne, raw, 0, o->tile_shift, err, errlen))
             goto done;
         struct vkx_cmd c;
-        vkx_cmd_create(vk, &c, 16, false);
+        vkx_cmd_create(vk, &c, 32, false);
         vkx_cmd_begin(vk, &c);
         for (int k = 0; k < NB_MV_VARIANTS; k++)
             if ((1u << k) <= o->mv_chunk)
@@ -131,9 +138,25 @@ static int check_matrix(struct probe *P, char *err, size_t errlen)
                              false);
         nb_op_embed(o, vk, &c, &w, vkx_whole(&ib), (struct vkx_view){&yb, 5 * REGION, 0}, NE,
                     K, 1.5f);
+        struct nb_gtensor wx = {0}; /* the same rows as NX experts {K, MX, NX} */
+        uint64_t nex[4] = {K, MX, NX, 1};
+        if (experts && nb_gtensor_from_host_tiled(vk, &wx, ty, nex, raw, 0, o->tile_shift, err,
+                                                  errlen)) {
+            vkx_cmd_destroy(vk, &c);
+            nb_gtensor_destroy(vk, &w);
+            goto done;
+        }
+        if (experts)
+            nb_op_matvec_id(o, vk, &c, &wx, xv, (struct vkx_view){&yb, 6 * REGION, 0},
+                            vkx_whole(&eb), 2, SL, false, 0, 0, false);
+        if (grouped && wx.tile_shift == 0)
+            nb_op_matmul_id(o, vk, &c, &wx, xv, (struct vkx_view){&yb, 7 * REGION, 0},
+                            vkx_whole(&eb), vkx_whole(&sb), T, SL, false, 0, 0, false);
         submit(P, &c);
         vkx_cmd_destroy(vk, &c);
         nb_gtensor_destroy(vk, &w);
+        bool mmx = grouped && wx.tile_shift == 0;
+        if (experts) nb_gtensor_destroy(vk, &wx);
         /* the int8 decode path (op_int8.h) multiplies x rounded to 8-bit blocks of 32 and
          * their remainders (15 bits a block) as shaders/quant_act.comp rounds it */
         bool i8 = o->i8.on && (o->i8.types & NB_MM_TYPE_BIT(t));
@@ -174,6 +197,23 @@ static int check_matrix(struct probe *P, char *err, size_t errlen)
                     k < NB_MV_VARIANTS ? refq : ref, (size_t)n * M,
                     k < NB_MV_VARIANTS ? 2e-4f * 16.0f : 0.125f, 1e-4f);
         }
+        /* experts: pair (t, s) is expert eids[t * SL + s]'s MX rows times token t: refq's row
+         * (x as the decode product reads it) and ref's (the grouped product's f32 or f16 tiles) */
+        for (int g = 0; experts && g < 2; g++) {
+            uint32_t nt = g ? T : 2;
+            if (g && !mmx) break;
+            float *out = (float *)((char *)yb.map + (6 + g) * REGION);
+            const float *full = g ? ref : refq; /* [token][M] */
+            float *want = wf; /* [pair][MX], scratch: wf is not needed any more */
+            for (uint32_t pr = 0; pr < nt * SL; pr++)
+                for (uint32_t m = 0; m < MX; m++)
+                    want[pr * MX + m] = full[(pr / SL) * M + eids[pr] * MX + m];
+            snprintf(name, sizeof name, "%s_%s", g ? "matmul_id" : "matvec_id", tn);
+            snprintf(what, sizeof what, "%u experts of %u x %u, %u tokens x %u slots", NX, MX, K,
+                     nt, SL);
+            compare(P, name, what, out, want, (size_t)nt * SL * MX, g ? 0.125f : 2e-4f * 16.0f,
+                    1e-4f);
+        }
         for (uint32_t e = 0; e < NE; e++)
             for (uint32_t i = 0; i < K; i++) ref[e * K + i] = wr[ids[e] * K + i] * 1.5f;
         snprintf(name, sizeof name, "embed_%s", tn);
@@ -185,6 +225,8 @@ done:
     if (xb.buf) vkx_buffer_destroy(vk, &xb);
     if (yb.buf) vkx_buffer_destroy(vk, &yb);
     if (ib.buf) vkx_buffer_destroy(vk, &ib);
+    if (eb.buf) vkx_buffer_destroy(vk, &eb);
+    if (sb.buf) vkx_buffer_destroy(vk, &sb);
     free(wf), free(wr), free(x), free(ref), free(xq), free(refq), free(raw);
     return rc;
 }

@@ -22,11 +22,16 @@ static const int32_t prompt[] = {2, 818, 2058, 1176}; /* any ids below the vocab
 
 static float *clean_logits; /* [V] of the clean load, for the fallbacks to match */
 
-/* Loads the default model with validation on; 0 or -1 (err filled). */
-static int load(struct nb_gpu_model *g, char *err, size_t errlen)
+/* Loads a model with validation on; 0 or -1 (err filled). */
+static int load_model(struct nb_gpu_model *g, const char *path, char *err, size_t errlen)
 {
     struct vkx_opts o = {.device_index = -1, .validation = true, .pipeline_cache_dir = CACHE};
-    return nb_gpu_model_load(g, MODEL, &o, err, errlen);
+    return nb_gpu_model_load(g, path, &o, err, errlen);
+}
+
+static int load(struct nb_gpu_model *g, char *err, size_t errlen)
+{
+    return load_model(g, MODEL, err, errlen);
 }
 
 /* Removes this device's verdicts, so the next load checks again. */
@@ -53,17 +58,19 @@ static float *logits(struct nb_gpu_model *g)
     return l;
 }
 
-static void match_clean(struct nb_gpu_model *g)
+static void match(struct nb_gpu_model *g, const float *clean)
 {
     float *l = logits(g);
     uint32_t V = g->m.cfg.n_vocab;
     double top1, mean, max;
-    nb_test_logits_compare(l, clean_logits, 1, V, &top1, &mean, &max);
+    nb_test_logits_compare(l, clean, 1, V, &top1, &mean, &max);
     printf("# against the clean load: top-1 %.0f%%, max |diff| %.3g\n", top1 * 100, max);
     assert_true(top1 == 1.0);
     assert_true(max < 2e-2);
     free(l);
 }
+
+static void match_clean(struct nb_gpu_model *g) { match(g, clean_logits); }
 
 static void set_env(const char *fault, const char *disable)
 {
@@ -150,6 +157,40 @@ static void test_corrupt_combine(void **state)
 {
     (void)state;
     check_fallback("corrupt:attn_combine", NB_ST_ATTN, true);
+}
+
+/* The MoE expert products (matvec_id; matmul_id where prefill groups by expert) on the MoE
+ * golden model: clean, then one corrupted, which falls back with logits as clean. */
+static void test_corrupt_experts(void **state)
+{
+    (void)state;
+    struct nb_gpu_model g;
+    char err[512];
+    const char *moe = NB_TEST_DATA "/moe.gguf";
+    set_env(NULL, NULL);
+    assert_int_equal(load_model(&g, moe, err, sizeof err), 0);
+    forget(&g);
+    nb_gpu_model_free(&g);
+    assert_int_equal(load_model(&g, moe, err, sizeof err), 0);
+    printf("# moe cold: %u dispatches checked, plain 0x%x\n", g.st.checked, g.st.plain);
+    assert_true(g.st.ran);
+    assert_int_equal(g.st.plain, 0);
+    float *clean = logits(&g);
+    nb_gpu_model_free(&g);
+    set_env("corrupt:matvec_id_q4_0", NULL);
+    assert_int_equal(load_model(&g, moe, err, sizeof err), 0);
+    forget(&g);
+    nb_gpu_model_free(&g);
+    vkx_fault_reset();
+    assert_int_equal(load_model(&g, moe, err, sizeof err), 0);
+    printf("# corrupt:matvec_id_q4_0: plain 0x%x: %s\n", g.st.plain, g.st.note);
+    assert_int_equal(g.st.plain, 1u << NB_ST_MATRIX);
+    assert_non_null(strstr(g.st.note, "matvec_id_q4_0"));
+    match(&g, clean);
+    nb_gpu_model_free(&g);
+    free(clean);
+    set_env(NULL, NULL);
+    nb_test_check_validation();
 }
 
 static void test_nobuild_embed(void **state)
@@ -244,7 +285,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clean),          cmocka_unit_test(test_corrupt_matvec),
         cmocka_unit_test(test_corrupt_rope),   cmocka_unit_test(test_corrupt_combine),
-        cmocka_unit_test(test_nobuild_embed),
+        cmocka_unit_test(test_corrupt_experts), cmocka_unit_test(test_nobuild_embed),
         cmocka_unit_test(test_nobuild_rope),   cmocka_unit_test(test_plain_wrong),
         cmocka_unit_test(test_bad_switches),   cmocka_unit_test(test_budget),
     };
