@@ -13,7 +13,7 @@
 #include "vkx_selftest.h"
 
 static const char *const family_name[NB_ST_NFAMILY] = {"matrix", "attention",
-                                                       "norm/rope/eltwise/argmax"};
+                                                       "norm/rope/eltwise/sampling"};
 
 /* ---- the comparisons --------------------------------------------------------------------- */
 
@@ -358,19 +358,19 @@ static int check_misc(struct probe *P, char *err, size_t errlen)
     struct nb_op_misc *o = &P->g->mi;
     struct vkx_ctx *vk = P->vk;
     enum { NW = 2048, NS = 128, HD = 64, NV = 1000, NG = 256 };
-    struct vkx_buffer b[11] = {{0}};
+    struct vkx_buffer b[12] = {{0}};
     /* 0 x wide [2][NW], 1 w [NW], 2 y wide [2][NW], 3 x small [4][NS], 4 y small [4][NS],
      * 5 rope x [2][2][HD], 6 pos [2], 7 geglu g|u [2][NG] x 2, 8 geglu out [2][NG],
-     * 9 logits [NV], 10 argmax out [1] */
-    const size_t sz[11] = {8 * NW, 4 * NW, 8 * NW, 16 * NS, 16 * NS, 16 * HD, 8,
-                           16 * NG, 8 * NG, 4 * NV, 4};
+     * 9 logits [NV], 10 argmax, sampled [2], 11 the sampler's draw counter [1] */
+    const size_t sz[12] = {8 * NW, 4 * NW, 8 * NW, 16 * NS, 16 * NS, 16 * HD, 8,
+                           16 * NG, 8 * NG, 4 * NV, 8, 4};
     float *ref = malloc(sizeof(float) * 2 * NW);
     int rc = -1;
     if (!ref) {
         snprintf(err, errlen, "self-test: out of host memory");
         goto done;
     }
-    for (int i = 0; i < 11; i++)
+    for (int i = 0; i < 12; i++)
         if (hbuf(P, &b[i], sz[i], err, errlen)) goto done;
     float *xw = b[0].map, *w = b[1].map, *xs = b[3].map, *rx = b[5].map, *gu = b[7].map;
     float *lg = b[9].map;
@@ -390,6 +390,18 @@ static int check_misc(struct probe *P, char *err, size_t errlen)
     struct vkx_view g = {&b[7], 0, 8 * NG}, u = {&b[7], 8 * NG, 8 * NG};
     nb_op_geglu(o, vk, &c, g, u, vkx_whole(&b[8]), NG, 2);
     nb_op_argmax(o, vk, &c, vkx_whole(&b[9]), NV, vkx_whole(&b[10]), 0);
+    /* sampling (top-k 40, temp 0.8, top-p 0.95) with a draw far from every boundary between
+     * tokens, where the device's and the reference's rounding cannot pick neighbours */
+    enum { SK = 40, SEED = 1234 };
+    uint32_t draw = 0;
+    float margin = 0;
+    while (draw < 64 && (nb_sample_ref(lg, NV, SK, 0.8f, 0.95f, SEED, draw, &margin),
+                         margin < 1e-3f))
+        draw++;
+    *(uint32_t *)b[11].map = draw;
+    vkx_cmd_barrier(&c); /* argmax and the sampler share their scratch */
+    nb_op_sample(o, vk, &c, vkx_whole(&b[9]), NV, SK, 0.8f, 0.95f, SEED, vkx_whole(&b[11]),
+                 vkx_whole(&b[10]), 1);
     submit(P, &c);
     vkx_cmd_destroy(vk, &c);
 
@@ -429,9 +441,13 @@ static int check_misc(struct probe *P, char *err, size_t errlen)
         if (lg[i] > lg[best]) best = i;
     float got = (float)*(uint32_t *)b[10].map, want = (float)best;
     compare(P, o->sample[0].name, "argmax of 1000", &got, &want, 1, 0.0f, 0.0f);
+    got = (float)((uint32_t *)b[10].map)[1];
+    want = (float)nb_sample_ref(lg, NV, SK, 0.8f, 0.95f, SEED, draw, NULL);
+    compare(P, o->sample[1].name, "top-k 40 of 1000, temp 0.8, top-p 0.95", &got, &want, 1, 0.0f,
+            0.0f);
     rc = 0;
 done:
-    for (int i = 0; i < 11; i++)
+    for (int i = 0; i < 12; i++)
         if (b[i].buf) vkx_buffer_destroy(vk, &b[i]);
     free(ref);
     return rc;
