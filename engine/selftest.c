@@ -358,31 +358,38 @@ static int check_misc(struct probe *P, char *err, size_t errlen)
     struct nb_op_misc *o = &P->g->mi;
     struct vkx_ctx *vk = P->vk;
     enum { NW = 2048, NS = 128, HD = 64, NV = 1000, NG = 256 };
-    struct vkx_buffer b[12] = {{0}};
+    enum { NB = 19, NX = 8, KX = 2, NC = 64 }; /* MoE: experts, slots, combined width */
+    struct vkx_buffer b[NB] = {{0}};
     /* 0 x wide [2][NW], 1 w [NW], 2 y wide [2][NW], 3 x small [4][NS], 4 y small [4][NS],
      * 5 rope x [2][2][HD], 6 pos [2], 7 geglu g|u [2][NG] x 2, 8 geglu out [2][NG],
-     * 9 logits [NV], 10 argmax, sampled [2], 11 the sampler's draw counter [1] */
-    const size_t sz[12] = {8 * NW, 4 * NW, 8 * NW, 16 * NS, 16 * NS, 16 * HD, 8,
-                           16 * NG, 8 * NG, 4 * NV, 8, 4};
+     * 9 logits [NV], 10 argmax, sampled [2], 11 the sampler's draw counter [1],
+     * 12 router logits [2][NX], 13 expert scales [NX], 14 router ids [2][KX],
+     * 15 router weights [2][KX], 16 combine y [2 * KX][NC], 17 combine weights [2][KX],
+     * 18 combine out [2][NC] */
+    const size_t sz[NB] = {8 * NW,  4 * NW,  8 * NW,  16 * NS, 16 * NS,      16 * HD, 8,
+                           16 * NG, 8 * NG,  4 * NV,  8,       4,            8 * NX,  4 * NX,
+                           8 * KX,  8 * KX,  8 * KX * NC,      8 * KX,       8 * NC};
     float *ref = malloc(sizeof(float) * 2 * NW);
     int rc = -1;
     if (!ref) {
         snprintf(err, errlen, "self-test: out of host memory");
         goto done;
     }
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < NB; i++)
         if (hbuf(P, &b[i], sz[i], err, errlen)) goto done;
     float *xw = b[0].map, *w = b[1].map, *xs = b[3].map, *rx = b[5].map, *gu = b[7].map;
     float *lg = b[9].map;
     fill(P, xw, 2 * NW), fill(P, w, NW), fill(P, xs, 4 * NS), fill(P, rx, 4 * HD);
     fill(P, gu, 4 * NG), fill(P, lg, NV);
+    float *rl = b[12].map, *es = b[13].map, *cy = b[16].map, *cw = b[17].map;
+    fill(P, rl, 2 * NX), fill(P, es, NX), fill(P, cy, 2 * KX * NC), fill(P, cw, 2 * KX);
     float rx0[4 * HD];
     memcpy(rx0, rx, sizeof rx0);
     ((uint32_t *)b[6].map)[0] = 3, ((uint32_t *)b[6].map)[1] = 17;
     const float eps = 1e-6f;
     struct vkx_view none = {NULL, 0, 0};
     struct vkx_cmd c;
-    vkx_cmd_create(vk, &c, 16, false);
+    vkx_cmd_create(vk, &c, 24, false);
     vkx_cmd_begin(vk, &c);
     nb_op_norm(o, vk, &c, vkx_whole(&b[0]), vkx_whole(&b[1]), vkx_whole(&b[2]), NW, 2, eps);
     nb_op_norm(o, vk, &c, vkx_whole(&b[3]), none, vkx_whole(&b[4]), NS, 4, eps);
@@ -399,6 +406,10 @@ static int check_misc(struct probe *P, char *err, size_t errlen)
                          margin < 1e-3f))
         draw++;
     *(uint32_t *)b[11].map = draw;
+    nb_op_moe_router(o, vk, &c, vkx_whole(&b[12]), vkx_whole(&b[13]), vkx_whole(&b[14]),
+                     vkx_whole(&b[15]), NX, KX, 2);
+    nb_op_moe_combine(o, vk, &c, vkx_whole(&b[16]), vkx_whole(&b[17]), vkx_whole(&b[18]), NC, KX,
+                      2, 0);
     vkx_cmd_barrier(&c); /* argmax and the sampler share their scratch */
     nb_op_sample(o, vk, &c, vkx_whole(&b[9]), NV, SK, 0.8f, 0.95f, SEED, vkx_whole(&b[11]),
                  vkx_whole(&b[10]), 1);
@@ -441,13 +452,48 @@ static int check_misc(struct probe *P, char *err, size_t errlen)
         if (lg[i] > lg[best]) best = i;
     float got = (float)*(uint32_t *)b[10].map, want = (float)best;
     compare(P, o->sample[0].name, "argmax of 1000", &got, &want, 1, 0.0f, 0.0f);
+    /* router: softmax over the experts, the top KX (ties to the lower), weights over their sum
+     * times the expert's scale; ids compared as floats */
+    float rref[4 * KX], rgot[4 * KX];
+    for (uint32_t t = 0; t < 2; t++) {
+        const float *l = rl + t * NX;
+        float mx = l[0], p[NX], sum = 0, ksum = 0;
+        for (uint32_t e = 1; e < NX; e++) mx = fmaxf(mx, l[e]);
+        for (uint32_t e = 0; e < NX; e++) sum += p[e] = expf(l[e] - mx);
+        bool taken[NX] = {false};
+        for (uint32_t s = 0; s < KX; s++) {
+            uint32_t bi = NX;
+            for (uint32_t e = 0; e < NX; e++)
+                if (!taken[e] && (bi == NX || p[e] > p[bi])) bi = e;
+            taken[bi] = true;
+            rref[t * KX + s] = (float)bi;
+            rref[2 * KX + t * KX + s] = p[bi] / sum;
+            ksum += p[bi] / sum;
+        }
+        for (uint32_t s = 0; s < KX; s++) {
+            float *w8 = &rref[2 * KX + t * KX + s];
+            *w8 = *w8 / fmaxf(ksum, 6.1035e-5f) * es[(uint32_t)rref[t * KX + s]];
+        }
+    }
+    for (uint32_t i = 0; i < 2 * KX; i++) {
+        rgot[i] = (float)((uint32_t *)b[14].map)[i];
+        rgot[2 * KX + i] = ((float *)b[15].map)[i];
+    }
+    compare(P, o->router.name, "2 tokens, top 2 of 8 experts", rgot, rref, 4 * KX, 1e-5f, 1e-4f);
+    for (uint32_t t = 0; t < 2; t++)
+        for (uint32_t j = 0; j < NC; j++) {
+            double a = 0;
+            for (uint32_t s = 0; s < KX; s++) a += (double)cw[t * KX + s] * cy[(t * KX + s) * NC + j];
+            ref[t * NC + j] = (float)a;
+        }
+    compare(P, o->combine.name, "2 tokens, 2 slots of 64", b[18].map, ref, 2 * NC, 1e-5f, 1e-4f);
     got = (float)((uint32_t *)b[10].map)[1];
     want = (float)nb_sample_ref(lg, NV, SK, 0.8f, 0.95f, SEED, draw, NULL);
     compare(P, o->sample[1].name, "top-k 40 of 1000, temp 0.8, top-p 0.95", &got, &want, 1, 0.0f,
             0.0f);
     rc = 0;
 done:
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < NB; i++)
         if (b[i].buf) vkx_buffer_destroy(vk, &b[i]);
     free(ref);
     return rc;
