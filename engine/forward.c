@@ -406,8 +406,7 @@ int nb_fwd_create(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, uint
     return nb_fwd_create_kv(f, g, n_ctx, n_batch, capture_layers, timestamps, -1, err, errlen);
 }
 
-/* True when every K/V projection is F32 (a reference model). */
-static bool kv_weights_f32(const struct nb_model *m)
+bool nb_fwd_kv_f32_auto(const struct nb_model *m)
 {
     for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
         const struct nb_layer_weights *w = &m->w.layer[l];
@@ -445,7 +444,7 @@ int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, u
                                             (uint32_t)lc->kv_source};
         kv_max = umax(kv_max, lc->n_head_kv * lc->head_dim);
     }
-    bool f32 = kv_f32 < 0 ? kv_weights_f32(&g->m) : kv_f32 > 0;
+    bool f32 = kv_f32 < 0 ? nb_fwd_kv_f32_auto(&g->m) : kv_f32 > 0;
     if (f32 && nb_op_attn_enable_f32(&g->at, vk, err, errlen) != 0) {
         free(desc);
         return -1;

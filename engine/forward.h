@@ -155,6 +155,8 @@ int nb_fwd_create(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, uint
 int nb_fwd_create_kv(struct nb_fwd *f, struct nb_gpu_model *g, uint32_t n_ctx, uint32_t n_batch,
                      bool capture, bool timestamps, int kv_f32, char *err, size_t errlen);
 void nb_fwd_destroy(struct nb_fwd *f);
+/* kv_f32 < 0's choice: true when every K/V projection is F32. */
+bool nb_fwd_kv_f32_auto(const struct nb_model *m);
 
 /* Records the forward pass of n (1..n_batch) tokens into c: ids/pos buffers hold the tokens and
  * their positions. all_logits: logits of every row into f->logits; else of the last row only

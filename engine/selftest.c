@@ -241,6 +241,9 @@ static int check_attn(struct probe *P, char *err, size_t errlen)
     struct vkx_ctx *vk = P->vk;
     enum { T = 8, NH = 4, NK = 64 };
     uint32_t done_hd[8] = {0}, n_done = 0;
+    /* the cache's element type a context gets by default (f32 for F32 K/V projections) */
+    bool f32 = nb_fwd_kv_f32_auto(&g->m);
+    if (f32 && nb_op_attn_enable_f32(&g->at, vk, err, errlen)) return -1;
     for (uint32_t l = 0; l < g->m.cfg.n_layer; l++) {
         uint32_t hd = g->m.cfg.layer[l].head_dim;
         bool seen = false;
@@ -249,7 +252,7 @@ static int check_attn(struct probe *P, char *err, size_t errlen)
         done_hd[n_done++] = hd;
         struct nb_kv_layer_desc d = {1, hd, false, 0};
         struct nb_kvcache kv;
-        if (nb_kvcache_create(vk, &kv, 1, &d, NK, NK, NK, err, errlen)) return -1;
+        if (nb_kvcache_create_f32(vk, &kv, 1, &d, NK, NK, NK, f32, err, errlen)) return -1;
         size_t qn = (size_t)T * NH * hd;
         struct vkx_buffer kb = {0}, vb = {0}, qb = {0}, pb = {0}, pq = {0}, p1 = {0}, ob = {0};
         struct vkx_buffer o1 = {0}, o2 = {0}, sb = {0};
@@ -298,9 +301,9 @@ static int check_attn(struct probe *P, char *err, size_t errlen)
                    vkx_whole(&sb));
         submit(P, &c);
         vkx_cmd_destroy(vk, &c);
-        for (size_t i = 0; i < (size_t)NK * hd; i++) {
-            kf[i] = nb_f16_to_f32(nb_f32_to_f16(k[i]));
-            vf[i] = nb_f16_to_f32(nb_f32_to_f16(v[i]));
+        for (size_t i = 0; i < (size_t)NK * hd; i++) { /* as the cache holds them */
+            kf[i] = f32 ? k[i] : nb_f16_to_f32(nb_f32_to_f16(k[i]));
+            vf[i] = f32 ? v[i] : nb_f16_to_f32(nb_f32_to_f16(v[i]));
         }
         for (uint32_t t = 0; t < T; t++)
             for (uint32_t h = 0; h < NH; h++) {
@@ -328,8 +331,11 @@ static int check_attn(struct probe *P, char *err, size_t errlen)
         char what[64];
         for (int dec = 0; dec < 2; dec++) {
             int b = (dec ? NH : T * NH) >= g->at.rows[1] ? 1 : 0;
-            const struct vkx_pipeline *pl = tx ? &g->at.attn_tx[b][hb] : &g->at.attn[b][hb];
-            snprintf(what, sizeof what, "head size %u, %s", hd, dec ? "decode" : "8 tokens");
+            const struct vkx_pipeline(*set)[NB_ATTN_NQ_BUCKETS] =
+                f32 ? (tx ? g->at.attn32_tx : g->at.attn32) : (tx ? g->at.attn_tx : g->at.attn);
+            const struct vkx_pipeline *pl = &set[b][hb];
+            snprintf(what, sizeof what, "head size %u, %s%s", hd, dec ? "decode" : "8 tokens",
+                     f32 ? ", f32 cache" : "");
             compare(P, pl->name ? pl->name : "attn", what, dec ? o1.map : ob.map,
                     dec ? ref + (size_t)(T - 1) * NH * hd : ref,
                     dec ? (size_t)NH * hd : qn, 2e-3f, 1e-3f);
@@ -483,7 +489,8 @@ static int check_misc(struct probe *P, char *err, size_t errlen)
     for (uint32_t t = 0; t < 2; t++)
         for (uint32_t j = 0; j < NC; j++) {
             double a = 0;
-            for (uint32_t s = 0; s < KX; s++) a += (double)cw[t * KX + s] * cy[(t * KX + s) * NC + j];
+            for (uint32_t s = 0; s < KX; s++)
+                a += (double)cw[t * KX + s] * cy[(t * KX + s) * NC + j];
             ref[t * NC + j] = (float)a;
         }
     compare(P, o->combine.name, "2 tokens, 2 slots of 64", b[18].map, ref, 2 * NC, 1e-5f, 1e-4f);
