@@ -4,8 +4,8 @@
  *   prefill and decode mode, with the fast paths (fused q|k|v and gate|up products among them),
  *   the Q4_0 ones also with NIBBLE_DISABLE=fp16,subgroup,int8,texel,fuse,halfcvt and with the GPU
  *   kernel shapes (NIBBLE_TUNE=gpu), at least as close to each llama.cpp file as llama.cpp's
- *   two backends are to each other; the quantized dense ones also with the int8 decode products
- *   (NIBBLE_INT8=1).
+ *   two backends are to each other; the quantized dense ones and the MoE one also with the int8
+ *   decode products (NIBBLE_INT8=1).
  * - Layer by layer: the residual stream after every layer against the CPU reference.
  * - Per-layer embeddings read from the mapped file by the host (the default) against the
  *   device table (NIBBLE_PLE=device, also in the golden and layer checks).
@@ -222,8 +222,9 @@ static void test_golden(void **state)
         }
         /* the int8 decode products (engine/op_int8.h; lavapipe exposes the integer dot product
          * without accelerating it, NIBBLE_INT8=1 takes it all the same) in a GPU's shapes; the
-         * prefill batch stays f32 */
-        if (!strcmp(golden[i], "dense") || !strcmp(golden[i], "dense-q8")) {
+         * prefill batch stays f32; the MoE model's experts too (nb_op_int8_matvec_id) */
+        if (!strcmp(golden[i], "dense") || !strcmp(golden[i], "dense-q8") ||
+            !strcmp(golden[i], "moe")) {
             setenv("NIBBLE_INT8", "1", 1);
             bad += check_golden(golden[i], "", "gpu", &ran);
             unsetenv("NIBBLE_INT8");
